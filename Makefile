@@ -1,0 +1,20 @@
+# seckill: the two commands are `make up` and `make test`. See README.md.
+SHELL := /bin/bash
+
+.PHONY: up down test bench clean-cache
+
+## Install what is missing, start the whole stack on 127.0.0.1 with a demo sale, print the URLs.
+up:
+	@scripts/stack.sh up
+
+## Stop everything `make up` (or `make test`) started, by pid file.
+down:
+	@scripts/stack.sh down
+
+## Bring up what the tests need and run every test (unit, end-to-end, edge, browser).
+test:
+	@scripts/test.sh
+
+## Remove the build and tool caches (~/.cache/seckill); the next `make up` rebuilds them.
+clean-cache:
+	rm -rf "$${SECKILL_CACHE:-$$HOME/.cache/seckill}"

@@ -1,0 +1,145 @@
+//! The admin API (behind the bearer token): create sales, preload them into Redis, compare
+//! Redis and MySQL stock, list orders, read metrics.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::http::{parse_json, ApiError};
+use crate::orders::{self, OrderStatus};
+use crate::products::{self, NewProduct};
+use crate::startup::AppState;
+use crate::stock::{Deduction, PreloadState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/products", post(create_product))
+        .route("/admin/products/{id}/preload", post(preload))
+        .route("/admin/products/{id}/stock", get(stock))
+        .route("/admin/orders", get(list_orders))
+        .route("/admin/metrics", get(metrics))
+}
+
+fn product_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|id| *id >= 1)
+        .ok_or_else(|| ApiError::BadRequest(format!("product id must be a positive integer, got {raw:?}")))
+}
+
+/// `POST /admin/products` → 201 `{"id"}`.
+async fn create_product(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new: NewProduct = parse_json(&body)?;
+    let valid = new.validate().map_err(ApiError::BadRequest)?;
+    let id = products::create(state.db(), &valid).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+/// `POST /admin/products/{id}/preload`: makes Redis match MySQL (stock, window, price, buyers
+/// and deduction log from the active orders). Refused while orders are in flight, because
+/// MySQL does not know about them yet and copying it would hand their stock out twice.
+async fn preload(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = product_id(&raw)?;
+    let product = products::find(state.db(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
+    let active = orders::active(state.db(), id).await?;
+    let stock = state.stock();
+    if let Some(redis_stock) = stock.stock(id).await? {
+        let in_flight = redis_stock != product.stock as i64
+            || stock.deduction_count(id).await? != active.len() as u64;
+        if in_flight {
+            return Err(ApiError::conflict(
+                "ORDERS_IN_FLIGHT",
+                format!("product {id} has orders in Redis that MySQL has not written yet; preload once the queue has drained"),
+            ));
+        }
+    }
+    let state_to_load = PreloadState {
+        stock: product.stock as i64,
+        start_ms: product.start_ms().unwrap_or(0),
+        end_ms: product.end_ms().unwrap_or(0),
+        per_user_limit: product.per_user_limit as i64,
+        price: product.price.round_dp(2).to_string(),
+        orders: active
+            .into_iter()
+            .map(|(order_no, user_id, quantity)| (order_no, Deduction { user_id, quantity }))
+            .collect(),
+    };
+    stock.preload(id, &state_to_load).await?;
+    Ok(Json(json!({ "stock": product.stock })))
+}
+
+/// `GET /admin/products/{id}/stock`: Redis and MySQL side by side. `inFlight` is stock Redis
+/// has handed out that MySQL has not written yet (it drains to 0 as the queue is consumed).
+async fn stock(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = product_id(&raw)?;
+    let product = products::find(state.db(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
+    let redis = state.stock().stock(id).await?;
+    let counts = orders::count_by_status(state.db(), id).await?;
+    Ok(Json(json!({
+        "productId": id,
+        "initial": product.initial_stock,
+        "redis": redis,
+        "mysql": product.stock,
+        "inFlight": redis.map(|r| product.stock as i64 - r),
+        "orders": counts,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderFilter {
+    product_id: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /admin/orders?productId=&status=&limit=` (newest first, limit ≤ 1000, default 100).
+async fn list_orders(State(state): State<AppState>, Query(filter): Query<OrderFilter>) -> Result<Json<Value>, ApiError> {
+    let product = filter.product_id.as_deref().map(product_id).transpose()?;
+    let status = match filter.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            OrderStatus::from_db(s)
+                .ok_or_else(|| ApiError::BadRequest(format!("status must be UNPAID, PAID or CANCELLED, got {s:?}")))?,
+        ),
+    };
+    let limit = match filter.limit.as_deref() {
+        None => 100,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit must be between 1 and 1000, got {l:?}")))?,
+    };
+    let rows = orders::list(state.db(), product, status, limit).await?;
+    let orders: Vec<Value> = rows
+        .into_iter()
+        .map(|o| {
+            json!({
+                "orderNo": o.order_no,
+                "userId": o.user_id,
+                "productId": o.product_id,
+                "quantity": o.quantity,
+                "amount": o.amount.round_dp(2).to_string(),
+                "status": o.status,
+                "createdAt": o.created_at.and_utc().timestamp_millis(),
+                "expireAt": o.expire_at.and_utc().timestamp_millis(),
+                "paidAt": o.paid_at.map(|t| t.and_utc().timestamp_millis()),
+                "cancelledAt": o.cancelled_at.map(|t| t.and_utc().timestamp_millis()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "orders": orders })))
+}
+
+async fn metrics(State(state): State<AppState>) -> Json<Value> {
+    Json(serde_json::to_value(state.metrics().snapshot()).expect("metrics serialize"))
+}

@@ -1,0 +1,79 @@
+//! Push consumers (clustering) whose listeners run async handlers on the app's runtime.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rocketmq_client_rust::{
+    ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, DefaultMQPushConsumer, MQPushConsumer,
+    MessageListenerConcurrently,
+};
+use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
+use rocketmq_model::common::message::message_ext::MessageExt;
+use tokio::runtime::Handle;
+
+use super::Messaging;
+
+/// A handler's verdict on one message.
+pub type Handled = Result<(), String>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Handled> + Send>>;
+/// Handles one message. `Err` makes the broker redeliver it later (RocketMQ's reconsume
+/// schedule: 10 s, 30 s, 1 min, ...), and after `max_reconsume_times` it goes to `%DLQ%<group>`.
+pub type Handler = Arc<dyn Fn(MessageExt) -> HandlerFuture + Send + Sync>;
+
+/// A running consumer; dropping it does not stop it, call [`Consumer::shutdown`].
+pub struct Consumer {
+    inner: DefaultMQPushConsumer,
+}
+
+impl Consumer {
+    /// Subscribes `group` to every tag of `topic` and starts consuming from the first offset
+    /// the group has not consumed (a new group starts at the beginning of the topic).
+    pub async fn start(messaging: &Messaging, group: &str, topic: &str, handler: Handler) -> anyhow::Result<Self> {
+        let settings = messaging.settings();
+        let mut inner = DefaultMQPushConsumer::builder(messaging.client_runtime())
+            .client_config(messaging.client_config())
+            .consumer_group(group.to_string())
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            .max_reconsume_times(settings.max_reconsume_times)
+            .consume_thread_min(8)
+            .consume_thread_max(32)
+            .build();
+        inner.subscribe(topic, "*").await.map_err(|e| anyhow::anyhow!("subscribe {group} to {topic}: {e}"))?;
+        inner.register_message_listener_concurrently(Listener { handler, app: Handle::current(), group: group.to_string() });
+        inner.start().await.map_err(|e| anyhow::anyhow!("start consumer {group}: {e}"))?;
+        Ok(Self { inner })
+    }
+
+    pub async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
+    }
+}
+
+struct Listener {
+    handler: Handler,
+    app: Handle,
+    group: String,
+}
+
+impl MessageListenerConcurrently for Listener {
+    fn consume_message(
+        &self,
+        msgs: &[&MessageExt],
+        _context: &ConsumeConcurrentlyContext,
+    ) -> rocketmq_client_rust::ClientResult<ConsumeConcurrentlyStatus> {
+        for msg in msgs {
+            if let Err(reason) = self.app.block_on((self.handler)((*msg).clone())) {
+                tracing::warn!(
+                    group = %self.group,
+                    msg_id = %msg.msg_id(),
+                    reconsumed = msg.reconsume_times(),
+                    %reason,
+                    "message failed; the broker will redeliver it"
+                );
+                return Ok(ConsumeConcurrentlyStatus::ReconsumeLater);
+            }
+        }
+        Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+    }
+}

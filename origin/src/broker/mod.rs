@@ -1,0 +1,85 @@
+//! RocketMQ: one client runtime per process, the buy path's transaction producer, a plain
+//! producer for follow-up messages, and push consumers that hand messages to async handlers.
+//!
+//! The client calls listeners synchronously on its own runtime's blocking lane; our handlers
+//! are async on the application's runtime, so the glue `block_on`s them there.
+
+pub mod buy;
+pub mod consumer;
+pub mod sender;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cheetah_string::CheetahString;
+use rocketmq_client_rust::ClientConfig;
+use rocketmq_client_rust::{ClientRuntime, ClientRuntimeConfig};
+use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
+
+use crate::configuration::RocketMqSettings;
+
+/// Owns the RocketMQ client's runtime for this process.
+pub struct Messaging {
+    // Field order matters: the client runtime must go before the owner that runs it.
+    runtime: Arc<ClientRuntime>,
+    _owner: RuntimeOwner,
+    settings: RocketMqSettings,
+    instance: String,
+}
+
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+impl Messaging {
+    pub fn start(settings: &RocketMqSettings) -> anyhow::Result<Self> {
+        // The default profile lets 2x cores listener calls run at once and queues 8x cores;
+        // a burst of buys (each one a local-transaction call) overflows that and fails.
+        let mut config = RuntimeConfig::default()
+            .with_max_blocking_threads(256)
+            .map_err(|e| anyhow::anyhow!("rocketmq runtime config: {e:?}"))?;
+        config.thread_name = "rocketmq-client".into();
+        config.blocking_lane_policies.metadata_io.max_concurrency = 128;
+        config.blocking_lane_policies.metadata_io.max_queue_depth = 8192;
+        let owner = RuntimeOwner::plan(config)
+            .map_err(|e| anyhow::anyhow!("rocketmq runtime config: {e:?}"))?
+            .build()
+            .map_err(|e| anyhow::anyhow!("rocketmq runtime: {e}"))?;
+        let runtime = ClientRuntime::try_new(
+            owner.root_context().component("seckill"),
+            ClientRuntimeConfig::default(),
+            rocketmq_observability::TelemetryHandle::noop(),
+        )
+        .map_err(|e| anyhow::anyhow!("rocketmq client runtime: {e}"))?;
+        // Clients in one process that share an instance name share one connection set; each
+        // Messaging (one per app, several in tests) gets its own.
+        let instance = format!(
+            "seckill-{}-{}",
+            std::process::id(),
+            INSTANCES.fetch_add(1, Ordering::Relaxed)
+        );
+        Ok(Self { runtime, _owner: owner, settings: settings.clone(), instance })
+    }
+
+    pub fn client_runtime(&self) -> Arc<ClientRuntime> {
+        Arc::clone(&self.runtime)
+    }
+
+    pub fn settings(&self) -> &RocketMqSettings {
+        &self.settings
+    }
+
+    /// Client settings every producer and consumer of this process uses.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::default();
+        config.set_namesrv_addr(CheetahString::from_string(self.settings.namesrv_addr.clone()));
+        config.set_instance_name(CheetahString::from_string(self.instance.clone()));
+        // Pick up new topic routes and brokers that come back within 10 s (the client minimum), not 30 s.
+        config.set_poll_name_server_interval(10_000);
+        config.set_heartbeat_broker_interval(10_000);
+        config
+    }
+}
+
+/// The topics the system uses, created on the broker if missing.
+pub fn topics(settings: &RocketMqSettings) -> Vec<String> {
+    vec![settings.order_topic.clone(), settings.cancel_topic.clone(), settings.event_topic.clone()]
+}

@@ -1,0 +1,112 @@
+//! Settings: `config/base.toml`, then `config/<APP_ENVIRONMENT>.toml` if it exists, then
+//! `APP_<SECTION>__<KEY>` environment variables, later sources winning.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sqlx::mysql::MySqlConnectOptions;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub redis: RedisSettings,
+    pub mysql: MySqlSettings,
+    pub rocketmq: RocketMqSettings,
+    pub orders: OrderSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub host: String,
+    pub port: u16,
+    pub admin_token: String,
+    /// Empty means the origin does not check `x-seckill-edge-secret`.
+    pub edge_secret: String,
+    pub sold_out_flag_ttl_secs: u64,
+    pub buyer_flag_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MySqlSettings {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    pub database: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RocketMqSettings {
+    pub namesrv_addr: String,
+    pub order_topic: String,
+    pub cancel_topic: String,
+    pub event_topic: String,
+    pub producer_group: String,
+    pub order_writer_group: String,
+    pub canceller_group: String,
+    pub cancel_delay_level: i32,
+    pub max_reconsume_times: i32,
+    pub send_timeout_ms: u32,
+    pub queue_nums: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderSettings {
+    pub pay_timeout_secs: u64,
+}
+
+impl MySqlSettings {
+    /// Connection options for the configured database.
+    pub fn connect_options(&self) -> MySqlConnectOptions {
+        self.server_options().database(&self.database)
+    }
+
+    /// Connection options without a database: for creating one.
+    pub fn server_options(&self) -> MySqlConnectOptions {
+        MySqlConnectOptions::new()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.username)
+            .password(&self.password)
+    }
+}
+
+/// The folder holding `base.toml`: `$APP_CONFIG_DIR`, else `./config`, else the one next to
+/// this crate (so tests and `cargo run` work from anywhere in the workspace).
+pub fn config_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("APP_CONFIG_DIR") {
+        return PathBuf::from(dir);
+    }
+    let local = PathBuf::from("config");
+    if local.join("base.toml").exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+}
+
+/// Loads the settings from [`config_dir`] and the environment.
+pub fn load() -> Result<Settings, config::ConfigError> {
+    load_from(&config_dir())
+}
+
+pub fn load_from(dir: &Path) -> Result<Settings, config::ConfigError> {
+    let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+    config::Config::builder()
+        .add_source(config::File::from(dir.join("base.toml")))
+        .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
+        .add_source(
+            config::Environment::with_prefix("APP")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()?
+        .try_deserialize()
+}

@@ -1,0 +1,14 @@
+//! The seckill origin: a thin HTTP server on the buy path, the consumers that write orders
+//! to MySQL, and the admin API. See DESIGN.md for the whole picture.
+
+pub mod admin;
+pub mod broker;
+pub mod configuration;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod orders;
+pub mod products;
+pub mod purchase;
+pub mod startup;
+pub mod stock;

@@ -1,0 +1,61 @@
+//! Counters the admin API reports. Plain atomics: cheap on the hot path.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde::Serialize;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub buy_requests: AtomicU64,
+    pub buy_queued: AtomicU64,
+    pub buy_rejected: AtomicU64,
+    pub buy_bad_requests: AtomicU64,
+    pub buy_unavailable: AtomicU64,
+    pub orders_written: AtomicU64,
+    pub orders_redelivered: AtomicU64,
+    pub order_write_failures: AtomicU64,
+    pub orders_paid: AtomicU64,
+    pub orders_cancelled: AtomicU64,
+    pub cancels_skipped: AtomicU64,
+    /// Unix ms of the last broker failure on the buy path, 0 if none since the last success.
+    pub broker_failing_since: AtomicI64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSnapshot {
+    pub buy_requests: u64,
+    pub buy_queued: u64,
+    pub buy_rejected: u64,
+    pub buy_bad_requests: u64,
+    pub buy_unavailable: u64,
+    pub orders_written: u64,
+    pub orders_redelivered: u64,
+    pub order_write_failures: u64,
+    pub orders_paid: u64,
+    pub orders_cancelled: u64,
+    pub cancels_skipped: u64,
+}
+
+impl Metrics {
+    pub fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            buy_requests: get(&self.buy_requests),
+            buy_queued: get(&self.buy_queued),
+            buy_rejected: get(&self.buy_rejected),
+            buy_bad_requests: get(&self.buy_bad_requests),
+            buy_unavailable: get(&self.buy_unavailable),
+            orders_written: get(&self.orders_written),
+            orders_redelivered: get(&self.orders_redelivered),
+            order_write_failures: get(&self.order_write_failures),
+            orders_paid: get(&self.orders_paid),
+            orders_cancelled: get(&self.orders_cancelled),
+            cancels_skipped: get(&self.cancels_skipped),
+        }
+    }
+}

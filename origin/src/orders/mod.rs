@@ -1,0 +1,139 @@
+//! Orders: numbers, the message the buy path sends, the MySQL writer that turns it into an
+//! order row, and lookups.
+
+pub mod order_no;
+pub mod routes;
+pub mod writer;
+
+use chrono::NaiveDateTime;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::MySqlPool;
+
+/// An order's state. `Queued` exists only in Redis (accepted, not yet written to MySQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Queued,
+    Unpaid,
+    Paid,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            OrderStatus::Queued => "QUEUED",
+            OrderStatus::Unpaid => "UNPAID",
+            OrderStatus::Paid => "PAID",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "UNPAID" => Some(OrderStatus::Unpaid),
+            "PAID" => Some(OrderStatus::Paid),
+            "CANCELLED" => Some(OrderStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// Body of a `seckill-order` message: an accepted purchase, Redis stock already taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderMessage {
+    pub order_no: String,
+    pub user_id: u64,
+    pub product_id: u64,
+    pub quantity: u32,
+    pub price: Decimal,
+    /// When the origin accepted it, ms since the Unix epoch.
+    pub accepted_at: i64,
+}
+
+/// An order as MySQL holds it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRow {
+    pub order_no: String,
+    pub user_id: u64,
+    pub product_id: u64,
+    pub quantity: u32,
+    pub amount: Decimal,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub expire_at: NaiveDateTime,
+    pub paid_at: Option<NaiveDateTime>,
+    pub cancelled_at: Option<NaiveDateTime>,
+}
+
+pub async fn find(pool: &MySqlPool, order_no: &str) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as::<_, OrderRow>(
+        "SELECT order_no, user_id, product_id, quantity, amount, status, created_at, expire_at, \
+         paid_at, cancelled_at FROM tb_seckill_order WHERE order_no = ?",
+    )
+    .bind(order_no)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Orders of a product, newest first, optionally of one status.
+pub async fn list(
+    pool: &MySqlPool,
+    product_id: Option<u64>,
+    status: Option<OrderStatus>,
+    limit: u32,
+) -> sqlx::Result<Vec<OrderRow>> {
+    sqlx::query_as::<_, OrderRow>(
+        "SELECT order_no, user_id, product_id, quantity, amount, status, created_at, expire_at, \
+         paid_at, cancelled_at FROM tb_seckill_order \
+         WHERE (? IS NULL OR product_id = ?) AND (? IS NULL OR status = ?) \
+         ORDER BY id DESC LIMIT ?",
+    )
+    .bind(product_id)
+    .bind(product_id)
+    .bind(status.map(OrderStatus::as_db))
+    .bind(status.map(OrderStatus::as_db))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Units of a product held by orders in each MySQL status.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StatusCounts {
+    pub unpaid: u64,
+    pub paid: u64,
+    pub cancelled: u64,
+}
+
+pub async fn count_by_status(pool: &MySqlPool, product_id: u64) -> sqlx::Result<StatusCounts> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, CAST(COUNT(*) AS SIGNED) FROM tb_seckill_order WHERE product_id = ? GROUP BY status",
+    )
+    .bind(product_id)
+    .fetch_all(pool)
+    .await?;
+    let mut counts = StatusCounts::default();
+    for (status, n) in rows {
+        match OrderStatus::from_db(&status) {
+            Some(OrderStatus::Unpaid) => counts.unpaid = n as u64,
+            Some(OrderStatus::Paid) => counts.paid = n as u64,
+            Some(OrderStatus::Cancelled) => counts.cancelled = n as u64,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// Active (UNPAID or PAID) orders of a product: (orderNo, userId, quantity).
+pub async fn active(pool: &MySqlPool, product_id: u64) -> sqlx::Result<Vec<(String, u64, u32)>> {
+    sqlx::query_as(
+        "SELECT order_no, user_id, quantity FROM tb_seckill_order \
+         WHERE product_id = ? AND status IN ('UNPAID', 'PAID')",
+    )
+    .bind(product_id)
+    .fetch_all(pool)
+    .await
+}

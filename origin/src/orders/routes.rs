@@ -1,0 +1,112 @@
+//! Public order routes: status lookup and payment.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{order_no, OrderStatus};
+use crate::http::{parse_json, ApiError};
+use crate::metrics::Metrics;
+use crate::startup::AppState;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    pub order_no: String,
+    pub user_id: u64,
+    pub product_id: u64,
+    pub quantity: u32,
+    pub status: OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_at: Option<i64>,
+}
+
+fn no_such_order(order_no: &str) -> ApiError {
+    ApiError::not_found("NO_SUCH_ORDER", format!("no order {order_no}"))
+}
+
+/// Finds an order in MySQL, or, if it is not written yet, in its product's Redis deduction log
+/// (status QUEUED).
+pub async fn lookup(state: &AppState, order_no: &str) -> Result<Option<OrderView>, ApiError> {
+    let Some(product_id) = order_no::product_of(order_no) else {
+        return Ok(None);
+    };
+    if let Some(row) = super::find(state.db(), order_no).await? {
+        let status = OrderStatus::from_db(&row.status)
+            .ok_or_else(|| anyhow::anyhow!("order {order_no} has unknown status {}", row.status))?;
+        return Ok(Some(OrderView {
+            order_no: row.order_no,
+            user_id: row.user_id,
+            product_id: row.product_id,
+            quantity: row.quantity,
+            status,
+            amount: Some(row.amount.round_dp(2).to_string()),
+            expire_at: Some(row.expire_at.and_utc().timestamp_millis()),
+        }));
+    }
+    Ok(state.stock().deduction(product_id, order_no).await?.map(|d| OrderView {
+        order_no: order_no.to_string(),
+        user_id: d.user_id,
+        product_id,
+        quantity: d.quantity,
+        status: OrderStatus::Queued,
+        amount: None,
+        expire_at: None,
+    }))
+}
+
+/// `GET /api/orders/{orderNo}`.
+pub async fn get_order(State(state): State<AppState>, Path(order_no): Path<String>) -> Result<Json<OrderView>, ApiError> {
+    lookup(&state, &order_no).await?.map(Json).ok_or_else(|| no_such_order(&order_no))
+}
+
+/// `POST /api/orders/{orderNo}/pay` with `{"userId"}`. Paying a paid order answers PAID again.
+/// Pay and cancel are both conditional on status UNPAID, so exactly one of them wins.
+pub async fn pay(
+    State(state): State<AppState>,
+    Path(order_no): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: Value = parse_json(&body)?;
+    let user_id = match body.get("userId").and_then(Value::as_u64) {
+        Some(u) if u >= 1 => u,
+        _ => return Err(ApiError::BadRequest("userId must be a positive integer".into())),
+    };
+    let paid = sqlx::query(
+        "UPDATE tb_seckill_order SET status = 'PAID', paid_at = ? \
+         WHERE order_no = ? AND user_id = ? AND status = 'UNPAID'",
+    )
+    .bind(chrono::Utc::now().naive_utc())
+    .bind(&order_no)
+    .bind(user_id)
+    .execute(state.db())
+    .await?
+    .rows_affected()
+        == 1;
+    if paid {
+        Metrics::incr(&state.metrics().orders_paid);
+        state.order_event(&order_no, "PAID").await;
+        return Ok(Json(serde_json::json!({ "orderNo": order_no, "status": "PAID" })));
+    }
+    // Another user's order is reported as missing: order numbers are not secrets to enumerate.
+    match lookup(&state, &order_no).await? {
+        Some(o) if o.user_id == user_id => match o.status {
+            OrderStatus::Paid => Ok(Json(serde_json::json!({ "orderNo": order_no, "status": "PAID" }))),
+            OrderStatus::Cancelled => Err(ApiError::conflict(
+                "ORDER_CANCELLED",
+                format!("order {order_no} was cancelled because it was not paid in time"),
+            )),
+            OrderStatus::Queued => Err(ApiError::conflict(
+                "ORDER_PENDING",
+                format!("order {order_no} is still being placed; pay once its status is UNPAID"),
+            )),
+            // Lost a race with a concurrent pay or cancel between our UPDATE and lookup.
+            OrderStatus::Unpaid => Err(ApiError::Unavailable(format!("order {order_no} is changing; try again"))),
+        },
+        _ => Err(no_such_order(&order_no)),
+    }
+}

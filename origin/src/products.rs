@@ -1,0 +1,193 @@
+//! Products on sale: the MySQL catalogue and the rules for a new sale.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::MySqlPool;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Product {
+    pub id: u64,
+    pub name: String,
+    pub price: Decimal,
+    pub initial_stock: u32,
+    pub stock: u32,
+    pub per_user_limit: u32,
+    pub start_at: Option<NaiveDateTime>,
+    pub end_at: Option<NaiveDateTime>,
+}
+
+impl Product {
+    pub fn start_ms(&self) -> Option<i64> {
+        self.start_at.map(|t| t.and_utc().timestamp_millis())
+    }
+    pub fn end_ms(&self) -> Option<i64> {
+        self.end_at.map(|t| t.and_utc().timestamp_millis())
+    }
+}
+
+/// Body of `POST /admin/products`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewProduct {
+    pub name: String,
+    pub price: Decimal,
+    pub stock: i64,
+    pub start_at: Option<i64>,
+    pub end_at: Option<i64>,
+    pub per_user_limit: Option<i64>,
+}
+
+/// A [`NewProduct`] that passed [`NewProduct::validate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidProduct {
+    pub name: String,
+    pub price: Decimal,
+    pub stock: u32,
+    pub start_at: Option<NaiveDateTime>,
+    pub end_at: Option<NaiveDateTime>,
+    pub per_user_limit: u32,
+}
+
+const MAX_STOCK: i64 = 100_000_000;
+const MAX_PRICE: i64 = 1_000_000_000;
+
+impl NewProduct {
+    /// Checks every field; the error names the field and what is wrong with it.
+    pub fn validate(self) -> Result<ValidProduct, String> {
+        let name = self.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err("name must be 1 to 100 characters".into());
+        }
+        if self.price <= Decimal::ZERO || self.price > Decimal::from(MAX_PRICE) {
+            return Err(format!("price must be above 0 and at most {MAX_PRICE}"));
+        }
+        if self.price.normalize().scale() > 2 {
+            return Err("price must have at most 2 decimal places".into());
+        }
+        if !(0..=MAX_STOCK).contains(&self.stock) {
+            return Err(format!("stock must be between 0 and {MAX_STOCK}"));
+        }
+        let limit = self.per_user_limit.unwrap_or(1);
+        if !(1..=1000).contains(&limit) {
+            return Err("perUserLimit must be between 1 and 1000".into());
+        }
+        let when = |ms: Option<i64>, field: &str| -> Result<Option<NaiveDateTime>, String> {
+            match ms {
+                None => Ok(None),
+                Some(ms) if ms > 0 => DateTime::<Utc>::from_timestamp_millis(ms)
+                    .map(|t| Some(t.naive_utc()))
+                    .ok_or_else(|| format!("{field} is out of range")),
+                Some(_) => Err(format!("{field} must be milliseconds since the Unix epoch, above 0")),
+            }
+        };
+        let start_at = when(self.start_at, "startAt")?;
+        let end_at = when(self.end_at, "endAt")?;
+        if let (Some(s), Some(e)) = (start_at, end_at) {
+            if e <= s {
+                return Err("endAt must be after startAt".into());
+            }
+        }
+        Ok(ValidProduct {
+            name,
+            price: self.price.round_dp(2),
+            stock: self.stock as u32,
+            start_at,
+            end_at,
+            per_user_limit: limit as u32,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, name, price, initial_stock, stock, per_user_limit, start_at, end_at";
+
+pub async fn create(pool: &MySqlPool, p: &ValidProduct) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "INSERT INTO tb_seckill_product (name, price, initial_stock, stock, per_user_limit, start_at, end_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&p.name)
+    .bind(p.price)
+    .bind(p.stock)
+    .bind(p.stock)
+    .bind(p.per_user_limit)
+    .bind(p.start_at)
+    .bind(p.end_at)
+    .execute(pool)
+    .await?;
+    Ok(result.last_insert_id())
+}
+
+pub async fn find(pool: &MySqlPool, id: u64) -> sqlx::Result<Option<Product>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_seckill_product WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn all(pool: &MySqlPool) -> sqlx::Result<Vec<Product>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_seckill_product ORDER BY id"))
+        .fetch_all(pool)
+        .await
+}
+
+/// Where a sale stands, as the shop page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SaleState {
+    Upcoming,
+    OnSale,
+    SoldOut,
+    Ended,
+}
+
+pub fn sale_state(p: &Product, stock_left: i64, now_ms: i64) -> SaleState {
+    if p.end_ms().is_some_and(|end| now_ms >= end) {
+        SaleState::Ended
+    } else if p.start_ms().is_some_and(|start| now_ms < start) {
+        SaleState::Upcoming
+    } else if stock_left <= 0 {
+        SaleState::SoldOut
+    } else {
+        SaleState::OnSale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(price: &str, stock: i64) -> NewProduct {
+        NewProduct {
+            name: "Phone".into(),
+            price: price.parse().unwrap(),
+            stock,
+            start_at: None,
+            end_at: None,
+            per_user_limit: None,
+        }
+    }
+
+    #[test]
+    fn a_plain_product_is_valid_with_a_limit_of_one() {
+        let p = new("6999.00", 100).validate().unwrap();
+        assert_eq!((p.stock, p.per_user_limit), (100, 1));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert!(new("0", 1).validate().unwrap_err().contains("price"));
+        assert!(new("1.234", 1).validate().unwrap_err().contains("decimal"));
+        assert!(new("1", -1).validate().unwrap_err().contains("stock"));
+        let mut p = new("1", 1);
+        p.name = "  ".into();
+        assert!(p.validate().unwrap_err().contains("name"));
+        let mut p = new("1", 1);
+        p.start_at = Some(2_000);
+        p.end_at = Some(1_000);
+        assert!(p.validate().unwrap_err().contains("endAt"));
+        let mut p = new("1", 1);
+        p.per_user_limit = Some(0);
+        assert!(p.validate().unwrap_err().contains("perUserLimit"));
+    }
+}

@@ -1,0 +1,74 @@
+# Shared settings for every script in scripts/. Source it; do not run it.
+# Every value can be overridden from the environment (same names).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export SECKILL_ROOT="$ROOT"
+
+# Build and tool caches live outside the clone, so a fresh clone reuses them.
+export SECKILL_CACHE="${SECKILL_CACHE:-$HOME/.cache/seckill}"
+export SECKILL_TOOLS="${SECKILL_TOOLS:-$SECKILL_CACHE/tools}"      # cargo-installed binaries (bin/)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$SECKILL_CACHE/target}"
+
+# Runtime state of this clone: logs, pid files, service data.
+export SECKILL_RUN="${SECKILL_RUN:-$ROOT/.run}"
+export SECKILL_LOGS="$SECKILL_RUN/logs"
+export SECKILL_PIDS="$SECKILL_RUN/pids"
+export SECKILL_DATA="$SECKILL_RUN/data"
+
+export SECKILL_HOST="${SECKILL_HOST:-127.0.0.1}"
+export REDIS_PORT="${REDIS_PORT:-6379}"
+export MYSQL_PORT="${MYSQL_PORT:-3306}"
+export MYSQL_USER="${MYSQL_USER:-seckill}"
+export MYSQL_PASSWORD="${MYSQL_PASSWORD:-seckill}"
+export MYSQL_DATABASE="${MYSQL_DATABASE:-seckill}"
+export NAMESRV_PORT="${NAMESRV_PORT:-9876}"
+export BROKER_PORT="${BROKER_PORT:-10911}"
+export ORIGIN_PORT="${ORIGIN_PORT:-8080}"
+export EDGE_PORT="${EDGE_PORT:-8787}"
+export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
+export EDGE_SECRET="${EDGE_SECRET:-dev-edge-secret}"
+
+# Pinned tool versions.
+export ROCKETMQ_VERSION="${ROCKETMQ_VERSION:-1.0.0}"
+
+mkdir -p "$SECKILL_CACHE" "$SECKILL_TOOLS" "$SECKILL_LOGS" "$SECKILL_PIDS" "$SECKILL_DATA"
+
+log() { printf '[seckill] %s\n' "$*" >&2; }
+die() { printf '[seckill] error: %s\n' "$*" >&2; exit 1; }
+
+# port_open PORT: true if something accepts TCP connections on $SECKILL_HOST:PORT.
+port_open() { (exec 3<>"/dev/tcp/$SECKILL_HOST/$1") 2>/dev/null; }
+
+# wait_port NAME PORT SECONDS: wait until PORT accepts connections.
+wait_port() {
+  local name="$1" port="$2" secs="${3:-60}" i
+  for ((i = 0; i < secs * 10; i++)); do
+    port_open "$port" && return 0
+    sleep 0.1
+  done
+  die "$name did not open port $port within ${secs}s (logs: $SECKILL_LOGS)"
+}
+
+# start_bg NAME CMD...: start CMD in its own process group, log to $SECKILL_LOGS/NAME.log,
+# record its pid in $SECKILL_PIDS/NAME.pid (the pid is also the process group id).
+start_bg() {
+  local name="$1"; shift
+  setsid "$@" >>"$SECKILL_LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! > "$SECKILL_PIDS/$name.pid"
+}
+
+# stop_pidfile NAME [SIGNAL]: stop the process group recorded by start_bg, wait for it to go.
+stop_pidfile() {
+  local name="$1" sig="${2:-TERM}" pidfile="$SECKILL_PIDS/$1.pid" pid i
+  [[ -f "$pidfile" ]] || return 0
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    log "stopped $name (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every test: unit tests of all crates, end-to-end tests of the origin against the real
+# services (with a test broker whose delay table is shrunk), and the edge's tests through
+# `wrangler dev`. Exits non-zero on any failure.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$SECKILL_ROOT"
+
+"$SECKILL_ROOT/scripts/stack.sh" up
+"$SECKILL_ROOT/scripts/services.sh" start mq test
+
+# Test databases from earlier runs (each e2e test creates its own).
+mariadb --no-defaults -h "$SECKILL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$MYSQL_PASSWORD" -N \
+  -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'seckill\_test\_%'" |
+  while read -r db; do
+    mariadb --no-defaults -h "$SECKILL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$MYSQL_PASSWORD" -e "DROP DATABASE \`$db\`"
+  done
+
+# The e2e tests run the origin in-process against the test broker.
+eval "$("$SECKILL_ROOT/scripts/stack.sh" origin-env | sed 's/^/export /')"
+export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:${TEST_NAMESRV_PORT:-9877}"
+export RUST_LOG="${RUST_LOG:-warn}"
+
+log "cargo test (unit + end-to-end)"
+cargo test --workspace -- --test-threads="${SECKILL_TEST_THREADS:-4}"
+
+if [[ -x "$SECKILL_ROOT/scripts/edge.sh" && "${SECKILL_NO_EDGE:-}" != 1 ]]; then
+  log "edge tests through wrangler dev"
+  "$SECKILL_ROOT/scripts/edge.sh" test
+fi
+log "all tests passed"

@@ -1,0 +1,196 @@
+// The edge in front of the real origin: what it answers itself, what it forwards, and what the
+// origin's buy counter says about it. Each test makes its own product through the admin API.
+//
+// The tests read the origin's global `buyRequests` counter: nothing else may buy while they run.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  EDGE_SECRET, EDGE_URL, ORIGIN_URL, buyViaEdge, createProduct, decidedByEdge, flagTtlSecs, freshUserId,
+  getViaEdge, inParallel, originBuyRequests, sleep, waitFor,
+} from "./stack.mjs";
+
+/** Sells the only unit of a fresh product and returns the origin's SOLD_OUT answer (with its TTL). */
+async function soldOutProduct(name) {
+  const productId = await createProduct({ name, stock: 1 });
+  const first = await buyViaEdge({ userId: freshUserId(), productId });
+  assert.equal(first.status, 200, first.text);
+  const sentAt = Date.now();
+  const soldOut = await buyViaEdge({ userId: freshUserId(), productId });
+  assert.equal(soldOut.status, 409, soldOut.text);
+  assert.equal(soldOut.body.code, "SOLD_OUT");
+  assert.ok(!decidedByEdge(soldOut), "the first SOLD_OUT must come from the origin");
+  return { productId, soldOut, ttlSecs: flagTtlSecs(soldOut), sentAt };
+}
+
+test("a buy through the edge reaches MySQL and can be paid", async () => {
+  const productId = await createProduct({ name: "Edge Reach Test", stock: 5 });
+  const userId = freshUserId();
+  const bought = await buyViaEdge({ userId, productId });
+  assert.equal(bought.status, 200, bought.text);
+  assert.equal(bought.body.status, "QUEUED");
+  assert.equal(bought.headers.get("x-seckill-decided-by"), "origin");
+  const { orderNo } = bought.body;
+  assert.ok(orderNo, bought.text);
+
+  // QUEUED → UNPAID once the order writer has put the row in MySQL.
+  const order = await waitFor(async () => {
+    const a = await getViaEdge(`/api/orders/${orderNo}`);
+    return a.status === 200 && a.body.status === "UNPAID" ? a : null;
+  }, { timeoutMs: 30_000 });
+  assert.ok(order, `order ${orderNo} never became UNPAID`);
+  assert.deepEqual(
+    { orderNo: order.body.orderNo, userId: order.body.userId, productId: order.body.productId, quantity: order.body.quantity },
+    { orderNo, userId, productId, quantity: 1 },
+  );
+
+  const paid = await fetch(`${EDGE_URL}/api/orders/${orderNo}/pay`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ userId }),
+  });
+  const paidBody = await paid.json();
+  assert.equal(paid.status, 200, JSON.stringify(paidBody));
+  assert.equal(paidBody.status, "PAID");
+});
+
+test("a user who bought is turned away at the edge on a second try", async () => {
+  const productId = await createProduct({ name: "Edge Repeat Buyer", stock: 5 });
+  const userId = freshUserId();
+  const first = await buyViaEdge({ userId, productId });
+  assert.equal(first.status, 200, first.text);
+  flagTtlSecs(first); // the origin lets the edge remember this buyer
+
+  const before = await originBuyRequests();
+  const again = await buyViaEdge({ userId, productId, quantity: 1 });
+  assert.equal(again.status, 409, again.text);
+  assert.equal(again.body.code, "ALREADY_BOUGHT");
+  assert.ok(decidedByEdge(again), "the repeat buy must be answered at the edge");
+  assert.equal(await originBuyRequests(), before, "the repeat buy must not reach the origin");
+
+  // The flag is per (user, product): someone else still gets through.
+  const other = await buyViaEdge({ userId: freshUserId(), productId });
+  assert.equal(other.status, 200, other.text);
+  assert.equal(await originBuyRequests(), before + 1);
+});
+
+test("malformed bodies are 400 at the edge, in the origin's words, and never reach it", async () => {
+  const productId = await createProduct({ name: "Edge Bad Bodies", stock: 5 });
+  const bodies = [
+    "",
+    "not json",
+    "{\"userId\": 1,",
+    "[]",
+    "null",
+    JSON.stringify({ productId }),
+    JSON.stringify({ userId: 1 }),
+    JSON.stringify({ userId: 0, productId }),
+    JSON.stringify({ userId: -3, productId }),
+    JSON.stringify({ userId: "12", productId }),
+    JSON.stringify({ userId: 1.5, productId }),
+    JSON.stringify({ userId: 1, productId: 0 }),
+    JSON.stringify({ userId: 1, productId, quantity: 0 }),
+    JSON.stringify({ userId: 1, productId, quantity: -1 }),
+    JSON.stringify({ userId: 1, productId, quantity: "2" }),
+    JSON.stringify({ userId: 1, productId, quantity: 4294967296 }),
+  ];
+  const before = await originBuyRequests();
+  const atEdge = [];
+  for (const body of bodies) {
+    const a = await buyViaEdge(body);
+    assert.equal(a.status, 400, `${body} → ${a.status} ${a.text}`);
+    assert.equal(a.body.code, "BAD_REQUEST", body);
+    assert.equal(typeof a.body.message, "string", body);
+    assert.ok(decidedByEdge(a), `${body} must be answered at the edge`);
+    atEdge.push(a.body);
+  }
+  assert.equal(await originBuyRequests(), before, "no malformed body may reach the origin");
+
+  // Same rules, same words: the origin, asked directly, answers each body exactly as the edge did.
+  for (const [i, body] of bodies.entries()) {
+    const res = await fetch(`${ORIGIN_URL}/api/seckill`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-seckill-edge-secret": EDGE_SECRET },
+      body,
+    });
+    assert.equal(res.status, 400, body);
+    assert.deepEqual(await res.json(), atEdge[i], `origin and edge disagree on ${body}`);
+  }
+});
+
+test("after a SOLD_OUT answer, 1,000 more buys are all answered at the edge", async (t) => {
+  let { productId, ttlSecs, sentAt } = await soldOutProduct("Edge Sold Out Flood");
+  // The flag lives ttlSecs from when the edge stored it, which is after `sentAt`: counting from
+  // `sentAt` errs early. The stack's TTL is short (a couple of seconds) and a local `wrangler dev`
+  // answers about 1k requests/s, so the flood may outlive the flag: then the test lets it expire,
+  // sends one deliberate buy to renew it (the origin answers SOLD_OUT again), and counts it.
+  const before = await originBuyRequests();
+  let renewalsSeenByOrigin = 0;
+  const answers = [];
+  const BATCH = 100;
+  while (answers.length < 1000) {
+    if (Date.now() > sentAt + ttlSecs * 1000 - 750) {
+      await sleep(Math.max(0, sentAt + ttlSecs * 1000 + 300 - Date.now()));
+      sentAt = Date.now();
+      const renewal = await buyViaEdge({ userId: freshUserId(), productId });
+      assert.equal(renewal.body?.code, "SOLD_OUT", renewal.text);
+      if (!decidedByEdge(renewal)) {
+        renewalsSeenByOrigin += 1;
+        ttlSecs = flagTtlSecs(renewal);
+      }
+    }
+    answers.push(...await inParallel(BATCH, 32, () => buyViaEdge({ userId: freshUserId(), productId })));
+  }
+  const after = await originBuyRequests();
+
+  const notAtEdge = answers.filter((a) => !(a.status === 409 && a.body?.code === "SOLD_OUT" && decidedByEdge(a)));
+  assert.equal(notAtEdge.length, 0, `not answered SOLD_OUT at the edge: ${notAtEdge.slice(0, 3).map((a) => `${a.status} ${a.text}`)}`);
+  assert.equal(after - before, renewalsSeenByOrigin, "only the deliberate renewals may reach the origin");
+  t.diagnostic(`flag TTL ${ttlSecs}s; renewed ${renewalsSeenByOrigin} time(s) during the 1,000 buys`);
+});
+
+test("once the flag's TTL has passed, the edge asks the origin again", async () => {
+  const { productId, ttlSecs } = await soldOutProduct("Edge Flag Expiry");
+  const cached = await buyViaEdge({ userId: freshUserId(), productId });
+  assert.ok(decidedByEdge(cached), "inside the TTL the edge answers");
+
+  await sleep(ttlSecs * 1000 + 500);
+  const before = await originBuyRequests();
+  const asked = await buyViaEdge({ userId: freshUserId(), productId });
+  assert.equal(asked.status, 409, asked.text);
+  assert.equal(asked.body.code, "SOLD_OUT");
+  assert.ok(!decidedByEdge(asked), "after the TTL the origin must be asked");
+  assert.equal(await originBuyRequests(), before + 1);
+
+  const cachedAgain = await buyViaEdge({ userId: freshUserId(), productId });
+  assert.ok(decidedByEdge(cachedAgain), "the origin's new answer sets the flag again");
+});
+
+test("the rest of the public API goes through the edge; admin does not", async () => {
+  const productId = await createProduct({ name: "Edge Product List", stock: 7, price: "6999.00" });
+  const list = await waitFor(async () => {
+    const a = await getViaEdge("/api/products");
+    return a.status === 200 && a.body.products.some((p) => p.id === productId) ? a : null;
+  }, { timeoutMs: 5_000 });
+  assert.ok(list, "the new product shows up in the list within the cache time");
+  const product = list.body.products.find((p) => p.id === productId);
+  assert.equal(product.price, "6999.00");
+  assert.equal(product.stockLeft, 7);
+  assert.equal(product.state, "ON_SALE");
+  assert.ok(Math.abs(list.body.serverTime - Date.now()) < 2_000, `serverTime ${list.body.serverTime} vs now ${Date.now()}`);
+
+  const missing = await getViaEdge("/api/orders/NO-SUCH-ORDER-1");
+  assert.equal(missing.status, 404, missing.text);
+  assert.equal(missing.body.code, "NO_SUCH_ORDER");
+
+  for (const path of ["/admin/metrics", "/admin/products/1/stock", "/health", "/api/nothing"]) {
+    const a = await getViaEdge(path);
+    assert.equal(a.status, 404, `${path} → ${a.status}`);
+    assert.ok(decidedByEdge(a), path);
+  }
+  const wrongMethod = await getViaEdge("/api/seckill");
+  assert.equal(wrongMethod.status, 405);
+
+  const page = await fetch(`${EDGE_URL}/`);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type"), /^text\/html/);
+  assert.match(await page.text(), /Today's flash sales/);
+});

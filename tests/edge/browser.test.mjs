@@ -1,0 +1,70 @@
+// A real browser (Debian's chromium, driven by playwright-core) buys on the shop page.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { EDGE_URL, TEST_OUTPUT, createProduct } from "./stack.mjs";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+test("the shop page buys, shows the order number, follows it to UNPAID and pays", async (t) => {
+  const productId = await createProduct({ name: "Aurora Headphones", stock: 25, price: "1299.00" });
+  const upcomingId = await createProduct({ name: "Nebula Smartwatch", stock: 40, price: "2499.00",
+                                           startAt: Date.now() + 10 * 60_000 });
+  const userDataDir = await mkdtemp(join(tmpdir(), "seckill-chromium-"));
+  await mkdir(TEST_OUTPUT, { recursive: true });
+  const browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+           "--no-first-run", "--disable-sync"],
+  });
+  t.after(async () => {
+    await browser.close();
+    await rm(userDataDir, { recursive: true, force: true });
+  });
+  const page = browser.pages()[0] ?? await browser.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+
+  await page.goto(`${EDGE_URL}/`);
+  await page.fill("#user-id", "1001");
+  const card = page.locator(`article.card[data-product-id="${productId}"]`);
+  await card.waitFor({ timeout: 10_000 });
+  // A sale that has not started counts down to its start and cannot be bought yet.
+  const upcoming = page.locator(`article.card[data-product-id="${upcomingId}"]`);
+  await upcoming.locator(".countdown", { hasText: /Starts in 00:(09|10):\d\d/ }).waitFor({ timeout: 5_000 });
+  assert.equal(await upcoming.locator("button.buy").isDisabled(), true);
+
+  const buy = card.locator("button.buy");
+  await page.waitForFunction((id) => !document.querySelector(`article[data-product-id="${id}"] button.buy`).disabled, productId);
+  await buy.click();
+
+  const row = page.locator("#orders li[data-order-no]").first();
+  await row.waitFor({ timeout: 10_000 });
+  const orderNo = await row.getAttribute("data-order-no");
+  assert.ok(orderNo, "an order number is shown");
+  assert.match(await card.locator(".note").innerText(), new RegExp(orderNo));
+
+  // The page polls the order until the order writer has put it in MySQL.
+  await page.locator(`#orders li[data-order-no="${orderNo}"] .status`, { hasText: "UNPAID" })
+    .waitFor({ timeout: 30_000 });
+  await card.locator(".note", { hasText: "reserved for you" }).waitFor({ timeout: 5_000 });
+  await page.screenshot({ path: join(TEST_OUTPUT, "edge-shop-unpaid.png"), fullPage: true });
+
+  // A second try is turned away (by the edge, from the buyer flag), with a clear message.
+  await buy.click();
+  await card.locator(".note", { hasText: "already have an order" }).waitFor({ timeout: 10_000 });
+  assert.match(await card.locator(".note").innerText(), /edge/, "marked as answered by the edge");
+
+  // Paying moves the order to PAID.
+  await page.locator(`#orders li[data-order-no="${orderNo}"] button.pay`).click();
+  await page.locator(`#orders li[data-order-no="${orderNo}"] .status`, { hasText: "PAID" }).waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: join(TEST_OUTPUT, "edge-shop-paid.png"), fullPage: true });
+
+  assert.deepEqual(pageErrors, [], "no script errors on the page");
+});

@@ -1,0 +1,114 @@
+// Talking to the running stack: buys through the edge, setup and counters on the origin's
+// admin API. URLs and tokens come from the environment (scripts/edge.sh test sets them).
+
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export const EDGE_URL = process.env.EDGE_URL ?? "http://127.0.0.1:8787";
+export const ORIGIN_URL = process.env.ORIGIN_URL ?? "http://127.0.0.1:8080";
+export const ADMIN_TOKEN = process.env.ADMIN_TOKEN ?? "dev-admin-token";
+export const EDGE_SECRET = process.env.EDGE_SECRET ?? "dev-edge-secret";
+export const TEST_OUTPUT = process.env.TEST_OUTPUT ?? new URL("../../test-output/", import.meta.url).pathname;
+
+export { sleep };
+
+/** One answer, read whole: status, headers, parsed JSON body (or null), raw text. */
+async function answer(res) {
+  const text = await res.text();
+  let body = null;
+  try { body = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, body, text };
+}
+
+/** True when the edge decided this answer itself. */
+export const decidedByEdge = (a) => a.headers.get("x-seckill-decided-by") === "edge";
+
+/** POST /api/seckill through the edge; `body` is sent as is when it is a string. */
+export async function buyViaEdge(body) {
+  const res = await fetch(`${EDGE_URL}/api/seckill`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return answer(res);
+}
+
+export async function getViaEdge(path) {
+  return answer(await fetch(`${EDGE_URL}${path}`));
+}
+
+async function admin(method, path, body) {
+  const res = await fetch(`${ORIGIN_URL}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const a = await answer(res);
+  assert.ok(res.ok, `${method} ${path} → ${a.status} ${a.text}`);
+  return a.body;
+}
+
+/**
+ * A fresh product, its stock preloaded into Redis (the origin refuses buys of a product that was
+ * not preloaded). On sale from a minute ago unless `startAt` says otherwise; the sale ends
+ * 15 minutes after it starts, so test products leave the demo shop soon. Returns its id.
+ */
+export async function createProduct({ name, stock, price = "99.00", perUserLimit = 1, startAt = Date.now() - 60_000 }) {
+  const { id } = await admin("POST", "/admin/products", {
+    name,
+    price,
+    stock,
+    startAt,
+    endAt: startAt + 15 * 60_000,
+    perUserLimit,
+  });
+  assert.ok(Number.isInteger(id) && id > 0, `product id ${id}`);
+  await admin("POST", `/admin/products/${id}/preload`);
+  return id;
+}
+
+/** The origin's count of POST /api/seckill requests it has received since it started. */
+export async function originBuyRequests() {
+  const metrics = await admin("GET", "/admin/metrics");
+  assert.equal(typeof metrics.buyRequests, "number", `metrics: ${JSON.stringify(metrics)}`);
+  return metrics.buyRequests;
+}
+
+/** A user id no earlier run has used, so reruns against the same stack do not collide. */
+let nextUser = Date.now() * 1000 + Math.floor(Math.random() * 1000);
+export const freshUserId = () => nextUser++;
+
+/** Run `task(i)` for i in 0..count with at most `width` in flight; results in order. */
+export async function inParallel(count, width, task) {
+  const results = new Array(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      results[i] = await task(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, count) }, worker));
+  return results;
+}
+
+/** Poll `probe` until it returns a truthy value or `timeoutMs` passes; returns the last value. */
+export async function waitFor(probe, { timeoutMs = 20_000, everyMs = 200 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last) return last;
+    await sleep(everyMs);
+  }
+  return last;
+}
+
+/** Seconds from a flag-setting answer's x-seckill-flag-ttl header. */
+export function flagTtlSecs(a) {
+  const raw = a.headers.get("x-seckill-flag-ttl");
+  assert.ok(raw !== null, `no x-seckill-flag-ttl on ${a.status} ${a.text}`);
+  const secs = Number(raw);
+  assert.ok(Number.isInteger(secs) && secs > 0, `x-seckill-flag-ttl: ${raw}`);
+  return secs;
+}

@@ -1,0 +1,249 @@
+//! The buy path end to end: HTTP → Redis Lua → RocketMQ transaction message → order writer →
+//! MySQL, against the real services.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use seckill_e2e::{read, wait_until, TestApp};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_queued_buy_becomes_an_unpaid_order_with_its_stock_log_and_user_record() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product(10).await;
+
+    let resp = app.buy_raw(json!({ "userId": 42, "productId": product, "quantity": 1 }).to_string()).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-seckill-flag-ttl").is_some(), "QUEUED tells the edge how long to trust the buyer flag");
+    let (_, body) = read(resp).await;
+    assert_eq!(body["status"], "QUEUED");
+    let order_no = body["orderNo"].as_str().unwrap().to_string();
+    assert!(order_no.ends_with(&format!("-{product}")), "{order_no}");
+
+    let order = app.wait_order_status(&order_no, "UNPAID", 30).await;
+    assert_eq!(order["userId"], 42);
+    assert_eq!(order["productId"], product);
+    assert_eq!(order["quantity"], 1);
+    assert_eq!(order["amount"], "6999.00");
+
+    let (before, after, reason): (u32, u32, String) =
+        sqlx::query_as("SELECT before_stock, after_stock, reason FROM tb_stock_log WHERE order_no = ?")
+            .bind(&order_no)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((before, after, reason.as_str()), (10, 9, "ORDER"));
+    let holder: String = sqlx::query_scalar("SELECT order_no FROM tb_user_seckill WHERE user_id = 42 AND product_id = ?")
+        .bind(product)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(holder, order_no);
+    let stock = app.stock(product).await;
+    assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64(), stock["inFlight"].as_i64()), (Some(9), Some(9), Some(0)));
+    assert_eq!(stock["orders"]["unpaid"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_who_bought_is_told_already_bought_and_the_edge_may_cache_it() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product(10).await;
+    assert_eq!(app.buy(7, product).await.0, 200);
+    let resp = app.buy_raw(json!({ "userId": 7, "productId": product }).to_string()).await;
+    assert_eq!(resp.status(), 409);
+    assert!(resp.headers().get("x-seckill-flag-ttl").is_some());
+    assert_eq!(read(resp).await.1["code"], "ALREADY_BOUGHT");
+    assert_eq!(app.redis_stock(product).await, 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sold_out_sale_windows_and_unknown_products_are_refused_without_taking_stock() {
+    let app = TestApp::spawn().await;
+    let one = app.create_product(1).await;
+    assert_eq!(app.buy(1, one).await.0, 200);
+    let resp = app.buy_raw(json!({ "userId": 2, "productId": one }).to_string()).await;
+    assert_eq!(resp.status(), 409);
+    assert_eq!(resp.headers()["x-seckill-flag-ttl"], app.settings.http.sold_out_flag_ttl_secs.to_string().as_str());
+    assert_eq!(read(resp).await.1["code"], "SOLD_OUT");
+
+    let now = chrono_ms();
+    let later = app
+        .create_sale(json!({ "name": "Later", "price": "1.00", "stock": 5, "startAt": now + 3_600_000 }))
+        .await;
+    let (status, body) = app.buy(1, later).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("NOT_STARTED")), "{body}");
+    let over = app
+        .create_sale(json!({ "name": "Over", "price": "1.00", "stock": 5, "startAt": now - 7_200_000, "endAt": now - 3_600_000 }))
+        .await;
+    let (status, body) = app.buy(1, over).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("ENDED")), "{body}");
+    assert_eq!((app.redis_stock(later).await, app.redis_stock(over).await), (5, 5));
+
+    let (status, body) = app.buy(1, 999_999).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_PRODUCT")), "{body}");
+    // Created in MySQL but never preloaded: not on sale either.
+    let (_, created) = app.admin_post("/admin/products", Some(json!({ "name": "Draft", "price": "2.50", "stock": 3 }))).await;
+    let (status, body) = app.buy(1, created["id"].as_u64().unwrap()).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_PRODUCT")), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_bad_buy_request_is_a_400_naming_the_problem_and_moves_no_stock() {
+    let app = TestApp::spawn().await;
+    let product = app
+        .create_sale(json!({ "name": "Limited", "price": "10.00", "stock": 50, "perUserLimit": 2 }))
+        .await;
+    let cases: Vec<(String, &str)> = vec![
+        ("{not json".into(), "JSON"),
+        ("".into(), "JSON"),
+        ("[1,2]".into(), "object"),
+        (json!({ "productId": product }).to_string(), "userId is required"),
+        (json!({ "userId": 0, "productId": product }).to_string(), "userId must be a positive integer"),
+        (json!({ "userId": 5 }).to_string(), "productId is required"),
+        (json!({ "userId": 5, "productId": 0 }).to_string(), "productId must be a positive integer"),
+        (json!({ "userId": 5, "productId": product, "quantity": 0 }).to_string(), "quantity must be at least 1"),
+        (json!({ "userId": 5, "productId": product, "quantity": 3 }).to_string(), "per-user limit of 2"),
+        (json!({ "userId": 5, "productId": product, "quantity": -1 }).to_string(), "quantity must be a positive integer"),
+    ];
+    for (body, expected) in &cases {
+        let (status, answer) = read(app.buy_raw(body.clone()).await).await;
+        assert_eq!(status, 400, "{body:?} → {answer}");
+        assert_eq!(answer["code"], "BAD_REQUEST", "{body:?}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{body:?}: message {message:?} should mention {expected:?}");
+    }
+    assert_eq!(app.redis_stock(product).await, 50);
+    let stock = app.stock(product).await;
+    assert_eq!((stock["mysql"].as_i64(), stock["inFlight"].as_i64()), (Some(50), Some(0)));
+    let (_, metrics) = app.admin_get("/admin/metrics").await;
+    assert_eq!(metrics["buyBadRequests"].as_u64(), Some(cases.len() as u64));
+    assert_eq!(metrics["buyQueued"], 0);
+
+    // Two units within the limit are fine.
+    let (status, _) = read(app.buy_raw(json!({ "userId": 5, "productId": product, "quantity": 2 }).to_string()).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.redis_stock(product).await, 48);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_refuses_callers_without_the_edge_secret_or_admin_token() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product(3).await;
+    let resp = app.http.post(app.url("/api/seckill")).json(&json!({ "userId": 1, "productId": product })).send().await.unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("FORBIDDEN")));
+    let resp = app.http.post(app.url("/admin/products")).json(&json!({})).send().await.unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("UNAUTHORIZED")));
+    let resp = app.http.get(app.url("/admin/metrics")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(app.redis_stock(product).await, 3);
+
+    let (status, body) = app.order("123-1").await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_ORDER")));
+    let (status, _) = app.order("not-an-order").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_admin_input_is_a_400_naming_the_field() {
+    let app = TestApp::spawn().await;
+    for (body, field) in [
+        (json!({ "name": "", "price": "1.00", "stock": 1 }), "name"),
+        (json!({ "name": "x", "price": "0", "stock": 1 }), "price"),
+        (json!({ "name": "x", "price": "1.001", "stock": 1 }), "price"),
+        (json!({ "name": "x", "price": "1.00", "stock": -5 }), "stock"),
+        (json!({ "name": "x", "price": "1.00", "stock": 1, "startAt": 2000, "endAt": 1000 }), "endAt"),
+        (json!({ "name": "x", "price": "1.00" }), "stock"),
+        (json!({ "name": "x", "price": "1.00", "stock": 1, "colour": "red" }), "colour"),
+    ] {
+        let (status, answer) = app.admin_post("/admin/products", Some(body.clone())).await;
+        assert_eq!(status, 400, "{body} → {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(field), "{body} → {answer}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM tb_seckill_product").await, 0);
+    let (status, answer) = app.admin_post("/admin/products/abc/preload", None).await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = app.admin_post("/admin/products/77/preload", None).await;
+    assert_eq!((status, answer["code"].as_str()), (404, Some("NO_SUCH_PRODUCT")));
+}
+
+/// The burst: 3,000 concurrent buys from 2,000 distinct users (a third of the
+/// requests repeat a user) at stock 1,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user() {
+    let app = Arc::new(TestApp::spawn().await);
+    let product = app.create_product(1000).await;
+
+    let mut users: Vec<u64> = (1..=2000).collect();
+    users.extend((1..=1000).map(|i| (i * 7919) % 2000 + 1)); // 1,000 repeats spread over the users
+    // Interleave so repeats race their first request.
+    users.sort_by_key(|u| (u * 2654435761) % 3001);
+    assert_eq!(users.len(), 3000);
+
+    let tasks: Vec<_> = users
+        .iter()
+        .map(|&user| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { (user, app.buy(user, product).await) })
+        })
+        .collect();
+    let mut by_code: HashMap<String, usize> = HashMap::new();
+    let mut queued: HashMap<u64, Vec<String>> = HashMap::new();
+    for t in tasks {
+        let (user, (status, body)) = t.await.unwrap();
+        let code = match status {
+            200 => {
+                queued.entry(user).or_default().push(body["orderNo"].as_str().unwrap().to_string());
+                "QUEUED".to_string()
+            }
+            409 => body["code"].as_str().unwrap().to_string(),
+            other => panic!("unexpected {other}: {body}"),
+        };
+        *by_code.entry(code).or_default() += 1;
+    }
+    assert_eq!(by_code.get("QUEUED"), Some(&1000), "{by_code:?}");
+    assert_eq!(
+        by_code.get("SOLD_OUT").unwrap_or(&0) + by_code.get("ALREADY_BOUGHT").unwrap_or(&0),
+        2000,
+        "{by_code:?}"
+    );
+    assert!(queued.values().all(|orders| orders.len() == 1), "a user got two QUEUED answers");
+
+    let drained = wait_until(Duration::from_secs(120), || async {
+        app.count(&format!("SELECT COUNT(*) FROM tb_seckill_order WHERE product_id = {product}")).await >= 1000
+    })
+    .await;
+    assert!(drained, "the queue did not drain into MySQL within 120 s");
+    // Give a straggling duplicate a moment to show up if there were one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let p = product;
+    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM tb_seckill_order WHERE product_id = {p}")).await, 1000);
+    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM tb_stock_log WHERE product_id = {p} AND reason = 'ORDER'")).await, 1000);
+    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM tb_user_seckill WHERE product_id = {p}")).await, 1000);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM (SELECT user_id FROM tb_seckill_order WHERE product_id = {p} GROUP BY user_id HAVING COUNT(*) > 1) d"
+        ))
+        .await,
+        0,
+        "no user may hold two orders"
+    );
+    let written: HashSet<String> = sqlx::query_scalar("SELECT order_no FROM tb_seckill_order WHERE product_id = ?")
+        .bind(p)
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let answered: HashSet<String> = queued.values().flatten().cloned().collect();
+    assert_eq!(written, answered, "every QUEUED answer is exactly one order row");
+    let stock = app.stock(p).await;
+    assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64(), stock["inFlight"].as_i64()), (Some(0), Some(0), Some(0)));
+}
+
+fn chrono_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
