@@ -55,6 +55,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(id: String, settings: Settings) -> TestApp {
+        // RUST_LOG=seckill_origin=info etc. shows the origin's logs under --nocapture.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         startup::migrate(&settings).await.expect("migrate a fresh test database");
         let workers = Workers::start(settings.clone()).await.expect("start consumers");
         let server = Server::start(settings.clone()).await.expect("start origin");

@@ -32,7 +32,13 @@ pub enum BuyError {
 pub struct BuyProducer {
     producer: TransactionMQProducer,
     topic: String,
+    /// Bounds the sends in flight: the client fails sends beyond its admission queue
+    /// (`transport.admission.queue_saturated`) instead of queueing them, so a burst waits here.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// Transaction sends allowed in flight at once per origin.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// Passed to the listener with each send; the listener puts the script's answer in `outcome`.
 struct BuyCall {
@@ -53,7 +59,7 @@ impl BuyProducer {
             .transaction_listener(listener)
             .build();
         producer.start().await.map_err(|e| anyhow::anyhow!("start transaction producer: {e}"))?;
-        Ok(Self { producer, topic: settings.order_topic.clone() })
+        Ok(Self { producer, topic: settings.order_topic.clone(), in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT) })
     }
 
     /// Takes stock in Redis and queues the order, atomically with respect to the broker.
@@ -68,6 +74,7 @@ impl BuyProducer {
             .build_unchecked();
         let outcome = Arc::new(Mutex::new(None));
         let call = BuyCall { order, outcome: Arc::clone(&outcome) };
+        let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
         let result = self.producer.send_message_in_transaction(message, Some(call)).await;
         let decided = outcome.lock().expect("buy outcome lock").take();
         match (result, decided) {
@@ -93,6 +100,21 @@ struct BuyTransaction {
     app: Handle,
 }
 
+impl BuyTransaction {
+    /// After an ambiguous Redis error: did the buy script take stock for this order?
+    /// `None` if Redis still cannot say.
+    async fn settle(&self, o: &OrderMessage) -> Option<bool> {
+        for attempt in 0..3u64 {
+            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            match self.stock.deduction(o.product_id, &o.order_no).await {
+                Ok(found) => return Some(found.is_some()),
+                Err(e) => tracing::warn!(order_no = %o.order_no, error = %e, "cannot read the deduction log yet"),
+            }
+        }
+        None
+    }
+}
+
 impl TransactionListener for BuyTransaction {
     fn execute_local_transaction(&self, _msg: &dyn MessageTrait, arg: Option<&(dyn Any + Send + Sync)>) -> LocalTransactionState {
         let Some(call) = arg.and_then(|a| a.downcast_ref::<BuyCall>()) else {
@@ -100,15 +122,27 @@ impl TransactionListener for BuyTransaction {
             return LocalTransactionState::RollbackMessage;
         };
         let o = &call.order;
-        let result = self.app.block_on(self.stock.buy(o.product_id, o.user_id, o.quantity, &o.order_no));
-        let state = match &result {
+        let mut result = self.app.block_on(self.stock.buy(o.product_id, o.user_id, o.quantity, &o.order_no));
+        let mut state = match &result {
             Ok(BuyOutcome::Taken { .. }) => LocalTransactionState::CommitMessage,
             Ok(_) => LocalTransactionState::RollbackMessage,
             // Refused before sending: the script surely did not run.
             Err(e) if e.is_connection_refusal() => LocalTransactionState::RollbackMessage,
-            // The script may have run: let the check-back read the deduction log.
             Err(_) => LocalTransactionState::Unknown,
         };
+        if state == LocalTransactionState::Unknown {
+            // The script may or may not have run. Redis answers one connection in order, so a
+            // read of the deduction log on the same connection settles it; if even that fails,
+            // the broker's check-back asks again later.
+            match self.app.block_on(self.settle(o)) {
+                Some(true) => {
+                    result = Ok(BuyOutcome::Taken { stock_left: -1 });
+                    state = LocalTransactionState::CommitMessage;
+                }
+                Some(false) => state = LocalTransactionState::RollbackMessage,
+                None => {}
+            }
+        }
         *call.outcome.lock().expect("buy outcome lock") = Some(result.map_err(|e| e.to_string()));
         state
     }

@@ -40,20 +40,19 @@ pub async fn write(
     let mut tx = pool.begin().await?;
 
     // A concurrent duplicate blocks here on the unique key until the first commits, then
-    // sees the row: affected = 0.
-    let fresh = sqlx::query(
-        "INSERT INTO tb_message_dedupe (consumer_group, message_key) VALUES (?, ?) \
-         ON DUPLICATE KEY UPDATE message_key = message_key",
-    )
-    .bind(group)
-    .bind(&msg.order_no)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !fresh {
-        tx.rollback().await?;
-        return Ok(Written::AlreadyWritten);
+    // fails with a duplicate-key error: the message was already written.
+    let dedupe = sqlx::query("INSERT INTO tb_message_dedupe (consumer_group, message_key) VALUES (?, ?)")
+        .bind(group)
+        .bind(&msg.order_no)
+        .execute(&mut *tx)
+        .await;
+    match dedupe {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            tx.rollback().await?;
+            return Ok(Written::AlreadyWritten);
+        }
+        Err(e) => return Err(e.into()),
     }
 
     let decremented = sqlx::query(

@@ -1,0 +1,124 @@
+//! Answers the edge gives on its own, and the headers it shares with the origin.
+
+use serde::Serialize;
+
+/// Set on every answer the edge decided itself (value `edge`) and on every buy answer it relayed
+/// from the origin (value `origin`), so clients and tests can tell who turned a buy away.
+pub const DECIDED_BY_HEADER: &str = "x-seckill-decided-by";
+
+/// Carries the shared secret on every request the edge forwards; the origin refuses `/api/*`
+/// requests without it (403 `FORBIDDEN`), so browsers cannot skip the edge.
+pub const EDGE_SECRET_HEADER: &str = "x-seckill-edge-secret";
+
+/// Sent by the origin on the buy answers that set a flag: how many seconds the edge may trust it.
+pub const FLAG_TTL_HEADER: &str = "x-seckill-flag-ttl";
+
+/// An error answer decided at the edge, in the origin's shape: `{"code": "...", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl EdgeError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `BAD_REQUEST`: the body breaks a rule the origin would also reject it for.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BAD_REQUEST", message)
+    }
+
+    /// 409 `SOLD_OUT`, from a cached product flag (worded as the origin words it).
+    pub fn sold_out(product_id: u64) -> Self {
+        Self::new(409, "SOLD_OUT", format!("product {product_id} is sold out"))
+    }
+
+    /// 409 `ALREADY_BOUGHT`, from a cached (user, product) flag (worded as the origin words it).
+    pub fn already_bought(user_id: u64, product_id: u64) -> Self {
+        Self::new(
+            409,
+            "ALREADY_BOUGHT",
+            format!("user {user_id} already holds an order of product {product_id}"),
+        )
+    }
+
+    /// 404 `NOT_FOUND`: no public route at this path (admin routes are never exposed here).
+    pub fn not_found() -> Self {
+        Self::new(404, "NOT_FOUND", "no such route")
+    }
+
+    /// 405 `METHOD_NOT_ALLOWED`: the path exists, the method does not.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            405,
+            "METHOD_NOT_ALLOWED",
+            "method not allowed on this route",
+        )
+    }
+
+    /// 503 `UNAVAILABLE`: the origin could not be reached (same code the origin uses when busy).
+    pub fn origin_unreachable() -> Self {
+        Self::new(503, "UNAVAILABLE", "the shop is busy, please try again")
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> String {
+        serde_json::to_string(&ErrorBody {
+            code: self.code,
+            message: &self.message,
+        })
+        .expect("a struct of two strings always serializes")
+    }
+}
+
+/// The `code` of an origin error body, if the body is one.
+pub fn error_code(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct CodeOnly {
+        code: String,
+    }
+    serde_json::from_str::<CodeOnly>(body).ok().map(|b| b.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_has_the_origin_shape() {
+        let body: serde_json::Value = serde_json::from_str(&EdgeError::sold_out(3).body()).unwrap();
+        assert_eq!(body["code"], "SOLD_OUT");
+        assert!(body["message"].is_string());
+        assert_eq!(body.as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn messages_are_json_escaped() {
+        let body = EdgeError::bad_request("a \"quoted\" word").body();
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["message"], "a \"quoted\" word");
+    }
+
+    #[test]
+    fn reads_the_code_of_an_origin_error() {
+        assert_eq!(
+            error_code(r#"{"code":"SOLD_OUT","message":"x"}"#).as_deref(),
+            Some("SOLD_OUT")
+        );
+        assert_eq!(error_code(r#"{"orderNo":"1","status":"QUEUED"}"#), None);
+        assert_eq!(error_code("<html>bad gateway</html>"), None);
+    }
+}

@@ -1,0 +1,47 @@
+//! The shop page served at `/`: plain HTML, CSS and JS, compiled into the worker.
+//!
+//! It talks only to the edge's public API: `GET /api/products` (sales, stock, `serverTime` for
+//! the countdowns), `POST /api/seckill`, `GET /api/orders/{orderNo}` (polled until the order
+//! leaves `QUEUED`) and `POST /api/orders/{orderNo}/pay`.
+
+/// The whole page, one self-contained document.
+pub const SHOP_PAGE_HTML: &str = include_str!("shop.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explains_every_code_the_api_can_answer() {
+        for code in [
+            "SOLD_OUT",
+            "ALREADY_BOUGHT",
+            "NOT_STARTED",
+            "ENDED",
+            "NO_SUCH_PRODUCT",
+            "BAD_REQUEST",
+            "UNAVAILABLE",
+            "FORBIDDEN",
+            "NO_SUCH_ORDER",
+            "ORDER_PENDING",
+            "ORDER_CANCELLED",
+        ] {
+            assert!(
+                SHOP_PAGE_HTML.contains(&format!("{code}:")),
+                "no message for {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn uses_only_the_public_api() {
+        for route in ["/api/products", "/api/seckill", "/api/orders/"] {
+            assert!(SHOP_PAGE_HTML.contains(route), "{route}");
+        }
+        assert!(!SHOP_PAGE_HTML.contains("/admin"));
+        assert!(
+            !SHOP_PAGE_HTML.contains("innerHTML"),
+            "render server text with textContent"
+        );
+    }
+}

@@ -1,0 +1,267 @@
+//! The Workers glue (wasm only): reads the request, asks the plain-Rust modules what to do,
+//! and does the I/O (Cache API, fetch to the origin). No decision is made here.
+
+use wasm_bindgen::JsValue;
+use worker::{
+    console_warn, event, Cache, Context, Date, Env, Fetch, Headers, Method, Request, RequestInit,
+    Response, Result,
+};
+
+use crate::admission::{flag_from_answer, BuyRequest, Flag, FlagToSet, DEFAULT_MAX_FLAG_TTL_SECS};
+use crate::answers::{EdgeError, DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
+use crate::page::SHOP_PAGE_HTML;
+use crate::products::{
+    with_server_time_advanced, CACHED_AT_HEADER, DEFAULT_PRODUCTS_CACHE_SECS,
+    PRODUCT_LIST_CACHE_KEY,
+};
+use crate::routes::{route, Route};
+
+/// The page may only talk to its own origin and runs only its own inline script and style.
+const SHOP_PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+    style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+/// The worker's settings: `[vars]` in wrangler.toml, overridden by `wrangler dev --var`.
+struct Settings {
+    /// `ORIGIN_URL`, e.g. `http://127.0.0.1:8080` (no trailing slash needed).
+    origin_url: String,
+    /// `EDGE_SECRET` (a secret in production, a var under `wrangler dev`); empty = not sent.
+    edge_secret: String,
+    /// `MAX_FLAG_TTL_SECS`: the most the edge trusts any `x-seckill-flag-ttl`; 0 turns flags off.
+    max_flag_ttl_secs: u32,
+    /// `PRODUCTS_CACHE_SECS`: how long a product list is served from the cache; 0 = never.
+    products_cache_secs: u32,
+}
+
+impl Settings {
+    fn from_env(env: &Env) -> Result<Self> {
+        let text = |name: &str| {
+            env.secret(name)
+                .or_else(|_| env.var(name))
+                .map(|value| value.to_string())
+                .ok()
+        };
+        let number = |name: &str, default: u32| {
+            text(name)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let origin_url = text("ORIGIN_URL").ok_or("ORIGIN_URL is not set")?;
+        Ok(Self {
+            origin_url: origin_url.trim_end_matches('/').to_owned(),
+            edge_secret: text("EDGE_SECRET").unwrap_or_default(),
+            max_flag_ttl_secs: number("MAX_FLAG_TTL_SECS", DEFAULT_MAX_FLAG_TTL_SECS),
+            products_cache_secs: number("PRODUCTS_CACHE_SECS", DEFAULT_PRODUCTS_CACHE_SECS),
+        })
+    }
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let settings = Settings::from_env(&env)?;
+    let path = req.path();
+    match route(req.method().as_ref(), &path) {
+        Route::ShopPage => shop_page(),
+        Route::Buy => buy(&mut req, &settings).await,
+        Route::ProductList => product_list(&settings).await,
+        Route::Order { order_no } => {
+            let path = format!("/api/orders/{order_no}");
+            forward(&settings, Method::Get, &path, None).await
+        }
+        Route::PayOrder { order_no } => {
+            let path = format!("/api/orders/{order_no}/pay");
+            let body = req.text().await?;
+            forward(&settings, Method::Post, &path, Some(body)).await
+        }
+        Route::MethodNotAllowed => edge_error(&EdgeError::method_not_allowed()),
+        Route::NotFound => edge_error(&EdgeError::not_found()),
+    }
+}
+
+/// `POST /api/seckill`: validate, check the flags, else forward and learn from the answer.
+async fn buy(req: &mut Request, settings: &Settings) -> Result<Response> {
+    let buy = match BuyRequest::parse(&req.bytes().await?) {
+        Ok(buy) => buy,
+        Err(bad_body) => return edge_error(&bad_body),
+    };
+    let cache = Cache::default();
+    for flag in buy.flags_to_check() {
+        if flag_is_set(&cache, &flag).await {
+            return edge_error(&flag.rejection());
+        }
+    }
+
+    let Some(mut answer) =
+        send_to_origin(settings, Method::Post, "/api/seckill", Some(buy.to_json())).await
+    else {
+        return edge_error(&EdgeError::origin_unreachable());
+    };
+    let status = answer.status_code();
+    let ttl = answer.headers().get(FLAG_TTL_HEADER)?;
+    let body = answer.text().await?;
+    if let Some(to_set) = flag_from_answer(
+        &buy,
+        status,
+        &body,
+        ttl.as_deref(),
+        settings.max_flag_ttl_secs,
+    ) {
+        // Awaited, not deferred with wait_until: the very next buy must already see the flag.
+        set_flag(&cache, to_set).await;
+    }
+    let mut extra = vec![(DECIDED_BY_HEADER, "origin".to_owned())];
+    if let Some(ttl) = ttl {
+        extra.push((FLAG_TTL_HEADER, ttl)); // clients (and tests) may read how long it holds
+    }
+    json_response(status, body, &extra)
+}
+
+/// A cache hit means the origin said so less than its TTL ago. Cache failures count as
+/// "not set": the edge then forwards, and the origin, which is always right, decides.
+async fn flag_is_set(cache: &Cache, flag: &Flag) -> bool {
+    match cache.get(flag.cache_key(), false).await {
+        Ok(hit) => hit.is_some(),
+        Err(e) => {
+            console_warn!("flag lookup failed for {}: {e}", flag.cache_key());
+            false
+        }
+    }
+}
+
+/// Stores the flag as a tiny cached response: the Cache API drops it after `max-age` seconds,
+/// so expiry needs no bookkeeping here. A failure only costs a later trip to the origin.
+async fn set_flag(cache: &Cache, to_set: FlagToSet) {
+    let marker = Response::builder()
+        .with_header("cache-control", &format!("max-age={}", to_set.ttl_secs))
+        .map(|b| b.fixed(format!("{:?} for {}s", to_set.flag, to_set.ttl_secs).into_bytes()));
+    let stored = match marker {
+        Ok(marker) => cache.put(to_set.flag.cache_key(), marker).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = stored {
+        console_warn!("could not store {:?}: {e}", to_set.flag);
+    }
+}
+
+/// `GET /api/products`, served from the cache when a copy is younger than
+/// `PRODUCTS_CACHE_SECS`, with `serverTime` moved forward by the copy's age.
+async fn product_list(settings: &Settings) -> Result<Response> {
+    let cache = Cache::default();
+    if settings.products_cache_secs > 0 {
+        if let Ok(Some(mut copy)) = cache.get(PRODUCT_LIST_CACHE_KEY, false).await {
+            let cached_at: Option<u64> = copy
+                .headers()
+                .get(CACHED_AT_HEADER)?
+                .and_then(|v| v.parse().ok());
+            let age_ms = cached_at.map_or(0, |t| Date::now().as_millis().saturating_sub(t));
+            let body = with_server_time_advanced(&copy.text().await?, age_ms);
+            return json_response(200, body, &[(DECIDED_BY_HEADER, "edge".to_owned())]);
+        }
+    }
+
+    let Some(mut answer) = send_to_origin(settings, Method::Get, "/api/products", None).await
+    else {
+        return edge_error(&EdgeError::origin_unreachable());
+    };
+    let status = answer.status_code();
+    let body = answer.text().await?;
+    if status == 200 && settings.products_cache_secs > 0 {
+        let copy = Response::builder()
+            .with_header(
+                "cache-control",
+                &format!("max-age={}", settings.products_cache_secs),
+            )?
+            .with_header("content-type", "application/json")?
+            .with_header(CACHED_AT_HEADER, &Date::now().as_millis().to_string())?
+            .fixed(body.clone().into_bytes());
+        if let Err(e) = cache.put(PRODUCT_LIST_CACHE_KEY, copy).await {
+            console_warn!("could not cache the product list: {e}");
+        }
+    }
+    json_response(status, body, &[(DECIDED_BY_HEADER, "origin".to_owned())])
+}
+
+/// Forwards a request unchanged in meaning and relays the origin's status and body.
+async fn forward(
+    settings: &Settings,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<Response> {
+    match send_to_origin(settings, method, path, body).await {
+        Some(mut answer) => {
+            let status = answer.status_code();
+            let body = answer.text().await?;
+            json_response(status, body, &[(DECIDED_BY_HEADER, "origin".to_owned())])
+        }
+        None => edge_error(&EdgeError::origin_unreachable()),
+    }
+}
+
+/// Sends a JSON request to the origin with the shared secret; `None` if it cannot be reached.
+async fn send_to_origin(
+    settings: &Settings,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Option<Response> {
+    let url = format!("{}{}", settings.origin_url, path);
+    let sent = match origin_request(settings, &url, method, body) {
+        Ok(request) => Fetch::Request(request).send().await,
+        Err(e) => Err(e),
+    };
+    sent.map_err(|e| console_warn!("origin request {url} failed: {e}"))
+        .ok()
+}
+
+fn origin_request(
+    settings: &Settings,
+    url: &str,
+    method: Method,
+    body: Option<String>,
+) -> Result<Request> {
+    let headers = Headers::new();
+    headers.set("accept", "application/json")?;
+    if !settings.edge_secret.is_empty() {
+        headers.set(EDGE_SECRET_HEADER, &settings.edge_secret)?;
+    }
+    if body.is_some() {
+        headers.set("content-type", "application/json")?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(headers)
+        .with_body(body.as_deref().map(JsValue::from_str));
+    Request::new_with_init(url, &init)
+}
+
+fn shop_page() -> Result<Response> {
+    Ok(
+        Response::from_html(SHOP_PAGE_HTML)?.with_headers(Headers::from_iter([
+            ("content-type", "text/html; charset=utf-8"),
+            ("cache-control", "no-cache"),
+            ("content-security-policy", SHOP_PAGE_CSP),
+            ("x-content-type-options", "nosniff"),
+            (DECIDED_BY_HEADER, "edge"),
+        ])),
+    )
+}
+
+fn edge_error(error: &EdgeError) -> Result<Response> {
+    json_response(
+        error.status,
+        error.body(),
+        &[(DECIDED_BY_HEADER, "edge".to_owned())],
+    )
+}
+
+fn json_response(status: u16, body: String, extra_headers: &[(&str, String)]) -> Result<Response> {
+    let mut builder = Response::builder()
+        .with_status(status)
+        .with_header("content-type", "application/json")?
+        .with_header("cache-control", "no-store")?;
+    for (name, value) in extra_headers {
+        builder = builder.with_header(name, value)?;
+    }
+    Ok(builder.fixed(body.into_bytes()))
+}
