@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::dead_letters;
 use crate::http::{parse_json, ApiError};
 use crate::orders::{self, OrderStatus};
 use crate::products::{self, NewProduct};
@@ -22,6 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/products/{id}/stock", get(stock))
         .route("/admin/orders", get(list_orders))
         .route("/admin/metrics", get(metrics))
+        .route("/admin/dead-letters", get(dead_letters::list))
+        .route("/admin/dead-letters/{id}/replay", post(dead_letters::replay))
 }
 
 fn product_id(raw: &str) -> Result<u64, ApiError> {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod broker;
 pub mod configuration;
+pub mod dead_letters;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub orders_paid: AtomicU64,
     pub orders_cancelled: AtomicU64,
     pub cancels_skipped: AtomicU64,
+    pub cancels_repeated: AtomicU64,
+    pub dead_letters: AtomicU64,
     /// Unix ms of the last broker failure on the buy path, 0 if none since the last success.
     pub broker_failing_since: AtomicI64,
 }
@@ -35,6 +37,8 @@ pub struct MetricsSnapshot {
     pub orders_paid: u64,
     pub orders_cancelled: u64,
     pub cancels_skipped: u64,
+    pub cancels_repeated: u64,
+    pub dead_letters: u64,
 }
 
 impl Metrics {
@@ -56,6 +60,8 @@ impl Metrics {
             orders_paid: get(&self.orders_paid),
             orders_cancelled: get(&self.orders_cancelled),
             cancels_skipped: get(&self.cancels_skipped),
+            cancels_repeated: get(&self.cancels_repeated),
+            dead_letters: get(&self.dead_letters),
         }
     }
 }

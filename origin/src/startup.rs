@@ -19,6 +19,9 @@ use crate::broker::Messaging;
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::orders::order_no::OrderNoGenerator;
+use crate::dead_letters;
+use crate::orders::canceller::{self, CancelOutcome};
+use crate::orders::events;
 use crate::orders::writer::{self, Written};
 use crate::orders::OrderMessage;
 use crate::stock::StockStore;
@@ -32,7 +35,7 @@ struct Inner {
     db: MySqlPool,
     stock: StockStore,
     buy: BuyProducer,
-    events: Sender,
+    sender: Sender,
     order_nos: OrderNoGenerator,
     metrics: Metrics,
 }
@@ -67,14 +70,9 @@ impl AppState {
         self.0.metrics.broker_failing_since.load(Ordering::Relaxed) != 0
     }
 
-    /// Publishes an order event (tag CREATED / PAID / CANCELLED) on the event topic. Best
-    /// effort from the HTTP path: a failure is logged, the state change already committed.
-    pub async fn order_event(&self, order_no: &str, tag: &str) {
-        let topic = &self.0.settings.rocketmq.event_topic;
-        let body = serde_json::json!({ "orderNo": order_no, "event": tag, "at": chrono::Utc::now().timestamp_millis() });
-        if let Err(e) = self.0.events.send(topic, tag, order_no, body.to_string().into_bytes(), 0).await {
-            tracing::warn!(%order_no, %tag, error = %e, "order event not sent");
-        }
+    /// A plain producer (dead-letter replays).
+    pub fn sender(&self) -> &Sender {
+        &self.0.sender
     }
 }
 
@@ -123,7 +121,7 @@ impl Server {
         let node = stock.next_sequence("origin-node").await.context("allocate an origin node id")?;
         let messaging = Messaging::start(&settings.rocketmq)?;
         let buy = BuyProducer::start(&messaging, stock.clone()).await?;
-        let events = Sender::start(&messaging, &format!("{}-events", settings.rocketmq.producer_group)).await?;
+        let sender = Sender::start(&messaging, &format!("{}-serve", settings.rocketmq.producer_group)).await?;
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))
             .await
             .with_context(|| format!("bind {}:{}", settings.http.host, settings.http.port))?;
@@ -133,7 +131,7 @@ impl Server {
             db,
             stock,
             buy,
-            events,
+            sender,
             order_nos: OrderNoGenerator::new(node),
             metrics: Metrics::default(),
         }));
@@ -158,53 +156,158 @@ impl Server {
     }
 }
 
-/// The running consumers of `consume`.
+/// The running consumers of `consume`: order writer, canceller, dead-letter keeper, and the
+/// order-event relay.
 pub struct Workers {
     pub metrics: Arc<Metrics>,
     consumers: Vec<Consumer>,
+    relay: JoinHandle<()>,
     _messaging: Messaging,
 }
 
+/// Body of a `seckill-cancel` message.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelMessage {
+    pub order_no: String,
+}
+
 impl Workers {
-    /// Starts the order writer (group `order_writer_group` on `order_topic`).
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         let db = connect_mysql(&settings).await?;
+        let stock = StockStore::connect(&settings.redis.url, &settings.redis.key_prefix)
+            .await
+            .context("connect to Redis")?;
         let messaging = Messaging::start(&settings.rocketmq)?;
         let metrics = Arc::new(Metrics::default());
-        // A producer first, so the topics exist before the consumers look up their routes.
-        let mut provisioner = Sender::start(&messaging, &format!("{}-consumer", settings.rocketmq.producer_group)).await?;
-        provisioner.shutdown().await;
+        // Started first: it provisions the topics, so the consumers find their routes.
+        let sender = Arc::new(Sender::start(&messaging, &format!("{}-consume", settings.rocketmq.producer_group)).await?);
+        let mq = settings.rocketmq.clone();
 
-        let group = settings.rocketmq.order_writer_group.clone();
-        let pay_timeout = Duration::from_secs(settings.orders.pay_timeout_secs);
-        let handler: Handler = {
-            let (db, metrics, group) = (db.clone(), Arc::clone(&metrics), group.clone());
+        let writer = Consumer::start(
+            &messaging,
+            &mq.order_writer_group,
+            &mq.order_topic,
+            order_writer(db.clone(), Arc::clone(&sender), Arc::clone(&metrics), &settings),
+        )
+        .await?;
+        let canceller = Consumer::start(
+            &messaging,
+            &mq.canceller_group,
+            &mq.cancel_topic,
+            canceller(db.clone(), stock, Arc::clone(&metrics)),
+        )
+        .await?;
+        let dlq_topics = [dead_letters::dlq_topic(&mq.order_writer_group), dead_letters::dlq_topic(&mq.canceller_group)];
+        let (keeper_db, keeper_metrics) = (db.clone(), Arc::clone(&metrics));
+        let keeper = Consumer::start_many(
+            &messaging,
+            &format!("{}-dead-letter-keeper", mq.producer_group),
+            &dlq_topics.iter().map(String::as_str).collect::<Vec<_>>(),
             Arc::new(move |msg| {
-                let (db, metrics, group) = (db.clone(), Arc::clone(&metrics), group.clone());
+                let (db, metrics) = (keeper_db.clone(), Arc::clone(&keeper_metrics));
                 Box::pin(async move {
-                    let body = msg.body().unwrap_or_default();
-                    let order: OrderMessage = serde_json::from_slice(&body)
-                        .map_err(|e| format!("unreadable order message {}: {e}", msg.msg_id()))?;
-                    match writer::write(&db, &group, &order, pay_timeout).await {
-                        Ok(Written::Created) => Metrics::incr(&metrics.orders_written),
-                        Ok(Written::AlreadyWritten) => Metrics::incr(&metrics.orders_redelivered),
-                        Err(e) => {
-                            Metrics::incr(&metrics.order_write_failures);
-                            return Err(e.to_string());
-                        }
-                    }
+                    dead_letters::keep(&db, &msg).await?;
+                    Metrics::incr(&metrics.dead_letters);
                     Ok(())
                 })
-            })
-        };
-        let writer = Consumer::start(&messaging, &group, &settings.rocketmq.order_topic, handler).await?;
-        tracing::info!(%group, topic = %settings.rocketmq.order_topic, "order writer consuming");
-        Ok(Self { metrics, consumers: vec![writer], _messaging: messaging })
+            }),
+        )
+        .await?;
+        let relay = tokio::spawn(events::relay(db, Arc::clone(&sender), mq.event_topic.clone()));
+        tracing::info!(writer = %mq.order_writer_group, canceller = %mq.canceller_group, "consumers running");
+        Ok(Self { metrics, consumers: vec![writer, canceller, keeper], relay, _messaging: messaging })
     }
 
     pub async fn shutdown(&mut self) {
+        self.relay.abort();
         for c in &mut self.consumers {
             c.shutdown().await;
         }
     }
+}
+
+/// The order writer: one MySQL transaction per order message, then the delayed cancel.
+/// The cancel goes out on every delivery that finds the order UNPAID, including redeliveries
+/// of an order already written: a writer that died between its commit and the send still gets
+/// the cancel sent. A failed send fails the message, so the broker redelivers it.
+fn order_writer(db: MySqlPool, sender: Arc<Sender>, metrics: Arc<Metrics>, settings: &Settings) -> Handler {
+    let group = settings.rocketmq.order_writer_group.clone();
+    let cancel_topic = settings.rocketmq.cancel_topic.clone();
+    let delay_level = settings.rocketmq.cancel_delay_level;
+    let pay_timeout = Duration::from_secs(settings.orders.pay_timeout_secs);
+    Arc::new(move |msg| {
+        let (db, sender, metrics) = (db.clone(), Arc::clone(&sender), Arc::clone(&metrics));
+        let (group, cancel_topic) = (group.clone(), cancel_topic.clone());
+        Box::pin(async move {
+            let body = msg.body().unwrap_or_default();
+            let order: OrderMessage =
+                serde_json::from_slice(&body).map_err(|e| format!("unreadable order message {}: {e}", msg.msg_id()))?;
+            let unpaid = match writer::write(&db, &group, &order, pay_timeout).await {
+                Ok(Written::Created) => {
+                    Metrics::incr(&metrics.orders_written);
+                    true
+                }
+                Ok(Written::AlreadyWritten) => {
+                    Metrics::incr(&metrics.orders_redelivered);
+                    let status: Option<String> = sqlx::query_scalar("SELECT status FROM tb_seckill_order WHERE order_no = ?")
+                        .bind(&order.order_no)
+                        .fetch_optional(&db)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    status.as_deref() == Some("UNPAID")
+                }
+                Err(e) => {
+                    Metrics::incr(&metrics.order_write_failures);
+                    return Err(e.to_string());
+                }
+            };
+            if unpaid {
+                let cancel = serde_json::to_vec(&CancelMessage { order_no: order.order_no.clone() }).expect("serializes");
+                sender
+                    .send(&cancel_topic, "CANCEL", &order.order_no, cancel, delay_level)
+                    .await
+                    .map_err(|e| format!("order {} written but its cancel was not sent: {e}", order.order_no))?;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// The canceller: UNPAID → CANCELLED in MySQL (stock back, user record gone), then the stock
+/// back in Redis with `release.lua`, which acts once. A redelivery after the MySQL commit finds
+/// the order CANCELLED and still makes sure Redis got its stock back; a paid order is left alone.
+fn canceller(db: MySqlPool, stock: StockStore, metrics: Arc<Metrics>) -> Handler {
+    Arc::new(move |msg| {
+        let (db, stock, metrics) = (db.clone(), stock.clone(), Arc::clone(&metrics));
+        Box::pin(async move {
+            let body = msg.body().unwrap_or_default();
+            let cancel: CancelMessage =
+                serde_json::from_slice(&body).map_err(|e| format!("unreadable cancel message {}: {e}", msg.msg_id()))?;
+            let order_no = cancel.order_no;
+            let product_id = match canceller::cancel_if_unpaid(&db, &order_no).await.map_err(|e| e.to_string())? {
+                CancelOutcome::Cancelled { product_id, .. } => {
+                    Metrics::incr(&metrics.orders_cancelled);
+                    product_id
+                }
+                CancelOutcome::AlreadyCancelled { product_id } => {
+                    Metrics::incr(&metrics.cancels_repeated);
+                    product_id
+                }
+                CancelOutcome::Paid => {
+                    Metrics::incr(&metrics.cancels_skipped);
+                    return Ok(());
+                }
+                CancelOutcome::Missing => {
+                    tracing::warn!(%order_no, "cancel for an order MySQL does not have; ignored");
+                    return Ok(());
+                }
+            };
+            stock
+                .release(product_id, &order_no)
+                .await
+                .map_err(|e| format!("order {order_no} cancelled but Redis stock not given back yet: {e}"))?;
+            Ok(())
+        })
+    })
 }

@@ -1,8 +1,9 @@
 //! Push consumers (clustering) whose listeners run async handlers on the app's runtime.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rocketmq_client_rust::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, DefaultMQPushConsumer, MQPushConsumer,
@@ -30,6 +31,11 @@ impl Consumer {
     /// Subscribes `group` to every tag of `topic` and starts consuming from the first offset
     /// the group has not consumed (a new group starts at the beginning of the topic).
     pub async fn start(messaging: &Messaging, group: &str, topic: &str, handler: Handler) -> anyhow::Result<Self> {
+        Self::start_many(messaging, group, &[topic], handler).await
+    }
+
+    /// Like [`Consumer::start`], subscribed to several topics.
+    pub async fn start_many(messaging: &Messaging, group: &str, topics: &[&str], handler: Handler) -> anyhow::Result<Self> {
         let settings = messaging.settings();
         let mut inner = DefaultMQPushConsumer::builder(messaging.client_runtime())
             .client_config(messaging.client_config())
@@ -39,7 +45,9 @@ impl Consumer {
             .consume_thread_min(8)
             .consume_thread_max(32)
             .build();
-        inner.subscribe(topic, "*").await.map_err(|e| anyhow::anyhow!("subscribe {group} to {topic}: {e}"))?;
+        for topic in topics {
+            inner.subscribe(*topic, "*").await.map_err(|e| anyhow::anyhow!("subscribe {group} to {topic}: {e}"))?;
+        }
         inner.register_message_listener_concurrently(Listener { handler, app: Handle::current(), group: group.to_string() });
         inner.start().await.map_err(|e| anyhow::anyhow!("start consumer {group}: {e}"))?;
         Ok(Self { inner })
@@ -63,7 +71,9 @@ impl MessageListenerConcurrently for Listener {
         _context: &ConsumeConcurrentlyContext,
     ) -> rocketmq_client_rust::ClientResult<ConsumeConcurrentlyStatus> {
         for msg in msgs {
+            let key = failure_key(&self.group, msg);
             if let Err(reason) = self.app.block_on((self.handler)((*msg).clone())) {
+                remember_failure(key, &reason);
                 tracing::warn!(
                     group = %self.group,
                     msg_id = %msg.msg_id(),
@@ -73,7 +83,39 @@ impl MessageListenerConcurrently for Listener {
                 );
                 return Ok(ConsumeConcurrentlyStatus::ReconsumeLater);
             }
+            forget_failure(&key);
         }
         Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
     }
+}
+
+/// Why each message last failed, by consumer group and message key, so the dead-letter keeper
+/// (in the same process) can say why a message ended in `%DLQ%<group>`.
+fn failures() -> &'static Mutex<HashMap<String, String>> {
+    static FAILURES: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    FAILURES.get_or_init(Default::default)
+}
+
+fn failure_key(group: &str, msg: &MessageExt) -> String {
+    use rocketmq_model::common::message::MessageTrait;
+    let key = msg.get_keys().map(|k| k.to_string()).unwrap_or_else(|| msg.msg_id().to_string());
+    format!("{group}/{key}")
+}
+
+fn remember_failure(key: String, reason: &str) {
+    let mut map = failures().lock().expect("failure log lock");
+    // Bounded: under a long outage thousands fail; the newest reasons are the useful ones.
+    if map.len() >= 10_000 {
+        map.clear();
+    }
+    map.insert(key, reason.chars().take(500).collect());
+}
+
+fn forget_failure(key: &str) {
+    failures().lock().expect("failure log lock").remove(key);
+}
+
+/// The last failure reason of a message of `group` with `key`, if this process saw one.
+pub fn last_failure(group: &str, key: &str) -> Option<String> {
+    failures().lock().expect("failure log lock").get(&format!("{group}/{key}")).cloned()
 }

@@ -79,7 +79,14 @@ impl Messaging {
     }
 }
 
-/// The topics the system uses, created on the broker if missing.
+/// The topics the system uses, created on the broker if missing: the three business topics
+/// and the dead-letter topics of our consumer groups (so the keeper can subscribe at once).
 pub fn topics(settings: &RocketMqSettings) -> Vec<String> {
-    vec![settings.order_topic.clone(), settings.cancel_topic.clone(), settings.event_topic.clone()]
+    vec![
+        settings.order_topic.clone(),
+        settings.cancel_topic.clone(),
+        settings.event_topic.clone(),
+        crate::dead_letters::dlq_topic(&settings.order_writer_group),
+        crate::dead_letters::dlq_topic(&settings.canceller_group),
+    ]
 }

@@ -1,6 +1,8 @@
 //! Orders: numbers, the message the buy path sends, the MySQL writer that turns it into an
 //! order row, and lookups.
 
+pub mod canceller;
+pub mod events;
 pub mod order_no;
 pub mod routes;
 pub mod writer;

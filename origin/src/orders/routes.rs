@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::events::{self, OrderEvent};
 use super::{order_no, OrderStatus};
 use crate::http::{parse_json, ApiError};
 use crate::metrics::Metrics;
@@ -76,20 +77,8 @@ pub async fn pay(
         Some(u) if u >= 1 => u,
         _ => return Err(ApiError::BadRequest("userId must be a positive integer".into())),
     };
-    let paid = sqlx::query(
-        "UPDATE tb_seckill_order SET status = 'PAID', paid_at = ? \
-         WHERE order_no = ? AND user_id = ? AND status = 'UNPAID'",
-    )
-    .bind(chrono::Utc::now().naive_utc())
-    .bind(&order_no)
-    .bind(user_id)
-    .execute(state.db())
-    .await?
-    .rows_affected()
-        == 1;
-    if paid {
+    if mark_paid(&state, &order_no, user_id).await? {
         Metrics::incr(&state.metrics().orders_paid);
-        state.order_event(&order_no, "PAID").await;
         return Ok(Json(serde_json::json!({ "orderNo": order_no, "status": "PAID" })));
     }
     // Another user's order is reported as missing: order numbers are not secrets to enumerate.
@@ -109,4 +98,33 @@ pub async fn pay(
         },
         _ => Err(no_such_order(&order_no)),
     }
+}
+
+/// UNPAID → PAID for the order's own user, with a PAID event, in one transaction.
+/// False if the order is not UNPAID (or not this user's).
+async fn mark_paid(state: &AppState, order_no: &str, user_id: u64) -> Result<bool, ApiError> {
+    let mut tx = state.db().begin().await?;
+    let paid = sqlx::query(
+        "UPDATE tb_seckill_order SET status = 'PAID', paid_at = ? \
+         WHERE order_no = ? AND user_id = ? AND status = 'UNPAID'",
+    )
+    .bind(chrono::Utc::now().naive_utc())
+    .bind(order_no)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !paid {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let (product_id, quantity): (u64, u32) =
+        sqlx::query_as("SELECT product_id, quantity FROM tb_seckill_order WHERE order_no = ?")
+            .bind(order_no)
+            .fetch_one(&mut *tx)
+            .await?;
+    events::record(&mut tx, order_no, OrderEvent::Paid, user_id, product_id, quantity).await?;
+    tx.commit().await?;
+    Ok(true)
 }

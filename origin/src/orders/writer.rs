@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::MySqlPool;
 
+use super::events::{self, OrderEvent};
 use super::OrderMessage;
 
 /// What [`write`] did.
@@ -29,7 +30,8 @@ pub enum WriteError {
 }
 
 /// Writes the order in one MySQL transaction: dedupe row (`group`, orderNo), guarded stock
-/// decrement, order (UNPAID, expiring `pay_timeout` from now), stock log row, user record.
+/// decrement, order (UNPAID, expiring `pay_timeout` from now), stock log row, user record,
+/// CREATED event in the outbox.
 /// A message whose dedupe row exists changes nothing and returns [`Written::AlreadyWritten`].
 pub async fn write(
     pool: &MySqlPool,
@@ -118,6 +120,7 @@ pub async fn write(
         .bind(&msg.order_no)
         .execute(&mut *tx)
         .await?;
+    events::record(&mut tx, &msg.order_no, OrderEvent::Created, msg.user_id, msg.product_id, msg.quantity).await?;
 
     tx.commit().await?;
     Ok(Written::Created)

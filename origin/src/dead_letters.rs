@@ -1,0 +1,107 @@
+//! Dead letters: messages a consumer group gave up on after its max reconsume times. The
+//! broker moves them to `%DLQ%<group>`; the keeper copies them into MySQL so operators can
+//! list them and replay one to its original topic.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::common::message::MessageTrait;
+use serde_json::{json, Value};
+use sqlx::MySqlPool;
+
+use crate::broker::consumer::last_failure;
+use crate::http::ApiError;
+use crate::startup::AppState;
+
+const DLQ_PREFIX: &str = "%DLQ%";
+
+/// The DLQ topic of a consumer group.
+pub fn dlq_topic(group: &str) -> String {
+    format!("{DLQ_PREFIX}{group}")
+}
+
+/// Stores one message read from a `%DLQ%<group>` topic (idempotent on its message id).
+pub async fn keep(db: &MySqlPool, msg: &MessageExt) -> Result<(), String> {
+    let dlq_topic = msg.topic().to_string();
+    let group = dlq_topic.strip_prefix(DLQ_PREFIX).unwrap_or(&dlq_topic).to_string();
+    let prop = |name: &'static str| msg.property(&cheetah_string::CheetahString::from_static_str(name)).map(|v| v.to_string());
+    // The broker keeps the original topic in RETRY_TOPIC when it moves a message to a DLQ.
+    let topic = prop("RETRY_TOPIC").unwrap_or_else(|| dlq_topic.clone());
+    let key = msg.get_keys().map(|k| k.to_string());
+    let reason = key
+        .as_deref()
+        .and_then(|k| last_failure(&group, k))
+        .unwrap_or_else(|| "failed more than the group's max reconsume times".into());
+    let body = msg.body().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO tb_dead_letter (msg_id, consumer_group, topic, tags, message_key, body, reason, reconsume_times) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE msg_id = msg_id",
+    )
+    .bind(msg.msg_id().to_string())
+    .bind(&group)
+    .bind(&topic)
+    .bind(msg.get_tags().map(|t| t.to_string()))
+    .bind(key)
+    .bind(body)
+    .bind(reason)
+    .bind(msg.reconsume_times())
+    .execute(db)
+    .await
+    .map_err(|e| e.to_string())?;
+    tracing::warn!(%group, %topic, msg_id = %msg.msg_id(), "message dead-lettered");
+    Ok(())
+}
+
+type DeadLetterRow = (u64, String, String, Option<String>, Option<String>, String, String, i32, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>);
+
+const COLUMNS: &str = "id, consumer_group, topic, tags, message_key, body, reason, reconsume_times, created_at, replayed_at";
+
+fn view(r: DeadLetterRow) -> Value {
+    json!({
+        "id": r.0,
+        "group": r.1,
+        "topic": r.2,
+        "tags": r.3,
+        "key": r.4,
+        "body": r.5,
+        "reason": r.6,
+        "times": r.7,
+        "deadAt": r.8.and_utc().timestamp_millis(),
+        "replayedAt": r.9.map(|t| t.and_utc().timestamp_millis()),
+    })
+}
+
+/// `GET /admin/dead-letters` (newest first, up to 500).
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let rows: Vec<DeadLetterRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_dead_letter ORDER BY id DESC LIMIT 500"))
+            .fetch_all(state.db())
+            .await?;
+    Ok(Json(json!({ "deadLetters": rows.into_iter().map(view).collect::<Vec<_>>() })))
+}
+
+/// `POST /admin/dead-letters/{id}/replay`: sends the message again to its original topic, with
+/// its tags and key. Replaying twice sends twice; consumers are idempotent.
+pub async fn replay(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id: u64 = raw
+        .parse()
+        .ok()
+        .filter(|id| *id >= 1)
+        .ok_or_else(|| ApiError::BadRequest(format!("dead-letter id must be a positive integer, got {raw:?}")))?;
+    let row: DeadLetterRow = sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_dead_letter WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(state.db())
+        .await?
+        .ok_or_else(|| ApiError::not_found("NO_SUCH_DEAD_LETTER", format!("no dead letter {id}")))?;
+    let (topic, tags, key, body) = (&row.2, row.3.as_deref().unwrap_or(""), row.4.as_deref().unwrap_or(""), &row.5);
+    state
+        .sender()
+        .send(topic, tags, key, body.clone().into_bytes(), 0)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("could not send the message back to {topic}: {e}")))?;
+    sqlx::query("UPDATE tb_dead_letter SET replayed_at = CURRENT_TIMESTAMP(3) WHERE id = ?")
+        .bind(id)
+        .execute(state.db())
+        .await?;
+    Ok(Json(json!({ "id": id, "topic": topic, "replayed": true })))
+}

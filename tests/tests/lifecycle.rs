@@ -1,0 +1,317 @@
+//! The order's whole life on a test broker whose delay level 16 is 3 s (and every retry level
+//! about 1 s): the code still sends level 16.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use seckill_e2e::{isolated_settings, wait_until, TestApp};
+use seckill_origin::broker::sender::Sender;
+use seckill_origin::broker::Messaging;
+use seckill_origin::orders::writer;
+use seckill_origin::orders::OrderMessage;
+use seckill_origin::startup::CancelMessage;
+use seckill_origin::stock::StockStore;
+use serde_json::json;
+
+async fn is_buyer(app: &TestApp, product: u64, user: u64) -> bool {
+    let key = format!("{}:{{{product}}}:buyers", app.settings.redis.key_prefix);
+    redis::cmd("SISMEMBER").arg(key).arg(user).query_async(&mut app.redis.clone()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unpaid_order_is_cancelled_and_its_stock_and_buyer_come_back_so_the_user_can_buy_again() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product(5).await;
+    let (status, body) = app.buy(1, product).await;
+    assert_eq!(status, 200, "{body}");
+    let first = body["orderNo"].as_str().unwrap().to_string();
+    app.wait_order_status(&first, "UNPAID", 30).await;
+    assert!(is_buyer(&app, product, 1).await);
+
+    app.wait_order_status(&first, "CANCELLED", 30).await;
+    let back = wait_until(Duration::from_secs(10), || async { app.redis_stock(product).await == 5 }).await;
+    assert!(back, "Redis stock did not come back");
+    let stock = app.stock(product).await;
+    assert_eq!((stock["mysql"].as_i64(), stock["inFlight"].as_i64()), (Some(5), Some(0)), "{stock}");
+    assert_eq!(stock["orders"]["cancelled"], 1);
+    assert!(!is_buyer(&app, product, 1).await, "the buyer set still holds the user");
+    assert_eq!(app.count("SELECT COUNT(*) FROM tb_user_seckill").await, 0);
+    let (before, after): (u32, u32) =
+        sqlx::query_as("SELECT before_stock, after_stock FROM tb_stock_log WHERE order_no = ? AND reason = 'CANCEL'")
+            .bind(&first)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((before, after), (4, 5));
+    let (status, body) = app.pay(&first, 1).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("ORDER_CANCELLED")), "{body}");
+
+    // Same user, same product: a new order.
+    let (status, body) = app.buy(1, product).await;
+    assert_eq!(status, 200, "{body}");
+    let second = body["orderNo"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    app.wait_order_status(&second, "UNPAID", 30).await;
+
+    // Every state change was published: CREATED, CANCELLED (first), CREATED (second).
+    let published = wait_until(Duration::from_secs(10), || async {
+        app.count("SELECT COUNT(*) FROM tb_order_event WHERE sent_at IS NOT NULL").await >= 3
+    })
+    .await;
+    assert!(published, "order events were not relayed to the broker");
+    let events: Vec<(String, String)> = sqlx::query_as("SELECT order_no, event FROM tb_order_event ORDER BY id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![(first.clone(), "CREATED".into()), (first.clone(), "CANCELLED".into()), (second.clone(), "CREATED".into())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paid_order_is_never_cancelled_and_keeps_its_stock() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product(5).await;
+    let (_, body) = app.buy(2, product).await;
+    let order_no = body["orderNo"].as_str().unwrap().to_string();
+    app.wait_order_status(&order_no, "UNPAID", 30).await;
+
+    let (status, body) = app.pay(&order_no, 3).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_ORDER")), "another user's order: {body}");
+    let (status, body) = app.pay(&order_no, 2).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("PAID")), "{body}");
+    let (status, body) = app.pay(&order_no, 2).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("PAID")), "paying twice answers PAID again: {body}");
+    for bad in [json!({}), json!({ "userId": 0 }), json!({ "userId": "2" })] {
+        let resp = app
+            .http
+            .post(app.url(&format!("/api/orders/{order_no}/pay")))
+            .header("x-seckill-edge-secret", seckill_e2e::EDGE_SECRET)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = seckill_e2e::read(resp).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("BAD_REQUEST")), "{bad} → {body}");
+    }
+
+    let metrics = &app.workers().metrics;
+    let skipped = wait_until(Duration::from_secs(30), || async { metrics.cancels_skipped.load(Ordering::Relaxed) >= 1 }).await;
+    assert!(skipped, "the cancel for the paid order was never delivered");
+    assert_eq!(app.order(&order_no).await.1["status"], "PAID");
+    let stock = app.stock(product).await;
+    assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64()), (Some(4), Some(4)), "{stock}");
+    assert!(is_buyer(&app, product, 2).await);
+    assert_eq!(app.count("SELECT COUNT(*) FROM tb_stock_log WHERE reason = 'CANCEL'").await, 0);
+}
+
+/// 200 orders, each paid at about the moment its cancel fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pay_racing_cancel_ends_every_order_paid_xor_cancelled_with_stock_conserved() {
+    let app = Arc::new(TestApp::spawn().await);
+    let initial = 300;
+    let product = app.create_product(initial).await;
+    let mut orders = Vec::new();
+    for user in 1..=200u64 {
+        let (status, body) = app.buy(user, product).await;
+        assert_eq!(status, 200, "{body}");
+        orders.push((user, body["orderNo"].as_str().unwrap().to_string()));
+    }
+    // Learn when each order was written: its cancel fires 3 s (level 16 here) after that.
+    let mut written_at = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while written_at.len() < orders.len() {
+        for (_, order_no) in &orders {
+            if !written_at.contains_key(order_no) && app.order(order_no).await.1["status"] == "UNPAID" {
+                written_at.insert(order_no.clone(), Instant::now());
+            }
+        }
+        assert!(Instant::now() < deadline, "orders were not written within 60 s");
+    }
+    let delay = Duration::from_secs(3);
+    let tasks: Vec<_> = orders
+        .iter()
+        .enumerate()
+        .map(|(i, (user, order_no))| {
+            let app = Arc::clone(&app);
+            let (user, order_no) = (*user, order_no.clone());
+            // Spread the pays from 300 ms before to 300 ms after the expected cancel.
+            let at = written_at[&order_no] + delay - Duration::from_millis(300) + Duration::from_millis((i as u64 * 3) % 600);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                (order_no.clone(), app.pay(&order_no, user).await)
+            })
+        })
+        .collect();
+    let mut paid_answers = 0;
+    let mut answers = HashMap::new();
+    for t in tasks {
+        let (order_no, (status, body)) = t.await.unwrap();
+        match (status, body["code"].as_str(), body["status"].as_str()) {
+            (200, _, Some("PAID")) => paid_answers += 1,
+            (409, Some("ORDER_CANCELLED"), _) => {}
+            other => panic!("unexpected pay answer for {order_no}: {other:?} {body}"),
+        }
+        answers.insert(order_no, status);
+    }
+
+    // Wait until every cancel has been handled: no UNPAID left.
+    let settled = wait_until(Duration::from_secs(60), || async {
+        app.count(&format!("SELECT COUNT(*) FROM tb_seckill_order WHERE product_id = {product} AND status = 'UNPAID'")).await == 0
+    })
+    .await;
+    assert!(settled, "some orders are still UNPAID");
+    let statuses: HashMap<String, String> =
+        sqlx::query_as::<_, (String, String)>("SELECT order_no, status FROM tb_seckill_order WHERE product_id = ?")
+            .bind(product)
+            .fetch_all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(statuses.len(), 200);
+    for (order_no, status) in &answers {
+        let expected = if *status == 200 { "PAID" } else { "CANCELLED" };
+        assert_eq!(statuses[order_no], expected, "{order_no}: pay answered {status}");
+    }
+    let paid = statuses.values().filter(|s| *s == "PAID").count() as i64;
+    let cancelled = statuses.values().filter(|s| *s == "CANCELLED").count() as i64;
+    assert_eq!(paid + cancelled, 200);
+    assert_eq!(paid, paid_answers);
+    assert_eq!(app.count("SELECT COUNT(*) FROM tb_stock_log WHERE reason = 'CANCEL'").await, cancelled);
+    let back = wait_until(Duration::from_secs(10), || async { app.redis_stock(product).await == initial as i64 - paid }).await;
+    let stock = app.stock(product).await;
+    assert!(back, "Redis stock should be initial − PAID: {stock}");
+    assert_eq!(stock["mysql"].as_i64(), Some(initial as i64 - paid), "{stock}");
+    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM tb_user_seckill WHERE product_id = {product}")).await, paid);
+    println!("pay/cancel race: {paid} paid, {cancelled} cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product(10).await;
+    let mut orders = Vec::new();
+    for user in 1..=5 {
+        orders.push(app.buy(user, product).await.1["orderNo"].as_str().unwrap().to_string());
+    }
+    for order_no in &orders {
+        app.wait_order_status(order_no, "CANCELLED", 40).await;
+    }
+    let back = wait_until(Duration::from_secs(10), || async { app.redis_stock(product).await == 10 }).await;
+    assert!(back);
+
+    let messaging = Messaging::start(&app.settings.rocketmq).unwrap();
+    let sender = Sender::start(&messaging, &format!("redeliverer-{}", app.id)).await.unwrap();
+    for order_no in &orders {
+        let body = serde_json::to_vec(&CancelMessage { order_no: order_no.clone() }).unwrap();
+        for _ in 0..2 {
+            sender.send(&app.settings.rocketmq.cancel_topic, "CANCEL", order_no, body.clone(), 0).await.unwrap();
+        }
+    }
+    let metrics = &app.workers().metrics;
+    let seen = wait_until(Duration::from_secs(30), || async { metrics.cancels_repeated.load(Ordering::Relaxed) >= 10 }).await;
+    assert!(seen, "the repeated cancels were not delivered");
+    let stock = app.stock(product).await;
+    assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64()), (Some(10), Some(10)), "{stock}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM tb_stock_log WHERE reason = 'CANCEL'").await, 5);
+    assert_eq!(app.count("SELECT COUNT(*) FROM tb_order_event WHERE event = 'CANCELLED'").await, 5);
+
+    // release.lua acts once: a third release of a released order gives nothing back.
+    let stock_store = StockStore::connect(&app.settings.redis.url, &app.settings.redis.key_prefix).await.unwrap();
+    assert_eq!(stock_store.release(product, &orders[0]).await.unwrap(), 0);
+    assert_eq!(app.redis_stock(product).await, 10);
+}
+
+/// The writer committed the order and died before sending the cancel: the broker redelivers
+/// the order message, and that delivery sends the cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_that_died_after_its_commit_still_gets_the_cancel_sent_on_redelivery() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product(3).await;
+    let stock = StockStore::connect(&app.settings.redis.url, &app.settings.redis.key_prefix).await.unwrap();
+    let order = OrderMessage {
+        order_no: format!("{}-{product}", 1_000_000 + product),
+        user_id: 9,
+        product_id: product,
+        quantity: 1,
+        price: "6999.00".parse().unwrap(),
+        accepted_at: 0,
+    };
+    // What happened before the crash: Redis took the stock, the writer committed.
+    stock.buy(product, order.user_id, 1, &order.order_no).await.unwrap();
+    writer::write(&app.db, &app.settings.rocketmq.order_writer_group, &order, Duration::from_secs(1800))
+        .await
+        .unwrap();
+    assert_eq!(app.order(&order.order_no).await.1["status"], "UNPAID");
+
+    // The redelivery.
+    let messaging = Messaging::start(&app.settings.rocketmq).unwrap();
+    let sender = Sender::start(&messaging, &format!("redeliverer-{}", app.id)).await.unwrap();
+    sender
+        .send(&app.settings.rocketmq.order_topic, "ORDER", &order.order_no, serde_json::to_vec(&order).unwrap(), 0)
+        .await
+        .unwrap();
+    app.wait_order_status(&order.order_no, "CANCELLED", 40).await;
+    let back = wait_until(Duration::from_secs(10), || async { app.redis_stock(product).await == 3 }).await;
+    assert!(back, "Redis stock did not come back");
+    assert_eq!(app.count("SELECT CAST(stock AS SIGNED) FROM tb_seckill_product").await, 3);
+}
+
+/// A message that always fails lands in the dead-letter list after max reconsume times, and a
+/// replay after the cause is fixed writes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_that_always_fails_is_dead_lettered_and_can_be_replayed() {
+    let (id, mut settings) = isolated_settings();
+    settings.rocketmq.max_reconsume_times = 2;
+    let app = TestApp::spawn_with(id, settings).await;
+    let missing_product = 999;
+    let order = OrderMessage {
+        order_no: format!("77-{missing_product}"),
+        user_id: 4,
+        product_id: missing_product,
+        quantity: 1,
+        price: "5.00".parse().unwrap(),
+        accepted_at: 0,
+    };
+    let messaging = Messaging::start(&app.settings.rocketmq).unwrap();
+    let sender = Sender::start(&messaging, &format!("poisoner-{}", app.id)).await.unwrap();
+    sender
+        .send(&app.settings.rocketmq.order_topic, "ORDER", &order.order_no, serde_json::to_vec(&order).unwrap(), 0)
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let letters = loop {
+        let (_, body) = app.admin_get("/admin/dead-letters").await;
+        if body["deadLetters"].as_array().is_some_and(|l| !l.is_empty()) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "the poison message never reached the dead-letter list: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let letter = &letters["deadLetters"][0];
+    assert_eq!(letter["group"], app.settings.rocketmq.order_writer_group.as_str(), "{letter}");
+    assert_eq!(letter["topic"], app.settings.rocketmq.order_topic.as_str(), "{letter}");
+    assert_eq!(letter["key"], order.order_no.as_str(), "{letter}");
+    assert!(letter["reason"].as_str().unwrap().contains("does not have"), "{letter}");
+    assert!(letter["times"].as_i64().unwrap() >= 2, "{letter}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM tb_seckill_order").await, 0);
+
+    // Fix the cause (the product appears), then replay.
+    sqlx::query("INSERT INTO tb_seckill_product (id, name, price, initial_stock, stock) VALUES (?, 'Late', 5.00, 1, 1)")
+        .bind(missing_product)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (status, body) = app.admin_post(&format!("/admin/dead-letters/{}/replay", letter["id"]), None).await;
+    assert_eq!(status, 200, "{body}");
+    app.wait_order_status(&order.order_no, "UNPAID", 30).await;
+    let (status, body) = app.admin_post("/admin/dead-letters/99999/replay", None).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_DEAD_LETTER")));
+    let (status, _) = app.admin_post("/admin/dead-letters/x/replay", None).await;
+    assert_eq!(status, 400);
+}
