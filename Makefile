@@ -18,3 +18,7 @@ test:
 ## Remove the build and tool caches (~/.cache/seckill); the next `make up` rebuilds them.
 clean-cache:
 	rm -rf "$${SECKILL_CACHE:-$$HOME/.cache/seckill}"
+
+## Buys against the running stack (origin and edge side by side); prints a table, writes .run/bench.md.
+bench:
+	@source scripts/env.sh && cargo run --quiet -p seckill-e2e --bin seckill-bench

@@ -93,9 +93,10 @@ start_broker() {
   local home="$SECKILL_DATA/broker-$profile"; mkdir -p "$home"
   local delay_line=""
   if [[ "$profile" == test ]]; then
-    # Level 16 (the unpaid-order cancel) = 3 s, and every retry level (3 and up) about 1 s,
-    # so lifecycle and retry tests run in seconds. The code still sends level 16.
-    delay_line='messageDelayLevel = "1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 3s 1s 1s"'
+    # Level 16 (the unpaid-order cancel) = 3 s and the retry levels (3 to 17) 1 s, so lifecycle
+    # and retry tests run in seconds; the code still sends level 16. Level 18 = 2 h: tests of
+    # the buy path send their cancels there so that their orders stay UNPAID.
+    delay_line='messageDelayLevel = "1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 3s 1s 2h"'
   fi
   cat >"$home/broker.toml" <<TOML
 [broker]

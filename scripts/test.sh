@@ -19,10 +19,10 @@ mariadb --no-defaults -h "$SECKILL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$M
 # The e2e tests run the origin in-process against the test broker.
 eval "$("$SECKILL_ROOT/scripts/stack.sh" origin-env | sed 's/^/export /')"
 export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:${TEST_NAMESRV_PORT:-9877}"
-export RUST_LOG="${RUST_LOG:-warn}"
+export RUST_LOG="${RUST_LOG:-error}"
 
 log "cargo test (unit + end-to-end)"
-cargo test --workspace -- --test-threads="${SECKILL_TEST_THREADS:-4}"
+cargo test --workspace --no-fail-fast -- --test-threads="${SECKILL_TEST_THREADS:-4}"
 
 if [[ -x "$SECKILL_ROOT/scripts/edge.sh" && "${SECKILL_NO_EDGE:-}" != 1 ]]; then
   log "edge tests through wrangler dev"

@@ -40,12 +40,10 @@ impl BuyRequest {
     /// Validates a raw body with the origin's rules; the error is the 400 the origin would give.
     pub fn parse(body: &[u8]) -> Result<Self, EdgeError> {
         if body.len() > MAX_BUY_BODY_BYTES {
-            return Err(EdgeError::bad_request(format!(
-                "body too large (at most {MAX_BUY_BODY_BYTES} bytes)"
-            )));
+            return Err(EdgeError::bad_request(format!("body too large (at most {MAX_BUY_BODY_BYTES} bytes)")));
         }
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| EdgeError::bad_request(format!("body is not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| EdgeError::bad_request(format!("body is not valid JSON: {e}")))?;
         let Value::Object(fields) = value else {
             return Err(EdgeError::bad_request("body must be a JSON object"));
         };
@@ -56,18 +54,10 @@ impl BuyRequest {
             Some(q) => match q.as_u64().map(u32::try_from) {
                 Some(Ok(0)) => return Err(EdgeError::bad_request("quantity must be at least 1")),
                 Some(Ok(q)) => q,
-                _ => {
-                    return Err(EdgeError::bad_request(
-                        "quantity must be a positive integer",
-                    ))
-                }
+                _ => return Err(EdgeError::bad_request("quantity must be a positive integer")),
             },
         };
-        Ok(Self {
-            user_id,
-            product_id,
-            quantity,
-        })
+        Ok(Self { user_id, product_id, quantity })
     }
 
     /// The body forwarded to the origin: exactly what was validated, nothing the client added.
@@ -78,13 +68,8 @@ impl BuyRequest {
     /// The flags to look up before forwarding, in the order they are checked.
     pub fn flags_to_check(&self) -> [Flag; 2] {
         [
-            Flag::SoldOut {
-                product_id: self.product_id,
-            },
-            Flag::Bought {
-                user_id: self.user_id,
-                product_id: self.product_id,
-            },
+            Flag::SoldOut { product_id: self.product_id },
+            Flag::Bought { user_id: self.user_id, product_id: self.product_id },
         ]
     }
 }
@@ -116,10 +101,7 @@ impl Flag {
             Flag::SoldOut { product_id } => {
                 format!("https://seckill-flags.internal/sold-out/{product_id}")
             }
-            Flag::Bought {
-                user_id,
-                product_id,
-            } => {
+            Flag::Bought { user_id, product_id } => {
                 format!("https://seckill-flags.internal/bought/{product_id}/{user_id}")
             }
         }
@@ -129,10 +111,7 @@ impl Flag {
     pub fn rejection(&self) -> EdgeError {
         match *self {
             Flag::SoldOut { product_id } => EdgeError::sold_out(product_id),
-            Flag::Bought {
-                user_id,
-                product_id,
-            } => EdgeError::already_bought(user_id, product_id),
+            Flag::Bought { user_id, product_id } => EdgeError::already_bought(user_id, product_id),
         }
     }
 }
@@ -158,17 +137,12 @@ pub fn flag_from_answer(
     max_ttl_secs: u32,
 ) -> Option<FlagToSet> {
     let ttl_secs = parse_flag_ttl(ttl_header, max_ttl_secs)?;
-    let bought = Flag::Bought {
-        user_id: buy.user_id,
-        product_id: buy.product_id,
-    };
+    let bought = Flag::Bought { user_id: buy.user_id, product_id: buy.product_id };
     let flag = match status {
         200 => bought,
         409 => match error_code(body).as_deref() {
             Some("ALREADY_BOUGHT") => bought,
-            Some("SOLD_OUT") => Flag::SoldOut {
-                product_id: buy.product_id,
-            },
+            Some("SOLD_OUT") => Flag::SoldOut { product_id: buy.product_id },
             _ => return None,
         },
         _ => return None,
@@ -203,25 +177,13 @@ mod tests {
     #[test]
     fn accepts_a_full_body() {
         let buy = parse(r#"{"userId": 7, "productId": 3, "quantity": 2}"#).unwrap();
-        assert_eq!(
-            buy,
-            BuyRequest {
-                user_id: 7,
-                product_id: 3,
-                quantity: 2
-            }
-        );
+        assert_eq!(buy, BuyRequest { user_id: 7, product_id: 3, quantity: 2 });
     }
 
     #[test]
     fn quantity_defaults_to_one() {
         assert_eq!(parse(r#"{"userId":7,"productId":3}"#).unwrap().quantity, 1);
-        assert_eq!(
-            parse(r#"{"userId":7,"productId":3,"quantity":null}"#)
-                .unwrap()
-                .quantity,
-            1
-        );
+        assert_eq!(parse(r#"{"userId":7,"productId":3,"quantity":null}"#).unwrap().quantity, 1);
     }
 
     #[test]
@@ -232,33 +194,18 @@ mod tests {
 
     #[test]
     fn accepts_the_largest_ids() {
-        let body = format!(
-            r#"{{"userId":{},"productId":{},"quantity":{}}}"#,
-            u64::MAX,
-            u64::MAX,
-            u32::MAX
-        );
+        let body = format!(r#"{{"userId":{},"productId":{},"quantity":{}}}"#, u64::MAX, u64::MAX, u32::MAX);
         let buy = parse(&body).unwrap();
-        assert_eq!(
-            (buy.user_id, buy.product_id, buy.quantity),
-            (u64::MAX, u64::MAX, u32::MAX)
-        );
+        assert_eq!((buy.user_id, buy.product_id, buy.quantity), (u64::MAX, u64::MAX, u32::MAX));
     }
 
     #[test]
     fn rejects_bodies_that_are_not_a_json_object() {
         for body in ["", "not json", "{", r#"{"userId":1,"productId":1"#] {
-            assert!(
-                rejected_with(body).starts_with("body is not valid JSON: "),
-                "{body:?}"
-            );
+            assert!(rejected_with(body).starts_with("body is not valid JSON: "), "{body:?}");
         }
         for body in ["[1,2]", "42", "null", r#""x""#] {
-            assert_eq!(
-                rejected_with(body),
-                "body must be a JSON object",
-                "{body:?}"
-            );
+            assert_eq!(rejected_with(body), "body must be a JSON object", "{body:?}");
         }
     }
 
@@ -266,29 +213,12 @@ mod tests {
     fn rejects_missing_or_non_positive_ids() {
         assert_eq!(rejected_with(r#"{"productId":1}"#), "userId is required");
         assert_eq!(rejected_with(r#"{"userId":1}"#), "productId is required");
-        assert_eq!(
-            rejected_with(r#"{"userId":null,"productId":1}"#),
-            "userId is required"
-        );
-        for bad in [
-            "0",
-            "-1",
-            "1.5",
-            "1.0",
-            r#""1""#,
-            "true",
-            "[]",
-            "{}",
-            "1e3",
-            "18446744073709551616",
-        ] {
+        assert_eq!(rejected_with(r#"{"userId":null,"productId":1}"#), "userId is required");
+        for bad in ["0", "-1", "1.5", "1.0", r#""1""#, "true", "[]", "{}", "1e3", "18446744073709551616"] {
             let msg = rejected_with(&format!(r#"{{"userId":{bad},"productId":1}}"#));
             assert_eq!(msg, "userId must be a positive integer", "userId {bad}");
             let msg = rejected_with(&format!(r#"{{"userId":1,"productId":{bad}}}"#));
-            assert_eq!(
-                msg, "productId must be a positive integer",
-                "productId {bad}"
-            );
+            assert_eq!(msg, "productId must be a positive integer", "productId {bad}");
         }
     }
 
@@ -304,41 +234,21 @@ mod tests {
 
     #[test]
     fn rejects_oversized_bodies_before_parsing() {
-        let body = format!(
-            r#"{{"userId":1,"productId":1,"pad":"{}"}}"#,
-            "x".repeat(MAX_BUY_BODY_BYTES)
-        );
+        let body = format!(r#"{{"userId":1,"productId":1,"pad":"{}"}}"#, "x".repeat(MAX_BUY_BODY_BYTES));
         assert!(rejected_with(&body).starts_with("body too large"));
     }
 
     #[test]
     fn checks_the_product_flag_before_the_user_flag() {
-        let buy = BuyRequest {
-            user_id: 9,
-            product_id: 4,
-            quantity: 1,
-        };
-        assert_eq!(
-            buy.flags_to_check(),
-            [
-                Flag::SoldOut { product_id: 4 },
-                Flag::Bought {
-                    user_id: 9,
-                    product_id: 4
-                }
-            ]
-        );
+        let buy = BuyRequest { user_id: 9, product_id: 4, quantity: 1 };
+        assert_eq!(buy.flags_to_check(), [Flag::SoldOut { product_id: 4 }, Flag::Bought { user_id: 9, product_id: 4 }]);
     }
 
     #[test]
     fn flags_reject_with_the_origin_codes() {
         let sold_out = Flag::SoldOut { product_id: 1 }.rejection();
         assert_eq!((sold_out.status, sold_out.code), (409, "SOLD_OUT"));
-        let bought = Flag::Bought {
-            user_id: 1,
-            product_id: 1,
-        }
-        .rejection();
+        let bought = Flag::Bought { user_id: 1, product_id: 1 }.rejection();
         assert_eq!((bought.status, bought.code), (409, "ALREADY_BOUGHT"));
     }
 
@@ -347,21 +257,9 @@ mod tests {
         let keys = [
             Flag::SoldOut { product_id: 12 }.cache_key(),
             Flag::SoldOut { product_id: 1 }.cache_key(),
-            Flag::Bought {
-                user_id: 2,
-                product_id: 1,
-            }
-            .cache_key(),
-            Flag::Bought {
-                user_id: 1,
-                product_id: 2,
-            }
-            .cache_key(),
-            Flag::Bought {
-                user_id: 12,
-                product_id: 1,
-            }
-            .cache_key(),
+            Flag::Bought { user_id: 2, product_id: 1 }.cache_key(),
+            Flag::Bought { user_id: 1, product_id: 2 }.cache_key(),
+            Flag::Bought { user_id: 12, product_id: 1 }.cache_key(),
         ];
         for (i, a) in keys.iter().enumerate() {
             assert!(a.starts_with("https://"), "{a}");
@@ -371,15 +269,8 @@ mod tests {
         }
     }
 
-    const BUY: BuyRequest = BuyRequest {
-        user_id: 5,
-        product_id: 8,
-        quantity: 1,
-    };
-    const BOUGHT: Flag = Flag::Bought {
-        user_id: 5,
-        product_id: 8,
-    };
+    const BUY: BuyRequest = BuyRequest { user_id: 5, product_id: 8, quantity: 1 };
+    const BOUGHT: Flag = Flag::Bought { user_id: 5, product_id: 8 };
     const SOLD_OUT: Flag = Flag::SoldOut { product_id: 8 };
 
     fn answer(status: u16, body: &str, ttl: Option<&str>) -> Option<FlagToSet> {
@@ -389,57 +280,26 @@ mod tests {
     #[test]
     fn queued_sets_the_user_flag() {
         let set = answer(200, r#"{"orderNo":"A1","status":"QUEUED"}"#, Some("60"));
-        assert_eq!(
-            set,
-            Some(FlagToSet {
-                flag: BOUGHT,
-                ttl_secs: 60
-            })
-        );
+        assert_eq!(set, Some(FlagToSet { flag: BOUGHT, ttl_secs: 60 }));
     }
 
     #[test]
     fn already_bought_sets_the_user_flag() {
-        let set = answer(
-            409,
-            r#"{"code":"ALREADY_BOUGHT","message":"x"}"#,
-            Some("60"),
-        );
-        assert_eq!(
-            set,
-            Some(FlagToSet {
-                flag: BOUGHT,
-                ttl_secs: 60
-            })
-        );
+        let set = answer(409, r#"{"code":"ALREADY_BOUGHT","message":"x"}"#, Some("60"));
+        assert_eq!(set, Some(FlagToSet { flag: BOUGHT, ttl_secs: 60 }));
     }
 
     #[test]
     fn sold_out_sets_the_product_flag() {
         let set = answer(409, r#"{"code":"SOLD_OUT","message":"x"}"#, Some("2"));
-        assert_eq!(
-            set,
-            Some(FlagToSet {
-                flag: SOLD_OUT,
-                ttl_secs: 2
-            })
-        );
+        assert_eq!(set, Some(FlagToSet { flag: SOLD_OUT, ttl_secs: 2 }));
     }
 
     #[test]
     fn no_ttl_header_means_no_flag() {
-        assert_eq!(
-            answer(200, r#"{"orderNo":"A1","status":"QUEUED"}"#, None),
-            None
-        );
-        assert_eq!(
-            answer(409, r#"{"code":"SOLD_OUT","message":"x"}"#, None),
-            None
-        );
-        assert_eq!(
-            answer(409, r#"{"code":"SOLD_OUT","message":"x"}"#, Some("0")),
-            None
-        );
+        assert_eq!(answer(200, r#"{"orderNo":"A1","status":"QUEUED"}"#, None), None);
+        assert_eq!(answer(409, r#"{"code":"SOLD_OUT","message":"x"}"#, None), None);
+        assert_eq!(answer(409, r#"{"code":"SOLD_OUT","message":"x"}"#, Some("0")), None);
     }
 
     #[test]
@@ -448,10 +308,7 @@ mod tests {
             (409, r#"{"code":"NOT_STARTED","message":"x"}"#),
             (409, r#"{"code":"ENDED","message":"x"}"#),
             (404, r#"{"code":"NO_SUCH_PRODUCT","message":"x"}"#),
-            (
-                400,
-                r#"{"code":"BAD_REQUEST","message":"quantity above limit"}"#,
-            ),
+            (400, r#"{"code":"BAD_REQUEST","message":"quantity above limit"}"#),
             (503, r#"{"code":"UNAVAILABLE","message":"x"}"#),
             (403, r#"{"code":"FORBIDDEN","message":"x"}"#),
             (409, "not json"),
@@ -466,19 +323,11 @@ mod tests {
         assert_eq!(parse_flag_ttl(Some("2"), 3600), Some(2));
         assert_eq!(parse_flag_ttl(Some(" 60 "), 3600), Some(60));
         assert_eq!(parse_flag_ttl(Some("86400"), 3600), Some(3600), "capped");
-        assert_eq!(
-            parse_flag_ttl(Some("99999999999999999999"), 3600),
-            None,
-            "overflow"
-        );
+        assert_eq!(parse_flag_ttl(Some("99999999999999999999"), 3600), None, "overflow");
         for bad in ["", "0", "-5", "1.5", "abc", "2s", "max-age=2"] {
             assert_eq!(parse_flag_ttl(Some(bad), 3600), None, "{bad:?}");
         }
         assert_eq!(parse_flag_ttl(None, 3600), None);
-        assert_eq!(
-            parse_flag_ttl(Some("5"), 0),
-            None,
-            "a cap of 0 turns flags off"
-        );
+        assert_eq!(parse_flag_ttl(Some("5"), 0), None, "a cap of 0 turns flags off");
     }
 }

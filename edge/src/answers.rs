@@ -29,11 +29,7 @@ struct ErrorBody<'a> {
 
 impl EdgeError {
     fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self { status, code, message: message.into() }
     }
 
     /// 400 `BAD_REQUEST`: the body breaks a rule the origin would also reject it for.
@@ -48,11 +44,7 @@ impl EdgeError {
 
     /// 409 `ALREADY_BOUGHT`, from a cached (user, product) flag (worded as the origin words it).
     pub fn already_bought(user_id: u64, product_id: u64) -> Self {
-        Self::new(
-            409,
-            "ALREADY_BOUGHT",
-            format!("user {user_id} already holds an order of product {product_id}"),
-        )
+        Self::new(409, "ALREADY_BOUGHT", format!("user {user_id} already holds an order of product {product_id}"))
     }
 
     /// 404 `NOT_FOUND`: no public route at this path (admin routes are never exposed here).
@@ -62,11 +54,7 @@ impl EdgeError {
 
     /// 405 `METHOD_NOT_ALLOWED`: the path exists, the method does not.
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            405,
-            "METHOD_NOT_ALLOWED",
-            "method not allowed on this route",
-        )
+        Self::new(405, "METHOD_NOT_ALLOWED", "method not allowed on this route")
     }
 
     /// 503 `UNAVAILABLE`: the origin could not be reached (same code the origin uses when busy).
@@ -76,11 +64,8 @@ impl EdgeError {
 
     /// The JSON body.
     pub fn body(&self) -> String {
-        serde_json::to_string(&ErrorBody {
-            code: self.code,
-            message: &self.message,
-        })
-        .expect("a struct of two strings always serializes")
+        serde_json::to_string(&ErrorBody { code: self.code, message: &self.message })
+            .expect("a struct of two strings always serializes")
     }
 }
 
@@ -114,10 +99,7 @@ mod tests {
 
     #[test]
     fn reads_the_code_of_an_origin_error() {
-        assert_eq!(
-            error_code(r#"{"code":"SOLD_OUT","message":"x"}"#).as_deref(),
-            Some("SOLD_OUT")
-        );
+        assert_eq!(error_code(r#"{"code":"SOLD_OUT","message":"x"}"#).as_deref(), Some("SOLD_OUT"));
         assert_eq!(error_code(r#"{"orderNo":"1","status":"QUEUED"}"#), None);
         assert_eq!(error_code("<html>bad gateway</html>"), None);
     }

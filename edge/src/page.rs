@@ -26,10 +26,7 @@ mod tests {
             "ORDER_PENDING",
             "ORDER_CANCELLED",
         ] {
-            assert!(
-                SHOP_PAGE_HTML.contains(&format!("{code}:")),
-                "no message for {code}"
-            );
+            assert!(SHOP_PAGE_HTML.contains(&format!("{code}:")), "no message for {code}");
         }
     }
 
@@ -39,9 +36,6 @@ mod tests {
             assert!(SHOP_PAGE_HTML.contains(route), "{route}");
         }
         assert!(!SHOP_PAGE_HTML.contains("/admin"));
-        assert!(
-            !SHOP_PAGE_HTML.contains("innerHTML"),
-            "render server text with textContent"
-        );
+        assert!(!SHOP_PAGE_HTML.contains("innerHTML"), "render server text with textContent");
     }
 }

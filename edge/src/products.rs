@@ -44,12 +44,7 @@ mod tests {
 
     #[test]
     fn leaves_other_bodies_alone() {
-        for body in [
-            "not json",
-            r#"{"products":[]}"#,
-            r#"{"serverTime":"soon"}"#,
-            "[]",
-        ] {
+        for body in ["not json", r#"{"products":[]}"#, r#"{"serverTime":"soon"}"#, "[]"] {
             assert_eq!(with_server_time_advanced(body, 5), body);
         }
     }

@@ -31,9 +31,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ["api", "seckill"] => (Route::Buy, "POST"),
         ["api", "products"] => (Route::ProductList, "GET"),
         ["api", "orders", order_no] if is_order_no(order_no) => (Route::Order { order_no }, "GET"),
-        ["api", "orders", order_no, "pay"] if is_order_no(order_no) => {
-            (Route::PayOrder { order_no }, "POST")
-        }
+        ["api", "orders", order_no, "pay"] if is_order_no(order_no) => (Route::PayOrder { order_no }, "POST"),
         _ => return Route::NotFound,
     };
     if method == allowed {
@@ -48,8 +46,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
 fn is_order_no(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_ORDER_NO_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -61,18 +58,8 @@ mod tests {
         assert_eq!(route("GET", "/"), Route::ShopPage);
         assert_eq!(route("POST", "/api/seckill"), Route::Buy);
         assert_eq!(route("GET", "/api/products"), Route::ProductList);
-        assert_eq!(
-            route("GET", "/api/orders/SK20261123-00042"),
-            Route::Order {
-                order_no: "SK20261123-00042"
-            }
-        );
-        assert_eq!(
-            route("POST", "/api/orders/abc_123/pay"),
-            Route::PayOrder {
-                order_no: "abc_123"
-            }
-        );
+        assert_eq!(route("GET", "/api/orders/SK20261123-00042"), Route::Order { order_no: "SK20261123-00042" });
+        assert_eq!(route("POST", "/api/orders/abc_123/pay"), Route::PayOrder { order_no: "abc_123" });
     }
 
     #[test]

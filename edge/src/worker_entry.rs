@@ -3,16 +3,14 @@
 
 use wasm_bindgen::JsValue;
 use worker::{
-    console_warn, event, Cache, Context, Date, Env, Fetch, Headers, Method, Request, RequestInit,
-    Response, Result,
+    console_warn, event, Cache, Context, Date, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result,
 };
 
 use crate::admission::{flag_from_answer, BuyRequest, Flag, FlagToSet, DEFAULT_MAX_FLAG_TTL_SECS};
 use crate::answers::{EdgeError, DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 use crate::page::SHOP_PAGE_HTML;
 use crate::products::{
-    with_server_time_advanced, CACHED_AT_HEADER, DEFAULT_PRODUCTS_CACHE_SECS,
-    PRODUCT_LIST_CACHE_KEY,
+    with_server_time_advanced, CACHED_AT_HEADER, DEFAULT_PRODUCTS_CACHE_SECS, PRODUCT_LIST_CACHE_KEY,
 };
 use crate::routes::{route, Route};
 
@@ -35,17 +33,8 @@ struct Settings {
 
 impl Settings {
     fn from_env(env: &Env) -> Result<Self> {
-        let text = |name: &str| {
-            env.secret(name)
-                .or_else(|_| env.var(name))
-                .map(|value| value.to_string())
-                .ok()
-        };
-        let number = |name: &str, default: u32| {
-            text(name)
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
+        let text = |name: &str| env.secret(name).or_else(|_| env.var(name)).map(|value| value.to_string()).ok();
+        let number = |name: &str, default: u32| text(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
         let origin_url = text("ORIGIN_URL").ok_or("ORIGIN_URL is not set")?;
         Ok(Self {
             origin_url: origin_url.trim_end_matches('/').to_owned(),
@@ -91,21 +80,13 @@ async fn buy(req: &mut Request, settings: &Settings) -> Result<Response> {
         }
     }
 
-    let Some(mut answer) =
-        send_to_origin(settings, Method::Post, "/api/seckill", Some(buy.to_json())).await
-    else {
+    let Some(mut answer) = send_to_origin(settings, Method::Post, "/api/seckill", Some(buy.to_json())).await else {
         return edge_error(&EdgeError::origin_unreachable());
     };
     let status = answer.status_code();
     let ttl = answer.headers().get(FLAG_TTL_HEADER)?;
     let body = answer.text().await?;
-    if let Some(to_set) = flag_from_answer(
-        &buy,
-        status,
-        &body,
-        ttl.as_deref(),
-        settings.max_flag_ttl_secs,
-    ) {
+    if let Some(to_set) = flag_from_answer(&buy, status, &body, ttl.as_deref(), settings.max_flag_ttl_secs) {
         // Awaited, not deferred with wait_until: the very next buy must already see the flag.
         set_flag(&cache, to_set).await;
     }
@@ -149,28 +130,21 @@ async fn product_list(settings: &Settings) -> Result<Response> {
     let cache = Cache::default();
     if settings.products_cache_secs > 0 {
         if let Ok(Some(mut copy)) = cache.get(PRODUCT_LIST_CACHE_KEY, false).await {
-            let cached_at: Option<u64> = copy
-                .headers()
-                .get(CACHED_AT_HEADER)?
-                .and_then(|v| v.parse().ok());
+            let cached_at: Option<u64> = copy.headers().get(CACHED_AT_HEADER)?.and_then(|v| v.parse().ok());
             let age_ms = cached_at.map_or(0, |t| Date::now().as_millis().saturating_sub(t));
             let body = with_server_time_advanced(&copy.text().await?, age_ms);
             return json_response(200, body, &[(DECIDED_BY_HEADER, "edge".to_owned())]);
         }
     }
 
-    let Some(mut answer) = send_to_origin(settings, Method::Get, "/api/products", None).await
-    else {
+    let Some(mut answer) = send_to_origin(settings, Method::Get, "/api/products", None).await else {
         return edge_error(&EdgeError::origin_unreachable());
     };
     let status = answer.status_code();
     let body = answer.text().await?;
     if status == 200 && settings.products_cache_secs > 0 {
         let copy = Response::builder()
-            .with_header(
-                "cache-control",
-                &format!("max-age={}", settings.products_cache_secs),
-            )?
+            .with_header("cache-control", &format!("max-age={}", settings.products_cache_secs))?
             .with_header("content-type", "application/json")?
             .with_header(CACHED_AT_HEADER, &Date::now().as_millis().to_string())?
             .fixed(body.clone().into_bytes());
@@ -182,12 +156,7 @@ async fn product_list(settings: &Settings) -> Result<Response> {
 }
 
 /// Forwards a request unchanged in meaning and relays the origin's status and body.
-async fn forward(
-    settings: &Settings,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> Result<Response> {
+async fn forward(settings: &Settings, method: Method, path: &str, body: Option<String>) -> Result<Response> {
     match send_to_origin(settings, method, path, body).await {
         Some(mut answer) => {
             let status = answer.status_code();
@@ -199,27 +168,16 @@ async fn forward(
 }
 
 /// Sends a JSON request to the origin with the shared secret; `None` if it cannot be reached.
-async fn send_to_origin(
-    settings: &Settings,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> Option<Response> {
+async fn send_to_origin(settings: &Settings, method: Method, path: &str, body: Option<String>) -> Option<Response> {
     let url = format!("{}{}", settings.origin_url, path);
     let sent = match origin_request(settings, &url, method, body) {
         Ok(request) => Fetch::Request(request).send().await,
         Err(e) => Err(e),
     };
-    sent.map_err(|e| console_warn!("origin request {url} failed: {e}"))
-        .ok()
+    sent.map_err(|e| console_warn!("origin request {url} failed: {e}")).ok()
 }
 
-fn origin_request(
-    settings: &Settings,
-    url: &str,
-    method: Method,
-    body: Option<String>,
-) -> Result<Request> {
+fn origin_request(settings: &Settings, url: &str, method: Method, body: Option<String>) -> Result<Request> {
     let headers = Headers::new();
     headers.set("accept", "application/json")?;
     if !settings.edge_secret.is_empty() {
@@ -229,30 +187,22 @@ fn origin_request(
         headers.set("content-type", "application/json")?;
     }
     let mut init = RequestInit::new();
-    init.with_method(method)
-        .with_headers(headers)
-        .with_body(body.as_deref().map(JsValue::from_str));
+    init.with_method(method).with_headers(headers).with_body(body.as_deref().map(JsValue::from_str));
     Request::new_with_init(url, &init)
 }
 
 fn shop_page() -> Result<Response> {
-    Ok(
-        Response::from_html(SHOP_PAGE_HTML)?.with_headers(Headers::from_iter([
-            ("content-type", "text/html; charset=utf-8"),
-            ("cache-control", "no-cache"),
-            ("content-security-policy", SHOP_PAGE_CSP),
-            ("x-content-type-options", "nosniff"),
-            (DECIDED_BY_HEADER, "edge"),
-        ])),
-    )
+    Ok(Response::from_html(SHOP_PAGE_HTML)?.with_headers(Headers::from_iter([
+        ("content-type", "text/html; charset=utf-8"),
+        ("cache-control", "no-cache"),
+        ("content-security-policy", SHOP_PAGE_CSP),
+        ("x-content-type-options", "nosniff"),
+        (DECIDED_BY_HEADER, "edge"),
+    ])))
 }
 
 fn edge_error(error: &EdgeError) -> Result<Response> {
-    json_response(
-        error.status,
-        error.body(),
-        &[(DECIDED_BY_HEADER, "edge".to_owned())],
-    )
+    json_response(error.status, error.body(), &[(DECIDED_BY_HEADER, "edge".to_owned())])
 }
 
 fn json_response(status: u16, body: String, extra_headers: &[(&str, String)]) -> Result<Response> {

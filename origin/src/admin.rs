@@ -53,8 +53,7 @@ async fn preload(State(state): State<AppState>, Path(raw): Path<String>) -> Resu
     let active = orders::active(state.db(), id).await?;
     let stock = state.stock();
     if let Some(redis_stock) = stock.stock(id).await? {
-        let in_flight = redis_stock != product.stock as i64
-            || stock.deduction_count(id).await? != active.len() as u64;
+        let in_flight = redis_stock != product.stock as i64 || stock.deduction_count(id).await? != active.len() as u64;
         if in_flight {
             return Err(ApiError::conflict(
                 "ORDERS_IN_FLIGHT",
@@ -105,7 +104,10 @@ struct OrderFilter {
 }
 
 /// `GET /admin/orders?productId=&status=&limit=` (newest first, limit ≤ 1000, default 100).
-async fn list_orders(State(state): State<AppState>, Query(filter): Query<OrderFilter>) -> Result<Json<Value>, ApiError> {
+async fn list_orders(
+    State(state): State<AppState>,
+    Query(filter): Query<OrderFilter>,
+) -> Result<Json<Value>, ApiError> {
     let product = filter.product_id.as_deref().map(product_id).transpose()?;
     let status = match filter.status.as_deref() {
         None => None,

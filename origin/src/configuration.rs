@@ -70,11 +70,7 @@ impl MySqlSettings {
 
     /// Connection options without a database: for creating one.
     pub fn server_options(&self) -> MySqlConnectOptions {
-        MySqlConnectOptions::new()
-            .host(&self.host)
-            .port(self.port)
-            .username(&self.username)
-            .password(&self.password)
+        MySqlConnectOptions::new().host(&self.host).port(self.port).username(&self.username).password(&self.password)
     }
 }
 
@@ -101,12 +97,7 @@ pub fn load_from(dir: &Path) -> Result<Settings, config::ConfigError> {
     config::Config::builder()
         .add_source(config::File::from(dir.join("base.toml")))
         .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
-        .add_source(
-            config::Environment::with_prefix("APP")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true),
-        )
+        .add_source(config::Environment::with_prefix("APP").prefix_separator("_").separator("__").try_parsing(true))
         .build()?
         .try_deserialize()
 }

@@ -24,7 +24,8 @@ pub fn dlq_topic(group: &str) -> String {
 pub async fn keep(db: &MySqlPool, msg: &MessageExt) -> Result<(), String> {
     let dlq_topic = msg.topic().to_string();
     let group = dlq_topic.strip_prefix(DLQ_PREFIX).unwrap_or(&dlq_topic).to_string();
-    let prop = |name: &'static str| msg.property(&cheetah_string::CheetahString::from_static_str(name)).map(|v| v.to_string());
+    let prop =
+        |name: &'static str| msg.property(&cheetah_string::CheetahString::from_static_str(name)).map(|v| v.to_string());
     // The broker keeps the original topic in RETRY_TOPIC when it moves a message to a DLQ.
     let topic = prop("RETRY_TOPIC").unwrap_or_else(|| dlq_topic.clone());
     let key = msg.get_keys().map(|k| k.to_string());
@@ -52,9 +53,21 @@ pub async fn keep(db: &MySqlPool, msg: &MessageExt) -> Result<(), String> {
     Ok(())
 }
 
-type DeadLetterRow = (u64, String, String, Option<String>, Option<String>, String, String, i32, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>);
+type DeadLetterRow = (
+    u64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    i32,
+    chrono::NaiveDateTime,
+    Option<chrono::NaiveDateTime>,
+);
 
-const COLUMNS: &str = "id, consumer_group, topic, tags, message_key, body, reason, reconsume_times, created_at, replayed_at";
+const COLUMNS: &str =
+    "id, consumer_group, topic, tags, message_key, body, reason, reconsume_times, created_at, replayed_at";
 
 fn view(r: DeadLetterRow) -> Value {
     json!({

@@ -126,9 +126,7 @@ pub async fn find(pool: &MySqlPool, id: u64) -> sqlx::Result<Option<Product>> {
 }
 
 pub async fn all(pool: &MySqlPool) -> sqlx::Result<Vec<Product>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_seckill_product ORDER BY id"))
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_seckill_product ORDER BY id")).fetch_all(pool).await
 }
 
 /// Where a sale stands, as the shop page shows it.

@@ -83,9 +83,7 @@ pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response,
     }
     let order_no = result?;
     let mut response = (StatusCode::OK, Json(Queued { order_no, status: "QUEUED" })).into_response();
-    response
-        .headers_mut()
-        .insert(FLAG_TTL_HEADER, HeaderValue::from(state.settings().http.buyer_flag_ttl_secs));
+    response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(state.settings().http.buyer_flag_ttl_secs));
     Ok(response)
 }
 

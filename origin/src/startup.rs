@@ -17,11 +17,11 @@ use crate::broker::consumer::{Consumer, Handler};
 use crate::broker::sender::Sender;
 use crate::broker::Messaging;
 use crate::configuration::Settings;
-use crate::metrics::Metrics;
-use crate::orders::order_no::OrderNoGenerator;
 use crate::dead_letters;
+use crate::metrics::Metrics;
 use crate::orders::canceller::{self, CancelOutcome};
 use crate::orders::events;
+use crate::orders::order_no::OrderNoGenerator;
 use crate::orders::writer::{self, Written};
 use crate::orders::OrderMessage;
 use crate::stock::StockStore;
@@ -94,9 +94,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("database name {name:?} may hold only letters, digits and _");
     }
-    server
-        .execute(format!("CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4").as_str())
-        .await?;
+    server.execute(format!("CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4").as_str()).await?;
     let pool = connect_mysql(settings).await?;
     sqlx::migrate!("../migrations").run(&pool).await.context("apply migrations")?;
     pool.close().await;
@@ -115,9 +113,8 @@ impl Server {
     /// Connects everything and starts listening on `http.host:http.port` (port 0 picks one).
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         let db = connect_mysql(&settings).await?;
-        let stock = StockStore::connect(&settings.redis.url, &settings.redis.key_prefix)
-            .await
-            .context("connect to Redis")?;
+        let stock =
+            StockStore::connect(&settings.redis.url, &settings.redis.key_prefix).await.context("connect to Redis")?;
         let node = stock.next_sequence("origin-node").await.context("allocate an origin node id")?;
         let messaging = Messaging::start(&settings.rocketmq)?;
         let buy = BuyProducer::start(&messaging, stock.clone()).await?;
@@ -175,13 +172,13 @@ pub struct CancelMessage {
 impl Workers {
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         let db = connect_mysql(&settings).await?;
-        let stock = StockStore::connect(&settings.redis.url, &settings.redis.key_prefix)
-            .await
-            .context("connect to Redis")?;
+        let stock =
+            StockStore::connect(&settings.redis.url, &settings.redis.key_prefix).await.context("connect to Redis")?;
         let messaging = Messaging::start(&settings.rocketmq)?;
         let metrics = Arc::new(Metrics::default());
         // Started first: it provisions the topics, so the consumers find their routes.
-        let sender = Arc::new(Sender::start(&messaging, &format!("{}-consume", settings.rocketmq.producer_group)).await?);
+        let sender =
+            Arc::new(Sender::start(&messaging, &format!("{}-consume", settings.rocketmq.producer_group)).await?);
         let mq = settings.rocketmq.clone();
 
         let writer = Consumer::start(
@@ -198,7 +195,8 @@ impl Workers {
             canceller(db.clone(), stock, Arc::clone(&metrics)),
         )
         .await?;
-        let dlq_topics = [dead_letters::dlq_topic(&mq.order_writer_group), dead_letters::dlq_topic(&mq.canceller_group)];
+        let dlq_topics =
+            [dead_letters::dlq_topic(&mq.order_writer_group), dead_letters::dlq_topic(&mq.canceller_group)];
         let (keeper_db, keeper_metrics) = (db.clone(), Arc::clone(&metrics));
         let keeper = Consumer::start_many(
             &messaging,
@@ -250,11 +248,12 @@ fn order_writer(db: MySqlPool, sender: Arc<Sender>, metrics: Arc<Metrics>, setti
                 }
                 Ok(Written::AlreadyWritten) => {
                     Metrics::incr(&metrics.orders_redelivered);
-                    let status: Option<String> = sqlx::query_scalar("SELECT status FROM tb_seckill_order WHERE order_no = ?")
-                        .bind(&order.order_no)
-                        .fetch_optional(&db)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let status: Option<String> =
+                        sqlx::query_scalar("SELECT status FROM tb_seckill_order WHERE order_no = ?")
+                            .bind(&order.order_no)
+                            .fetch_optional(&db)
+                            .await
+                            .map_err(|e| e.to_string())?;
                     status.as_deref() == Some("UNPAID")
                 }
                 Err(e) => {
@@ -263,7 +262,8 @@ fn order_writer(db: MySqlPool, sender: Arc<Sender>, metrics: Arc<Metrics>, setti
                 }
             };
             if unpaid {
-                let cancel = serde_json::to_vec(&CancelMessage { order_no: order.order_no.clone() }).expect("serializes");
+                let cancel =
+                    serde_json::to_vec(&CancelMessage { order_no: order.order_no.clone() }).expect("serializes");
                 sender
                     .send(&cancel_topic, "CANCEL", &order.order_no, cancel, delay_level)
                     .await
@@ -282,8 +282,8 @@ fn canceller(db: MySqlPool, stock: StockStore, metrics: Arc<Metrics>) -> Handler
         let (db, stock, metrics) = (db.clone(), stock.clone(), Arc::clone(&metrics));
         Box::pin(async move {
             let body = msg.body().unwrap_or_default();
-            let cancel: CancelMessage =
-                serde_json::from_slice(&body).map_err(|e| format!("unreadable cancel message {}: {e}", msg.msg_id()))?;
+            let cancel: CancelMessage = serde_json::from_slice(&body)
+                .map_err(|e| format!("unreadable cancel message {}: {e}", msg.msg_id()))?;
             let order_no = cancel.order_no;
             let product_id = match canceller::cancel_if_unpaid(&db, &order_no).await.map_err(|e| e.to_string())? {
                 CancelOutcome::Cancelled { product_id, .. } => {

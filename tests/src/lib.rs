@@ -9,6 +9,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use seckill_origin::broker::sender::Sender;
+use seckill_origin::broker::Messaging;
 use seckill_origin::configuration::{self, Settings};
 use seckill_origin::startup::{self, Server, Workers};
 use serde_json::{json, Value};
@@ -25,6 +27,8 @@ pub struct TestApp {
     pub db: MySqlPool,
     pub redis: redis::aio::MultiplexedConnection,
     pub id: String,
+    /// A producer of the test's own, for delivering messages by hand (see [`TestApp::deliver`]).
+    delivery: tokio::sync::OnceCell<(Sender, Messaging)>,
 }
 
 /// Settings for a fresh, isolated app (nothing started yet).
@@ -44,6 +48,9 @@ pub fn isolated_settings() -> (String, Settings) {
     mq.order_writer_group = format!("seckill-order-writer-{id}");
     mq.canceller_group = format!("seckill-order-canceller-{id}");
     mq.queue_nums = 4;
+    // On the test broker level 18 is 2 h: orders stay UNPAID while a test looks at them.
+    // Tests of the order's life use [`TestApp::spawn_lifecycle`], which sends level 16 (3 s).
+    mq.cancel_delay_level = 18;
     (id, s)
 }
 
@@ -51,6 +58,14 @@ impl TestApp {
     /// A fresh database and everything started.
     pub async fn spawn() -> TestApp {
         let (id, settings) = isolated_settings();
+        Self::spawn_with(id, settings).await
+    }
+
+    /// Like [`TestApp::spawn`], with the production cancel delay level (16; 3 s on the test
+    /// broker): unpaid orders are cancelled 3 s after they are written.
+    pub async fn spawn_lifecycle() -> TestApp {
+        let (id, mut settings) = isolated_settings();
+        settings.rocketmq.cancel_delay_level = 16;
         Self::spawn_with(id, settings).await
     }
 
@@ -69,16 +84,27 @@ impl TestApp {
             .get_multiplexed_async_connection()
             .await
             .expect("connect redis");
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(512)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        TestApp { settings, server, workers: Some(workers), http, db, redis, id }
+        let http =
+            reqwest::Client::builder().pool_max_idle_per_host(512).timeout(Duration::from_secs(30)).build().unwrap();
+        TestApp { settings, server, workers: Some(workers), http, db, redis, id, delivery: Default::default() }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.server.url(), path)
+    }
+
+    /// Sends `body` to `topic` (tag, key) as a producer outside the origin would: a redelivery,
+    /// a replay or a poison message.
+    pub async fn deliver(&self, topic: &str, tag: &str, key: &str, body: Vec<u8>) {
+        let (sender, _) = self
+            .delivery
+            .get_or_init(|| async {
+                let messaging = Messaging::start(&self.settings.rocketmq).expect("rocketmq client");
+                let sender = Sender::start(&messaging, &format!("test-deliverer-{}", self.id)).await.expect("producer");
+                (sender, messaging)
+            })
+            .await;
+        sender.send(topic, tag, key, body, 0).await.expect("deliver a message");
     }
 
     pub fn workers(&self) -> &Workers {
@@ -176,7 +202,10 @@ impl TestApp {
             if code == 200 && body["status"] == status {
                 return body;
             }
-            assert!(Instant::now() < deadline, "order {order_no} did not become {status} within {secs}s; last answer {code} {body}");
+            assert!(
+                Instant::now() < deadline,
+                "order {order_no} did not become {status} within {secs}s; last answer {code} {body}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -15,7 +15,10 @@ async fn a_queued_buy_becomes_an_unpaid_order_with_its_stock_log_and_user_record
 
     let resp = app.buy_raw(json!({ "userId": 42, "productId": product, "quantity": 1 }).to_string()).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers().get("x-seckill-flag-ttl").is_some(), "QUEUED tells the edge how long to trust the buyer flag");
+    assert!(
+        resp.headers().get("x-seckill-flag-ttl").is_some(),
+        "QUEUED tells the edge how long to trust the buyer flag"
+    );
     let (_, body) = read(resp).await;
     assert_eq!(body["status"], "QUEUED");
     let order_no = body["orderNo"].as_str().unwrap().to_string();
@@ -34,15 +37,30 @@ async fn a_queued_buy_becomes_an_unpaid_order_with_its_stock_log_and_user_record
             .await
             .unwrap();
     assert_eq!((before, after, reason.as_str()), (10, 9, "ORDER"));
-    let holder: String = sqlx::query_scalar("SELECT order_no FROM tb_user_seckill WHERE user_id = 42 AND product_id = ?")
-        .bind(product)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let holder: String =
+        sqlx::query_scalar("SELECT order_no FROM tb_user_seckill WHERE user_id = 42 AND product_id = ?")
+            .bind(product)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     assert_eq!(holder, order_no);
     let stock = app.stock(product).await;
-    assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64(), stock["inFlight"].as_i64()), (Some(9), Some(9), Some(0)));
+    assert_eq!(
+        (stock["redis"].as_i64(), stock["mysql"].as_i64(), stock["inFlight"].as_i64()),
+        (Some(9), Some(9), Some(0))
+    );
     assert_eq!(stock["orders"]["unpaid"], 1);
+
+    let (status, listed) = app.admin_get(&format!("/admin/orders?productId={product}&status=UNPAID")).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["orders"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["orders"][0]["orderNo"], order_no.as_str());
+    let (status, listed) = app.admin_get("/admin/orders?status=PAID").await;
+    assert_eq!((status, listed["orders"].as_array().map(Vec::len)), (200, Some(0)), "{listed}");
+    for bad in ["status=SHIPPED", "limit=0", "limit=x", "productId=-1"] {
+        let (status, body) = app.admin_get(&format!("/admin/orders?{bad}")).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("BAD_REQUEST")), "{bad}: {body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -68,9 +86,8 @@ async fn sold_out_sale_windows_and_unknown_products_are_refused_without_taking_s
     assert_eq!(read(resp).await.1["code"], "SOLD_OUT");
 
     let now = chrono_ms();
-    let later = app
-        .create_sale(json!({ "name": "Later", "price": "1.00", "stock": 5, "startAt": now + 3_600_000 }))
-        .await;
+    let later =
+        app.create_sale(json!({ "name": "Later", "price": "1.00", "stock": 5, "startAt": now + 3_600_000 })).await;
     let (status, body) = app.buy(1, later).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("NOT_STARTED")), "{body}");
     let over = app
@@ -83,7 +100,8 @@ async fn sold_out_sale_windows_and_unknown_products_are_refused_without_taking_s
     let (status, body) = app.buy(1, 999_999).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_PRODUCT")), "{body}");
     // Created in MySQL but never preloaded: not on sale either.
-    let (_, created) = app.admin_post("/admin/products", Some(json!({ "name": "Draft", "price": "2.50", "stock": 3 }))).await;
+    let (_, created) =
+        app.admin_post("/admin/products", Some(json!({ "name": "Draft", "price": "2.50", "stock": 3 }))).await;
     let (status, body) = app.buy(1, created["id"].as_u64().unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_PRODUCT")), "{body}");
 }
@@ -91,9 +109,7 @@ async fn sold_out_sale_windows_and_unknown_products_are_refused_without_taking_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_bad_buy_request_is_a_400_naming_the_problem_and_moves_no_stock() {
     let app = TestApp::spawn().await;
-    let product = app
-        .create_sale(json!({ "name": "Limited", "price": "10.00", "stock": 50, "perUserLimit": 2 }))
-        .await;
+    let product = app.create_sale(json!({ "name": "Limited", "price": "10.00", "stock": 50, "perUserLimit": 2 })).await;
     let cases: Vec<(String, &str)> = vec![
         ("{not json".into(), "JSON"),
         ("".into(), "JSON"),
@@ -104,7 +120,10 @@ async fn every_bad_buy_request_is_a_400_naming_the_problem_and_moves_no_stock() 
         (json!({ "userId": 5, "productId": 0 }).to_string(), "productId must be a positive integer"),
         (json!({ "userId": 5, "productId": product, "quantity": 0 }).to_string(), "quantity must be at least 1"),
         (json!({ "userId": 5, "productId": product, "quantity": 3 }).to_string(), "per-user limit of 2"),
-        (json!({ "userId": 5, "productId": product, "quantity": -1 }).to_string(), "quantity must be a positive integer"),
+        (
+            json!({ "userId": 5, "productId": product, "quantity": -1 }).to_string(),
+            "quantity must be a positive integer",
+        ),
     ];
     for (body, expected) in &cases {
         let (status, answer) = read(app.buy_raw(body.clone()).await).await;
@@ -121,7 +140,8 @@ async fn every_bad_buy_request_is_a_400_naming_the_problem_and_moves_no_stock() 
     assert_eq!(metrics["buyQueued"], 0);
 
     // Two units within the limit are fine.
-    let (status, _) = read(app.buy_raw(json!({ "userId": 5, "productId": product, "quantity": 2 }).to_string()).await).await;
+    let (status, _) =
+        read(app.buy_raw(json!({ "userId": 5, "productId": product, "quantity": 2 }).to_string()).await).await;
     assert_eq!(status, 200);
     assert_eq!(app.redis_stock(product).await, 48);
 }
@@ -130,7 +150,13 @@ async fn every_bad_buy_request_is_a_400_naming_the_problem_and_moves_no_stock() 
 async fn the_api_refuses_callers_without_the_edge_secret_or_admin_token() {
     let app = TestApp::spawn().await;
     let product = app.create_product(3).await;
-    let resp = app.http.post(app.url("/api/seckill")).json(&json!({ "userId": 1, "productId": product })).send().await.unwrap();
+    let resp = app
+        .http
+        .post(app.url("/api/seckill"))
+        .json(&json!({ "userId": 1, "productId": product }))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = read(resp).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("FORBIDDEN")));
     let resp = app.http.post(app.url("/admin/products")).json(&json!({})).send().await.unwrap();
@@ -178,7 +204,7 @@ async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user() {
 
     let mut users: Vec<u64> = (1..=2000).collect();
     users.extend((1..=1000).map(|i| (i * 7919) % 2000 + 1)); // 1,000 repeats spread over the users
-    // Interleave so repeats race their first request.
+                                                             // Interleave so repeats race their first request.
     users.sort_by_key(|u| (u * 2654435761) % 3001);
     assert_eq!(users.len(), 3000);
 
@@ -221,7 +247,10 @@ async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user() {
 
     let p = product;
     assert_eq!(app.count(&format!("SELECT COUNT(*) FROM tb_seckill_order WHERE product_id = {p}")).await, 1000);
-    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM tb_stock_log WHERE product_id = {p} AND reason = 'ORDER'")).await, 1000);
+    assert_eq!(
+        app.count(&format!("SELECT COUNT(*) FROM tb_stock_log WHERE product_id = {p} AND reason = 'ORDER'")).await,
+        1000
+    );
     assert_eq!(app.count(&format!("SELECT COUNT(*) FROM tb_user_seckill WHERE product_id = {p}")).await, 1000);
     assert_eq!(
         app.count(&format!(
@@ -241,7 +270,10 @@ async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user() {
     let answered: HashSet<String> = queued.values().flatten().cloned().collect();
     assert_eq!(written, answered, "every QUEUED answer is exactly one order row");
     let stock = app.stock(p).await;
-    assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64(), stock["inFlight"].as_i64()), (Some(0), Some(0), Some(0)));
+    assert_eq!(
+        (stock["redis"].as_i64(), stock["mysql"].as_i64(), stock["inFlight"].as_i64()),
+        (Some(0), Some(0), Some(0))
+    );
 }
 
 fn chrono_ms() -> i64 {

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seckill_e2e::{isolated_settings, wait_until, TestApp};
-use seckill_origin::broker::sender::Sender;
-use seckill_origin::broker::Messaging;
 use seckill_origin::orders::writer;
 use seckill_origin::orders::OrderMessage;
 use seckill_origin::startup::CancelMessage;
@@ -22,7 +20,7 @@ async fn is_buyer(app: &TestApp, product: u64, user: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unpaid_order_is_cancelled_and_its_stock_and_buyer_come_back_so_the_user_can_buy_again() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_lifecycle().await;
     let product = app.create_product(5).await;
     let (status, body) = app.buy(1, product).await;
     assert_eq!(status, 200, "{body}");
@@ -61,19 +59,21 @@ async fn an_unpaid_order_is_cancelled_and_its_stock_and_buyer_come_back_so_the_u
     })
     .await;
     assert!(published, "order events were not relayed to the broker");
-    let events: Vec<(String, String)> = sqlx::query_as("SELECT order_no, event FROM tb_order_event ORDER BY id")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+    let events: Vec<(String, String)> =
+        sqlx::query_as("SELECT order_no, event FROM tb_order_event ORDER BY id").fetch_all(&app.db).await.unwrap();
     assert_eq!(
         events,
-        vec![(first.clone(), "CREATED".into()), (first.clone(), "CANCELLED".into()), (second.clone(), "CREATED".into())]
+        vec![
+            (first.clone(), "CREATED".into()),
+            (first.clone(), "CANCELLED".into()),
+            (second.clone(), "CREATED".into())
+        ]
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paid_order_is_never_cancelled_and_keeps_its_stock() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_lifecycle().await;
     let product = app.create_product(5).await;
     let (_, body) = app.buy(2, product).await;
     let order_no = body["orderNo"].as_str().unwrap().to_string();
@@ -99,7 +99,8 @@ async fn a_paid_order_is_never_cancelled_and_keeps_its_stock() {
     }
 
     let metrics = &app.workers().metrics;
-    let skipped = wait_until(Duration::from_secs(30), || async { metrics.cancels_skipped.load(Ordering::Relaxed) >= 1 }).await;
+    let skipped =
+        wait_until(Duration::from_secs(30), || async { metrics.cancels_skipped.load(Ordering::Relaxed) >= 1 }).await;
     assert!(skipped, "the cancel for the paid order was never delivered");
     assert_eq!(app.order(&order_no).await.1["status"], "PAID");
     let stock = app.stock(product).await;
@@ -111,7 +112,7 @@ async fn a_paid_order_is_never_cancelled_and_keeps_its_stock() {
 /// 200 orders, each paid at about the moment its cancel fires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pay_racing_cancel_ends_every_order_paid_xor_cancelled_with_stock_conserved() {
-    let app = Arc::new(TestApp::spawn().await);
+    let app = Arc::new(TestApp::spawn_lifecycle().await);
     let initial = 300;
     let product = app.create_product(initial).await;
     let mut orders = Vec::new();
@@ -139,7 +140,8 @@ async fn pay_racing_cancel_ends_every_order_paid_xor_cancelled_with_stock_conser
             let app = Arc::clone(&app);
             let (user, order_no) = (*user, order_no.clone());
             // Spread the pays from 300 ms before to 300 ms after the expected cancel.
-            let at = written_at[&order_no] + delay - Duration::from_millis(300) + Duration::from_millis((i as u64 * 3) % 600);
+            let at = written_at[&order_no] + delay - Duration::from_millis(300)
+                + Duration::from_millis((i as u64 * 3) % 600);
             tokio::spawn(async move {
                 tokio::time::sleep_until(at.into()).await;
                 (order_no.clone(), app.pay(&order_no, user).await)
@@ -160,7 +162,9 @@ async fn pay_racing_cancel_ends_every_order_paid_xor_cancelled_with_stock_conser
 
     // Wait until every cancel has been handled: no UNPAID left.
     let settled = wait_until(Duration::from_secs(60), || async {
-        app.count(&format!("SELECT COUNT(*) FROM tb_seckill_order WHERE product_id = {product} AND status = 'UNPAID'")).await == 0
+        app.count(&format!("SELECT COUNT(*) FROM tb_seckill_order WHERE product_id = {product} AND status = 'UNPAID'"))
+            .await
+            == 0
     })
     .await;
     assert!(settled, "some orders are still UNPAID");
@@ -182,7 +186,8 @@ async fn pay_racing_cancel_ends_every_order_paid_xor_cancelled_with_stock_conser
     assert_eq!(paid + cancelled, 200);
     assert_eq!(paid, paid_answers);
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_stock_log WHERE reason = 'CANCEL'").await, cancelled);
-    let back = wait_until(Duration::from_secs(10), || async { app.redis_stock(product).await == initial as i64 - paid }).await;
+    let back =
+        wait_until(Duration::from_secs(10), || async { app.redis_stock(product).await == initial as i64 - paid }).await;
     let stock = app.stock(product).await;
     assert!(back, "Redis stock should be initial − PAID: {stock}");
     assert_eq!(stock["mysql"].as_i64(), Some(initial as i64 - paid), "{stock}");
@@ -192,7 +197,7 @@ async fn pay_racing_cancel_ends_every_order_paid_xor_cancelled_with_stock_conser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_lifecycle().await;
     let product = app.create_product(10).await;
     let mut orders = Vec::new();
     for user in 1..=5 {
@@ -204,16 +209,15 @@ async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
     let back = wait_until(Duration::from_secs(10), || async { app.redis_stock(product).await == 10 }).await;
     assert!(back);
 
-    let messaging = Messaging::start(&app.settings.rocketmq).unwrap();
-    let sender = Sender::start(&messaging, &format!("redeliverer-{}", app.id)).await.unwrap();
     for order_no in &orders {
         let body = serde_json::to_vec(&CancelMessage { order_no: order_no.clone() }).unwrap();
         for _ in 0..2 {
-            sender.send(&app.settings.rocketmq.cancel_topic, "CANCEL", order_no, body.clone(), 0).await.unwrap();
+            app.deliver(&app.settings.rocketmq.cancel_topic, "CANCEL", order_no, body.clone()).await;
         }
     }
     let metrics = &app.workers().metrics;
-    let seen = wait_until(Duration::from_secs(30), || async { metrics.cancels_repeated.load(Ordering::Relaxed) >= 10 }).await;
+    let seen =
+        wait_until(Duration::from_secs(30), || async { metrics.cancels_repeated.load(Ordering::Relaxed) >= 10 }).await;
     assert!(seen, "the repeated cancels were not delivered");
     let stock = app.stock(product).await;
     assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64()), (Some(10), Some(10)), "{stock}");
@@ -230,7 +234,7 @@ async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
 /// the order message, and that delivery sends the cancel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_writer_that_died_after_its_commit_still_gets_the_cancel_sent_on_redelivery() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_lifecycle().await;
     let product = app.create_product(3).await;
     let stock = StockStore::connect(&app.settings.redis.url, &app.settings.redis.key_prefix).await.unwrap();
     let order = OrderMessage {
@@ -243,18 +247,12 @@ async fn a_writer_that_died_after_its_commit_still_gets_the_cancel_sent_on_redel
     };
     // What happened before the crash: Redis took the stock, the writer committed.
     stock.buy(product, order.user_id, 1, &order.order_no).await.unwrap();
-    writer::write(&app.db, &app.settings.rocketmq.order_writer_group, &order, Duration::from_secs(1800))
-        .await
-        .unwrap();
+    writer::write(&app.db, &app.settings.rocketmq.order_writer_group, &order, Duration::from_secs(1800)).await.unwrap();
     assert_eq!(app.order(&order.order_no).await.1["status"], "UNPAID");
 
     // The redelivery.
-    let messaging = Messaging::start(&app.settings.rocketmq).unwrap();
-    let sender = Sender::start(&messaging, &format!("redeliverer-{}", app.id)).await.unwrap();
-    sender
-        .send(&app.settings.rocketmq.order_topic, "ORDER", &order.order_no, serde_json::to_vec(&order).unwrap(), 0)
-        .await
-        .unwrap();
+    app.deliver(&app.settings.rocketmq.order_topic, "ORDER", &order.order_no, serde_json::to_vec(&order).unwrap())
+        .await;
     app.wait_order_status(&order.order_no, "CANCELLED", 40).await;
     let back = wait_until(Duration::from_secs(10), || async { app.redis_stock(product).await == 3 }).await;
     assert!(back, "Redis stock did not come back");
@@ -266,6 +264,7 @@ async fn a_writer_that_died_after_its_commit_still_gets_the_cancel_sent_on_redel
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_that_always_fails_is_dead_lettered_and_can_be_replayed() {
     let (id, mut settings) = isolated_settings();
+    settings.rocketmq.cancel_delay_level = 16;
     settings.rocketmq.max_reconsume_times = 2;
     let app = TestApp::spawn_with(id, settings).await;
     let missing_product = 999;
@@ -277,12 +276,8 @@ async fn a_message_that_always_fails_is_dead_lettered_and_can_be_replayed() {
         price: "5.00".parse().unwrap(),
         accepted_at: 0,
     };
-    let messaging = Messaging::start(&app.settings.rocketmq).unwrap();
-    let sender = Sender::start(&messaging, &format!("poisoner-{}", app.id)).await.unwrap();
-    sender
-        .send(&app.settings.rocketmq.order_topic, "ORDER", &order.order_no, serde_json::to_vec(&order).unwrap(), 0)
-        .await
-        .unwrap();
+    app.deliver(&app.settings.rocketmq.order_topic, "ORDER", &order.order_no, serde_json::to_vec(&order).unwrap())
+        .await;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let letters = loop {
@@ -302,11 +297,13 @@ async fn a_message_that_always_fails_is_dead_lettered_and_can_be_replayed() {
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_seckill_order").await, 0);
 
     // Fix the cause (the product appears), then replay.
-    sqlx::query("INSERT INTO tb_seckill_product (id, name, price, initial_stock, stock) VALUES (?, 'Late', 5.00, 1, 1)")
-        .bind(missing_product)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO tb_seckill_product (id, name, price, initial_stock, stock) VALUES (?, 'Late', 5.00, 1, 1)",
+    )
+    .bind(missing_product)
+    .execute(&app.db)
+    .await
+    .unwrap();
     let (status, body) = app.admin_post(&format!("/admin/dead-letters/{}/replay", letter["id"]), None).await;
     assert_eq!(status, 200, "{body}");
     app.wait_order_status(&order.order_no, "UNPAID", 30).await;

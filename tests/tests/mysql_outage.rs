@@ -7,7 +7,7 @@ use seckill_e2e::{services, wait_until, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_mysql_outage_during_the_drain_loses_no_order_and_writes_none_twice() {
-    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let app = std::sync::Arc::new(TestApp::spawn_lifecycle().await);
     let product = app.create_product(1000).await;
     let tasks: Vec<_> = (1..=1000u64)
         .map(|user| {

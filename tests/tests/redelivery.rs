@@ -3,8 +3,6 @@
 use std::time::Duration;
 
 use seckill_e2e::{wait_until, TestApp};
-use seckill_origin::broker::sender::Sender;
-use seckill_origin::broker::Messaging;
 use seckill_origin::orders::writer::{self, Written};
 use seckill_origin::orders::OrderMessage;
 
@@ -18,11 +16,12 @@ async fn the_same_order_message_delivered_again_through_the_broker_changes_nothi
     app.wait_order_status(&order_no, "UNPAID", 30).await;
 
     // Replay the committed message, byte for byte, as the broker would on a redelivery.
-    let row: (u64, u64, u32) = sqlx::query_as("SELECT user_id, product_id, quantity FROM tb_seckill_order WHERE order_no = ?")
-        .bind(&order_no)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let row: (u64, u64, u32) =
+        sqlx::query_as("SELECT user_id, product_id, quantity FROM tb_seckill_order WHERE order_no = ?")
+            .bind(&order_no)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     let replay = OrderMessage {
         order_no: order_no.clone(),
         user_id: row.0,
@@ -31,13 +30,8 @@ async fn the_same_order_message_delivered_again_through_the_broker_changes_nothi
         price: "6999.00".parse().unwrap(),
         accepted_at: 0,
     };
-    let messaging = Messaging::start(&app.settings.rocketmq).unwrap();
-    let sender = Sender::start(&messaging, &format!("replayer-{}", app.id)).await.unwrap();
     for _ in 0..2 {
-        sender
-            .send(&app.settings.rocketmq.order_topic, "ORDER", &order_no, serde_json::to_vec(&replay).unwrap(), 0)
-            .await
-            .unwrap();
+        app.deliver(&app.settings.rocketmq.order_topic, "ORDER", &order_no, serde_json::to_vec(&replay).unwrap()).await;
     }
     let metrics = &app.workers().metrics;
     let seen = wait_until(Duration::from_secs(30), || async {
@@ -67,10 +61,8 @@ async fn concurrent_writes_of_one_message_commit_once() {
     };
     let group = "writer-under-test";
     let timeout = Duration::from_secs(1800);
-    let (a, b) = tokio::join!(
-        writer::write(&app.db, group, &msg, timeout),
-        writer::write(&app.db, group, &msg, timeout)
-    );
+    let (a, b) =
+        tokio::join!(writer::write(&app.db, group, &msg, timeout), writer::write(&app.db, group, &msg, timeout));
     let mut outcomes = vec![a.unwrap(), b.unwrap()];
     outcomes.sort_by_key(|w| *w == Written::AlreadyWritten);
     assert_eq!(outcomes, vec![Written::Created, Written::AlreadyWritten]);

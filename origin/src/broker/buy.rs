@@ -59,7 +59,11 @@ impl BuyProducer {
             .transaction_listener(listener)
             .build();
         producer.start().await.map_err(|e| anyhow::anyhow!("start transaction producer: {e}"))?;
-        Ok(Self { producer, topic: settings.order_topic.clone(), in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT) })
+        Ok(Self {
+            producer,
+            topic: settings.order_topic.clone(),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+        })
     }
 
     /// Takes stock in Redis and queues the order, atomically with respect to the broker.
@@ -83,10 +87,9 @@ impl BuyProducer {
             // check-back settles it from the deduction log.
             (_, Some(Ok(outcome))) => Ok(outcome),
             (_, Some(Err(e))) => Err(BuyError::Redis(e)),
-            (Ok(r), None) => Err(BuyError::Redis(format!(
-                "local transaction did not run (state {:?})",
-                r.local_transaction_state
-            ))),
+            (Ok(r), None) => {
+                Err(BuyError::Redis(format!("local transaction did not run (state {:?})", r.local_transaction_state)))
+            }
         }
     }
 
@@ -116,7 +119,11 @@ impl BuyTransaction {
 }
 
 impl TransactionListener for BuyTransaction {
-    fn execute_local_transaction(&self, _msg: &dyn MessageTrait, arg: Option<&(dyn Any + Send + Sync)>) -> LocalTransactionState {
+    fn execute_local_transaction(
+        &self,
+        _msg: &dyn MessageTrait,
+        arg: Option<&(dyn Any + Send + Sync)>,
+    ) -> LocalTransactionState {
         let Some(call) = arg.and_then(|a| a.downcast_ref::<BuyCall>()) else {
             tracing::error!("transaction message sent without its buy call; rolling back");
             return LocalTransactionState::RollbackMessage;

@@ -35,7 +35,12 @@ impl Consumer {
     }
 
     /// Like [`Consumer::start`], subscribed to several topics.
-    pub async fn start_many(messaging: &Messaging, group: &str, topics: &[&str], handler: Handler) -> anyhow::Result<Self> {
+    pub async fn start_many(
+        messaging: &Messaging,
+        group: &str,
+        topics: &[&str],
+        handler: Handler,
+    ) -> anyhow::Result<Self> {
         let settings = messaging.settings();
         let mut inner = DefaultMQPushConsumer::builder(messaging.client_runtime())
             .client_config(messaging.client_config())
@@ -48,7 +53,11 @@ impl Consumer {
         for topic in topics {
             inner.subscribe(*topic, "*").await.map_err(|e| anyhow::anyhow!("subscribe {group} to {topic}: {e}"))?;
         }
-        inner.register_message_listener_concurrently(Listener { handler, app: Handle::current(), group: group.to_string() });
+        inner.register_message_listener_concurrently(Listener {
+            handler,
+            app: Handle::current(),
+            group: group.to_string(),
+        });
         inner.start().await.map_err(|e| anyhow::anyhow!("start consumer {group}: {e}"))?;
         Ok(Self { inner })
     }

@@ -51,11 +51,7 @@ impl Messaging {
         .map_err(|e| anyhow::anyhow!("rocketmq client runtime: {e}"))?;
         // Clients in one process that share an instance name share one connection set; each
         // Messaging (one per app, several in tests) gets its own.
-        let instance = format!(
-            "seckill-{}-{}",
-            std::process::id(),
-            INSTANCES.fetch_add(1, Ordering::Relaxed)
-        );
+        let instance = format!("seckill-{}-{}", std::process::id(), INSTANCES.fetch_add(1, Ordering::Relaxed));
         Ok(Self { runtime, _owner: owner, settings: settings.clone(), instance })
     }
 

@@ -61,7 +61,10 @@ pub async fn lookup(state: &AppState, order_no: &str) -> Result<Option<OrderView
 }
 
 /// `GET /api/orders/{orderNo}`.
-pub async fn get_order(State(state): State<AppState>, Path(order_no): Path<String>) -> Result<Json<OrderView>, ApiError> {
+pub async fn get_order(
+    State(state): State<AppState>,
+    Path(order_no): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
     lookup(&state, &order_no).await?.map(Json).ok_or_else(|| no_such_order(&order_no))
 }
 

@@ -13,13 +13,23 @@ use redis::{AsyncCommands, Script};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuyOutcome {
     /// Stock taken, buyer added, deduction log written (in check mode: it would be).
-    Taken { stock_left: i64 },
+    Taken {
+        stock_left: i64,
+    },
     /// Not enough stock for the quantity asked (`stock_left` may be > 0 when quantity > 1).
-    SoldOut { stock_left: i64 },
+    SoldOut {
+        stock_left: i64,
+    },
     AlreadyBought,
-    NotStarted { start_ms: i64 },
-    Ended { end_ms: i64 },
-    OverLimit { limit: i64 },
+    NotStarted {
+        start_ms: i64,
+    },
+    Ended {
+        end_ms: i64,
+    },
+    OverLimit {
+        limit: i64,
+    },
     /// The product was never preloaded into Redis.
     NoSuchProduct,
 }
@@ -88,13 +98,24 @@ impl StockStore {
 
     /// Runs `buy.lua` (EVALSHA, falling back to EVAL when Redis lost the script): takes stock
     /// if every rule allows it.
-    pub async fn buy(&self, product_id: u64, user_id: u64, quantity: u32, order_no: &str) -> redis::RedisResult<BuyOutcome> {
+    pub async fn buy(
+        &self,
+        product_id: u64,
+        user_id: u64,
+        quantity: u32,
+        order_no: &str,
+    ) -> redis::RedisResult<BuyOutcome> {
         Ok(self.run_buy(product_id, user_id, quantity, order_no, false).await?.0)
     }
 
     /// Runs `buy.lua` in check mode: what a buy would decide right now, and the product's
     /// price, without writing anything. Not authoritative: only [`StockStore::buy`] is.
-    pub async fn check(&self, product_id: u64, user_id: u64, quantity: u32) -> redis::RedisResult<(BuyOutcome, String)> {
+    pub async fn check(
+        &self,
+        product_id: u64,
+        user_id: u64,
+        quantity: u32,
+    ) -> redis::RedisResult<(BuyOutcome, String)> {
         self.run_buy(product_id, user_id, quantity, "", true).await
     }
 
