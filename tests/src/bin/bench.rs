@@ -66,7 +66,10 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     print!("{table}");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.run/bench.md");
+    let run_dir = std::env::var("SECKILL_RUN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.run"));
+    let out = run_dir.join("bench.md");
     std::fs::create_dir_all(out.parent().unwrap())?;
     std::fs::write(&out, &table)?;
     println!("\nwritten to {}", out.display());
