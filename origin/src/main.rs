@@ -56,12 +56,13 @@ async fn run(command: &str) -> anyhow::Result<()> {
             Ok(())
         }
         "serve" => {
-            let server = Server::start(settings).await?;
+            let mut server = Server::start(settings).await?;
             tokio::select! {
-                r = server.wait() => r,
-                _ = tokio::signal::ctrl_c() => Ok(()),
-                _ = terminate() => Ok(()),
+                r = server.wait() => return r,
+                _ = tokio::signal::ctrl_c() => {},
+                _ = terminate() => {},
             }
+            server.shutdown().await
         }
         "consume" => {
             let mut workers = Workers::start(settings).await?;
@@ -74,12 +75,15 @@ async fn run(command: &str) -> anyhow::Result<()> {
         }
         "run" => {
             let mut workers = Workers::start(settings.clone()).await?;
-            let server = Server::start(settings).await?;
+            let mut server = Server::start(settings).await?;
             let result = tokio::select! {
-                r = server.wait() => r,
+                r = server.wait() => Err(r.err().unwrap_or_else(|| anyhow::anyhow!("the HTTP server stopped"))),
                 _ = tokio::signal::ctrl_c() => Ok(()),
                 _ = terminate() => Ok(()),
             };
+            if result.is_ok() {
+                server.shutdown().await?;
+            }
             workers.shutdown().await;
             result
         }

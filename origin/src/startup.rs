@@ -70,7 +70,7 @@ impl AppState {
         self.0.metrics.broker_failing_since.load(Ordering::Relaxed) != 0
     }
 
-    /// A plain producer (dead-letter replays).
+    /// A plain producer (dead-letter replays, health probes).
     pub fn sender(&self) -> &Sender {
         &self.0.sender
     }
@@ -106,6 +106,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
     task: JoinHandle<std::io::Result<()>>,
+    stop: Arc<tokio::sync::Notify>,
     _messaging: Messaging,
 }
 
@@ -133,9 +134,15 @@ impl Server {
             metrics: Metrics::default(),
         }));
         let app = crate::http::app(state.clone());
-        let task = tokio::spawn(async move { axum::serve(listener, app).await });
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = Arc::clone(&stop);
+        // Graceful: on stop, no new connections, and requests in flight (a buy whose script
+        // already took stock) still get their answer.
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(async move { stopped.notified().await }).await
+        });
         tracing::info!(%addr, node, "origin listening");
-        Ok(Self { addr, state, task, _messaging: messaging })
+        Ok(Self { addr, state, task, stop, _messaging: messaging })
     }
 
     pub fn url(&self) -> String {
@@ -143,13 +150,15 @@ impl Server {
     }
 
     /// Runs until the server stops (it does not on its own).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await??;
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await??;
         Ok(())
     }
 
-    pub fn abort(&self) {
-        self.task.abort();
+    /// Stops accepting connections, lets requests in flight finish, then returns.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop.notify_one();
+        self.wait().await
     }
 }
 

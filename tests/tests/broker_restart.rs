@@ -15,6 +15,9 @@ async fn buys_get_503_and_keep_stock_while_the_broker_is_down_then_work_again() 
     let first = body["orderNo"].as_str().unwrap().to_string();
     app.wait_order_status(&first, "UNPAID", 30).await;
 
+    let (status, health) = seckill_e2e::read(app.http.get(app.url("/health")).send().await.unwrap()).await;
+    assert_eq!((status, health["broker"].as_str()), (200, Some("ok")), "{health}");
+
     services(&["kill-broker", "test"]);
     let result = std::panic::AssertUnwindSafe(async {
         for user in 2..=6 {

@@ -75,14 +75,22 @@ impl Messaging {
     }
 }
 
-/// The topics the system uses, created on the broker if missing: the three business topics
-/// and the dead-letter topics of our consumer groups (so the keeper can subscribe at once).
+/// The topics the system uses, created on the broker if missing: the three business topics,
+/// the health-probe topic, and the dead-letter topics of our consumer groups (so the keeper can subscribe at once).
 pub fn topics(settings: &RocketMqSettings) -> Vec<String> {
     vec![
         settings.order_topic.clone(),
         settings.cancel_topic.clone(),
         settings.event_topic.clone(),
+        health_topic(settings),
         crate::dead_letters::dlq_topic(&settings.order_writer_group),
         crate::dead_letters::dlq_topic(&settings.canceller_group),
     ]
+}
+
+/// Where `/health` sends a tiny probe message: a send the broker stored is the only proof that
+/// it is reachable (the name server keeps routing to a dead broker until its heartbeat expires).
+/// Nobody consumes it; the broker's retention removes the probes.
+pub fn health_topic(settings: &RocketMqSettings) -> String {
+    format!("{}-health", settings.order_topic)
 }
