@@ -29,10 +29,7 @@ pub async fn keep(db: &MySqlPool, msg: &MessageExt) -> Result<(), String> {
     // The broker keeps the original topic in RETRY_TOPIC when it moves a message to a DLQ.
     let topic = prop("RETRY_TOPIC").unwrap_or_else(|| dlq_topic.clone());
     let key = msg.get_keys().map(|k| k.to_string());
-    let reason = key
-        .as_deref()
-        .and_then(|k| last_failure(&group, k))
-        .unwrap_or_else(|| "failed more than the group's max reconsume times".into());
+    let reason = last_failure(&group, msg).unwrap_or_else(|| "failed more than the group's max reconsume times".into());
     let body = msg.body().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     sqlx::query(
         "INSERT INTO tb_dead_letter (msg_id, consumer_group, topic, tags, message_key, body, reason, reconsume_times) \

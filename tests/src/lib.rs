@@ -153,6 +153,13 @@ impl TestApp {
         read(self.buy_raw(json!({ "userId": user_id, "productId": product_id }).to_string()).await).await
     }
 
+    /// A buy that must be accepted: asserts 200 and returns its order number.
+    pub async fn buy_queued(&self, user_id: u64, product_id: u64) -> String {
+        let (status, body) = self.buy(user_id, product_id).await;
+        assert_eq!(status, 200, "user {user_id}, product {product_id}: {body}");
+        body["orderNo"].as_str().expect("orderNo in a QUEUED answer").to_string()
+    }
+
     pub async fn order(&self, order_no: &str) -> (u16, Value) {
         read(
             self.http

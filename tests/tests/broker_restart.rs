@@ -10,9 +10,7 @@ use seckill_e2e::{services, TestApp};
 async fn buys_get_503_and_keep_stock_while_the_broker_is_down_then_work_again() {
     let app = TestApp::spawn().await;
     let product = app.create_product(20).await;
-    let (status, body) = app.buy(1, product).await;
-    assert_eq!(status, 200, "{body}");
-    let first = body["orderNo"].as_str().unwrap().to_string();
+    let first = app.buy_queued(1, product).await;
     app.wait_order_status(&first, "UNPAID", 30).await;
 
     let (status, health) = seckill_e2e::read(app.http.get(app.url("/health")).send().await.unwrap()).await;

@@ -22,9 +22,7 @@ async fn is_buyer(app: &TestApp, product: u64, user: u64) -> bool {
 async fn an_unpaid_order_is_cancelled_and_its_stock_and_buyer_come_back_so_the_user_can_buy_again() {
     let app = TestApp::spawn_lifecycle().await;
     let product = app.create_product(5).await;
-    let (status, body) = app.buy(1, product).await;
-    assert_eq!(status, 200, "{body}");
-    let first = body["orderNo"].as_str().unwrap().to_string();
+    let first = app.buy_queued(1, product).await;
     app.wait_order_status(&first, "UNPAID", 30).await;
     assert!(is_buyer(&app, product, 1).await);
 
@@ -47,9 +45,7 @@ async fn an_unpaid_order_is_cancelled_and_its_stock_and_buyer_come_back_so_the_u
     assert_eq!((status, body["code"].as_str()), (409, Some("ORDER_CANCELLED")), "{body}");
 
     // Same user, same product: a new order.
-    let (status, body) = app.buy(1, product).await;
-    assert_eq!(status, 200, "{body}");
-    let second = body["orderNo"].as_str().unwrap().to_string();
+    let second = app.buy_queued(1, product).await;
     assert_ne!(first, second);
     app.wait_order_status(&second, "UNPAID", 30).await;
 
@@ -75,8 +71,7 @@ async fn an_unpaid_order_is_cancelled_and_its_stock_and_buyer_come_back_so_the_u
 async fn a_paid_order_is_never_cancelled_and_keeps_its_stock() {
     let app = TestApp::spawn_lifecycle().await;
     let product = app.create_product(5).await;
-    let (_, body) = app.buy(2, product).await;
-    let order_no = body["orderNo"].as_str().unwrap().to_string();
+    let order_no = app.buy_queued(2, product).await;
     app.wait_order_status(&order_no, "UNPAID", 30).await;
 
     let (status, body) = app.pay(&order_no, 3).await;
@@ -117,9 +112,7 @@ async fn pay_racing_cancel_ends_every_order_paid_xor_cancelled_with_stock_conser
     let product = app.create_product(initial).await;
     let mut orders = Vec::new();
     for user in 1..=200u64 {
-        let (status, body) = app.buy(user, product).await;
-        assert_eq!(status, 200, "{body}");
-        orders.push((user, body["orderNo"].as_str().unwrap().to_string()));
+        orders.push((user, app.buy_queued(user, product).await));
     }
     // Learn when each order was written: its cancel fires 3 s (level 16 here) after that.
     let mut written_at = HashMap::new();
@@ -201,7 +194,7 @@ async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
     let product = app.create_product(10).await;
     let mut orders = Vec::new();
     for user in 1..=5 {
-        orders.push(app.buy(user, product).await.1["orderNo"].as_str().unwrap().to_string());
+        orders.push(app.buy_queued(user, product).await);
     }
     for order_no in &orders {
         app.wait_order_status(order_no, "CANCELLED", 40).await;

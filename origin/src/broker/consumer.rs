@@ -124,7 +124,7 @@ fn forget_failure(key: &str) {
     failures().lock().expect("failure log lock").remove(key);
 }
 
-/// The last failure reason of a message of `group` with `key`, if this process saw one.
-pub fn last_failure(group: &str, key: &str) -> Option<String> {
-    failures().lock().expect("failure log lock").get(&format!("{group}/{key}")).cloned()
+/// The last failure reason this process saw for `msg` (same keys) in consumer `group`.
+pub fn last_failure(group: &str, msg: &MessageExt) -> Option<String> {
+    failures().lock().expect("failure log lock").get(&failure_key(group, msg)).cloned()
 }
