@@ -13,6 +13,34 @@ pub struct Settings {
     pub mysql: MySqlSettings,
     pub rocketmq: RocketMqSettings,
     pub orders: OrderSettings,
+    pub buy: BuySettings,
+}
+
+/// How the buy path queues an accepted order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuyMode {
+    /// One Lua call takes stock and writes the order to a Redis outbox; a relay sends the
+    /// outbox to the broker in group-committed batches. QUEUED once the broker stored the batch.
+    Batched,
+    /// One RocketMQ transaction message per buy, with the Lua call as its local transaction.
+    Transaction,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuySettings {
+    pub mode: BuyMode,
+    /// Most orders one relay batch carries (and one Lua call decides).
+    pub batch_max: usize,
+    /// Relay batches (and Lua calls) in flight at once per origin.
+    pub batches_in_flight: usize,
+    /// Outbox entries older than this (Redis clock) belong to the sweeper; younger ones to the
+    /// relay that wrote them. Must exceed `rocketmq.send_timeout_ms` with room to spare.
+    pub sweep_after_ms: u64,
+    /// How often the sweeper looks for old outbox entries.
+    pub sweep_interval_ms: u64,
+    /// How long an origin answers SOLD_OUT for a product from memory after Redis said so.
+    pub sold_out_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

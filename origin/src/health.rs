@@ -23,3 +23,9 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let status = if redis && mysql && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({ "redis": word(redis), "mysql": word(mysql), "broker": word(broker) })))
 }
+
+/// `GET /livez`: the process answers HTTP. No I/O at all, so it is also the origin's
+/// ceiling in `make bench` (what axum, the runtime and the network cost on their own).
+pub async fn livez() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}

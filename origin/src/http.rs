@@ -103,6 +103,7 @@ pub fn app(state: AppState) -> Router {
         .merge(public)
         .merge(admin)
         .route("/health", get(health::health))
+        .route("/livez", get(health::livez))
         .fallback(|| async { ApiError::not_found("NOT_FOUND", "no such route") })
         .with_state(state)
 }

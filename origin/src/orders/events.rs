@@ -77,7 +77,7 @@ async fn relay_batch(db: &MySqlPool, sender: &Sender, topic: &str) -> Result<usi
     .await
     .map_err(|e| e.to_string())?;
     for (id, order_no, event, payload) in &batch {
-        sender.send(topic, event, order_no, payload.clone().into_bytes(), 0).await?;
+        sender.send(topic, event, order_no, payload.clone().into_bytes(), 0).await.map_err(|e| e.to_string())?;
         sqlx::query("UPDATE tb_order_event SET sent_at = CURRENT_TIMESTAMP(3) WHERE id = ?")
             .bind(id)
             .execute(db)
