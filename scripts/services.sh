@@ -121,6 +121,12 @@ brokerId = 0
 storePathRootDir = "$home/store"
 flushDiskType = "ASYNC_FLUSH"
 haListenPort = $((BR_PORT + 1))
+# One pull may carry a few of the order writer's batches (rocketmq.writer_batch_max, 256):
+# the defaults (32 messages / 256 KiB from memory, 8 / 64 KiB from disk) would starve it.
+maxTransferCountOnMessageInMemory = 1024
+maxTransferBytesOnMessageInMemory = 1048576
+maxTransferCountOnMessageInDisk = 512
+maxTransferBytesOnMessageInDisk = 524288
 $delay_line
 TOML
   ROCKETMQ_HOME="$home" start_bg "broker-$profile" "$SECKILL_TOOLS/bin/rocketmq-broker-rust" -c "$home/broker.toml"

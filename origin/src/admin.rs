@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::dead_letters;
-use crate::http::{parse_json, ApiError};
+use crate::error::{parse_json, ApiError};
 use crate::orders::{self, OrderStatus};
 use crate::products::{self, NewProduct};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::stock::{Deduction, PreloadState};
 
 pub fn routes() -> Router<AppState> {
@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/products/{id}/stock", get(stock))
         .route("/admin/orders", get(list_orders))
         .route("/admin/metrics", get(metrics))
+        .route("/admin/rejected-orders", get(rejected_orders))
         .route("/admin/dead-letters", get(dead_letters::list))
         .route("/admin/dead-letters/{id}/replay", post(dead_letters::replay))
 }
@@ -84,6 +85,7 @@ async fn stock(State(state): State<AppState>, Path(raw): Path<String>) -> Result
         .await?
         .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
     let redis = state.stock().stock(id).await?;
+    let outbox = state.stock().outbox_len(id).await?;
     let counts = orders::count_by_status(state.db(), id).await?;
     Ok(Json(json!({
         "productId": id,
@@ -91,6 +93,7 @@ async fn stock(State(state): State<AppState>, Path(raw): Path<String>) -> Result
         "redis": redis,
         "mysql": product.stock,
         "inFlight": redis.map(|r| product.stock as i64 - r),
+        "outbox": outbox,
         "orders": counts,
     })))
 }
@@ -116,14 +119,7 @@ async fn list_orders(
                 .ok_or_else(|| ApiError::BadRequest(format!("status must be UNPAID, PAID or CANCELLED, got {s:?}")))?,
         ),
     };
-    let limit = match filter.limit.as_deref() {
-        None => 100,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit must be between 1 and 1000, got {l:?}")))?,
-    };
+    let limit = parse_limit(filter.limit.as_deref())?;
     let rows = orders::list(state.db(), product, status, limit).await?;
     let orders: Vec<Value> = rows
         .into_iter()
@@ -143,6 +139,49 @@ async fn list_orders(
         })
         .collect();
     Ok(Json(json!({ "orders": orders })))
+}
+
+/// `GET /admin/rejected-orders?productId=&limit=`: orders the writer refused for good, newest
+/// first, with the reason; their stock went back to Redis.
+async fn rejected_orders(
+    State(state): State<AppState>,
+    Query(filter): Query<OrderFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let product = filter.product_id.as_deref().map(product_id).transpose()?;
+    if filter.status.is_some() {
+        return Err(ApiError::BadRequest("status is not a filter of rejected orders".into()));
+    }
+    let limit = parse_limit(filter.limit.as_deref())?;
+    let rows: Vec<(String, u64, u64, u32, String, String, chrono::NaiveDateTime)> = sqlx::query_as(
+        "SELECT order_no, user_id, product_id, quantity, reason, detail, created_at FROM tb_rejected_order \
+         WHERE (? IS NULL OR product_id = ?) ORDER BY id DESC LIMIT ?",
+    )
+    .bind(product)
+    .bind(product)
+    .bind(limit)
+    .fetch_all(state.db())
+    .await?;
+    let rejected: Vec<Value> = rows
+        .into_iter()
+        .map(|(order_no, user_id, product_id, quantity, reason, detail, at)| {
+            json!({
+                "orderNo": order_no, "userId": user_id, "productId": product_id, "quantity": quantity,
+                "reason": reason, "detail": detail, "rejectedAt": at.and_utc().timestamp_millis(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "rejectedOrders": rejected })))
+}
+
+fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(100),
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit must be between 1 and 1000, got {l:?}"))),
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Json<Value> {

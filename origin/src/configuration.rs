@@ -83,6 +83,8 @@ pub struct RocketMqSettings {
     pub max_reconsume_times: i32,
     pub send_timeout_ms: u32,
     pub queue_nums: i32,
+    /// Most order messages the writer takes in one MySQL transaction.
+    pub writer_batch_max: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

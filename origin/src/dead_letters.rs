@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use sqlx::MySqlPool;
 
 use crate::broker::consumer::last_failure;
-use crate::http::ApiError;
-use crate::startup::AppState;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 const DLQ_PREFIX: &str = "%DLQ%";
 

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let timeout = Duration::from_secs(2);
@@ -18,7 +18,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let topic = crate::broker::health_topic(&state.settings().rocketmq);
     let probe = state.sender().send(&topic, "PROBE", "health", b"{}".to_vec(), 0);
     let stored = matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())));
-    let broker = stored && !state.broker_failing();
+    let broker = stored && !state.broker().is_failing();
     let word = |ok: bool| if ok { "ok" } else { "down" };
     let status = if redis && mysql && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({ "redis": word(redis), "mysql": word(mysql), "broker": word(broker) })))

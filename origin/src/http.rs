@@ -1,94 +1,16 @@
-//! The HTTP surface: [`app`] builds the router; [`ApiError`] is the one error type every
-//! handler returns, mapped to a status and a JSON body `{"code", "message"}` that names the
-//! problem without leaking internals.
+//! The HTTP surface: [`app`] builds the router from the concept modules' handlers and guards
+//! the public routes (edge secret) and the admin routes (bearer token).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Router;
 
-use crate::{admin, health, orders::routes as order_routes, purchase, startup::AppState};
-
-/// Header carrying how many seconds the edge may trust the flag an answer implies.
-pub const FLAG_TTL_HEADER: &str = "x-seckill-flag-ttl";
-/// Header carrying the secret shared between the edge and the origin.
-pub const EDGE_SECRET_HEADER: &str = "x-seckill-edge-secret";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("missing or wrong admin token")]
-    Unauthorized,
-    #[error("requests must come through the edge")]
-    Forbidden,
-    #[error("{message}")]
-    NotFound { code: &'static str, message: String },
-    /// A business rule said no. `flag_ttl` (seconds) tells the edge it may cache this answer.
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String, flag_ttl: Option<u64> },
-    #[error("{0}")]
-    Unavailable(String),
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl ApiError {
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::NotFound { code, message: message.into() }
-    }
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Conflict { code, message: message.into(), flag_ttl: None }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %e, "mysql unavailable");
-                ApiError::Unavailable("the order database is unavailable; try again shortly".into())
-            }
-            other => ApiError::Internal(other.into()),
-        }
-    }
-}
-
-impl From<redis::RedisError> for ApiError {
-    fn from(e: redis::RedisError) -> Self {
-        tracing::warn!(error = %e, "redis unavailable");
-        ApiError::Unavailable("the stock service is unavailable; try again shortly".into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, *code),
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-        };
-        let message = match &self {
-            ApiError::Internal(e) => {
-                tracing::error!(error = ?e, "internal error");
-                "internal error".to_string()
-            }
-            other => other.to_string(),
-        };
-        let mut response = (status, Json(json!({ "code": code, "message": message }))).into_response();
-        if let ApiError::Conflict { flag_ttl: Some(ttl), .. } = self {
-            response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(ttl));
-        }
-        response
-    }
-}
+use crate::error::{ApiError, EDGE_SECRET_HEADER};
+use crate::state::AppState;
+use crate::{admin, health, orders::routes as order_routes, purchase};
 
 /// The whole origin API.
 pub fn app(state: AppState) -> Router {
@@ -129,12 +51,4 @@ fn header_equals(headers: &HeaderMap, name: &str, expected: &str) -> bool {
     let Some(given) = headers.get(name).map(|v| v.as_bytes()) else { return false };
     let expected = expected.as_bytes();
     given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-}
-
-/// Parses a JSON body into `T`, or a 400 that says what is wrong with it.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::BadRequest("request body must be a JSON object".into()));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }

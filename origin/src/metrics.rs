@@ -1,6 +1,6 @@
 //! Counters the admin API reports. Plain atomics: cheap on the hot path.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -19,8 +19,9 @@ pub struct Metrics {
     pub cancels_skipped: AtomicU64,
     pub cancels_repeated: AtomicU64,
     pub dead_letters: AtomicU64,
-    /// Unix ms of the last broker failure on the buy path, 0 if none since the last success.
-    pub broker_failing_since: AtomicI64,
+    pub buy_pending: AtomicU64,
+    pub orders_rejected: AtomicU64,
+    pub order_batches: AtomicU64,
 }
 
 #[derive(Serialize)]
@@ -39,6 +40,9 @@ pub struct MetricsSnapshot {
     pub cancels_skipped: u64,
     pub cancels_repeated: u64,
     pub dead_letters: u64,
+    pub buy_pending: u64,
+    pub orders_rejected: u64,
+    pub order_batches: u64,
 }
 
 impl Metrics {
@@ -62,6 +66,9 @@ impl Metrics {
             cancels_skipped: get(&self.cancels_skipped),
             cancels_repeated: get(&self.cancels_repeated),
             dead_letters: get(&self.dead_letters),
+            buy_pending: get(&self.buy_pending),
+            orders_rejected: get(&self.orders_rejected),
+            order_batches: get(&self.order_batches),
         }
     }
 }

@@ -9,9 +9,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use seckill_origin::broker::sender::Sender;
+use seckill_origin::broker::sender::{Outgoing, Sender};
 use seckill_origin::broker::Messaging;
-use seckill_origin::configuration::{self, Settings};
+use seckill_origin::configuration::{self, BuyMode, Settings};
 use seckill_origin::startup::{self, Server, Workers};
 use serde_json::{json, Value};
 use sqlx::MySqlPool;
@@ -69,6 +69,13 @@ impl TestApp {
         Self::spawn_with(id, settings).await
     }
 
+    /// Like [`TestApp::spawn`] with the given buy mode.
+    pub async fn spawn_in_mode(mode: BuyMode) -> TestApp {
+        let (id, mut settings) = isolated_settings();
+        settings.buy.mode = mode;
+        Self::spawn_with(id, settings).await
+    }
+
     pub async fn spawn_with(id: String, settings: Settings) -> TestApp {
         // RUST_LOG=seckill_origin=info etc. shows the origin's logs under --nocapture.
         let _ = tracing_subscriber::fmt()
@@ -105,6 +112,21 @@ impl TestApp {
             })
             .await;
         sender.send(topic, tag, key, body, 0).await.expect("deliver a message");
+    }
+
+    /// Sends `messages` (key, body) to `topic` as ONE broker batch: one queue, one pull, so
+    /// the writer sees them together.
+    pub async fn deliver_batch(&self, topic: &str, tag: &str, messages: Vec<(String, Vec<u8>)>) {
+        let (sender, _) = self
+            .delivery
+            .get_or_init(|| async {
+                let messaging = Messaging::start(&self.settings.rocketmq).expect("rocketmq client");
+                let sender = Sender::start(&messaging, &format!("test-deliverer-{}", self.id)).await.expect("producer");
+                (sender, messaging)
+            })
+            .await;
+        let outgoing = messages.into_iter().map(|(key, body)| Outgoing { key, body }).collect();
+        sender.send_batch(topic, tag, outgoing).await.expect("deliver a batch");
     }
 
     pub fn workers(&self) -> &Workers {
@@ -218,6 +240,76 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Waits (up to 60 s) until the product's outbox is empty and every deduction in Redis has
+    /// its row in MySQL, then checks the system's invariants for it:
+    /// - conservation: Redis stock + units of active orders = `initial`, and MySQL stock equals
+    ///   `initial` − units of active orders (nothing in flight once drained);
+    /// - no oversell: active units ≤ `initial`;
+    /// - the deduction log holds exactly the active orders (every deduction has its order, no
+    ///   order lacks its deduction), the buyers set exactly their users, `tb_user_seckill`
+    ///   exactly one row per active order, and no user holds two active orders.
+    pub async fn assert_invariants(&self, product: u64, initial: i64) {
+        let prefix = &self.settings.redis.key_prefix;
+        let key = |what: &str| format!("{prefix}:{{{product}}}:{what}");
+        let mut redis = self.redis.clone();
+        let active_orders = || async {
+            sqlx::query_as::<_, (String, u64, u32)>(
+                "SELECT order_no, user_id, quantity FROM tb_seckill_order WHERE product_id = ? AND status IN ('UNPAID', 'PAID')",
+            )
+            .bind(product)
+            .fetch_all(&self.db)
+            .await
+            .unwrap()
+        };
+        let settled = wait_until(Duration::from_secs(60), || {
+            let mut redis = redis.clone();
+            let (outbox, orders) = (key("outbox"), key("orders"));
+            async move {
+                let outbox: u64 = redis::cmd("XLEN").arg(&outbox).query_async(&mut redis).await.unwrap();
+                let deductions: u64 = redis::cmd("HLEN").arg(&orders).query_async(&mut redis).await.unwrap();
+                outbox == 0 && deductions == active_orders().await.len() as u64
+            }
+        })
+        .await;
+        let active = active_orders().await;
+        let deductions: std::collections::HashMap<String, String> =
+            redis::cmd("HGETALL").arg(key("orders")).query_async(&mut redis).await.unwrap();
+        assert!(
+            settled,
+            "not drained in 60 s: {} deductions in Redis, {} active orders",
+            deductions.len(),
+            active.len()
+        );
+        let units: i64 = active.iter().map(|(_, _, q)| *q as i64).sum();
+        let redis_stock: i64 = redis::cmd("GET").arg(key("stock")).query_async(&mut redis).await.unwrap();
+        let mysql_stock: i64 = sqlx::query_scalar("SELECT CAST(stock AS SIGNED) FROM tb_seckill_product WHERE id = ?")
+            .bind(product)
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
+        assert!(units <= initial, "oversold: {units} active units of {initial}");
+        assert_eq!(redis_stock + units, initial, "Redis stock {redis_stock} + active units {units} ≠ initial");
+        assert_eq!(mysql_stock + units, initial, "MySQL stock {mysql_stock} + active units {units} ≠ initial");
+        let expected: std::collections::HashMap<String, String> =
+            active.iter().map(|(no, user, q)| (no.clone(), format!("{user},{q}"))).collect();
+        assert_eq!(deductions, expected, "the deduction log must hold exactly the active orders");
+        let mut buyers: Vec<u64> = redis::cmd("SMEMBERS").arg(key("buyers")).query_async(&mut redis).await.unwrap();
+        let mut users: Vec<u64> = active.iter().map(|(_, u, _)| *u).collect();
+        buyers.sort_unstable();
+        users.sort_unstable();
+        let distinct = {
+            let mut d = users.clone();
+            d.dedup();
+            d
+        };
+        assert_eq!(users, distinct, "a user holds two active orders");
+        assert_eq!(buyers, users, "the buyers set must hold exactly the users with active orders");
+        let holders = self.count(&format!("SELECT COUNT(*) FROM tb_user_seckill WHERE product_id = {product}")).await;
+        assert_eq!(holders, active.len() as i64, "one user record per active order");
+    }
+}
+
 /// Status and JSON body (Null if the body is not JSON).
 pub async fn read(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
@@ -240,6 +332,85 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An origin `serve` running as its own process (the binary `make up` builds), with the
+/// settings of a test app: for tests that kill it.
+pub struct OriginProcess {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl OriginProcess {
+    /// Starts `seckill-origin serve` on a free port with `settings` and waits for `/livez`.
+    /// The binary: `$SECKILL_ORIGIN_BIN`, else `$CARGO_TARGET_DIR/debug/seckill-origin`.
+    pub async fn start(settings: &Settings, log_name: &str) -> OriginProcess {
+        let bin = std::env::var("SECKILL_ORIGIN_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+            target.join("debug/seckill-origin")
+        });
+        assert!(bin.exists(), "no origin binary at {} (make up builds it; or set SECKILL_ORIGIN_BIN)", bin.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let logs = std::env::var("SECKILL_LOGS").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
+        let log = std::fs::File::create(logs.join(format!("{log_name}.log"))).expect("origin log file");
+        let (s, mq) = (settings, &settings.rocketmq);
+        let env: Vec<(&str, String)> = vec![
+            ("APP_CONFIG_DIR", configuration::config_dir().display().to_string()),
+            ("APP_HTTP__HOST", "127.0.0.1".into()),
+            ("APP_HTTP__PORT", port.to_string()),
+            ("APP_HTTP__ADMIN_TOKEN", s.http.admin_token.clone()),
+            ("APP_HTTP__EDGE_SECRET", s.http.edge_secret.clone()),
+            ("APP_REDIS__URL", s.redis.url.clone()),
+            ("APP_REDIS__KEY_PREFIX", s.redis.key_prefix.clone()),
+            ("APP_MYSQL__HOST", s.mysql.host.clone()),
+            ("APP_MYSQL__PORT", s.mysql.port.to_string()),
+            ("APP_MYSQL__USERNAME", s.mysql.username.clone()),
+            ("APP_MYSQL__PASSWORD", s.mysql.password.clone()),
+            ("APP_MYSQL__DATABASE", s.mysql.database.clone()),
+            ("APP_ROCKETMQ__NAMESRV_ADDR", mq.namesrv_addr.clone()),
+            ("APP_ROCKETMQ__ORDER_TOPIC", mq.order_topic.clone()),
+            ("APP_ROCKETMQ__CANCEL_TOPIC", mq.cancel_topic.clone()),
+            ("APP_ROCKETMQ__EVENT_TOPIC", mq.event_topic.clone()),
+            ("APP_ROCKETMQ__PRODUCER_GROUP", format!("{}-process", mq.producer_group)),
+            ("APP_ROCKETMQ__ORDER_WRITER_GROUP", mq.order_writer_group.clone()),
+            ("APP_ROCKETMQ__CANCELLER_GROUP", mq.canceller_group.clone()),
+            ("APP_ROCKETMQ__CANCEL_DELAY_LEVEL", mq.cancel_delay_level.to_string()),
+            ("APP_BUY__MODE", format!("{:?}", s.buy.mode).to_lowercase()),
+            ("APP_BUY__SWEEP_AFTER_MS", s.buy.sweep_after_ms.to_string()),
+            ("RUST_LOG", "info,rocketmq_client_rust=warn,rocketmq_remoting=warn,rocketmq_transport=warn".into()),
+        ];
+        let child = std::process::Command::new(&bin)
+            .arg("serve")
+            .envs(env)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the origin process");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let up = wait_until(Duration::from_secs(60), || {
+            let probe = http.get(format!("{url}/livez")).send();
+            async move { probe.await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
+        assert!(up, "the origin process did not answer on {url} (log: {log_name}.log)");
+        OriginProcess { child, url }
+    }
+
+    /// SIGKILL: no shutdown, no flushing, nothing.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("kill -9 the origin");
+        self.child.wait().expect("reap the origin");
+    }
+}
+
+impl Drop for OriginProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seckill_e2e::{read, wait_until, TestApp};
+use seckill_origin::configuration::BuyMode;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -196,10 +197,21 @@ async fn bad_admin_input_is_a_400_naming_the_field() {
 }
 
 /// The burst: 3,000 concurrent buys from 2,000 distinct users (a third of the
-/// requests repeat a user) at stock 1,000.
+/// requests repeat a user) at stock 1,000, in the default buy mode (batched: Redis outbox and
+/// group-committed relay).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user() {
-    let app = Arc::new(TestApp::spawn().await);
+async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user_in_batched_mode() {
+    burst_of_3000(BuyMode::Batched).await;
+}
+
+/// The same burst through one RocketMQ transaction message per buy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user_in_transaction_mode() {
+    burst_of_3000(BuyMode::Transaction).await;
+}
+
+async fn burst_of_3000(mode: BuyMode) {
+    let app = Arc::new(TestApp::spawn_in_mode(mode).await);
     let product = app.create_product(1000).await;
 
     let mut users: Vec<u64> = (1..=2000).collect();
@@ -271,9 +283,11 @@ async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user() {
     assert_eq!(written, answered, "every QUEUED answer is exactly one order row");
     let stock = app.stock(p).await;
     assert_eq!(
-        (stock["redis"].as_i64(), stock["mysql"].as_i64(), stock["inFlight"].as_i64()),
-        (Some(0), Some(0), Some(0))
+        (stock["redis"].as_i64(), stock["mysql"].as_i64(), stock["inFlight"].as_i64(), stock["outbox"].as_i64()),
+        (Some(0), Some(0), Some(0), Some(0)),
+        "{stock}"
     );
+    app.assert_invariants(p, 1000).await;
 }
 
 fn chrono_ms() -> i64 {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seckill_e2e::{isolated_settings, wait_until, TestApp};
+use seckill_origin::orders::consumers::CancelMessage;
 use seckill_origin::orders::writer;
 use seckill_origin::orders::OrderMessage;
-use seckill_origin::startup::CancelMessage;
 use seckill_origin::stock::StockStore;
 use serde_json::json;
 
@@ -203,7 +203,7 @@ async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
     assert!(back);
 
     for order_no in &orders {
-        let body = serde_json::to_vec(&CancelMessage { order_no: order_no.clone() }).unwrap();
+        let body = serde_json::to_vec(&CancelMessage::of(vec![order_no.clone()])).unwrap();
         for _ in 0..2 {
             app.deliver(&app.settings.rocketmq.cancel_topic, "CANCEL", order_no, body.clone()).await;
         }
@@ -239,7 +239,7 @@ async fn a_writer_that_died_after_its_commit_still_gets_the_cancel_sent_on_redel
         accepted_at: 0,
     };
     // What happened before the crash: Redis took the stock, the writer committed.
-    stock.buy(product, order.user_id, 1, &order.order_no).await.unwrap();
+    stock.take(product, order.user_id, 1, &order.order_no).await.unwrap();
     writer::write(&app.db, &app.settings.rocketmq.order_writer_group, &order, Duration::from_secs(1800)).await.unwrap();
     assert_eq!(app.order(&order.order_no).await.1["status"], "UNPAID");
 

@@ -129,7 +129,7 @@ impl TransactionListener for BuyTransaction {
             return LocalTransactionState::RollbackMessage;
         };
         let o = &call.order;
-        let mut result = self.app.block_on(self.stock.buy(o.product_id, o.user_id, o.quantity, &o.order_no));
+        let mut result = self.app.block_on(self.stock.take(o.product_id, o.user_id, o.quantity, &o.order_no));
         let mut state = match &result {
             Ok(BuyOutcome::Taken { .. }) => LocalTransactionState::CommitMessage,
             Ok(_) => LocalTransactionState::RollbackMessage,

@@ -22,6 +22,14 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Handled> + Send>>;
 /// schedule: 10 s, 30 s, 1 min, ...), and after `max_reconsume_times` it goes to `%DLQ%<group>`.
 pub type Handler = Arc<dyn Fn(MessageExt) -> HandlerFuture + Send + Sync>;
 
+/// A handler's verdict on a batch: `Err` lists (index in the batch, reason) of the messages
+/// that failed. The client retries a batch whole, so any failure sends every message of it
+/// back; handlers must be idempotent (the ones that succeeded are found done next time).
+pub type BatchHandled = Result<(), Vec<(usize, String)>>;
+pub type BatchHandlerFuture = Pin<Box<dyn Future<Output = BatchHandled> + Send>>;
+/// Handles up to `batch` messages of one queue at once.
+pub type BatchHandler = Arc<dyn Fn(Vec<MessageExt>) -> BatchHandlerFuture + Send + Sync>;
+
 /// A running consumer; dropping it does not stop it, call [`Consumer::shutdown`].
 pub struct Consumer {
     inner: DefaultMQPushConsumer,
@@ -41,12 +49,37 @@ impl Consumer {
         topics: &[&str],
         handler: Handler,
     ) -> anyhow::Result<Self> {
+        let batch: BatchHandler = Arc::new(move |msgs: Vec<MessageExt>| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move {
+                for (i, msg) in msgs.into_iter().enumerate() {
+                    handler(msg).await.map_err(|reason| vec![(i, reason)])?;
+                }
+                Ok(())
+            })
+        });
+        Self::start_batched(messaging, group, topics, 1, batch).await
+    }
+
+    /// Like [`Consumer::start_many`], handing the handler up to `batch` messages at a time.
+    pub async fn start_batched(
+        messaging: &Messaging,
+        group: &str,
+        topics: &[&str],
+        batch: u32,
+        handler: BatchHandler,
+    ) -> anyhow::Result<Self> {
         let settings = messaging.settings();
+        let batch = batch.clamp(1, 1024);
         let mut inner = DefaultMQPushConsumer::builder(messaging.client_runtime())
             .client_config(messaging.client_config())
             .consumer_group(group.to_string())
             .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
             .max_reconsume_times(settings.max_reconsume_times)
+            .consume_message_batch_max_size(batch)
+            // Pull several batches' worth at once: the broker caps one pull (its TOML raises
+            // maxTransferCountOnMessageInMemory for that).
+            .pull_batch_size((batch * 2).clamp(32, 1024))
             .consume_thread_min(8)
             .consume_thread_max(32)
             .build();
@@ -68,7 +101,7 @@ impl Consumer {
 }
 
 struct Listener {
-    handler: Handler,
+    handler: BatchHandler,
     app: Handle,
     group: String,
 }
@@ -79,22 +112,29 @@ impl MessageListenerConcurrently for Listener {
         msgs: &[&MessageExt],
         _context: &ConsumeConcurrentlyContext,
     ) -> rocketmq_client_rust::ClientResult<ConsumeConcurrentlyStatus> {
-        for msg in msgs {
-            let key = failure_key(&self.group, msg);
-            if let Err(reason) = self.app.block_on((self.handler)((*msg).clone())) {
-                remember_failure(key, &reason);
-                tracing::warn!(
-                    group = %self.group,
-                    msg_id = %msg.msg_id(),
-                    reconsumed = msg.reconsume_times(),
-                    %reason,
-                    "message failed; the broker will redeliver it"
-                );
-                return Ok(ConsumeConcurrentlyStatus::ReconsumeLater);
+        let owned: Vec<MessageExt> = msgs.iter().map(|m| (*m).clone()).collect();
+        match self.app.block_on((self.handler)(owned)) {
+            Ok(()) => {
+                for msg in msgs {
+                    forget_failure(&failure_key(&self.group, msg));
+                }
+                Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
             }
-            forget_failure(&key);
+            Err(failed) => {
+                for (i, reason) in failed {
+                    let Some(msg) = msgs.get(i) else { continue };
+                    remember_failure(failure_key(&self.group, msg), &reason);
+                    tracing::warn!(
+                        group = %self.group,
+                        msg_id = %msg.msg_id(),
+                        reconsumed = msg.reconsume_times(),
+                        %reason,
+                        "message failed; the broker will redeliver it"
+                    );
+                }
+                Ok(ConsumeConcurrentlyStatus::ReconsumeLater)
+            }
         }
-        Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
     }
 }
 

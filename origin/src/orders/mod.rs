@@ -2,6 +2,7 @@
 //! order row, and lookups.
 
 pub mod canceller;
+pub mod consumers;
 pub mod events;
 pub mod order_no;
 pub mod routes;
@@ -53,6 +54,21 @@ pub struct OrderMessage {
     pub price: Decimal,
     /// When the origin accepted it, ms since the Unix epoch.
     pub accepted_at: i64,
+}
+
+impl OrderMessage {
+    /// The message of an order waiting in `product_id`'s outbox (`None` if the entry is
+    /// unreadable). The relay and the sweeper build the same message from the same entry.
+    pub fn from_outbox(product_id: u64, entry: &crate::stock::OutboxEntry) -> Option<Self> {
+        Some(Self {
+            order_no: entry.order_no.clone(),
+            user_id: entry.user_id,
+            product_id,
+            quantity: entry.quantity,
+            price: entry.price.parse().ok()?,
+            accepted_at: entry.accepted_at,
+        })
+    }
 }
 
 /// An order as MySQL holds it.

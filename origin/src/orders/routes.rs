@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::events::{self, OrderEvent};
 use super::{order_no, OrderStatus};
-use crate::http::{parse_json, ApiError};
+use crate::error::{parse_json, ApiError};
 use crate::metrics::Metrics;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

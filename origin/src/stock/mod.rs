@@ -2,14 +2,15 @@
 //!
 //! Keys (one hash tag per product, so a product's keys share a Redis Cluster slot):
 //! `<prefix>:{P}:stock`, `<prefix>:{P}:buyers`, `<prefix>:{P}:orders` (the deduction log,
-//! orderNo → "userId,qty") and `<prefix>:{P}:window` (start, end, limit).
-//! `buy.lua` and `release.lua` are the only writers during a sale; [`StockStore::preload`]
-//! sets everything up before it.
+//! orderNo → "userId,qty"), `<prefix>:{P}:window` (start, end, limit, price)
+//! and `<prefix>:{P}:outbox` (a stream of accepted orders the broker has not stored yet).
+//! `buy.lua` and `release.lua` are the only writers of stock during a sale;
+//! [`StockStore::preload`] sets everything up before it.
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-/// What the buy script decided.
+/// What the buy script decided for one buy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuyOutcome {
     /// Stock taken, buyer added, deduction log written (in check mode: it would be).
@@ -34,6 +35,57 @@ pub enum BuyOutcome {
     NoSuchProduct,
 }
 
+/// How `buy.lua` runs (see its header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptMode {
+    /// Take stock and write an outbox entry per taken buy (batched mode).
+    Buy,
+    /// Take stock only (transaction mode's local transaction).
+    Take,
+    /// Decide without writing (transaction mode's pre-check).
+    Check,
+}
+
+impl ScriptMode {
+    fn arg(self) -> &'static str {
+        match self {
+            ScriptMode::Buy => "buy",
+            ScriptMode::Take => "take",
+            ScriptMode::Check => "check",
+        }
+    }
+}
+
+/// One buy handed to [`StockStore::decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyAttempt {
+    pub user_id: u64,
+    pub quantity: u32,
+    pub order_no: String,
+}
+
+/// What one `buy.lua` call decided for its buys, in their order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// The product's unit price (decimal string), "" if it is not preloaded.
+    pub price: String,
+    /// Redis's clock when the script ran (ms): the orders' `acceptedAt`.
+    pub now_ms: i64,
+    /// Per buy: the outcome and, if taken in [`ScriptMode::Buy`], its outbox entry id.
+    pub outcomes: Vec<(BuyOutcome, Option<String>)>,
+}
+
+/// An accepted order waiting in a product's outbox for the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: String,
+    pub order_no: String,
+    pub user_id: u64,
+    pub quantity: u32,
+    pub price: String,
+    pub accepted_at: i64,
+}
+
 /// One deduction-log entry: who holds the stock an order took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deduction {
@@ -54,6 +106,9 @@ pub struct PreloadState {
     pub orders: Vec<(String, Deduction)>,
 }
 
+/// The buy script, for tools that measure it (`make bench`).
+pub const BUY_SCRIPT: &str = include_str!("buy.lua");
+
 /// Redis stock of every product, behind one multiplexed connection.
 #[derive(Clone)]
 pub struct StockStore {
@@ -61,6 +116,7 @@ pub struct StockStore {
     prefix: String,
     buy: Script,
     release: Script,
+    lease: Script,
 }
 
 impl StockStore {
@@ -74,8 +130,9 @@ impl StockStore {
         Ok(Self {
             conn,
             prefix: prefix.to_string(),
-            buy: Script::new(include_str!("buy.lua")),
+            buy: Script::new(BUY_SCRIPT),
             release: Script::new(include_str!("release.lua")),
+            lease: Script::new(LEASE_SCRIPT),
         })
     }
 
@@ -95,79 +152,161 @@ impl StockStore {
     pub fn window_key(&self, product_id: u64) -> String {
         self.key(product_id, "window")
     }
+    pub fn outbox_key(&self, product_id: u64) -> String {
+        self.key(product_id, "outbox")
+    }
+    /// The set of preloaded product ids: where the sweeper finds the outboxes. One key of its
+    /// own (no hash tag), read and written only with single-key commands.
+    fn products_key(&self) -> String {
+        format!("{}:products", self.prefix)
+    }
 
-    /// Runs `buy.lua` (EVALSHA, falling back to EVAL when Redis lost the script): takes stock
-    /// if every rule allows it.
-    pub async fn buy(
+    /// Runs `buy.lua` once for `buys` of one product (EVALSHA, falling back to EVAL when Redis
+    /// lost the script). Each buy is decided in order, as if alone.
+    pub async fn decide(&self, product_id: u64, mode: ScriptMode, buys: &[BuyAttempt]) -> redis::RedisResult<Decided> {
+        let mut invocation = self.buy.prepare_invoke();
+        invocation
+            .key(self.stock_key(product_id))
+            .key(self.buyers_key(product_id))
+            .key(self.orders_key(product_id))
+            .key(self.window_key(product_id))
+            .key(self.outbox_key(product_id))
+            .arg(mode.arg());
+        for b in buys {
+            invocation.arg(b.user_id).arg(b.quantity).arg(&b.order_no);
+        }
+        let reply: Vec<redis::Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        parse_decided(&reply, buys.len())
+    }
+
+    /// One buy in transaction mode: takes stock (no outbox entry) if every rule allows it.
+    pub async fn take(
         &self,
         product_id: u64,
         user_id: u64,
         quantity: u32,
         order_no: &str,
     ) -> redis::RedisResult<BuyOutcome> {
-        Ok(self.run_buy(product_id, user_id, quantity, order_no, false).await?.0)
+        let buys = [BuyAttempt { user_id, quantity, order_no: order_no.to_string() }];
+        Ok(self.decide(product_id, ScriptMode::Take, &buys).await?.outcomes.remove(0).0)
     }
 
-    /// Runs `buy.lua` in check mode: what a buy would decide right now, and the product's
-    /// price, without writing anything. Not authoritative: only [`StockStore::buy`] is.
+    /// What a buy would decide right now, and the product's price, without writing anything.
+    /// Not authoritative: only a taking call is.
     pub async fn check(
         &self,
         product_id: u64,
         user_id: u64,
         quantity: u32,
     ) -> redis::RedisResult<(BuyOutcome, String)> {
-        self.run_buy(product_id, user_id, quantity, "", true).await
+        let buys = [BuyAttempt { user_id, quantity, order_no: String::new() }];
+        let mut decided = self.decide(product_id, ScriptMode::Check, &buys).await?;
+        Ok((decided.outcomes.remove(0).0, decided.price))
     }
 
-    async fn run_buy(
+    async fn run_release(
         &self,
         product_id: u64,
-        user_id: u64,
-        quantity: u32,
         order_no: &str,
-        check: bool,
-    ) -> redis::RedisResult<(BuyOutcome, String)> {
-        let (code, n, price): (String, i64, String) = self
-            .buy
+        entry: Option<(&str, u64)>,
+        keep_buyer: bool,
+    ) -> redis::RedisResult<i64> {
+        let (id, max_age) = entry.unwrap_or(("", 0));
+        self.release
             .key(self.stock_key(product_id))
             .key(self.buyers_key(product_id))
             .key(self.orders_key(product_id))
-            .key(self.window_key(product_id))
-            .arg(user_id)
-            .arg(quantity)
+            .key(self.outbox_key(product_id))
             .arg(order_no)
-            .arg(if check { "check" } else { "buy" })
+            .arg(id)
+            .arg(max_age)
+            .arg(if keep_buyer { "1" } else { "0" })
             .invoke_async(&mut self.conn.clone())
-            .await?;
-        let outcome = match code.as_str() {
-            "OK" => BuyOutcome::Taken { stock_left: n },
-            "SOLD_OUT" => BuyOutcome::SoldOut { stock_left: n },
-            "ALREADY_BOUGHT" => BuyOutcome::AlreadyBought,
-            "NOT_STARTED" => BuyOutcome::NotStarted { start_ms: n },
-            "ENDED" => BuyOutcome::Ended { end_ms: n },
-            "OVER_LIMIT" => BuyOutcome::OverLimit { limit: n },
-            "NO_SUCH_PRODUCT" => BuyOutcome::NoSuchProduct,
-            other => {
-                return Err(redis::RedisError::from((
-                    redis::ErrorKind::TypeError,
-                    "buy.lua returned an unknown code",
-                    other.to_string(),
-                )))
-            }
-        };
-        Ok((outcome, price))
+            .await
     }
 
     /// Runs `release.lua`: gives the order's stock back and frees its buyer, once.
     /// Returns the quantity given back (0 if the order was not in the deduction log).
     pub async fn release(&self, product_id: u64, order_no: &str) -> redis::RedisResult<u32> {
-        self.release
-            .key(self.stock_key(product_id))
-            .key(self.buyers_key(product_id))
-            .key(self.orders_key(product_id))
-            .arg(order_no)
-            .invoke_async(&mut self.conn.clone())
+        Ok(self.run_release(product_id, order_no, None, false).await?.max(0) as u32)
+    }
+
+    /// Gives back the stock of an order MySQL refused for good. `keep_buyer`: the user holds
+    /// another order of the product, so they stay a buyer.
+    pub async fn release_rejected(&self, product_id: u64, order_no: &str, keep_buyer: bool) -> redis::RedisResult<u32> {
+        Ok(self.run_release(product_id, order_no, None, keep_buyer).await?.max(0) as u32)
+    }
+
+    /// Gives back a buy whose batch the broker surely did not store, if its outbox entry is
+    /// still there and younger than `max_age_ms`. `None`: too late, the entry was sent or
+    /// belongs to the sweeper now, so the order stands.
+    pub async fn release_unsent(
+        &self,
+        product_id: u64,
+        order_no: &str,
+        entry_id: &str,
+        max_age_ms: u64,
+    ) -> redis::RedisResult<Option<u32>> {
+        let given = self.run_release(product_id, order_no, Some((entry_id, max_age_ms)), false).await?;
+        Ok((given >= 0).then_some(given as u32))
+    }
+
+    /// Removes outbox entries the broker stored. Missing ones are fine (someone else acked).
+    pub async fn ack_sent(&self, product_id: u64, entry_ids: &[String]) -> redis::RedisResult<()> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        redis::cmd("XDEL")
+            .arg(self.outbox_key(product_id))
+            .arg(entry_ids)
+            .query_async::<()>(&mut self.conn.clone())
             .await
+    }
+
+    /// Up to `count` outbox entries of a product older than `min_age_ms` (Redis clock), oldest first.
+    pub async fn outbox_older_than(
+        &self,
+        product_id: u64,
+        min_age_ms: u64,
+        count: usize,
+    ) -> redis::RedisResult<Vec<OutboxEntry>> {
+        let mut conn = self.conn.clone();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        let until = (secs * 1000 + micros / 1000) - min_age_ms as i64;
+        if until <= 0 {
+            return Ok(Vec::new());
+        }
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.outbox_key(product_id))
+            .arg("-")
+            .arg(format!("{until}-18446744073709551615"))
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply.ids.iter().filter_map(parse_outbox_entry).collect())
+    }
+
+    /// Entries in a product's outbox: accepted orders the broker has not confirmed yet.
+    pub async fn outbox_len(&self, product_id: u64) -> redis::RedisResult<u64> {
+        self.conn.clone().xlen(self.outbox_key(product_id)).await
+    }
+
+    /// Every product id ever preloaded (the sweeper's list of outboxes).
+    pub async fn preloaded_products(&self) -> redis::RedisResult<Vec<u64>> {
+        self.conn.clone().smembers(self.products_key()).await
+    }
+
+    /// Takes or renews the lease `name` for `holder` for `ttl_ms`; true if `holder` holds it.
+    pub async fn lease(&self, name: &str, holder: &str, ttl_ms: u64) -> redis::RedisResult<bool> {
+        let held: i64 = self
+            .lease
+            .key(format!("{}:lease:{name}", self.prefix))
+            .arg(holder)
+            .arg(ttl_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(held == 1)
     }
 
     /// The deduction-log entry of an order, if Redis took stock for it and still holds it.
@@ -221,7 +360,9 @@ impl StockStore {
             pipe.sadd(self.buyers_key(product_id), d.user_id);
             pipe.hset(self.orders_key(product_id), order_no, format!("{},{}", d.user_id, d.quantity));
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        // Outside the MULTI: the registry has its own slot on a cluster.
+        self.conn.clone().sadd(self.products_key(), product_id).await
     }
 
     /// Answers PING: for health checks.
@@ -233,6 +374,58 @@ impl StockStore {
     pub async fn next_sequence(&self, name: &str) -> redis::RedisResult<u64> {
         self.conn.clone().incr(format!("{}:seq:{}", self.prefix, name), 1).await
     }
+}
+
+/// Takes the lease if free, renews it if `holder` has it. KEYS[1] lease, ARGV holder, ttl ms.
+const LEASE_SCRIPT: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current == false or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+fn parse_decided(reply: &[redis::Value], buys: usize) -> redis::RedisResult<Decided> {
+    use redis::FromRedisValue;
+    let bad = |what: &str| {
+        redis::RedisError::from((redis::ErrorKind::TypeError, "unexpected reply from buy.lua", what.to_string()))
+    };
+    if reply.len() != 2 + 3 * buys {
+        return Err(bad(&format!("{} values for {buys} buys", reply.len())));
+    }
+    let price = String::from_redis_value(&reply[0])?;
+    let now_ms = i64::from_redis_value(&reply[1])?;
+    let mut outcomes = Vec::with_capacity(buys);
+    for chunk in reply[2..].chunks(3) {
+        let code = String::from_redis_value(&chunk[0])?;
+        let n = i64::from_redis_value(&chunk[1])?;
+        let id = String::from_redis_value(&chunk[2])?;
+        let outcome = match code.as_str() {
+            "OK" => BuyOutcome::Taken { stock_left: n },
+            "SOLD_OUT" => BuyOutcome::SoldOut { stock_left: n },
+            "ALREADY_BOUGHT" => BuyOutcome::AlreadyBought,
+            "NOT_STARTED" => BuyOutcome::NotStarted { start_ms: n },
+            "ENDED" => BuyOutcome::Ended { end_ms: n },
+            "OVER_LIMIT" => BuyOutcome::OverLimit { limit: n },
+            "NO_SUCH_PRODUCT" => BuyOutcome::NoSuchProduct,
+            other => return Err(bad(other)),
+        };
+        outcomes.push((outcome, (!id.is_empty()).then_some(id)));
+    }
+    Ok(Decided { price, now_ms, outcomes })
+}
+
+fn parse_outbox_entry(raw: &redis::streams::StreamId) -> Option<OutboxEntry> {
+    let field = |name: &str| raw.get::<String>(name);
+    Some(OutboxEntry {
+        id: raw.id.clone(),
+        order_no: field("o")?,
+        user_id: field("u")?.parse().ok()?,
+        quantity: field("q")?.parse().ok()?,
+        price: field("p")?,
+        accepted_at: field("t")?.parse().ok()?,
+    })
 }
 
 fn parse_deduction(entry: &str) -> Option<Deduction> {

@@ -1,9 +1,17 @@
 //! The buy path: `POST /api/seckill` and the public product list.
 //!
-//! A request is checked against Redis first (one read-only script run) so that the many
-//! requests a flash sale turns away never touch the broker; the survivors go through
-//! [`BuyProducer::buy`](crate::broker::buy::BuyProducer::buy), where the same script,
-//! in buy mode, is the authority.
+//! Two modes (`buy.mode`):
+//! - `batched` ([`batched`]): one authoritative `buy.lua` call takes stock and writes an outbox
+//!   entry; a relay sends outbox entries to the broker in group-committed batches, and the buyer
+//!   hears QUEUED once the broker stored the order. A [`sweeper`] sends what a relay left behind.
+//! - `transaction`: a cheap read-only check, then one RocketMQ transaction message per buy with
+//!   the script as its local transaction ([`crate::broker::buy`]). Kept for comparison.
+//!
+//! Either way a product known to be sold out is answered from memory ([`sold_out`]).
+
+pub mod batched;
+pub mod sold_out;
+pub mod sweeper;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,13 +22,39 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::broker::buy::BuyError;
-use crate::http::{ApiError, FLAG_TTL_HEADER};
+use crate::broker::buy::{BuyError, BuyProducer};
+use crate::error::{ApiError, FLAG_TTL_HEADER};
 use crate::metrics::Metrics;
 use crate::orders::OrderMessage;
 use crate::products::{self, SaleState};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::stock::BuyOutcome;
+use batched::BatchedBuyer;
+
+/// The configured buy path.
+pub enum Buyer {
+    Batched(BatchedBuyer),
+    Transaction(BuyProducer),
+}
+
+/// An accepted buy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// The broker stored the order: it will become an order row.
+    Queued(String),
+    /// Stock was (or may have been) taken and the order is kept in the outbox, but the broker
+    /// has not confirmed it yet: the sweeper sends it. The buyer can follow the order number.
+    Pending(String),
+}
+
+/// A buy that was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyFailure {
+    /// A rule said no; nothing was taken.
+    Rejected(BuyOutcome),
+    /// A service is down and surely nothing was taken.
+    Unavailable(&'static str),
+}
 
 /// A validated buy request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +95,15 @@ pub fn parse_buy_request(body: &[u8]) -> Result<BuyRequest, String> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Queued {
+struct Accepted<'a> {
     order_no: String,
     status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
 }
 
-/// `POST /api/seckill`.
+/// `POST /api/seckill`: 200 QUEUED, 202 PENDING (outcome not confirmed yet; follow the order
+/// number), 409/404/400 rejections, 503 when surely nothing was taken.
 pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let metrics = state.metrics();
     Metrics::incr(&metrics.buy_requests);
@@ -74,27 +111,65 @@ pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response,
         Metrics::incr(&metrics.buy_bad_requests);
         ApiError::BadRequest(m)
     })?;
-    let result = decide(&state, &request).await;
-    match &result {
-        Ok(_) => Metrics::incr(&metrics.buy_queued),
-        Err(ApiError::Conflict { .. } | ApiError::NotFound { .. }) => Metrics::incr(&metrics.buy_rejected),
-        Err(ApiError::BadRequest(_)) => Metrics::incr(&metrics.buy_bad_requests),
-        Err(_) => Metrics::incr(&metrics.buy_unavailable),
+    if state.sold_out().is_sold_out(request.product_id) {
+        Metrics::incr(&metrics.buy_rejected);
+        return Err(rejection(&state, &request, BuyOutcome::SoldOut { stock_left: 0 }));
     }
-    let order_no = result?;
-    let mut response = (StatusCode::OK, Json(Queued { order_no, status: "QUEUED" })).into_response();
-    response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(state.settings().http.buyer_flag_ttl_secs));
+    let result = match state.buyer() {
+        Buyer::Batched(buyer) => buyer.buy(&request, state.order_nos().next(request.product_id)).await,
+        Buyer::Transaction(producer) => buy_in_transaction(&state, producer, &request).await,
+    };
+    let http = &state.settings().http;
+    let (status, body) = match result {
+        Ok(Placed::Queued(order_no)) => {
+            Metrics::incr(&metrics.buy_queued);
+            (StatusCode::OK, Accepted { order_no, status: "QUEUED", message: None })
+        }
+        Ok(Placed::Pending(order_no)) => {
+            Metrics::incr(&metrics.buy_pending);
+            let message = Some(
+                "the order queue has not confirmed this order yet; it is kept and will be placed, \
+                 follow it at /api/orders/{orderNo}",
+            );
+            (StatusCode::ACCEPTED, Accepted { order_no, status: "PENDING", message })
+        }
+        Err(BuyFailure::Rejected(outcome)) => {
+            if outcome == (BuyOutcome::SoldOut { stock_left: 0 }) {
+                state.sold_out().remember(request.product_id);
+            }
+            let error = rejection(&state, &request, outcome);
+            match error {
+                ApiError::BadRequest(_) => Metrics::incr(&metrics.buy_bad_requests),
+                _ => Metrics::incr(&metrics.buy_rejected),
+            }
+            return Err(error);
+        }
+        Err(BuyFailure::Unavailable(message)) => {
+            Metrics::incr(&metrics.buy_unavailable);
+            return Err(ApiError::Unavailable(message.into()));
+        }
+    };
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(http.buyer_flag_ttl_secs));
     Ok(response)
 }
 
-async fn decide(state: &AppState, r: &BuyRequest) -> Result<String, ApiError> {
-    let (outcome, price) = state.stock().check(r.product_id, r.user_id, r.quantity).await?;
+/// Transaction mode: a read-only check turns most requests away before the broker; the
+/// survivors go out as a transaction message whose local transaction takes the stock.
+async fn buy_in_transaction(state: &AppState, producer: &BuyProducer, r: &BuyRequest) -> Result<Placed, BuyFailure> {
+    let unavailable = "the stock service is unavailable; try again shortly";
+    let (outcome, price) = state
+        .stock()
+        .check(r.product_id, r.user_id, r.quantity)
+        .await
+        .map_err(|_| BuyFailure::Unavailable(unavailable))?;
     if !matches!(outcome, BuyOutcome::Taken { .. }) {
-        return Err(rejection(state, r, outcome));
+        return Err(BuyFailure::Rejected(outcome));
     }
-    let price: Decimal = price
-        .parse()
-        .map_err(|_| anyhow::anyhow!("product {} has no valid price in Redis; preload it again", r.product_id))?;
+    let Ok(price) = price.parse::<Decimal>() else {
+        tracing::error!(product_id = r.product_id, %price, "product has no valid price in Redis; preload it again");
+        return Err(BuyFailure::Unavailable(unavailable));
+    };
     let order_no = state.order_nos().next(r.product_id);
     let message = OrderMessage {
         order_no: order_no.clone(),
@@ -104,23 +179,25 @@ async fn decide(state: &AppState, r: &BuyRequest) -> Result<String, ApiError> {
         price,
         accepted_at: chrono::Utc::now().timestamp_millis(),
     };
-    match state.buy_producer().buy(message).await {
+    match producer.buy(message).await {
         Ok(BuyOutcome::Taken { .. }) => {
-            state.broker_ok();
-            Ok(order_no)
+            state.broker().ok();
+            Ok(Placed::Queued(order_no))
         }
         Ok(outcome) => {
-            state.broker_ok();
-            Err(rejection(state, r, outcome))
+            state.broker().ok();
+            Err(BuyFailure::Rejected(outcome))
         }
         Err(BuyError::Broker(e)) => {
-            state.broker_failed();
+            state.broker().failed();
             tracing::warn!(error = %e, "order queue unavailable; nothing taken from stock");
-            Err(ApiError::Unavailable("the order queue is unavailable; nothing was bought, try again shortly".into()))
+            Err(BuyFailure::Unavailable("the order queue is unavailable; nothing was bought, try again shortly"))
         }
+        // The local transaction could not tell whether the script ran; the broker's check-back
+        // settles it from the deduction log, so the order may yet be placed.
         Err(BuyError::Redis(e)) => {
-            tracing::warn!(error = %e, "stock unavailable during buy");
-            Err(ApiError::Unavailable("the stock service is unavailable; try again shortly".into()))
+            tracing::warn!(error = %e, "stock unavailable during a transaction buy; outcome left to the check-back");
+            Ok(Placed::Pending(order_no))
         }
     }
 }

@@ -1,0 +1,249 @@
+//! The order consumers' message handlers: the batched order writer and the canceller.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocketmq_model::common::message::message_ext::MessageExt;
+use sqlx::{MySql, MySqlPool, QueryBuilder};
+
+use super::canceller::{self, CancelOutcome};
+use super::writer::{self, BatchWritten, Refusal, WriteError, Written};
+use super::OrderMessage;
+use crate::broker::consumer::{BatchHandled, BatchHandler, Handler};
+use crate::broker::sender::Sender;
+use crate::metrics::Metrics;
+use crate::stock::StockStore;
+
+/// Body of a `seckill-cancel` message: the orders to cancel if they are still unpaid.
+/// One message per written batch; `orderNo` (one order) is still read from older messages.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelMessage {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order_nos: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_no: Option<String>,
+}
+
+impl CancelMessage {
+    pub fn of(order_nos: Vec<String>) -> Self {
+        Self { order_nos, order_no: None }
+    }
+
+    fn into_order_nos(self) -> Vec<String> {
+        let mut all = self.order_nos;
+        all.extend(self.order_no);
+        all
+    }
+}
+
+/// What the order writer needs.
+pub struct OrderWriter {
+    pub db: MySqlPool,
+    pub stock: StockStore,
+    pub sender: Arc<Sender>,
+    pub metrics: Arc<Metrics>,
+    /// The consumer group: the dedupe table's namespace.
+    pub group: String,
+    pub cancel_topic: String,
+    pub cancel_delay_level: i32,
+    pub pay_timeout: Duration,
+}
+
+impl OrderWriter {
+    pub fn handler(self) -> BatchHandler {
+        let this = Arc::new(self);
+        Arc::new(move |msgs| {
+            let this = Arc::clone(&this);
+            Box::pin(async move { this.handle(msgs).await })
+        })
+    }
+
+    /// Writes a batch of order messages: one transaction for the whole batch; if that fails,
+    /// order by order, so one bad message cannot hold the others back. Orders refused for good
+    /// are recorded and their Redis stock given back. Then one delayed cancel for every order
+    /// found UNPAID, redeliveries included: a writer that died between its commit and its
+    /// cancel gets the cancel sent by the redelivery.
+    async fn handle(&self, msgs: Vec<MessageExt>) -> BatchHandled {
+        Metrics::incr(&self.metrics.order_batches);
+        let mut failed = Vec::new();
+        let mut orders = Vec::with_capacity(msgs.len());
+        let mut index_of = HashMap::new();
+        for (i, msg) in msgs.iter().enumerate() {
+            match serde_json::from_slice::<OrderMessage>(&msg.body().unwrap_or_default()) {
+                Ok(order) => {
+                    index_of.insert(order.order_no.clone(), i);
+                    orders.push(order);
+                }
+                Err(e) => failed.push((i, format!("unreadable order message {}: {e}", msg.msg_id()))),
+            }
+        }
+
+        let written = match writer::write_batch(&self.db, &self.group, &orders, self.pay_timeout).await {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::debug!(error = %e, orders = orders.len(), "batch write failed; writing order by order");
+                self.write_one_by_one(&orders, &index_of, &mut failed).await
+            }
+        };
+        for _ in &written.created {
+            Metrics::incr(&self.metrics.orders_written);
+        }
+        for _ in &written.already_written {
+            Metrics::incr(&self.metrics.orders_redelivered);
+        }
+
+        let result = self.follow_up(&written).await;
+        if let Err(reason) = result {
+            failed.extend((0..msgs.len()).map(|i| (i, reason.clone())));
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed)
+        }
+    }
+
+    async fn write_one_by_one(
+        &self,
+        orders: &[OrderMessage],
+        index_of: &HashMap<String, usize>,
+        failed: &mut Vec<(usize, String)>,
+    ) -> BatchWritten {
+        let mut written = BatchWritten::default();
+        for order in orders {
+            let outcome = writer::write(&self.db, &self.group, order, self.pay_timeout).await;
+            match outcome {
+                Ok(Written::Created) => written.created.push(order.order_no.clone()),
+                Ok(Written::AlreadyWritten) => written.already_written.push(order.order_no.clone()),
+                Err(WriteError::Refused { refusal, detail, .. }) => {
+                    if let Err(e) = self.refuse(order, &refusal, &detail).await {
+                        failed.push((index_of[&order.order_no], e));
+                    }
+                }
+                Err(e) => {
+                    Metrics::incr(&self.metrics.order_write_failures);
+                    failed.push((index_of[&order.order_no], e.to_string()));
+                }
+            }
+        }
+        written
+    }
+
+    /// Records the refusal (once) and gives the order's stock back in Redis (once).
+    async fn refuse(&self, order: &OrderMessage, refusal: &Refusal, detail: &str) -> Result<(), String> {
+        let recorded =
+            writer::reject(&self.db, &self.group, order, refusal, detail).await.map_err(|e| e.to_string())?;
+        if recorded == Written::Created {
+            Metrics::incr(&self.metrics.orders_rejected);
+            tracing::warn!(order_no = %order.order_no, reason = refusal.code(), %detail, "order refused; its stock goes back");
+        }
+        self.stock
+            .release_rejected(order.product_id, &order.order_no, refusal.user_keeps_another_order())
+            .await
+            .map_err(|e| format!("order {} refused but its Redis stock is not back yet: {e}", order.order_no))?;
+        Ok(())
+    }
+
+    /// After the writes: finish what a redelivered order may have left undone (a refused
+    /// order's Redis release), then send one delayed cancel for every UNPAID order.
+    async fn follow_up(&self, written: &BatchWritten) -> Result<(), String> {
+        let mut unpaid = written.created.clone();
+        if !written.already_written.is_empty() {
+            let statuses = statuses(&self.db, &written.already_written).await.map_err(|e| e.to_string())?;
+            for (order_no, status, product_id, refusal) in statuses {
+                match (status.as_deref(), refusal) {
+                    (Some("UNPAID"), _) => unpaid.push(order_no),
+                    (None, Some(refusal)) => {
+                        let keep_buyer = refusal == Refusal::DuplicateActiveOrder.code();
+                        self.stock.release_rejected(product_id, &order_no, keep_buyer).await.map_err(|e| {
+                            format!("order {order_no} refused but its Redis stock is not back yet: {e}")
+                        })?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        unpaid.sort();
+        unpaid.dedup();
+        if unpaid.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&CancelMessage::of(unpaid.clone())).expect("serializes");
+        let key = unpaid.first().cloned().unwrap_or_default();
+        self.sender
+            .send(&self.cancel_topic, "CANCEL", &key, body, self.cancel_delay_level)
+            .await
+            .map_err(|e| format!("{} orders written but their cancel was not sent: {e}", unpaid.len()))
+    }
+}
+
+/// For orders handled before: (orderNo, order status if written, product, refusal reason if refused).
+async fn statuses(
+    db: &MySqlPool,
+    order_nos: &[String],
+) -> sqlx::Result<Vec<(String, Option<String>, u64, Option<String>)>> {
+    let in_list = |sql: &str| {
+        let mut q = QueryBuilder::<MySql>::new(sql);
+        let mut list = q.separated(", ");
+        for no in order_nos {
+            list.push_bind(no);
+        }
+        list.push_unseparated(")");
+        q
+    };
+    let mut written = in_list("SELECT order_no, status, product_id FROM tb_seckill_order WHERE order_no IN (");
+    let written: Vec<(String, String, u64)> = written.build_query_as().fetch_all(db).await?;
+    let mut refused = in_list("SELECT order_no, reason, product_id FROM tb_rejected_order WHERE order_no IN (");
+    let refused: Vec<(String, String, u64)> = refused.build_query_as().fetch_all(db).await?;
+    Ok(written
+        .into_iter()
+        .map(|(no, status, product)| (no, Some(status), product, None))
+        .chain(refused.into_iter().map(|(no, reason, product)| (no, None, product, Some(reason))))
+        .collect())
+}
+
+/// The canceller: UNPAID → CANCELLED in MySQL (stock back, user record gone), then the stock
+/// back in Redis with `release.lua`, which acts once. A redelivery after the MySQL commit finds
+/// the order CANCELLED and still makes sure Redis got its stock back; a paid order is left alone.
+pub fn canceller(db: MySqlPool, stock: StockStore, metrics: Arc<Metrics>) -> Handler {
+    Arc::new(move |msg| {
+        let (db, stock, metrics) = (db.clone(), stock.clone(), Arc::clone(&metrics));
+        Box::pin(async move {
+            let body = msg.body().unwrap_or_default();
+            let cancel: CancelMessage = serde_json::from_slice(&body)
+                .map_err(|e| format!("unreadable cancel message {}: {e}", msg.msg_id()))?;
+            for order_no in cancel.into_order_nos() {
+                cancel_one(&db, &stock, &metrics, &order_no).await?;
+            }
+            Ok(())
+        })
+    })
+}
+
+async fn cancel_one(db: &MySqlPool, stock: &StockStore, metrics: &Metrics, order_no: &str) -> Result<(), String> {
+    let product_id = match canceller::cancel_if_unpaid(db, order_no).await.map_err(|e| e.to_string())? {
+        CancelOutcome::Cancelled { product_id, .. } => {
+            Metrics::incr(&metrics.orders_cancelled);
+            product_id
+        }
+        CancelOutcome::AlreadyCancelled { product_id } => {
+            Metrics::incr(&metrics.cancels_repeated);
+            product_id
+        }
+        CancelOutcome::Paid => {
+            Metrics::incr(&metrics.cancels_skipped);
+            return Ok(());
+        }
+        CancelOutcome::Missing => {
+            tracing::warn!(%order_no, "cancel for an order MySQL does not have; ignored");
+            return Ok(());
+        }
+    };
+    stock
+        .release(product_id, order_no)
+        .await
+        .map_err(|e| format!("order {order_no} cancelled but Redis stock not given back yet: {e}"))?;
+    Ok(())
+}

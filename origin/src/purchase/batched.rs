@@ -1,0 +1,287 @@
+//! Buy mode `batched`: two group-commit stages between the HTTP handlers and the broker.
+//!
+//! 1. The decider hands every buy that arrived while its previous script calls were running
+//!    to one `buy.lua` call per product: stock, buyer, deduction log and an outbox entry, all
+//!    atomic in Redis. Rejections are answered at once.
+//! 2. The relay sends every taken buy that arrived while its previous batches were in flight
+//!    as one batch to the order topic. SEND_OK → the entries leave the outbox and the buyers
+//!    hear QUEUED. Nothing waits for a timer: at low load a batch is one order.
+//!
+//! Failure rules (the outbox makes every one of them safe):
+//! - broker surely did not store a batch → each buy is given back (stock, buyer, deduction,
+//!   outbox entry) if its entry is still young, and answered 503; else it stays for the sweeper;
+//! - the outcome of a send is unknown → nothing is given back; the buyer hears PENDING with
+//!   the order number, and the sweeper re-sends the entry (the writer drops a duplicate);
+//! - Redis failed and the script may have run → the deduction log decides; if even that
+//!   cannot be read, PENDING.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{BuyFailure, BuyRequest, Placed};
+use crate::broker::health::BrokerHealth;
+use crate::broker::sender::{Outgoing, SendError, Sender};
+use crate::configuration::BuySettings;
+use crate::orders::OrderMessage;
+use crate::stock::{BuyAttempt, BuyOutcome, ScriptMode, StockStore};
+
+type Reply = oneshot::Sender<Result<Placed, BuyFailure>>;
+
+struct DecideJob {
+    product_id: u64,
+    attempt: BuyAttempt,
+    reply: Reply,
+}
+
+struct RelayJob {
+    product_id: u64,
+    entry_id: String,
+    message: OrderMessage,
+    reply: Reply,
+}
+
+/// The batched buy path of one origin. Cheap to share; its stages run as background tasks
+/// until it is dropped.
+pub struct BatchedBuyer {
+    decide: mpsc::UnboundedSender<DecideJob>,
+    broker: Arc<BrokerHealth>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What the relay needs to reach the broker.
+pub struct RelayTarget {
+    pub sender: Arc<Sender>,
+    pub topic: String,
+}
+
+impl BatchedBuyer {
+    pub fn start(stock: StockStore, target: RelayTarget, broker: Arc<BrokerHealth>, settings: &BuySettings) -> Self {
+        let (decide_tx, decide_rx) = mpsc::unbounded_channel();
+        let (relay_tx, relay_rx) = mpsc::unbounded_channel();
+        let decider = Decider { stock: stock.clone(), relay: relay_tx, batch_max: settings.batch_max.max(1) };
+        let relay = Relay {
+            stock,
+            target: Arc::new(target),
+            broker: Arc::clone(&broker),
+            batch_max: settings.batch_max.max(1),
+            sweep_after_ms: settings.sweep_after_ms,
+        };
+        let in_flight = settings.batches_in_flight.max(1);
+        let tasks = vec![tokio::spawn(decider.run(decide_rx, in_flight)), tokio::spawn(relay.run(relay_rx, in_flight))];
+        Self { decide: decide_tx, broker, tasks }
+    }
+
+    /// Takes stock for `request` under `order_no` and queues the order.
+    pub async fn buy(&self, request: &BuyRequest, order_no: String) -> Result<Placed, BuyFailure> {
+        // While the relay cannot reach the broker nothing is taken: taking stock only to give
+        // it back (or, worse, to leave it pending) helps nobody. A probe clears this.
+        if self.broker.is_failing() {
+            return Err(BuyFailure::Unavailable(
+                "the order queue is unavailable; nothing was bought, try again shortly",
+            ));
+        }
+        let (reply, answer) = oneshot::channel();
+        let attempt = BuyAttempt { user_id: request.user_id, quantity: request.quantity, order_no: order_no.clone() };
+        let job = DecideJob { product_id: request.product_id, attempt, reply };
+        if self.decide.send(job).is_err() {
+            return Err(BuyFailure::Unavailable("the origin is shutting down; nothing was bought"));
+        }
+        // A dropped reply means a stage task died after taking the job: the outcome is unknown.
+        answer.await.unwrap_or(Ok(Placed::Pending(order_no)))
+    }
+}
+
+impl Drop for BatchedBuyer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+struct Decider {
+    stock: StockStore,
+    relay: mpsc::UnboundedSender<RelayJob>,
+    batch_max: usize,
+}
+
+impl Decider {
+    async fn run(self, mut jobs: mpsc::UnboundedReceiver<DecideJob>, in_flight: usize) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(in_flight));
+        while let Some(first) = jobs.recv().await {
+            // Wait for a free slot first: whatever arrives meanwhile joins this group.
+            let slot = Arc::clone(&slots).acquire_owned().await.expect("never closed");
+            let mut batch = vec![first];
+            while batch.len() < this.batch_max {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let this = Arc::clone(&this);
+            tokio::spawn(async move {
+                let mut by_product: HashMap<u64, Vec<DecideJob>> = HashMap::new();
+                for job in batch {
+                    by_product.entry(job.product_id).or_default().push(job);
+                }
+                futures::future::join_all(by_product.into_iter().map(|(p, jobs)| this.decide(p, jobs))).await;
+                drop(slot);
+            });
+        }
+    }
+
+    async fn decide(&self, product_id: u64, jobs: Vec<DecideJob>) {
+        let attempts: Vec<BuyAttempt> = jobs.iter().map(|j| j.attempt.clone()).collect();
+        let decided = match self.stock.decide(product_id, ScriptMode::Buy, &attempts).await {
+            Ok(decided) => decided,
+            Err(e) => return self.settle_after_redis_error(product_id, jobs, e).await,
+        };
+        let price: Option<Decimal> = decided.price.parse().ok();
+        for (job, (outcome, entry_id)) in jobs.into_iter().zip(decided.outcomes) {
+            match (outcome, entry_id, price) {
+                (BuyOutcome::Taken { .. }, Some(entry_id), Some(price)) => {
+                    let message = OrderMessage {
+                        order_no: job.attempt.order_no,
+                        user_id: job.attempt.user_id,
+                        product_id,
+                        quantity: job.attempt.quantity,
+                        price,
+                        accepted_at: decided.now_ms,
+                    };
+                    let relay_job = RelayJob { product_id, entry_id, message, reply: job.reply };
+                    if let Err(mpsc::error::SendError(lost)) = self.relay.send(relay_job) {
+                        // Shutting down: the entry stays in the outbox for the sweeper.
+                        let _ = lost.reply.send(Ok(Placed::Pending(lost.message.order_no)));
+                    }
+                }
+                (BuyOutcome::Taken { .. }, _, _) => {
+                    tracing::error!(product_id, price = %decided.price, "stock taken but the product has no valid price; the outbox keeps the order");
+                    let _ = job.reply.send(Ok(Placed::Pending(job.attempt.order_no)));
+                }
+                (rejected, _, _) => {
+                    let _ = job.reply.send(Err(BuyFailure::Rejected(rejected)));
+                }
+            }
+        }
+    }
+
+    /// The script call failed. If Redis refused the connection, the script surely did not run.
+    /// Otherwise it may have: Redis answers a connection in order, so a read of the deduction
+    /// log settles it — an order in the log has its outbox entry, which the sweeper will send.
+    async fn settle_after_redis_error(&self, product_id: u64, jobs: Vec<DecideJob>, error: redis::RedisError) {
+        tracing::warn!(product_id, %error, "buy script failed");
+        let surely_not_run = error.is_connection_refusal();
+        for job in jobs {
+            let order_no = job.attempt.order_no;
+            let answer = if surely_not_run {
+                Err(BuyFailure::Unavailable("the stock service is unavailable; nothing was bought, try again shortly"))
+            } else {
+                match self.deduction_after_error(product_id, &order_no).await {
+                    Some(false) => Err(BuyFailure::Unavailable(
+                        "the stock service is unavailable; nothing was bought, try again shortly",
+                    )),
+                    Some(true) | None => Ok(Placed::Pending(order_no)),
+                }
+            };
+            let _ = job.reply.send(answer);
+        }
+    }
+
+    async fn deduction_after_error(&self, product_id: u64, order_no: &str) -> Option<bool> {
+        for attempt in 0..3u64 {
+            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            if let Ok(found) = self.stock.deduction(product_id, order_no).await {
+                return Some(found.is_some());
+            }
+        }
+        None
+    }
+}
+
+struct Relay {
+    stock: StockStore,
+    target: Arc<RelayTarget>,
+    broker: Arc<BrokerHealth>,
+    batch_max: usize,
+    sweep_after_ms: u64,
+}
+
+impl Relay {
+    async fn run(self, mut jobs: mpsc::UnboundedReceiver<RelayJob>, in_flight: usize) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(in_flight));
+        while let Some(first) = jobs.recv().await {
+            let slot = Arc::clone(&slots).acquire_owned().await.expect("never closed");
+            let mut batch = vec![first];
+            while batch.len() < this.batch_max {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let this = Arc::clone(&this);
+            tokio::spawn(async move {
+                this.send(batch).await;
+                drop(slot);
+            });
+        }
+    }
+
+    async fn send(&self, batch: Vec<RelayJob>) {
+        let outgoing = batch
+            .iter()
+            .map(|j| Outgoing {
+                key: j.message.order_no.clone(),
+                body: serde_json::to_vec(&j.message).expect("order message serializes"),
+            })
+            .collect();
+        match self.target.sender.send_batch(&self.target.topic, "ORDER", outgoing).await {
+            Ok(()) => {
+                self.broker.ok();
+                let mut by_product: HashMap<u64, Vec<String>> = HashMap::new();
+                for job in &batch {
+                    by_product.entry(job.product_id).or_default().push(job.entry_id.clone());
+                }
+                for (product_id, ids) in by_product {
+                    // Left behind, an entry is re-sent by the sweeper and dropped as a duplicate.
+                    if let Err(e) = self.stock.ack_sent(product_id, &ids).await {
+                        tracing::warn!(product_id, error = %e, "sent orders stay in the outbox until the sweeper");
+                    }
+                }
+                for job in batch {
+                    let _ = job.reply.send(Ok(Placed::Queued(job.message.order_no)));
+                }
+            }
+            Err(SendError::NotSent(reason)) => {
+                self.broker.failed();
+                tracing::warn!(%reason, orders = batch.len(), "the broker refused a batch; giving its stock back");
+                for job in batch {
+                    let given_back = self
+                        .stock
+                        .release_unsent(job.product_id, &job.message.order_no, &job.entry_id, self.sweep_after_ms)
+                        .await;
+                    let answer = match given_back {
+                        Ok(Some(_)) => Err(BuyFailure::Unavailable(
+                            "the order queue is unavailable; nothing was bought, try again shortly",
+                        )),
+                        // Too late, or Redis cannot say: the order stands and the sweeper sends it.
+                        Ok(None) | Err(_) => Ok(Placed::Pending(job.message.order_no)),
+                    };
+                    let _ = job.reply.send(answer);
+                }
+            }
+            Err(SendError::Unknown(reason)) => {
+                self.broker.failed();
+                tracing::warn!(%reason, orders = batch.len(), "batch outcome unknown; the sweeper will re-send it");
+                for job in batch {
+                    let _ = job.reply.send(Ok(Placed::Pending(job.message.order_no)));
+                }
+            }
+        }
+    }
+}

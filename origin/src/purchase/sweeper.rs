@@ -1,0 +1,95 @@
+//! The outbox sweeper: sends what a relay left behind.
+//!
+//! An outbox entry older than `buy.sweep_after_ms` was not acknowledged by the relay that wrote
+//! it: that origin died between its script call and its send, or the broker was down or slow.
+//! The sweeper sends such entries to the order topic and removes them only after SEND_OK, so an
+//! accepted order is never lost; a duplicate (the relay's send did arrive) is dropped by the
+//! order writer's dedupe. One origin sweeps at a time, by a lease in Redis.
+//!
+//! The relay gives stock back only for entries younger than `sweep_after_ms` (checked inside
+//! `release.lua` on Redis's clock) and the sweeper only reads older ones, so an entry is never
+//! both given back and sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::sender::{Outgoing, Sender};
+use crate::configuration::BuySettings;
+use crate::orders::OrderMessage;
+use crate::stock::StockStore;
+
+/// Name of the lease in Redis (`<prefix>:lease:<name>`).
+const LEASE: &str = "outbox-sweeper";
+
+pub struct Sweeper {
+    pub stock: StockStore,
+    pub sender: Arc<Sender>,
+    pub topic: String,
+    pub settings: BuySettings,
+    /// Who holds the lease: unique per origin process.
+    pub holder: String,
+}
+
+impl Sweeper {
+    /// Sweeps every `sweep_interval_ms` while this origin holds the lease; runs until dropped.
+    pub async fn run(self) {
+        let every = Duration::from_millis(self.settings.sweep_interval_ms.max(50));
+        // Lost with its holder (killed): another origin takes over after this long.
+        let lease_ms = (self.settings.sweep_interval_ms * 5).max(3_000);
+        loop {
+            tokio::time::sleep(every).await;
+            match self.stock.lease(LEASE, &self.holder, lease_ms).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox sweeper cannot reach Redis");
+                    continue;
+                }
+            }
+            match self.sweep_once().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(orders = n, "sweeper sent orders a relay left in the outbox"),
+                Err(e) => tracing::warn!(error = %e, "outbox sweep failed; trying again"),
+            }
+        }
+    }
+
+    /// Sends every outbox entry older than `sweep_after_ms`; returns how many were sent.
+    pub async fn sweep_once(&self) -> Result<usize, String> {
+        let mut sent = 0;
+        let batch_max = self.settings.batch_max.max(1);
+        for product_id in self.stock.preloaded_products().await.map_err(|e| e.to_string())? {
+            loop {
+                let entries = self
+                    .stock
+                    .outbox_older_than(product_id, self.settings.sweep_after_ms, batch_max)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut ids = Vec::with_capacity(entries.len());
+                let mut outgoing = Vec::with_capacity(entries.len());
+                for entry in &entries {
+                    match OrderMessage::from_outbox(product_id, entry) {
+                        Some(message) => {
+                            ids.push(entry.id.clone());
+                            outgoing.push(Outgoing {
+                                key: message.order_no.clone(),
+                                body: serde_json::to_vec(&message).expect("order message serializes"),
+                            });
+                        }
+                        None => tracing::error!(product_id, entry = ?entry, "unreadable outbox entry left in place"),
+                    }
+                }
+                if outgoing.is_empty() {
+                    break;
+                }
+                self.sender.send_batch(&self.topic, "ORDER", outgoing).await.map_err(|e| e.to_string())?;
+                self.stock.ack_sent(product_id, &ids).await.map_err(|e| e.to_string())?;
+                sent += ids.len();
+                if entries.len() < batch_max {
+                    break;
+                }
+            }
+        }
+        Ok(sent)
+    }
+}

@@ -1,0 +1,64 @@
+//! What every request handler shares. Knows no routes: handlers depend on it, not the reverse.
+
+use std::sync::Arc;
+
+use sqlx::MySqlPool;
+
+use crate::broker::health::BrokerHealth;
+use crate::broker::sender::Sender;
+use crate::configuration::Settings;
+use crate::metrics::Metrics;
+use crate::orders::order_no::OrderNoGenerator;
+use crate::purchase::sold_out::SoldOutMemo;
+use crate::purchase::Buyer;
+use crate::stock::StockStore;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of an [`AppState`], put together by `startup`.
+pub struct Inner {
+    pub settings: Settings,
+    pub db: MySqlPool,
+    pub stock: StockStore,
+    pub buyer: Buyer,
+    /// A plain producer (dead-letter replays, health probes).
+    pub sender: Arc<Sender>,
+    pub order_nos: OrderNoGenerator,
+    pub metrics: Metrics,
+    pub sold_out: SoldOutMemo,
+    pub broker: Arc<BrokerHealth>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+    pub fn db(&self) -> &MySqlPool {
+        &self.0.db
+    }
+    pub fn stock(&self) -> &StockStore {
+        &self.0.stock
+    }
+    pub fn buyer(&self) -> &Buyer {
+        &self.0.buyer
+    }
+    pub fn sender(&self) -> &Sender {
+        &self.0.sender
+    }
+    pub fn order_nos(&self) -> &OrderNoGenerator {
+        &self.0.order_nos
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+    pub fn sold_out(&self) -> &SoldOutMemo {
+        &self.0.sold_out
+    }
+    pub fn broker(&self) -> &BrokerHealth {
+        &self.0.broker
+    }
+}
