@@ -103,6 +103,10 @@ impl TestApp {
     /// Sends `body` to `topic` (tag, key) as a producer outside the origin would: a redelivery,
     /// a replay or a poison message.
     pub async fn deliver(&self, topic: &str, tag: &str, key: &str, body: Vec<u8>) {
+        self.delivery_sender().await.send(topic, tag, key, body, 0).await.expect("deliver a message");
+    }
+
+    async fn delivery_sender(&self) -> &Sender {
         let (sender, _) = self
             .delivery
             .get_or_init(|| async {
@@ -111,22 +115,14 @@ impl TestApp {
                 (sender, messaging)
             })
             .await;
-        sender.send(topic, tag, key, body, 0).await.expect("deliver a message");
+        sender
     }
 
     /// Sends `messages` (key, body) to `topic` as ONE broker batch: one queue, one pull, so
     /// the writer sees them together.
     pub async fn deliver_batch(&self, topic: &str, tag: &str, messages: Vec<(String, Vec<u8>)>) {
-        let (sender, _) = self
-            .delivery
-            .get_or_init(|| async {
-                let messaging = Messaging::start(&self.settings.rocketmq).expect("rocketmq client");
-                let sender = Sender::start(&messaging, &format!("test-deliverer-{}", self.id)).await.expect("producer");
-                (sender, messaging)
-            })
-            .await;
         let outgoing = messages.into_iter().map(|(key, body)| Outgoing { key, body }).collect();
-        sender.send_batch(topic, tag, outgoing).await.expect("deliver a batch");
+        self.delivery_sender().await.send_batch(topic, tag, outgoing).await.expect("deliver a batch");
     }
 
     pub fn workers(&self) -> &Workers {
@@ -205,6 +201,28 @@ impl TestApp {
                 .expect("pay request"),
         )
         .await
+    }
+
+    /// Waits (up to 60 s) until `GET /admin/dead-letters` lists at least one; returns the list.
+    pub async fn wait_dead_letters(&self) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = self.admin_get("/admin/dead-letters").await;
+            if let Some(letters) = body["deadLetters"].as_array().filter(|l| !l.is_empty()) {
+                return letters.clone();
+            }
+            assert!(Instant::now() < deadline, "no message reached the dead-letter list: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Order numbers of every order row of `product`.
+    pub async fn written_orders(&self, product: u64) -> Vec<String> {
+        sqlx::query_scalar("SELECT order_no FROM tb_seckill_order WHERE product_id = ?")
+            .bind(product)
+            .fetch_all(&self.db)
+            .await
+            .unwrap()
     }
 
     /// `GET /admin/products/{id}/stock`.

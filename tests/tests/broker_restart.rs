@@ -94,13 +94,7 @@ async fn a_broker_stopped_mid_burst_leaks_no_stock_and_buying_works_again() {
 
     // Pending orders are re-sent by the sweeper; nothing taken is left without its order.
     app.assert_invariants(product, initial).await;
-    let written: HashSet<String> = sqlx::query_scalar("SELECT order_no FROM tb_seckill_order WHERE product_id = ?")
-        .bind(product)
-        .fetch_all(&app.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let written: HashSet<String> = app.written_orders(product).await.into_iter().collect();
     let missing: Vec<&String> = placed.difference(&written).collect();
     assert!(missing.is_empty(), "accepted orders without a row: {missing:?}");
 }

@@ -272,16 +272,8 @@ async fn a_message_that_always_fails_is_dead_lettered_and_can_be_replayed() {
     app.deliver(&app.settings.rocketmq.order_topic, "ORDER", &order.order_no, serde_json::to_vec(&order).unwrap())
         .await;
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let letters = loop {
-        let (_, body) = app.admin_get("/admin/dead-letters").await;
-        if body["deadLetters"].as_array().is_some_and(|l| !l.is_empty()) {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "the poison message never reached the dead-letter list: {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let letter = &letters["deadLetters"][0];
+    let letters = app.wait_dead_letters().await;
+    let letter = &letters[0];
     assert_eq!(letter["group"], app.settings.rocketmq.order_writer_group.as_str(), "{letter}");
     assert_eq!(letter["topic"], app.settings.rocketmq.order_topic.as_str(), "{letter}");
     assert_eq!(letter["key"], order.order_no.as_str(), "{letter}");

@@ -82,11 +82,7 @@ async fn an_origin_killed_mid_burst_loses_no_order_once_the_sweeper_ran() {
 
     // The sweeper sends the leftovers, the writer writes them: every deduction has its order.
     app.assert_invariants(product, 3000).await;
-    let written: Vec<String> = sqlx::query_scalar("SELECT order_no FROM tb_seckill_order WHERE product_id = ?")
-        .bind(product)
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+    let written = app.written_orders(product).await;
     let written_set: HashSet<String> = written.iter().cloned().collect();
     assert_eq!(written.len(), written_set.len(), "an order was written twice");
     let missing: Vec<&String> = confirmed.difference(&written_set).collect();

@@ -1,7 +1,7 @@
 //! The batched order writer: duplicates and poison messages inside one batch, and orders MySQL
 //! refuses for good (their stock goes back, nothing is retried for hours).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use seckill_e2e::{isolated_settings, wait_until, TestApp};
 use seckill_origin::orders::writer::{self, BatchWritten};
@@ -78,18 +78,9 @@ async fn a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_are_written_o
     )
     .await;
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let letters = loop {
-        let (_, body) = app.admin_get("/admin/dead-letters").await;
-        if body["deadLetters"].as_array().is_some_and(|l| !l.is_empty()) {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "the poison message never reached the dead-letter list: {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let letters = app.wait_dead_letters().await;
     // Let any stray redelivery of the good ones land before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let letters = letters["deadLetters"].as_array().unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0]["key"], poison_key.as_str());
     assert!(letters[0]["reason"].as_str().unwrap().contains("unreadable"), "{:?}", letters[0]);

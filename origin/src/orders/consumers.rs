@@ -67,6 +67,7 @@ impl OrderWriter {
     /// cancel gets the cancel sent by the redelivery.
     async fn handle(&self, msgs: Vec<MessageExt>) -> BatchHandled {
         Metrics::incr(&self.metrics.order_batches);
+        let started = std::time::Instant::now();
         let mut failed = Vec::new();
         let mut orders = Vec::with_capacity(msgs.len());
         let mut index_of = HashMap::new();
@@ -83,10 +84,16 @@ impl OrderWriter {
         let written = match writer::write_batch(&self.db, &self.group, &orders, self.pay_timeout).await {
             Ok(written) => written,
             Err(e) => {
-                tracing::debug!(error = %e, orders = orders.len(), "batch write failed; writing order by order");
+                tracing::warn!(error = %e, orders = orders.len(), "batch write failed; writing order by order");
                 self.write_one_by_one(&orders, &index_of, &mut failed).await
             }
         };
+        tracing::debug!(
+            messages = msgs.len(),
+            created = written.created.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "order batch written"
+        );
         for _ in &written.created {
             Metrics::incr(&self.metrics.orders_written);
         }

@@ -102,21 +102,9 @@ pub async fn write(
 ) -> Result<Written, WriteError> {
     let amount = amount_of(msg)?;
     let mut tx = pool.begin().await?;
-
-    // A concurrent duplicate blocks here on the unique key until the first commits, then
-    // fails with a duplicate-key error: the message was already written.
-    let dedupe = sqlx::query("INSERT INTO tb_message_dedupe (consumer_group, message_key) VALUES (?, ?)")
-        .bind(group)
-        .bind(&msg.order_no)
-        .execute(&mut *tx)
-        .await;
-    match dedupe {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            tx.rollback().await?;
-            return Ok(Written::AlreadyWritten);
-        }
-        Err(e) => return Err(e.into()),
+    if !claim(&mut tx, group, &msg.order_no).await? {
+        tx.rollback().await?;
+        return Ok(Written::AlreadyWritten);
     }
 
     let after = take_stock(&mut tx, msg.product_id, msg.quantity, &msg.order_no).await?;
@@ -170,6 +158,22 @@ pub async fn write(
     Ok(Written::Created)
 }
 
+/// Inserts the dedupe row of message `key` in `group`; false if it exists (handled before).
+/// A concurrent duplicate blocks here on the unique key until the first commits, then fails
+/// with a duplicate-key error.
+async fn claim(tx: &mut Transaction<'_, MySql>, group: &str, key: &str) -> sqlx::Result<bool> {
+    let inserted = sqlx::query("INSERT INTO tb_message_dedupe (consumer_group, message_key) VALUES (?, ?)")
+        .bind(group)
+        .bind(key)
+        .execute(&mut **tx)
+        .await;
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Guarded decrement of a product's MySQL stock by `quantity`; returns the stock after it.
 async fn take_stock(
     tx: &mut Transaction<'_, MySql>,
@@ -217,18 +221,9 @@ pub async fn reject(
     detail: &str,
 ) -> Result<Written, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let dedupe = sqlx::query("INSERT INTO tb_message_dedupe (consumer_group, message_key) VALUES (?, ?)")
-        .bind(group)
-        .bind(&msg.order_no)
-        .execute(&mut *tx)
-        .await;
-    match dedupe {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            tx.rollback().await?;
-            return Ok(Written::AlreadyWritten);
-        }
-        Err(e) => return Err(e),
+    if !claim(&mut tx, group, &msg.order_no).await? {
+        tx.rollback().await?;
+        return Ok(Written::AlreadyWritten);
     }
     sqlx::query(
         "INSERT INTO tb_rejected_order (order_no, user_id, product_id, quantity, reason, detail) VALUES (?, ?, ?, ?, ?, ?)",

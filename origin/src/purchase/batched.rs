@@ -103,6 +103,35 @@ impl Drop for BatchedBuyer {
     }
 }
 
+/// Group commit: takes whatever jobs are waiting (at most `batch_max`) as one batch as soon as
+/// one of `in_flight` slots is free, and hands it to `work`. Jobs that arrive while every slot
+/// is busy wait and join the next batch, so batches grow with load and no job ever waits for a
+/// timer. Runs until every sender of `jobs` is gone.
+async fn group_commit<J, W, F>(mut jobs: mpsc::UnboundedReceiver<J>, in_flight: usize, batch_max: usize, work: W)
+where
+    J: Send + 'static,
+    W: Fn(Vec<J>) -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(in_flight));
+    while let Some(first) = jobs.recv().await {
+        // Wait for a free slot first: whatever arrives meanwhile joins this batch.
+        let slot = Arc::clone(&slots).acquire_owned().await.expect("never closed");
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let done = work(batch);
+        tokio::spawn(async move {
+            done.await;
+            drop(slot);
+        });
+    }
+}
+
 struct Decider {
     stock: StockStore,
     relay: mpsc::UnboundedSender<RelayJob>,
@@ -110,29 +139,20 @@ struct Decider {
 }
 
 impl Decider {
-    async fn run(self, mut jobs: mpsc::UnboundedReceiver<DecideJob>, in_flight: usize) {
+    async fn run(self, jobs: mpsc::UnboundedReceiver<DecideJob>, in_flight: usize) {
         let this = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(in_flight));
-        while let Some(first) = jobs.recv().await {
-            // Wait for a free slot first: whatever arrives meanwhile joins this group.
-            let slot = Arc::clone(&slots).acquire_owned().await.expect("never closed");
-            let mut batch = vec![first];
-            while batch.len() < this.batch_max {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+        let batch_max = this.batch_max;
+        group_commit(jobs, in_flight, batch_max, move |batch: Vec<DecideJob>| {
             let this = Arc::clone(&this);
-            tokio::spawn(async move {
+            async move {
                 let mut by_product: HashMap<u64, Vec<DecideJob>> = HashMap::new();
                 for job in batch {
                     by_product.entry(job.product_id).or_default().push(job);
                 }
                 futures::future::join_all(by_product.into_iter().map(|(p, jobs)| this.decide(p, jobs))).await;
-                drop(slot);
-            });
-        }
+            }
+        })
+        .await
     }
 
     async fn decide(&self, product_id: u64, jobs: Vec<DecideJob>) {
@@ -212,24 +232,14 @@ struct Relay {
 }
 
 impl Relay {
-    async fn run(self, mut jobs: mpsc::UnboundedReceiver<RelayJob>, in_flight: usize) {
+    async fn run(self, jobs: mpsc::UnboundedReceiver<RelayJob>, in_flight: usize) {
         let this = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(in_flight));
-        while let Some(first) = jobs.recv().await {
-            let slot = Arc::clone(&slots).acquire_owned().await.expect("never closed");
-            let mut batch = vec![first];
-            while batch.len() < this.batch_max {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+        let batch_max = this.batch_max;
+        group_commit(jobs, in_flight, batch_max, move |batch: Vec<RelayJob>| {
             let this = Arc::clone(&this);
-            tokio::spawn(async move {
-                this.send(batch).await;
-                drop(slot);
-            });
-        }
+            async move { this.send(batch).await }
+        })
+        .await
     }
 
     async fn send(&self, batch: Vec<RelayJob>) {
