@@ -14,9 +14,7 @@ use crate::report::Row;
 pub fn write_svg(path: &Path, title: &str, rows: &[Row]) -> anyhow::Result<bool> {
     let series: Vec<(String, &[(f64, f64)])> = rows
         .iter()
-        .filter_map(|r| {
-            r.curve.as_deref().filter(|c| !c.is_empty()).map(|c| (format!("{}: {}", r.group, r.name), c))
-        })
+        .filter_map(|r| r.curve.as_deref().filter(|c| !c.is_empty()).map(|c| (format!("{}: {}", r.group, r.name), c)))
         .collect();
     if series.is_empty() {
         return Ok(false);

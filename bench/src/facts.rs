@@ -45,8 +45,8 @@ impl Facts {
         let commit = match run("git", &["rev-parse", "--short", "HEAD"], root) {
             Some(hash) => {
                 let branch = run("git", &["rev-parse", "--abbrev-ref", "HEAD"], root).unwrap_or_default();
-                let dirty = run("git", &["status", "--porcelain", "--untracked-files=no"], root)
-                    .is_some_and(|s| !s.is_empty());
+                let dirty =
+                    run("git", &["status", "--porcelain", "--untracked-files=no"], root).is_some_and(|s| !s.is_empty());
                 format!("{hash} ({branch}){}", if dirty { " + uncommitted changes" } else { "" })
             }
             None => "? (not a git checkout)".into(),

@@ -173,10 +173,10 @@ pub fn progress_bar(title: &str, stop: Stop, total_units: Option<u64>) -> Progre
         (Stop::Count(_), Some(total)) => {
             (ProgressBar::new(total), "{prefix:36} [{bar:30}] {human_pos:>9}/{human_len:9} {per_sec:>14} {elapsed}")
         }
-        (Stop::Duration(d), _) => {
-            (ProgressBar::new(d.as_millis() as u64), "{prefix:36} [{bar:30}] {elapsed}/{msg}")
+        (Stop::Duration(d), _) => (ProgressBar::new(d.as_millis() as u64), "{prefix:36} [{bar:30}] {elapsed}/{msg}"),
+        (Stop::Count(n), None) => {
+            (ProgressBar::new(n), "{prefix:36} [{bar:30}] {human_pos:>9}/{human_len:9} {elapsed}")
         }
-        (Stop::Count(n), None) => (ProgressBar::new(n), "{prefix:36} [{bar:30}] {human_pos:>9}/{human_len:9} {elapsed}"),
     };
     bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
     bar.set_prefix(title.to_string());
@@ -243,5 +243,37 @@ fn error_kind(e: &reqwest::Error) -> &'static str {
         "connect error"
     } else {
         "transport error"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_templates_are_valid() {
+        progress_bar("count", Stop::Count(10), Some(10)).finish_and_clear();
+        progress_bar("time", Stop::Duration(Duration::from_secs(3)), None).finish_and_clear();
+        progress_bar("count, no total", Stop::Count(10), None).finish_and_clear();
+    }
+
+    #[test]
+    fn answers_read_in_order() {
+        let answers =
+            BTreeMap::from([(Answer::Status(409), 2), (Answer::Status(200), 5), (Answer::Label("timeout"), 1)]);
+        assert_eq!(answers_text(&answers), "200×5 409×2 timeout×1");
+    }
+
+    #[tokio::test]
+    async fn a_counted_loop_makes_exactly_the_calls_asked_for() {
+        let load = Load { title: "t", workers: 3, stop: Stop::Count(10), units_per_call: 1 };
+        let tally = closed_loop(load, |seq| async move {
+            Outcome { answer: Answer::Status(200), expected: seq != 4, latency: Some(Duration::from_micros(50)) }
+        })
+        .await
+        .unwrap();
+        assert_eq!((tally.calls, tally.units, tally.unexpected), (10, 10, 1));
+        assert_eq!(tally.answers_text(), "200×10");
+        assert_eq!(tally.histogram.len(), 10);
     }
 }

@@ -105,7 +105,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
 fn log_to_file(stack: &Stack) -> anyhow::Result<()> {
     std::fs::create_dir_all(&stack.logs)?;
     let path = stack.logs.join("bench.log");
-    let file = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("open {}", path.display()))?;
+    let file =
+        OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("open {}", path.display()))?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         "info,rocketmq_client_rust=warn,rocketmq_remoting=warn,rocketmq_transport=warn,sqlx=warn".into()
     });

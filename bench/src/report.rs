@@ -22,6 +22,34 @@ pub enum RowKey {
     EdgeSoldOut,
 }
 
+impl RowKey {
+    /// The report's group column.
+    pub fn group(self) -> &'static str {
+        use RowKey::*;
+        match self {
+            RedisCeiling | BrokerCeiling | OriginNoIo => "ceiling",
+            AcceptedBatched | AcceptedTransaction | SoldOut => "origin",
+            Writer => "writer",
+            EdgeNoIo | EdgeAccepted | EdgeSoldOut => "edge",
+        }
+    }
+
+    /// What the row counts.
+    pub fn unit(self) -> &'static str {
+        match self {
+            RowKey::RedisCeiling => "calls",
+            RowKey::BrokerCeiling => "msg",
+            RowKey::Writer => "orders",
+            _ => "req",
+        }
+    }
+
+    /// HTTP rows get a curve on the latency chart.
+    pub fn is_http(self) -> bool {
+        !matches!(self, RowKey::RedisCeiling | RowKey::BrokerCeiling | RowKey::Writer)
+    }
+}
+
 /// One measurement.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -342,12 +370,20 @@ mod tests {
     #[test]
     fn markdown_has_every_row_and_ratio_with_verdicts() {
         let facts = Facts::for_test();
-        let mut rows = vec![row(RowKey::AcceptedBatched, 24_000.0, Some(30.0)), row(RowKey::SoldOut, 30_000.0, Some(8.0))];
+        let mut rows =
+            vec![row(RowKey::AcceptedBatched, 24_000.0, Some(30.0)), row(RowKey::SoldOut, 30_000.0, Some(8.0))];
         rows[0].problem = Some("2 unexpected answers".into());
         rows.push(Row { latency: None, ..row(RowKey::Writer, 6_000.0, None) });
         let failures = vec!["edge: the edge is down".to_string()];
-        let md = Report { facts: &facts, flags: "--requests 10", rows: &rows, failures: &failures, notes: &[], chart: Some("latency.svg") }
-            .markdown();
+        let md = Report {
+            facts: &facts,
+            flags: "--requests 10",
+            rows: &rows,
+            failures: &failures,
+            notes: &[],
+            chart: Some("latency.svg"),
+        }
+        .markdown();
         assert!(md.contains("| origin | AcceptedBatched | 256 | 1000 req | 24000 | 15.0 | 24.0 | 30.0 | 60.0 | 200×1000 ⚠ 2 unexpected answers |"), "{md}");
         assert!(md.contains("| writer, orders/s | 6000 | ≥ 5000 | ✔ |"), "{md}");
         assert!(md.contains("| accepted-buy p99 (batched) ÷ sold-out p99 | 3.75 | ≤ 3.00 | ✘ |"), "{md}");

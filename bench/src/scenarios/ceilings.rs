@@ -75,11 +75,11 @@ pub async fn redis(ctx: &Ctx) -> anyhow::Result<Row> {
     let other = m.requests.saturating_sub(taken);
     Ok(Row {
         key: RowKey::RedisCeiling,
-        group: "ceiling",
+        group: RowKey::RedisCeiling.group(),
         name: "Redis EVALSHA buy.lua (mode buy, 1 buy/call), redis-benchmark".into(),
         clients: Some(clients),
         count: m.requests,
-        unit: "calls",
+        unit: RowKey::RedisCeiling.unit(),
         rate: m.rps,
         elapsed: Duration::from_secs_f64(m.seconds),
         latency: Some(Percentiles { p50: m.p50, p90: m.p90, p99: m.p99, max: m.max }),
@@ -121,7 +121,9 @@ pub async fn broker(ctx: &Ctx) -> anyhow::Result<Row> {
                 let latency = Some(start.elapsed());
                 match result {
                     Ok(()) => Outcome { answer: Answer::Label("batch stored"), expected: true, latency },
-                    Err(e) if e.is_not_sent() => Outcome { answer: Answer::Label("not sent"), expected: false, latency },
+                    Err(e) if e.is_not_sent() => {
+                        Outcome { answer: Answer::Label("not sent"), expected: false, latency }
+                    }
                     Err(_) => Outcome { answer: Answer::Label("outcome unknown"), expected: false, latency },
                 }
             }
@@ -134,13 +136,10 @@ pub async fn broker(ctx: &Ctx) -> anyhow::Result<Row> {
     let tally = tally?;
     Ok(load_row(
         RowKey::BrokerCeiling,
-        "ceiling",
         format!("broker send_batch, {BATCH} orders/batch (latency per batch)"),
         IN_FLIGHT,
-        "msg",
         &tally,
         "stored",
-        false,
     ))
 }
 
@@ -156,12 +155,9 @@ pub async fn no_io(ctx: &Ctx, origin: &BenchOrigin) -> anyhow::Result<Row> {
     .await?;
     Ok(load_row(
         RowKey::OriginNoIo,
-        "ceiling",
         format!("origin GET /livez (no I/O; {} origin)", origin.mode.as_str()),
         clients,
-        "req",
         &tally,
         "200",
-        true,
     ))
 }

@@ -21,7 +21,8 @@ pub async fn no_io(ctx: &Ctx) -> anyhow::Result<Row> {
         move |client, _| client.get(&url),
     )
     .await?;
-    let mut row = load_row(RowKey::EdgeNoIo, "edge", "edge GET /api/nothing (404 at the edge, no I/O)".into(), clients, "req", &tally, "404", true);
+    let mut row =
+        load_row(RowKey::EdgeNoIo, "edge GET /api/nothing (404 at the edge, no I/O)".into(), clients, &tally, "404");
     if decided_by.as_deref() != Some("edge") {
         row.problem = Some(format!("x-seckill-decided-by was {decided_by:?}, not \"edge\""));
     }
@@ -41,7 +42,7 @@ pub async fn accepted(ctx: &Ctx) -> anyhow::Result<Row> {
         move |client, seq| buy_request(client, &url, None, users + seq, product),
     )
     .await?;
-    Ok(load_row(RowKey::EdgeAccepted, "edge", "accepted buys via the edge".into(), clients, "req", &tally, "200", true))
+    Ok(load_row(RowKey::EdgeAccepted, "accepted buys via the edge".into(), clients, &tally, "200"))
 }
 
 /// Sold-out buys through the edge: a product of stock 1 on the stack's origin, bought once
@@ -60,5 +61,5 @@ pub async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
         move |client, seq| buy_request(client, &url, None, users + 1 + seq, product),
     )
     .await?;
-    Ok(load_row(RowKey::EdgeSoldOut, "edge", "sold-out buys via the edge".into(), clients, "req", &tally, "409", true))
+    Ok(load_row(RowKey::EdgeSoldOut, "sold-out buys via the edge".into(), clients, &tally, "409"))
 }

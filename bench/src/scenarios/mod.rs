@@ -208,40 +208,28 @@ async fn start_origins(ctx: &Ctx, modes: &[BuyMode]) -> anyhow::Result<Vec<Bench
     Ok(origins)
 }
 
-/// A report row from an HTTP or broker load; `expected` names the answer every call should get.
-pub fn load_row(
-    key: RowKey,
-    group: &'static str,
-    name: String,
-    clients: u64,
-    unit: &'static str,
-    tally: &Tally,
-    expected: &str,
-    curve: bool,
-) -> Row {
+/// A report row from an HTTP or broker load; `expected` names the answer every call should
+/// get. HTTP rows carry their percentile curve for the chart.
+pub fn load_row(key: RowKey, name: String, clients: u64, tally: &Tally, expected: &str) -> Row {
     Row {
         key,
-        group,
+        group: key.group(),
         name,
         clients: Some(clients),
         count: tally.units,
-        unit,
+        unit: key.unit(),
         rate: tally.rate(),
         elapsed: tally.elapsed,
         latency: Percentiles::of(&tally.histogram),
         answers: tally.answers_text(),
-        problem: (tally.unexpected > 0)
-            .then(|| format!("{} of {} not {expected}", tally.unexpected, tally.calls)),
-        curve: curve.then(|| latency::curve(&tally.histogram)),
+        problem: (tally.unexpected > 0).then(|| format!("{} of {} not {expected}", tally.unexpected, tally.calls)),
+        curve: key.is_http().then(|| latency::curve(&tally.histogram)),
     }
 }
 
 /// One line per finished scenario on stderr (also when no progress bar is drawn).
 fn summary(row: &Row) -> String {
-    let lat = row
-        .latency
-        .map(|p| format!(", p50 {:.2} ms, p99 {:.2} ms", p.p50, p.p99))
-        .unwrap_or_default();
+    let lat = row.latency.map(|p| format!(", p50 {:.2} ms, p99 {:.2} ms", p.p50, p.p99)).unwrap_or_default();
     format!(
         "  {}: {}: {} {} in {:.1} s = {:.0}/s{lat}; {}{}",
         row.group,

@@ -40,7 +40,7 @@ pub async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
         BuyMode::Batched => RowKey::AcceptedBatched,
         BuyMode::Transaction => RowKey::AcceptedTransaction,
     };
-    Ok(load_row(key, "origin", format!("accepted buys, {} mode", origin.mode.as_str()), clients, "req", &tally, "200", true))
+    Ok(load_row(key, format!("accepted buys, {} mode", origin.mode.as_str()), clients, &tally, "200"))
 }
 
 /// Sold-out buys on `origin`. Records the product it creates in `products`.
@@ -59,16 +59,7 @@ pub async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
         move |client, seq| buy_request(client, &url, Some(&secret), users + 1 + seq, product),
     )
     .await?;
-    Ok(load_row(
-        RowKey::SoldOut,
-        "origin",
-        format!("sold-out buys, {} mode", origin.mode.as_str()),
-        clients,
-        "req",
-        &tally,
-        "409",
-        true,
-    ))
+    Ok(load_row(RowKey::SoldOut, format!("sold-out buys, {} mode", origin.mode.as_str()), clients, &tally, "409"))
 }
 
 /// Deletes the Redis keys of the bench origins' products (`seckill-bench:{id}:*`) once the
@@ -84,8 +75,14 @@ pub async fn delete_keys(ctx: &Ctx, products: &[u64]) -> anyhow::Result<()> {
         let mut keys: Vec<String> = Vec::new();
         let mut cursor = 0u64;
         loop {
-            let (next, batch): (u64, Vec<String>) =
-                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query_async(&mut conn).await?;
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
             keys.extend(batch);
             cursor = next;
             if cursor == 0 {

@@ -101,7 +101,9 @@ pub fn parse(output: &str) -> anyhow::Result<Measured> {
         .context("no \"requests completed in\" line")?;
     let rps = lines
         .iter()
-        .find_map(|l| l.strip_prefix("throughput summary:")?.trim().strip_suffix("requests per second")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("throughput summary:")?.trim().strip_suffix("requests per second")?.trim().parse().ok()
+        })
         .context("no throughput summary")?;
     let header = lines
         .iter()

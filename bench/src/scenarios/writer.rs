@@ -101,18 +101,18 @@ async fn drain(ctx: &Ctx, settings: &Settings) -> anyhow::Result<Row> {
     interrupt::check()?;
     Ok(Row {
         key: RowKey::Writer,
-        group: "writer",
+        group: RowKey::Writer.group(),
         name: format!("order writer: {n} queued orders into MySQL (time to drain {:.1} s)", elapsed.as_secs_f64()),
         clients: None,
         count: written,
-        unit: "orders",
+        unit: RowKey::Writer.unit(),
         rate: written as f64 / elapsed.as_secs_f64().max(1e-9),
         elapsed,
         latency: None,
         answers: format!("written {written}/{n}"),
-        problem: finished.is_none().then(|| {
-            format!("gave up after {} s with {written} of {n} written", timeout.as_secs())
-        }),
+        problem: finished
+            .is_none()
+            .then(|| format!("gave up after {} s with {written} of {n} written", timeout.as_secs())),
         curve: None,
     })
 }
@@ -121,8 +121,7 @@ async fn drain(ctx: &Ctx, settings: &Settings) -> anyhow::Result<Row> {
 /// [`IN_FLIGHT`] batches in flight; every batch must be stored.
 async fn queue(ctx: &Ctx, settings: &Settings, n: u64, product: u64) -> anyhow::Result<()> {
     let messaging = Messaging::start(&settings.rocketmq)?;
-    let sender =
-        Arc::new(Sender::start(&messaging, &format!("{}-fill", settings.rocketmq.producer_group)).await?);
+    let sender = Arc::new(Sender::start(&messaging, &format!("{}-fill", settings.rocketmq.producer_group)).await?);
     let topic = settings.rocketmq.order_topic.clone();
     let users = ctx.user_block();
     let (s, t) = (Arc::clone(&sender), topic.clone());
@@ -183,7 +182,15 @@ mod tests {
         let s = settings(&stack, "20261124031502");
         assert_eq!(s.mysql.database, "seckill_bench_writer_20261124031502");
         let mq = &s.rocketmq;
-        for name in [&mq.order_topic, &mq.cancel_topic, &mq.event_topic, &mq.order_writer_group, &mq.canceller_group, &mq.producer_group, &s.redis.key_prefix] {
+        for name in [
+            &mq.order_topic,
+            &mq.cancel_topic,
+            &mq.event_topic,
+            &mq.order_writer_group,
+            &mq.canceller_group,
+            &mq.producer_group,
+            &s.redis.key_prefix,
+        ] {
             assert!(name.starts_with("seckill-bench-") && name.contains("20261124031502"), "{name}");
         }
         assert_eq!(drain_timeout(100_000), Duration::from_secs(260));
