@@ -227,11 +227,12 @@ impl Report<'_> {
                 Some(p) => format!("{} ⚠ {p}", r.answers),
                 None => r.answers.clone(),
             };
+            let (name, answers) = (cell(&r.name), cell(&answers));
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} {} | {} | {p50} | {p90} | {p99} | {max} | {answers} |",
                 r.group,
-                r.name,
+                name,
                 r.clients.map(|c| c.to_string()).unwrap_or_else(|| "—".into()),
                 r.count,
                 r.unit,
@@ -262,7 +263,7 @@ impl Report<'_> {
         if !self.failures.is_empty() {
             md.push_str("\n## Failed scenarios\n\n");
             for f in self.failures {
-                let _ = writeln!(md, "- {f}");
+                let _ = writeln!(md, "- {}", f.replace('\n', " "));
             }
         }
         if let Some(chart) = self.chart {
@@ -276,6 +277,11 @@ impl Report<'_> {
         }
         md
     }
+}
+
+/// Text that cannot break a table row.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
 }
 
 fn ms(v: f64) -> String {
@@ -373,6 +379,7 @@ mod tests {
         let mut rows =
             vec![row(RowKey::AcceptedBatched, 24_000.0, Some(30.0)), row(RowKey::SoldOut, 30_000.0, Some(8.0))];
         rows[0].problem = Some("2 unexpected answers".into());
+        rows[1].answers = "409×999 a|b".into();
         rows.push(Row { latency: None, ..row(RowKey::Writer, 6_000.0, None) });
         let failures = vec!["edge: the edge is down".to_string()];
         let md = Report {
@@ -389,6 +396,7 @@ mod tests {
         assert!(md.contains("| accepted-buy p99 (batched) ÷ sold-out p99 | 3.75 | ≤ 3.00 | ✘ |"), "{md}");
         assert!(md.contains("| accepted buys batched ÷ transaction, req/s | n/a | ≥ 10.0 | not measured |"), "{md}");
         assert!(md.contains("- edge: the edge is down"), "{md}");
+        assert!(md.contains("| 409×999 a\\|b |"), "pipes are escaped: {md}");
         assert!(md.contains("`--requests 10`"), "{md}");
         assert!(md.contains("| — | — | — | — |"), "writer row has no latency: {md}");
     }

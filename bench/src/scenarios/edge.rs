@@ -2,10 +2,10 @@
 //! itself (its dev ceiling), accepted buys and sold-out buys, at min(--connections, 64).
 //! Products are created on the stack's origin with its admin token.
 
-use super::origin::stock_for;
+use super::origin::{joined, sell_out, stock_for};
 use super::{load_row, Ctx};
 use crate::load::{self, Load};
-use crate::origin_api::{buy_once, buy_request, Admin};
+use crate::origin_api::{buy_request, Admin};
 use crate::report::{Row, RowKey};
 
 /// `GET /api/nothing`: the edge answers 404 itself, no origin involved.
@@ -52,8 +52,7 @@ pub async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
     let product = admin.create_product(1).await?;
     let users = ctx.user_block();
     let url = format!("{}/api/seckill", ctx.stack.edge_url);
-    let (status, body) = buy_once(&url, None, users, product).await?;
-    anyhow::ensure!(status == 200, "the one buy that sells product {product} out got {status} {body}");
+    let setup = sell_out(&url, None, users, product).await?;
     let clients = ctx.cli.edge_connections();
     let tally = load::http(
         Load { title: "edge: sold-out buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
@@ -61,5 +60,7 @@ pub async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
         move |client, seq| buy_request(client, &url, None, users + 1 + seq, product),
     )
     .await?;
-    Ok(load_row(RowKey::EdgeSoldOut, "sold-out buys via the edge".into(), clients, &tally, "409"))
+    let mut row = load_row(RowKey::EdgeSoldOut, "sold-out buys via the edge".into(), clients, &tally, "409");
+    row.problem = joined(setup, row.problem);
+    Ok(row)
 }

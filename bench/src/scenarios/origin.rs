@@ -49,8 +49,7 @@ pub async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
     products.push(product);
     let users = ctx.user_block();
     let url = format!("{}/api/seckill", origin.url);
-    let (status, body) = buy_once(&url, Some(&origin.secret), users, product).await?;
-    anyhow::ensure!(status == 200, "the one buy that sells product {product} out got {status} {body}");
+    let setup = sell_out(&url, Some(&origin.secret), users, product).await?;
     let secret = origin.secret.clone();
     let clients = ctx.cli.connections;
     let tally = load::http(
@@ -59,7 +58,25 @@ pub async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
         move |client, seq| buy_request(client, &url, Some(&secret), users + 1 + seq, product),
     )
     .await?;
-    Ok(load_row(RowKey::SoldOut, format!("sold-out buys, {} mode", origin.mode.as_str()), clients, &tally, "409"))
+    let mut row =
+        load_row(RowKey::SoldOut, format!("sold-out buys, {} mode", origin.mode.as_str()), clients, &tally, "409");
+    row.problem = joined(setup, row.problem);
+    Ok(row)
+}
+
+/// Buys the one unit of `product`. `Some(problem)` if that buy was not accepted: the load
+/// still runs (and shows what the origin answers), with the problem on its row.
+pub async fn sell_out(url: &str, secret: Option<&str>, user: u64, product: u64) -> anyhow::Result<Option<String>> {
+    let (status, body) = buy_once(url, secret, user, product).await?;
+    Ok((status != 200).then(|| format!("the buy that should sell product {product} out got {status} {body}")))
+}
+
+/// Both problems, `; `-separated.
+pub fn joined(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Deletes the Redis keys of the bench origins' products (`seckill-bench:{id}:*`) once the
