@@ -45,7 +45,7 @@ pub fn write_svg(path: &Path, title: &str, rows: &[Row]) -> anyhow::Result<bool>
         .draw()
         .map_err(|e| anyhow!("chart: {e}"))?;
     for (i, (name, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = PALETTE[i % PALETTE.len()];
         chart
             .draw_series(LineSeries::new(points.iter().map(|&(x, y)| (x, y.max(lo))), color.stroke_width(2)))
             .map_err(|e| anyhow!("chart: {e}"))?
@@ -54,7 +54,7 @@ pub fn write_svg(path: &Path, title: &str, rows: &[Row]) -> anyhow::Result<bool>
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -62,6 +62,20 @@ pub fn write_svg(path: &Path, title: &str, rows: &[Row]) -> anyhow::Result<bool>
     root.present().map_err(|e| anyhow!("chart: {e}"))?;
     Ok(true)
 }
+
+/// Dark, distinct line colours (Tableau 10).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
 
 /// Powers of ten around [min, max].
 fn log_bounds(min: f64, max: f64) -> (f64, f64) {

@@ -148,8 +148,10 @@ pub struct Ratio {
     /// `None` if a row it needs was not measured.
     pub value: Option<f64>,
     pub target: Target,
-    /// `Some(true)` ✔, `Some(false)` ✘, `None` for information or not measured.
+    /// `Some(true)` ✔, `Some(false)` ✘, `None` for information, not measured, or suspect.
     pub met: Option<bool>,
+    /// A row it uses has a problem (unexpected answers, a timeout): no verdict.
+    pub suspect: bool,
 }
 
 /// Every ratio of [`SPECS`] computed from `rows`.
@@ -158,26 +160,28 @@ pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
     SPECS
         .iter()
         .map(|spec| {
-            let value = match spec.measure {
-                Measure::Rate(a, bs) => {
-                    let b = bs.iter().find_map(|k| find(*k));
-                    match (find(a), b) {
-                        (Some(a), Some(b)) if b.rate > 0.0 => Some(a.rate / b.rate),
-                        _ => None,
-                    }
-                }
-                Measure::P99(a, b) => match (find(a).and_then(|r| r.latency), find(b).and_then(|r| r.latency)) {
+            let (a, b) = match spec.measure {
+                Measure::Rate(a, bs) => (find(a), bs.iter().find_map(|k| find(*k))),
+                Measure::P99(a, b) => (find(a), find(b)),
+                Measure::Absolute(a) => (find(a), None),
+            };
+            let value = match (spec.measure, a, b) {
+                (Measure::Rate(..), Some(a), Some(b)) if b.rate > 0.0 => Some(a.rate / b.rate),
+                (Measure::P99(..), Some(a), Some(b)) => match (a.latency, b.latency) {
                     (Some(a), Some(b)) if b.p99 > 0.0 => Some(a.p99 / b.p99),
                     _ => None,
                 },
-                Measure::Absolute(a) => find(a).map(|r| r.rate),
+                (Measure::Absolute(_), Some(a), _) => Some(a.rate),
+                _ => None,
             };
+            let suspect = value.is_some() && [a, b].iter().flatten().any(|r| r.problem.is_some());
             let met = match (value, spec.target) {
+                _ if suspect => None,
                 (Some(v), Target::AtLeast(t)) => Some(v >= t),
                 (Some(v), Target::AtMost(t)) => Some(v <= t),
                 _ => None,
             };
-            Ratio { label: spec.label, value, target: spec.target, met }
+            Ratio { label: spec.label, value, target: spec.target, met, suspect }
         })
         .collect()
 }
@@ -252,6 +256,7 @@ impl Report<'_> {
                 Target::Info => "info".into(),
             };
             let verdict = match (r.met, r.value) {
+                _ if r.suspect => "⚠ a row it uses has a problem",
                 (Some(true), _) => "✔",
                 (Some(false), _) => "✘",
                 (None, None) => "not measured",
@@ -363,6 +368,18 @@ mod tests {
     }
 
     #[test]
+    fn a_row_with_a_problem_makes_its_ratios_suspect() {
+        let mut batched = row(RowKey::AcceptedBatched, 24_000.0, Some(30.0));
+        batched.problem = Some("2000 of 2000 not 200".into());
+        let rows = vec![batched, row(RowKey::RedisCeiling, 40_000.0, Some(5.0)), row(RowKey::Writer, 6_000.0, None)];
+        let rs = ratios(&rows);
+        let ceiling = find(&rs, "accepted buys (batched) ÷ Redis");
+        assert_eq!((ceiling.value, ceiling.met, ceiling.suspect), (Some(0.6), None, true));
+        let writer = find(&rs, "writer, orders/s");
+        assert_eq!((writer.met, writer.suspect), (Some(true), false));
+    }
+
+    #[test]
     fn missing_rows_give_no_verdict_and_info_ratios_none() {
         let rows = vec![row(RowKey::EdgeAccepted, 500.0, Some(50.0)), row(RowKey::AcceptedTransaction, 1000.0, None)];
         let rs = ratios(&rows);
@@ -379,6 +396,7 @@ mod tests {
         let mut rows =
             vec![row(RowKey::AcceptedBatched, 24_000.0, Some(30.0)), row(RowKey::SoldOut, 30_000.0, Some(8.0))];
         rows[0].problem = Some("2 unexpected answers".into());
+        rows.push(row(RowKey::OriginNoIo, 50_000.0, Some(4.0)));
         rows[1].answers = "409×999 a|b".into();
         rows.push(Row { latency: None, ..row(RowKey::Writer, 6_000.0, None) });
         let failures = vec!["edge: the edge is down".to_string()];
@@ -393,9 +411,10 @@ mod tests {
         .markdown();
         assert!(md.contains("| origin | AcceptedBatched | 256 | 1000 req | 24000 | 15.0 | 24.0 | 30.0 | 60.0 | 200×1000 ⚠ 2 unexpected answers |"), "{md}");
         assert!(md.contains("| writer, orders/s | 6000 | ≥ 5000 | ✔ |"), "{md}");
-        assert!(md.contains("| accepted-buy p99 (batched) ÷ sold-out p99 | 3.75 | ≤ 3.00 | ✘ |"), "{md}");
         assert!(md.contains("| accepted buys batched ÷ transaction, req/s | n/a | ≥ 10.0 | not measured |"), "{md}");
         assert!(md.contains("- edge: the edge is down"), "{md}");
+        assert!(md.contains("| sold-out buys ÷ origin no-I/O route, req/s | 0.60 | ≥ 0.50 | ✔ |"), "{md}");
+        assert!(md.contains("| 3.75 | ≤ 3.00 | ⚠ a row it uses has a problem |"), "{md}");
         assert!(md.contains("| 409×999 a\\|b |"), "pipes are escaped: {md}");
         assert!(md.contains("`--requests 10`"), "{md}");
         assert!(md.contains("| — | — | — | — |"), "writer row has no latency: {md}");
