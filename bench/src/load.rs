@@ -199,11 +199,14 @@ async fn tick(bar: ProgressBar, start: Instant, d: Duration, per_call: u64, call
 
 /// Runs an HTTP load: `load.workers` connections, each request built by `request(client, seq)`,
 /// `expected` the status every answer should have. Each answer's body is read in full.
-pub async fn http<F>(load: Load<'_>, expected: u16, request: F) -> anyhow::Result<Tally>
+/// Before the clock starts, every connection is opened with one uncounted `GET warmup` (a
+/// cheap route of the same server), so the load measures requests, not TCP handshakes.
+pub async fn http<F>(load: Load<'_>, warmup: &str, expected: u16, request: F) -> anyhow::Result<Tally>
 where
     F: Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
     let client = client(load.workers as usize)?;
+    open_connections(&client, warmup, load.workers).await;
     let request = Arc::new(request);
     closed_loop(Load { units_per_call: 1, ..load }, move |seq| {
         let req = request(&client, seq);
@@ -224,6 +227,21 @@ where
         }
     })
     .await
+}
+
+/// `n` concurrent GETs of `url`: with no idle connection in the pool, each opens its own,
+/// and the pool keeps them for the load.
+async fn open_connections(client: &reqwest::Client, url: &str, n: u64) {
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let get = client.get(url);
+        opening.spawn(async move {
+            if let Ok(resp) = get.send().await {
+                let _ = resp.bytes().await;
+            }
+        });
+    }
+    while opening.join_next().await.is_some() {}
 }
 
 /// An HTTP/1.1 client that keeps up to `connections` idle keep-alive connections.

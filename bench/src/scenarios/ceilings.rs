@@ -149,6 +149,7 @@ pub async fn no_io(ctx: &Ctx, origin: &BenchOrigin) -> anyhow::Result<Row> {
     let clients = ctx.cli.connections;
     let tally = load::http(
         Load { title: "ceiling: origin GET /livez", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &url.clone(),
         200,
         move |client, _| client.get(&url),
     )

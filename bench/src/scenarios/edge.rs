@@ -17,6 +17,7 @@ pub async fn no_io(ctx: &Ctx) -> anyhow::Result<Row> {
     let clients = ctx.cli.edge_connections();
     let tally = load::http(
         Load { title: "edge: GET /api/nothing", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &url.clone(),
         404,
         move |client, _| client.get(&url),
     )
@@ -38,6 +39,7 @@ pub async fn accepted(ctx: &Ctx) -> anyhow::Result<Row> {
     let clients = ctx.cli.edge_connections();
     let tally = load::http(
         Load { title: "edge: accepted buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &format!("{}/api/nothing", ctx.stack.edge_url),
         200,
         move |client, seq| buy_request(client, &url, None, users + seq, product),
     )
@@ -56,6 +58,7 @@ pub async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
     let clients = ctx.cli.edge_connections();
     let tally = load::http(
         Load { title: "edge: sold-out buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &format!("{}/api/nothing", ctx.stack.edge_url),
         409,
         move |client, seq| buy_request(client, &url, None, users + 1 + seq, product),
     )

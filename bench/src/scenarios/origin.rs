@@ -32,6 +32,7 @@ pub async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
     let title = format!("origin: accepted buys ({})", origin.mode.as_str());
     let tally = load::http(
         Load { title: &title, workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &format!("{}/livez", origin.url),
         200,
         move |client, seq| buy_request(client, &url, Some(&secret), users + seq, product),
     )
@@ -54,6 +55,7 @@ pub async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
     let clients = ctx.cli.connections;
     let tally = load::http(
         Load { title: "origin: sold-out buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &format!("{}/livez", origin.url),
         409,
         move |client, seq| buy_request(client, &url, Some(&secret), users + 1 + seq, product),
     )
