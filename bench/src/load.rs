@@ -171,7 +171,7 @@ where
 pub fn progress_bar(title: &str, stop: Stop, total_units: Option<u64>) -> ProgressBar {
     let (bar, template) = match (stop, total_units) {
         (Stop::Count(_), Some(total)) => {
-            (ProgressBar::new(total), "{prefix:36} [{bar:30}] {human_pos:>9}/{human_len:9} {per_sec:>14} {elapsed}")
+            (ProgressBar::new(total), "{prefix:36} [{bar:30}] {human_pos:>9}/{human_len:9} {elapsed:>4} eta {eta}")
         }
         (Stop::Duration(d), _) => (ProgressBar::new(d.as_millis() as u64), "{prefix:36} [{bar:30}] {elapsed}/{msg}"),
         (Stop::Count(n), None) => {
