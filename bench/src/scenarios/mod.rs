@@ -91,6 +91,11 @@ impl Outcome {
 pub async fn run_all(ctx: &Ctx) -> Outcome {
     let mut out = Outcome::default();
     let cli = &ctx.cli;
+    out.note(
+        "HTTP rows: a closed loop of keep-alive connections (each opened before the clock starts with one uncounted \
+         GET of a cheap route), each sending its next request as soon as the previous one is answered; a distinct \
+         user per buy; latencies from an HDR histogram of every answered request.",
+    );
 
     // The bench's own origins: the ceiling's no-I/O route and the origin scenarios use them.
     let mut origins: Vec<BenchOrigin> = Vec::new();
@@ -167,7 +172,8 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
         out.note(format!(
             "Writer: {} OrderMessages queued on a fresh topic first, then `Workers::start` on a fresh database; \
              timed from that start (consumer start-up included) until `SELECT COUNT(*) FROM tb_seckill_order` \
-             reached the count (polled every 250 ms). Each order also sends its delayed cancel.",
+             reached the count (polled every 250 ms). The writer's delayed cancels and order events are sent as \
+             in production.",
             cli.writer_orders
         ));
     }
