@@ -19,6 +19,7 @@ test:
 clean-cache:
 	rm -rf "$${SECKILL_CACHE:-$$HOME/.cache/seckill}"
 
-## Buys against the running stack (origin and edge side by side); prints a table, writes .run/bench.md.
+## Measure the running stack (`make up`) against its ceilings: Redis, broker, origin (batched vs
+## transaction), writer, edge. Flags via ARGS, e.g. make bench ARGS="--requests 5000"; report in .run/bench/.
 bench:
-	@source scripts/env.sh && cargo run --quiet -p seckill-e2e --bin seckill-bench
+	@scripts/bench.sh $(ARGS)

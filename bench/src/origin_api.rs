@@ -1,0 +1,87 @@
+//! The few origin HTTP calls the bench makes outside its loads: create and preload a
+//! product (admin API), one buy, and the buy request every load sends.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+/// The product name of everything the bench creates.
+pub const PRODUCT_NAME: &str = "Bench item";
+/// The price of every bench product (and of the ceiling's Redis window).
+pub const PRICE: &str = "6999.00";
+
+/// An origin's admin API.
+#[derive(Clone)]
+pub struct Admin {
+    pub base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl Admin {
+    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Self { base: base.trim_end_matches('/').to_string(), token: token.to_string(), client })
+    }
+
+    /// `POST /admin/products` then `POST /admin/products/{id}/preload`: a product on sale now,
+    /// with `stock` units, in MySQL and in Redis. Returns its id.
+    pub async fn create_product(&self, stock: u64) -> anyhow::Result<u64> {
+        let resp = self
+            .client
+            .post(format!("{}/admin/products", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({ "name": PRODUCT_NAME, "price": PRICE, "stock": stock }))
+            .send()
+            .await
+            .with_context(|| format!("POST {}/admin/products", self.base))?;
+        let created: Value = answer(resp, "create a product").await?;
+        let id = created["id"].as_u64().with_context(|| format!("no id in {created}"))?;
+        let resp = self
+            .client
+            .post(format!("{}/admin/products/{id}/preload", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("POST {}/admin/products/{id}/preload", self.base))?;
+        answer(resp, "preload the product").await?;
+        Ok(id)
+    }
+}
+
+/// The JSON body of a 2xx answer, else an error with the status and body.
+async fn answer(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{what}: {status} {body}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
+}
+
+/// `POST <base>/api/seckill` for `user` and `product`, with the edge secret header if given.
+pub fn buy_request(
+    client: &reqwest::Client,
+    url: &str,
+    secret: Option<&str>,
+    user: u64,
+    product: u64,
+) -> reqwest::RequestBuilder {
+    let mut req = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(format!(r#"{{"userId":{user},"productId":{product}}}"#));
+    if let Some(secret) = secret {
+        req = req.header("x-seckill-edge-secret", secret);
+    }
+    req
+}
+
+/// One buy; returns the status and body. Used to sell out a product before a sold-out load.
+pub async fn buy_once(url: &str, secret: Option<&str>, user: u64, product: u64) -> anyhow::Result<(u16, String)> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let resp = buy_request(&client, url, secret, user, product).send().await.with_context(|| format!("POST {url}"))?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await.unwrap_or_default()))
+}

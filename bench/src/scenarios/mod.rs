@@ -1,0 +1,285 @@
+//! The scenarios, run in one fixed order so every row of a report comes from the same run:
+//! ceilings (Redis running buy.lua, the broker's batch send, the origin's no-I/O route),
+//! the origin's buys (accepted per mode, sold out), the writer draining into MySQL, and the
+//! edge. A scenario that fails is reported and the run goes on; an interrupt stops the run
+//! after the scenario in progress has cleaned up.
+
+pub mod ceilings;
+pub mod edge;
+pub mod origin;
+pub mod redis_benchmark;
+pub mod writer;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rust_decimal::Decimal;
+use seckill_origin::broker::sender::Outgoing;
+use seckill_origin::orders::OrderMessage;
+
+use crate::cli::{BuyMode, Cli, Scenario};
+use crate::interrupt::{self, Interrupted};
+use crate::latency::{self, Percentiles};
+use crate::load::Tally;
+use crate::origin_api::PRICE;
+use crate::origin_proc::{BenchOrigin, OriginConfig};
+use crate::report::{Row, RowKey};
+use crate::stack::Stack;
+
+/// User ids per scenario block: no scenario sends more requests than this.
+const USER_BLOCK: u64 = 100_000_000;
+
+/// What every scenario needs.
+pub struct Ctx {
+    pub cli: Cli,
+    pub stack: Stack,
+    /// The run's id, digits only (UTC `YYYYmmddHHMMSS`): part of every key, topic, group and
+    /// database name the run creates.
+    pub run: String,
+    next_user: AtomicU64,
+}
+
+impl Ctx {
+    pub fn new(cli: Cli, stack: Stack, run: String, now_secs: u64) -> Self {
+        // Below 2^53 (JSON numbers stay exact anywhere) and distinct from earlier runs.
+        Self { cli, stack, run, next_user: AtomicU64::new((now_secs % 5_000_000_000) * 1_000_000 + 1) }
+    }
+
+    /// The first id of a fresh block of user ids for one scenario.
+    pub fn user_block(&self) -> u64 {
+        self.next_user.fetch_add(USER_BLOCK, Ordering::Relaxed)
+    }
+}
+
+/// What a run produced.
+#[derive(Default)]
+pub struct Outcome {
+    pub rows: Vec<Row>,
+    /// `scenario: why` for each scenario that failed.
+    pub failures: Vec<String>,
+    pub notes: Vec<String>,
+    pub interrupted: bool,
+}
+
+impl Outcome {
+    /// Files a scenario's result. Returns false if the run should stop (interrupted).
+    fn settle(&mut self, what: &str, result: anyhow::Result<Row>) -> bool {
+        match result {
+            Ok(row) => {
+                eprintln!("{}", summary(&row));
+                self.rows.push(row);
+                true
+            }
+            Err(e) if e.is::<Interrupted>() || interrupt::is_set() => {
+                self.failures.push(format!("{what}: interrupted"));
+                self.interrupted = true;
+                false
+            }
+            Err(e) => {
+                eprintln!("seckill-bench: {what} failed: {e:#}");
+                self.failures.push(format!("{what}: {}", format!("{e:#}").replace('\n', " ")));
+                true
+            }
+        }
+    }
+
+    fn note(&mut self, line: impl Into<String>) {
+        self.notes.push(line.into());
+    }
+}
+
+/// Runs every chosen scenario in order.
+pub async fn run_all(ctx: &Ctx) -> Outcome {
+    let mut out = Outcome::default();
+    let cli = &ctx.cli;
+    out.note(
+        "HTTP rows: a closed loop of keep-alive connections (each opened before the clock starts with one uncounted \
+         GET of a cheap route), each sending its next request as soon as the previous one is answered; a distinct \
+         user per buy; latencies from an HDR histogram of every answered request.",
+    );
+
+    // The bench's own origins: the ceiling's no-I/O route and the origin scenarios use them.
+    let mut origins: Vec<BenchOrigin> = Vec::new();
+    let mut bench_products: Vec<u64> = Vec::new();
+    if cli.runs(Scenario::Ceilings) || cli.runs(Scenario::Origin) {
+        let modes = if cli.runs(Scenario::Origin) { cli.modes() } else { cli.modes()[..1].to_vec() };
+        match start_origins(ctx, &modes).await {
+            Ok(o) => origins = o,
+            Err(e) => {
+                let _ = out.settle("bench origins", Err(e));
+            }
+        }
+    }
+
+    if cli.runs(Scenario::Ceilings) && !out.interrupted {
+        out.note(format!(
+            "Redis ceiling: `redis-benchmark` runs EVALSHA of origin/src/stock/buy.lua in mode `buy`, one buy per \
+             call (random user ids and order numbers from `-r`), on a product under `seckill-bench-ceiling-{}`; \
+             its p50, p99 and max are redis-benchmark's own, its p90 is read off redis-benchmark's cumulative \
+             latency distribution. Keys deleted afterwards.",
+            ctx.run
+        ));
+        if out.settle("ceiling: Redis EVALSHA buy.lua", ceilings::redis(ctx).await)
+            && out.settle("ceiling: broker batch send", ceilings::broker(ctx).await)
+        {
+            if let Some(origin) = origins.first() {
+                out.settle("ceiling: origin no-I/O route", ceilings::no_io(ctx, origin).await);
+            }
+        }
+        out.note(format!(
+            "Broker ceiling: `Sender::send_batch` of {} real OrderMessage JSON bodies per batch to the scratch topic \
+             `seckill-bench-scratch-{}`, {} batches in flight; its latency is per batch.",
+            ceilings::BATCH,
+            ctx.run,
+            ceilings::IN_FLIGHT
+        ));
+    }
+
+    if cli.runs(Scenario::Origin) && !out.interrupted {
+        for origin in &origins {
+            let what = format!("origin: accepted buys ({})", origin.mode.as_str());
+            if !out.settle(&what, origin::accepted(ctx, origin, &mut bench_products).await) {
+                break;
+            }
+        }
+        if !out.interrupted {
+            if let Some(origin) = origins.first() {
+                out.settle("origin: sold-out buys", origin::sold_out(ctx, origin, &mut bench_products).await);
+            }
+        }
+        out.note(
+            "Bench origins: the release `seckill-origin serve`, one per mode, with the stack's settings but database \
+             `seckill_bench`, Redis prefix `seckill-bench`, topic `seckill-bench-order` (not consumed) and their own \
+             tokens; logs in $SECKILL_LOGS/bench-origin-<mode>.log.",
+        );
+    }
+
+    for origin in origins.drain(..) {
+        let mode = origin.mode;
+        match origin.stop().await {
+            Ok(Some(status)) if !status.success() => {
+                out.note(format!("The bench origin ({}) ended with {status}.", mode.as_str()))
+            }
+            Ok(_) => {}
+            Err(e) => out.failures.push(format!("stop the bench origin ({}): {e:#}", mode.as_str())),
+        }
+    }
+    if let Err(e) = origin::delete_keys(ctx, &bench_products).await {
+        out.note(format!("Could not delete the bench products' Redis keys: {e:#}"));
+    }
+
+    if cli.runs(Scenario::Writer) && !out.interrupted {
+        out.settle("writer", writer::run(ctx).await);
+        out.note(format!(
+            "Writer: {} OrderMessages queued on a fresh topic first, then `Workers::start` on a fresh database; \
+             timed from that start (consumer start-up included) until `SELECT COUNT(*) FROM tb_seckill_order` \
+             reached the count (polled every 250 ms). The writer's delayed cancels and order events are sent as \
+             in production.",
+            cli.writer_orders
+        ));
+    }
+
+    if cli.runs(Scenario::Edge) && !out.interrupted {
+        let _ = out.settle("edge: no-I/O route", edge::no_io(ctx).await)
+            && out.settle("edge: accepted buys", edge::accepted(ctx).await)
+            && out.settle("edge: sold-out buys", edge::sold_out(ctx).await);
+        out.note(format!(
+            "Edge: local `wrangler dev` at {} (a development server) forwarding to the stack's origin at {} (the \
+             build `make up` runs); {} connections; products named \"Bench item\" on the stack's origin.",
+            ctx.stack.edge_url,
+            ctx.stack.origin_url,
+            cli.edge_connections()
+        ));
+    }
+    out
+}
+
+/// Migrates the bench database and starts one origin per mode, each on a free port from 18080.
+async fn start_origins(ctx: &Ctx, modes: &[BuyMode]) -> anyhow::Result<Vec<BenchOrigin>> {
+    let config = OriginConfig {
+        binary: ctx.stack.origin_binary()?,
+        logs: ctx.stack.logs.clone(),
+        admin_token: format!("bench-admin-{}", ctx.run),
+        edge_secret: format!("bench-edge-secret-{}", ctx.run),
+    };
+    let migrate = config.clone();
+    tokio::task::spawn_blocking(move || migrate.migrate()).await??;
+    let mut origins = Vec::new();
+    let mut ports = Vec::new();
+    for mode in modes {
+        let port = crate::origin_proc::free_port(18080, &ports);
+        ports.push(port);
+        eprintln!("starting the bench origin ({}) on 127.0.0.1:{port}", mode.as_str());
+        origins.push(config.start(*mode, port).await?);
+    }
+    Ok(origins)
+}
+
+/// A report row from an HTTP or broker load; `expected` names the answer every call should
+/// get. HTTP rows carry their percentile curve for the chart.
+pub fn load_row(key: RowKey, name: String, clients: u64, tally: &Tally, expected: &str) -> Row {
+    Row {
+        key,
+        group: key.group(),
+        name,
+        clients: Some(clients),
+        count: tally.units,
+        unit: key.unit(),
+        rate: tally.rate(),
+        elapsed: tally.elapsed,
+        latency: Percentiles::of(&tally.histogram),
+        answers: tally.answers_text(),
+        problem: (tally.unexpected > 0).then(|| format!("{} of {} not {expected}", tally.unexpected, tally.calls)),
+        curve: key.is_http().then(|| latency::curve(&tally.histogram)),
+    }
+}
+
+/// One line per finished scenario on stderr (also when no progress bar is drawn).
+fn summary(row: &Row) -> String {
+    let lat = row.latency.map(|p| format!(", p50 {:.2} ms, p99 {:.2} ms", p.p50, p.p99)).unwrap_or_default();
+    format!(
+        "  {}: {}: {} {} in {:.1} s = {:.0}/s{lat}; {}{}",
+        row.group,
+        row.name,
+        row.count,
+        row.unit,
+        row.elapsed.as_secs_f64(),
+        row.rate,
+        row.answers,
+        row.problem.as_ref().map(|p| format!(" ⚠ {p}")).unwrap_or_default()
+    )
+}
+
+/// `count` real order messages, numbered from `first`: order_no `<n>-<product>`, a distinct
+/// user per order, key = order_no (tag ORDER is given at send).
+pub fn order_batch(first: u64, count: u64, user_base: u64, product: u64) -> Vec<Outgoing> {
+    let price: Decimal = PRICE.parse().expect("valid price");
+    let now = chrono::Utc::now().timestamp_millis();
+    (first..first + count)
+        .map(|n| {
+            let message = OrderMessage {
+                order_no: format!("{n}-{product}"),
+                user_id: user_base + n,
+                product_id: product,
+                quantity: 1,
+                price,
+                accepted_at: now,
+            };
+            Outgoing { key: message.order_no.clone(), body: serde_json::to_vec(&message).expect("serializes") }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_batches_are_real_order_messages() {
+        let batch = order_batch(10, 3, 1000, 7);
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch[0].key, "10-7");
+        let m: OrderMessage = serde_json::from_slice(&batch[2].body).unwrap();
+        assert_eq!((m.order_no.as_str(), m.user_id, m.product_id, m.quantity), ("12-7", 1012, 7, 1));
+        assert_eq!(m.price.to_string(), "6999.00");
+    }
+}

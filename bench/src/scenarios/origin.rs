@@ -1,0 +1,116 @@
+//! Buys on the bench's own origins: accepted buys (every answer 200 QUEUED: a fresh product
+//! with stock for every request, a distinct user per request) per buy mode, and sold-out buys
+//! (every answer 409 SOLD_OUT: a product of stock 1, bought once first).
+
+use redis::AsyncCommands;
+
+use super::{load_row, Ctx};
+use crate::cli::{BuyMode, Stop};
+use crate::load::{self, Load};
+use crate::origin_api::{buy_once, buy_request};
+use crate::origin_proc::{BenchOrigin, KEY_PREFIX};
+use crate::report::{Row, RowKey};
+
+/// Stock of an accepted-buys product in `--duration` mode (the origin's maximum).
+pub const DURATION_STOCK: u64 = 100_000_000;
+
+/// Stock that covers every request of a load.
+pub fn stock_for(stop: Stop) -> u64 {
+    match stop {
+        Stop::Count(n) => n,
+        Stop::Duration(_) => DURATION_STOCK,
+    }
+}
+
+/// Accepted buys on `origin`. Records the product it creates in `products`.
+pub async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
+    let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
+    products.push(product);
+    let users = ctx.user_block();
+    let (url, secret) = (format!("{}/api/seckill", origin.url), origin.secret.clone());
+    let clients = ctx.cli.connections;
+    let title = format!("origin: accepted buys ({})", origin.mode.as_str());
+    let tally = load::http(
+        Load { title: &title, workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &format!("{}/livez", origin.url),
+        200,
+        move |client, seq| buy_request(client, &url, Some(&secret), users + seq, product),
+    )
+    .await?;
+    let key = match origin.mode {
+        BuyMode::Batched => RowKey::AcceptedBatched,
+        BuyMode::Transaction => RowKey::AcceptedTransaction,
+    };
+    Ok(load_row(key, format!("accepted buys, {} mode", origin.mode.as_str()), clients, &tally, "200"))
+}
+
+/// Sold-out buys on `origin`. Records the product it creates in `products`.
+pub async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
+    let product = origin.admin.create_product(1).await?;
+    products.push(product);
+    let users = ctx.user_block();
+    let url = format!("{}/api/seckill", origin.url);
+    let setup = sell_out(&url, Some(&origin.secret), users, product).await?;
+    let secret = origin.secret.clone();
+    let clients = ctx.cli.connections;
+    let tally = load::http(
+        Load { title: "origin: sold-out buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &format!("{}/livez", origin.url),
+        409,
+        move |client, seq| buy_request(client, &url, Some(&secret), users + 1 + seq, product),
+    )
+    .await?;
+    let mut row =
+        load_row(RowKey::SoldOut, format!("sold-out buys, {} mode", origin.mode.as_str()), clients, &tally, "409");
+    row.problem = joined(setup, row.problem);
+    Ok(row)
+}
+
+/// Buys the one unit of `product`. `Some(problem)` if that buy was not accepted: the load
+/// still runs (and shows what the origin answers), with the problem on its row.
+pub async fn sell_out(url: &str, secret: Option<&str>, user: u64, product: u64) -> anyhow::Result<Option<String>> {
+    let (status, body) = buy_once(url, secret, user, product).await?;
+    Ok((status != 200).then(|| format!("the buy that should sell product {product} out got {status} {body}")))
+}
+
+/// Both problems, `; `-separated.
+pub fn joined(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Deletes the Redis keys of the bench origins' products (`seckill-bench:{id}:*`) once the
+/// origins are stopped: nothing consumes their orders, so they would stay "in flight".
+pub async fn delete_keys(ctx: &Ctx, products: &[u64]) -> anyhow::Result<()> {
+    if products.is_empty() {
+        return Ok(());
+    }
+    let client = redis::Client::open(ctx.stack.settings.redis.url.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    for id in products {
+        let pattern = format!("{KEY_PREFIX}:{{{id}}}:*");
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        if !keys.is_empty() {
+            let _: () = conn.del(&keys).await?;
+        }
+    }
+    Ok(())
+}
