@@ -6,6 +6,7 @@
 
 mod chart;
 mod cli;
+mod exclusive;
 mod facts;
 mod interrupt;
 mod latency;
@@ -54,12 +55,14 @@ fn main() -> ExitCode {
 /// Runs the bench; `Ok(false)` if a scenario failed or the run was interrupted.
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     interrupt::install()?;
+    let _one_at_a_time = exclusive::acquire(&exclusive::default_path())?;
     let stack = Stack::from_env()?;
     log_to_file(&stack)?;
     stack.preflight(&cli).await?;
 
     let started = chrono::Utc::now();
-    let run_id = started.format("%Y%m%d%H%M%S").to_string();
+    // Unique even for two runs started in the same second.
+    let run_id = format!("{}p{}", started.format("%Y%m%d%H%M%S"), std::process::id());
     let stamp = started.format("%Y%m%dT%H%M%SZ").to_string();
     let facts = Facts::probe(&stack.root, started);
     let flags = cli.describe();

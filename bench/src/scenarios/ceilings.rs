@@ -61,11 +61,12 @@ pub async fn redis(ctx: &Ctx) -> anyhow::Result<Row> {
                 ((probe?.rps * d.as_secs_f64()) as u64).max(1_000)
             }
         };
-        let before: i64 = conn.clone().get(&keys[0]).await?;
+        let stock = |v: Option<i64>| v.context("the ceiling's stock key vanished during the run");
+        let before = stock(conn.clone().get(&keys[0]).await?)?;
         let bar = load::progress_bar("ceiling: Redis EVALSHA buy.lua", Stop::Count(calls), Some(calls));
         let m = redis_benchmark::run(&host, port, clients, calls, &command, &bar).await;
         bar.finish_and_clear();
-        let after: i64 = conn.clone().get(&keys[0]).await?;
+        let after = stock(conn.clone().get(&keys[0]).await?)?;
         anyhow::Ok((m?, (before - after).max(0) as u64))
     }
     .await;

@@ -32,8 +32,8 @@ const USER_BLOCK: u64 = 100_000_000;
 pub struct Ctx {
     pub cli: Cli,
     pub stack: Stack,
-    /// The run's id, digits only (UTC `YYYYmmddHHMMSS`): part of every key, topic, group and
-    /// database name the run creates.
+    /// The run's id, `<UTC YYYYmmddHHMMSS>p<pid>` (letters and digits only): part of every key,
+    /// topic, group and database name the run creates.
     pub run: String,
     next_user: AtomicU64,
 }

@@ -179,8 +179,8 @@ mod tests {
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config"),
         )
         .unwrap();
-        let s = settings(&stack, "20261124031502");
-        assert_eq!(s.mysql.database, "seckill_bench_writer_20261124031502");
+        let s = settings(&stack, "20261124031502p4242");
+        assert_eq!(s.mysql.database, "seckill_bench_writer_20261124031502p4242");
         let mq = &s.rocketmq;
         for name in [
             &mq.order_topic,
