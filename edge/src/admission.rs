@@ -114,6 +114,20 @@ impl Flag {
             Flag::Bought { user_id, product_id } => EdgeError::already_bought(user_id, product_id),
         }
     }
+
+    /// Whether the answer that sets this flag waits until the flag is stored.
+    ///
+    /// The sold-out flag, yes: it is written once per TTL, and the flood right behind that
+    /// answer must already be turned away at the edge. The bought flag, no: it is written on
+    /// every accepted buy, so waiting for it would put a cache write into every sale's answer,
+    /// while a write that lands a few milliseconds late only lets one repeat of that same user
+    /// through to the origin, which refuses it (and thereby sets the flag again).
+    pub fn store_before_answering(&self) -> bool {
+        match self {
+            Flag::SoldOut { .. } => true,
+            Flag::Bought { .. } => false,
+        }
+    }
 }
 
 /// A flag to store after a forwarded buy, and for how many seconds (`Cache-Control: max-age`).
@@ -250,6 +264,12 @@ mod tests {
         assert_eq!((sold_out.status, sold_out.code), (409, "SOLD_OUT"));
         let bought = Flag::Bought { user_id: 1, product_id: 1 }.rejection();
         assert_eq!((bought.status, bought.code), (409, "ALREADY_BOUGHT"));
+    }
+
+    #[test]
+    fn only_the_sold_out_flag_holds_the_answer_until_stored() {
+        assert!(Flag::SoldOut { product_id: 1 }.store_before_answering());
+        assert!(!Flag::Bought { user_id: 1, product_id: 1 }.store_before_answering());
     }
 
     #[test]
