@@ -103,21 +103,6 @@ struct BuyTransaction {
     app: Handle,
 }
 
-impl BuyTransaction {
-    /// After an ambiguous Redis error: did the buy script take stock for this order?
-    /// `None` if Redis still cannot say.
-    async fn settle(&self, o: &OrderMessage) -> Option<bool> {
-        for attempt in 0..3u64 {
-            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
-            match self.stock.deduction(o.product_id, &o.order_no).await {
-                Ok(found) => return Some(found.is_some()),
-                Err(e) => tracing::warn!(order_no = %o.order_no, error = %e, "cannot read the deduction log yet"),
-            }
-        }
-        None
-    }
-}
-
 impl TransactionListener for BuyTransaction {
     fn execute_local_transaction(
         &self,
@@ -141,7 +126,7 @@ impl TransactionListener for BuyTransaction {
             // The script may or may not have run. Redis answers one connection in order, so a
             // read of the deduction log on the same connection settles it; if even that fails,
             // the broker's check-back asks again later.
-            match self.app.block_on(self.settle(o)) {
+            match self.app.block_on(self.stock.settle_deduction(o.product_id, &o.order_no)) {
                 Some(true) => {
                     result = Ok(BuyOutcome::Taken { stock_left: -1 });
                     state = LocalTransactionState::CommitMessage;

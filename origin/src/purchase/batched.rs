@@ -17,7 +17,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -201,7 +200,7 @@ impl Decider {
             let answer = if surely_not_run {
                 Err(BuyFailure::Unavailable("the stock service is unavailable; nothing was bought, try again shortly"))
             } else {
-                match self.deduction_after_error(product_id, &order_no).await {
+                match self.stock.settle_deduction(product_id, &order_no).await {
                     Some(false) => Err(BuyFailure::Unavailable(
                         "the stock service is unavailable; nothing was bought, try again shortly",
                     )),
@@ -210,16 +209,6 @@ impl Decider {
             };
             let _ = job.reply.send(answer);
         }
-    }
-
-    async fn deduction_after_error(&self, product_id: u64, order_no: &str) -> Option<bool> {
-        for attempt in 0..3u64 {
-            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-            if let Ok(found) = self.stock.deduction(product_id, order_no).await {
-                return Some(found.is_some());
-            }
-        }
-        None
     }
 }
 

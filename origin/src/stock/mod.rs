@@ -315,6 +315,20 @@ impl StockStore {
         Ok(entry.and_then(|e| parse_deduction(&e)))
     }
 
+    /// After an ambiguous Redis error on a taking call: did the script take stock for this
+    /// order? Redis answers a connection in order, so a read of the deduction log settles it.
+    /// Tries three times, 100 ms apart and growing; `None` if Redis still cannot say.
+    pub async fn settle_deduction(&self, product_id: u64, order_no: &str) -> Option<bool> {
+        for attempt in 0..3u64 {
+            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            match self.deduction(product_id, order_no).await {
+                Ok(found) => return Some(found.is_some()),
+                Err(e) => tracing::warn!(%order_no, error = %e, "cannot read the deduction log yet"),
+            }
+        }
+        None
+    }
+
     /// Stock left in Redis; `None` if the product was never preloaded.
     pub async fn stock(&self, product_id: u64) -> redis::RedisResult<Option<i64>> {
         self.conn.clone().get(self.stock_key(product_id)).await
