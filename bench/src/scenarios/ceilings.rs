@@ -3,17 +3,17 @@
 //! route that does no I/O at all.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use redis::AsyncCommands;
 use seckill_origin::broker::sender::Sender;
 use seckill_origin::broker::Messaging;
 
-use super::{load_row, order_batch, redis_benchmark, Ctx};
+use super::{load_row, order_batch, redis_benchmark, send_timed, Ctx};
 use crate::cli::Stop;
 use crate::latency::Percentiles;
-use crate::load::{self, Answer, Load, Outcome};
+use crate::load::{self, Load};
 use crate::origin_api::PRICE;
 use crate::origin_proc::BenchOrigin;
 use crate::report::{Row, RowKey};
@@ -116,18 +116,7 @@ pub async fn broker(ctx: &Ctx) -> anyhow::Result<Row> {
         move |seq| {
             let batch = order_batch((seq + 1) * BATCH, BATCH, users, 1);
             let (s, t) = (Arc::clone(&s), t.clone());
-            async move {
-                let start = Instant::now();
-                let result = s.send_batch(&t, "ORDER", batch).await;
-                let latency = Some(start.elapsed());
-                match result {
-                    Ok(()) => Outcome { answer: Answer::Label("batch stored"), expected: true, latency },
-                    Err(e) if e.is_not_sent() => {
-                        Outcome { answer: Answer::Label("not sent"), expected: false, latency }
-                    }
-                    Err(_) => Outcome { answer: Answer::Label("outcome unknown"), expected: false, latency },
-                }
-            }
+            async move { send_timed(&s, &t, batch).await }
         },
     )
     .await;

@@ -13,13 +13,13 @@ pub mod writer;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rust_decimal::Decimal;
-use seckill_origin::broker::sender::Outgoing;
+use seckill_origin::broker::sender::{Outgoing, Sender};
 use seckill_origin::orders::OrderMessage;
 
 use crate::cli::{BuyMode, Cli, Scenario};
 use crate::interrupt::{self, Interrupted};
 use crate::latency::{self, Percentiles};
-use crate::load::Tally;
+use crate::load::{self, Answer, Tally};
 use crate::origin_api::PRICE;
 use crate::origin_proc::{BenchOrigin, OriginConfig};
 use crate::report::{Row, RowKey};
@@ -251,6 +251,19 @@ fn summary(row: &Row) -> String {
 
 /// `count` real order messages, numbered from `first`: order_no `<n>-<product>`, a distinct
 /// user per order, key = order_no (tag ORDER is given at send).
+/// Sends one batch to `topic` and reports it as a load outcome, timed per batch: stored, surely
+/// not sent, or outcome unknown (only "stored" is expected).
+pub async fn send_timed(sender: &Sender, topic: &str, batch: Vec<Outgoing>) -> load::Outcome {
+    let start = std::time::Instant::now();
+    let result = sender.send_batch(topic, "ORDER", batch).await;
+    let latency = Some(start.elapsed());
+    match result {
+        Ok(()) => load::Outcome { answer: Answer::Label("batch stored"), expected: true, latency },
+        Err(e) if e.is_not_sent() => load::Outcome { answer: Answer::Label("not sent"), expected: false, latency },
+        Err(_) => load::Outcome { answer: Answer::Label("outcome unknown"), expected: false, latency },
+    }
+}
+
 pub fn order_batch(first: u64, count: u64, user_base: u64, product: u64) -> Vec<Outgoing> {
     let price: Decimal = PRICE.parse().expect("valid price");
     let now = chrono::Utc::now().timestamp_millis();

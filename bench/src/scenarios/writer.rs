@@ -15,10 +15,10 @@ use seckill_origin::startup::{self, Workers};
 use sqlx::{ConnectOptions, Executor};
 
 use super::ceilings::{BATCH, IN_FLIGHT};
-use super::{order_batch, Ctx};
+use super::{order_batch, send_timed, Ctx};
 use crate::cli::Stop;
 use crate::interrupt;
-use crate::load::{self, Answer, Load, Outcome};
+use crate::load::{self, Load};
 use crate::origin_api::{PRICE, PRODUCT_NAME};
 use crate::report::{Row, RowKey};
 
@@ -131,15 +131,7 @@ async fn queue(ctx: &Ctx, settings: &Settings, n: u64, product: u64) -> anyhow::
             let first = seq * BATCH;
             let batch = order_batch(first, BATCH.min(n - first), users, product);
             let (s, t) = (Arc::clone(&s), t.clone());
-            async move {
-                let start = Instant::now();
-                let result = s.send_batch(&t, "ORDER", batch).await;
-                let latency = Some(start.elapsed());
-                match result {
-                    Ok(()) => Outcome { answer: Answer::Label("batch stored"), expected: true, latency },
-                    Err(_) => Outcome { answer: Answer::Label("batch failed"), expected: false, latency },
-                }
-            }
+            async move { send_timed(&s, &t, batch).await }
         },
     )
     .await;
