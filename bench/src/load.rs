@@ -10,7 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use bytes::Bytes;
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::{header, Method, Request, Uri};
+use hyper_util::rt::TokioIo;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::Stop;
@@ -95,6 +100,16 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send,
 {
+    closed_loop_per_worker(load, move |_, seq| call(seq)).await
+}
+
+/// [`closed_loop`] whose calls also get the index of the worker making them (0..workers), so
+/// a worker can keep state of its own, such as its connection.
+pub async fn closed_loop_per_worker<F, Fut>(load: Load<'_>, call: F) -> anyhow::Result<Tally>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send,
+{
     let per_call = load.units_per_call.max(1);
     let max_calls = match load.stop {
         Stop::Count(units) => Some(units.div_ceil(per_call)),
@@ -110,7 +125,7 @@ where
     let start = Instant::now();
     let ticker = deadline.map(|d| tokio::spawn(tick(bar.clone(), start, d, per_call, Arc::clone(&next))));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..load.workers.max(1) {
+    for worker in 0..load.workers.max(1) as usize {
         let (call, next, bar) = (Arc::clone(&call), Arc::clone(&next), bar.clone());
         tasks.spawn(async move {
             let mut hist = latency::histogram();
@@ -124,7 +139,7 @@ where
                 if max_calls.is_some_and(|m| seq >= m) {
                     break;
                 }
-                let outcome = call(seq).await;
+                let outcome = call(worker, seq).await;
                 calls += 1;
                 if let Some(l) = outcome.latency {
                     latency::record(&mut hist, l);
@@ -197,54 +212,134 @@ async fn tick(bar: ProgressBar, start: Instant, d: Duration, per_call: u64, call
     }
 }
 
-/// Runs an HTTP load: `load.workers` connections, each request built by `request(client, seq)`,
-/// `expected` the status every answer should have. Each answer's body is read in full.
-/// Before the clock starts, every connection is opened with one uncounted `GET warmup` (a
-/// cheap route of the same server), so the load measures requests, not TCP handshakes.
-pub async fn http<F>(load: Load<'_>, warmup: &str, expected: u16, request: F) -> anyhow::Result<Tally>
+/// Where an HTTP request goes: a server (`host:port`) and the path on it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub authority: String,
+    pub path: String,
+}
+
+impl Endpoint {
+    /// `http://host:port/path?query` (plain HTTP: everything the bench loads is local).
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let uri: Uri = url.parse().with_context(|| format!("not a URL: {url}"))?;
+        anyhow::ensure!(uri.scheme_str() == Some("http"), "only http:// URLs can be loaded: {url}");
+        let authority = uri.authority().with_context(|| format!("no host in {url}"))?.to_string();
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        Ok(Self { authority, path })
+    }
+
+    /// The same server, another path.
+    pub fn at(&self, path: &str) -> Self {
+        Self { authority: self.authority.clone(), path: path.to_string() }
+    }
+
+    /// `GET` of this endpoint.
+    pub fn get(&self) -> Request<Full<Bytes>> {
+        self.request(Method::GET).body(Full::default()).expect("valid request")
+    }
+
+    /// A request to this endpoint with its `Host` header; add headers and a body.
+    pub fn request(&self, method: Method) -> hyper::http::request::Builder {
+        Request::builder().method(method).uri(self.path.as_str()).header(header::HOST, self.authority.as_str())
+    }
+}
+
+/// One HTTP/1.1 keep-alive connection per worker.
+type Connection = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// How long one request may take before it counts as a timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs an HTTP load: `load.workers` keep-alive connections to the server of `warmup`, one
+/// request at a time on each, every request built by `request(seq)`; `expected` is the status
+/// every answer should have. Each answer's body is read in full.
+///
+/// Before the clock starts, every connection is opened and sends one uncounted `GET warmup`
+/// (a cheap route of the same server), so the load measures requests, not TCP handshakes.
+/// Each worker owns its connection (hyper's connection-level client: no pool, no URL parsing,
+/// no per-request timer wheel entry beyond one timeout): the generator shares the machine's
+/// cores with what it measures, so the less it costs per request the less it skews the rows.
+/// A connection that fails is re-opened by the next request of its worker.
+pub async fn http<F>(load: Load<'_>, warmup: &Endpoint, expected: u16, request: F) -> anyhow::Result<Tally>
 where
-    F: Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    F: Fn(u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
 {
-    let client = client(load.workers as usize)?;
-    open_connections(&client, warmup, load.workers).await;
-    let request = Arc::new(request);
-    closed_loop(Load { units_per_call: 1, ..load }, move |seq| {
-        let req = request(&client, seq);
+    let workers = load.workers.max(1) as usize;
+    let mut opening = tokio::task::JoinSet::new();
+    for worker in 0..workers {
+        let warmup = warmup.clone();
+        opening.spawn(async move { (worker, open(&warmup).await) });
+    }
+    let mut connections: Vec<tokio::sync::Mutex<Option<Connection>>> =
+        (0..workers).map(|_| tokio::sync::Mutex::new(None)).collect();
+    while let Some(opened) = opening.join_next().await {
+        let (worker, opened) = opened?;
+        *connections[worker].get_mut() =
+            Some(opened.with_context(|| format!("opening connection {worker} to {}", warmup.authority))?);
+    }
+    let connections = Arc::new(connections);
+    let (request, warmup) = (Arc::new(request), Arc::new(warmup.clone()));
+    closed_loop_per_worker(Load { units_per_call: 1, ..load }, move |worker, seq| {
+        let req = request(seq);
+        let (connections, warmup) = (Arc::clone(&connections), Arc::clone(&warmup));
         async move {
+            // Only this worker ever locks its slot: the lock is never contended.
+            let mut slot = connections[worker].lock().await;
             let t = Instant::now();
-            match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let body = resp.bytes().await;
-                    let latency = Some(t.elapsed());
-                    match body {
-                        Ok(_) => Outcome { answer: Answer::Status(status), expected: status == expected, latency },
-                        Err(_) => Outcome { answer: Answer::Label("body error"), expected: false, latency },
-                    }
+            let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, send(&mut slot, &warmup, req)).await {
+                Ok(Ok(status)) => {
+                    Outcome { answer: Answer::Status(status), expected: status == expected, latency: Some(t.elapsed()) }
                 }
-                Err(e) => Outcome { answer: Answer::Label(error_kind(&e)), expected: false, latency: None },
+                Ok(Err(kind)) => Outcome { answer: Answer::Label(kind), expected: false, latency: None },
+                Err(_) => Outcome { answer: Answer::Label("timeout"), expected: false, latency: None },
+            };
+            if !outcome.expected && outcome.latency.is_none() {
+                *slot = None;
             }
+            outcome
         }
     })
     .await
 }
 
-/// `n` concurrent GETs of `url`: with no idle connection in the pool, each opens its own,
-/// and the pool keeps them for the load.
-async fn open_connections(client: &reqwest::Client, url: &str, n: u64) {
-    let mut opening = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let get = client.get(url);
-        opening.spawn(async move {
-            if let Ok(resp) = get.send().await {
-                let _ = resp.bytes().await;
-            }
-        });
+/// Sends `req` on the worker's connection (opening one if it has none) and reads the whole
+/// answer. Returns its status, or what went wrong.
+async fn send(slot: &mut Option<Connection>, server: &Endpoint, req: Request<Full<Bytes>>) -> Result<u16, &'static str> {
+    if slot.is_none() {
+        *slot = Some(connect(&server.authority).await.map_err(|_| "connect error")?);
     }
-    while opening.join_next().await.is_some() {}
+    let conn = slot.as_mut().expect("just opened");
+    conn.ready().await.map_err(|_| "transport error")?;
+    let resp = conn.send_request(req).await.map_err(|_| "transport error")?;
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await.map_err(|_| "body error")?;
+    Ok(status)
 }
 
-/// An HTTP/1.1 client that keeps up to `connections` idle keep-alive connections.
+/// A new connection that has already answered one `GET warmup`.
+async fn open(warmup: &Endpoint) -> anyhow::Result<Connection> {
+    let mut conn = connect(&warmup.authority).await?;
+    conn.ready().await?;
+    let resp = conn.send_request(warmup.get()).await?;
+    resp.into_body().collect().await?;
+    Ok(conn)
+}
+
+/// A plain HTTP/1.1 connection to `authority`, its driver running as a task of its own.
+async fn connect(authority: &str) -> anyhow::Result<Connection> {
+    let stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(authority))
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to {authority} timed out"))??;
+    stream.set_nodelay(true)?;
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
+/// An HTTP/1.1 client for the bench's few calls outside its loads.
 pub fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
@@ -252,16 +347,6 @@ pub fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(5))
         .build()?)
-}
-
-fn error_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect error"
-    } else {
-        "transport error"
-    }
 }
 
 #[cfg(test)]

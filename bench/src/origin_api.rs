@@ -4,7 +4,15 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{header, Method, Request};
 use serde_json::{json, Value};
+
+use crate::load::Endpoint;
+
+/// The header that proves a request came through the edge.
+const EDGE_SECRET_HEADER: &str = "x-seckill-edge-secret";
 
 /// The product name of everything the bench creates.
 pub const PRODUCT_NAME: &str = "Bench item";
@@ -60,28 +68,30 @@ async fn answer(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&body).with_context(|| format!("{what}: not JSON: {body}"))
 }
 
-/// `POST <base>/api/seckill` for `user` and `product`, with the edge secret header if given.
-pub fn buy_request(
-    client: &reqwest::Client,
-    url: &str,
-    secret: Option<&str>,
-    user: u64,
-    product: u64,
-) -> reqwest::RequestBuilder {
-    let mut req = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(format!(r#"{{"userId":{user},"productId":{product}}}"#));
+/// The JSON body of a buy of one unit of `product` by `user`.
+fn buy_body(user: u64, product: u64) -> String {
+    format!(r#"{{"userId":{user},"productId":{product}}}"#)
+}
+
+/// `POST /api/seckill` (the `endpoint`) for `user` and `product`, with the edge secret header
+/// if given: the request a buy load sends.
+pub fn buy_request(endpoint: &Endpoint, secret: Option<&str>, user: u64, product: u64) -> Request<Full<Bytes>> {
+    let mut req = endpoint.request(Method::POST).header(header::CONTENT_TYPE, "application/json");
     if let Some(secret) = secret {
-        req = req.header("x-seckill-edge-secret", secret);
+        req = req.header(EDGE_SECRET_HEADER, secret);
     }
-    req
+    req.body(Full::new(Bytes::from(buy_body(user, product)))).expect("valid request")
 }
 
 /// One buy; returns the status and body. Used to sell out a product before a sold-out load.
 pub async fn buy_once(url: &str, secret: Option<&str>, user: u64, product: u64) -> anyhow::Result<(u16, String)> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-    let resp = buy_request(&client, url, secret, user, product).send().await.with_context(|| format!("POST {url}"))?;
+    let mut req =
+        client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(buy_body(user, product));
+    if let Some(secret) = secret {
+        req = req.header(EDGE_SECRET_HEADER, secret);
+    }
+    let resp = req.send().await.with_context(|| format!("POST {url}"))?;
     let status = resp.status().as_u16();
     Ok((status, resp.text().await.unwrap_or_default()))
 }

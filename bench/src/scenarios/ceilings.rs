@@ -135,13 +135,13 @@ pub async fn broker(ctx: &Ctx) -> anyhow::Result<Row> {
 
 /// `GET /livez` on a bench origin: no I/O, so what axum, the runtime and the loopback cost.
 pub async fn no_io(ctx: &Ctx, origin: &BenchOrigin) -> anyhow::Result<Row> {
-    let url = format!("{}/livez", origin.url);
+    let livez = load::Endpoint::parse(&format!("{}/livez", origin.url))?;
     let clients = ctx.cli.connections;
     let tally = load::http(
         Load { title: "ceiling: origin GET /livez", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &url.clone(),
+        &livez.clone(),
         200,
-        move |client, _| client.get(&url),
+        move |_| livez.get(),
     )
     .await?;
     Ok(load_row(

@@ -4,7 +4,7 @@
 
 use super::origin::{joined, sell_out, stock_for};
 use super::{load_row, Ctx};
-use crate::load::{self, Load};
+use crate::load::{self, Endpoint, Load};
 use crate::origin_api::{buy_request, Admin};
 use crate::report::{Row, RowKey};
 
@@ -15,11 +15,12 @@ pub async fn no_io(ctx: &Ctx) -> anyhow::Result<Row> {
     let decided_by = probe.headers().get("x-seckill-decided-by").and_then(|v| v.to_str().ok()).map(str::to_string);
     anyhow::ensure!(probe.status() == 404, "GET {url} answered {} (expected the edge's 404)", probe.status());
     let clients = ctx.cli.edge_connections();
+    let nothing = Endpoint::parse(&url)?;
     let tally = load::http(
         Load { title: "edge: GET /api/nothing", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &url.clone(),
+        &nothing.clone(),
         404,
-        move |client, _| client.get(&url),
+        move |_| nothing.get(),
     )
     .await?;
     let mut row =
@@ -35,13 +36,13 @@ pub async fn accepted(ctx: &Ctx) -> anyhow::Result<Row> {
     let admin = Admin::new(&ctx.stack.origin_url, &ctx.stack.admin_token)?;
     let product = admin.create_product(stock_for(ctx.cli.stop())).await?;
     let users = ctx.user_block();
-    let url = format!("{}/api/seckill", ctx.stack.edge_url);
+    let buy = Endpoint::parse(&format!("{}/api/seckill", ctx.stack.edge_url))?;
     let clients = ctx.cli.edge_connections();
     let tally = load::http(
         Load { title: "edge: accepted buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &format!("{}/api/nothing", ctx.stack.edge_url),
+        &buy.at("/api/nothing"),
         200,
-        move |client, seq| buy_request(client, &url, None, users + seq, product),
+        move |seq| buy_request(&buy, None, users + seq, product),
     )
     .await?;
     Ok(load_row(RowKey::EdgeAccepted, "accepted buys via the edge".into(), clients, &tally, "200"))
@@ -55,12 +56,13 @@ pub async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
     let users = ctx.user_block();
     let url = format!("{}/api/seckill", ctx.stack.edge_url);
     let setup = sell_out(&url, None, users, product).await?;
+    let buy = Endpoint::parse(&url)?;
     let clients = ctx.cli.edge_connections();
     let tally = load::http(
         Load { title: "edge: sold-out buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &format!("{}/api/nothing", ctx.stack.edge_url),
+        &buy.at("/api/nothing"),
         409,
-        move |client, seq| buy_request(client, &url, None, users + 1 + seq, product),
+        move |seq| buy_request(&buy, None, users + 1 + seq, product),
     )
     .await?;
     let mut row = load_row(RowKey::EdgeSoldOut, "sold-out buys via the edge".into(), clients, &tally, "409");

@@ -6,7 +6,7 @@ use redis::AsyncCommands;
 
 use super::{load_row, Ctx};
 use crate::cli::{BuyMode, Stop};
-use crate::load::{self, Load};
+use crate::load::{self, Endpoint, Load};
 use crate::origin_api::{buy_once, buy_request};
 use crate::origin_proc::{BenchOrigin, KEY_PREFIX};
 use crate::report::{Row, RowKey};
@@ -27,14 +27,15 @@ pub async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
     let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
     products.push(product);
     let users = ctx.user_block();
-    let (url, secret) = (format!("{}/api/seckill", origin.url), origin.secret.clone());
+    let buy = Endpoint::parse(&format!("{}/api/seckill", origin.url))?;
+    let secret = origin.secret.clone();
     let clients = ctx.cli.connections;
     let title = format!("origin: accepted buys ({})", origin.mode.as_str());
     let tally = load::http(
         Load { title: &title, workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &format!("{}/livez", origin.url),
+        &buy.at("/livez"),
         200,
-        move |client, seq| buy_request(client, &url, Some(&secret), users + seq, product),
+        move |seq| buy_request(&buy, Some(&secret), users + seq, product),
     )
     .await?;
     let key = match origin.mode {
@@ -51,13 +52,14 @@ pub async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
     let users = ctx.user_block();
     let url = format!("{}/api/seckill", origin.url);
     let setup = sell_out(&url, Some(&origin.secret), users, product).await?;
+    let buy = Endpoint::parse(&url)?;
     let secret = origin.secret.clone();
     let clients = ctx.cli.connections;
     let tally = load::http(
         Load { title: "origin: sold-out buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &format!("{}/livez", origin.url),
+        &buy.at("/livez"),
         409,
-        move |client, seq| buy_request(client, &url, Some(&secret), users + 1 + seq, product),
+        move |seq| buy_request(&buy, Some(&secret), users + 1 + seq, product),
     )
     .await?;
     let mut row =
