@@ -4,8 +4,8 @@
 //!    to one `buy.lua` call per product: stock, buyer, deduction log and an outbox entry, all
 //!    atomic in Redis. Rejections are answered at once.
 //! 2. The relay sends every taken buy that arrived while its previous batches were in flight
-//!    as one batch to the order topic. SEND_OK → the entries leave the outbox and the buyers
-//!    hear QUEUED. Nothing waits for a timer: at low load a batch is one order.
+//!    as one batch to the order topic. SEND_OK → the buyers hear QUEUED and the entries leave
+//!    the outbox. Nothing waits for a timer: at low load a batch is one order.
 //!
 //! Failure rules (the outbox makes every one of them safe):
 //! - broker surely did not store a batch → each buy is given back (stock, buyer, deduction,
@@ -242,18 +242,19 @@ impl Relay {
         match self.target.sender.send_batch(&self.target.topic, "ORDER", outgoing).await {
             Ok(()) => {
                 self.broker.ok();
+                // The broker holds the orders: that is all a QUEUED answer promises, so the
+                // buyers hear it before the outbox is cleaned, a Redis round trip sooner.
                 let mut by_product: HashMap<u64, Vec<String>> = HashMap::new();
-                for job in &batch {
-                    by_product.entry(job.product_id).or_default().push(job.entry_id.clone());
+                for job in batch {
+                    by_product.entry(job.product_id).or_default().push(job.entry_id);
+                    let _ = job.reply.send(Ok(Placed::Queued(job.message.order_no)));
                 }
                 for (product_id, ids) in by_product {
-                    // Left behind, an entry is re-sent by the sweeper and dropped as a duplicate.
+                    // Left behind (Redis error, or this process dies first), an entry is
+                    // re-sent by the sweeper and dropped by the writer as a duplicate.
                     if let Err(e) = self.stock.ack_sent(product_id, &ids).await {
                         tracing::warn!(product_id, error = %e, "sent orders stay in the outbox until the sweeper");
                     }
-                }
-                for job in batch {
-                    let _ = job.reply.send(Ok(Placed::Queued(job.message.order_no)));
                 }
             }
             Err(SendError::NotSent(reason)) => {
