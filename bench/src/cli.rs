@@ -33,6 +33,11 @@ pub struct Cli {
     #[arg(long = "scenario", value_enum, value_name = "SCENARIO", value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
 
+    /// Rounds of the ceiling and origin rows, run interleaved; each row reports its median round,
+    /// so a burst of noise on a shared machine skews one round, not the ratios
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub rounds: u64,
+
     /// Orders the writer scenario drains into MySQL
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub writer_orders: u64,
@@ -156,8 +161,9 @@ impl Cli {
             })
             .collect();
         format!(
-            "{amount} --connections {} --mode {mode} --scenario {} --writer-orders {} --out {}",
+            "{amount} --connections {} --rounds {} --mode {mode} --scenario {} --writer-orders {} --out {}",
             self.connections,
+            self.rounds,
             scenarios.join(","),
             self.writer_orders,
             self.out_dir().display()
@@ -177,6 +183,7 @@ mod tests {
         assert_eq!(cli.modes(), vec![BuyMode::Batched, BuyMode::Transaction]);
         assert_eq!(cli.scenarios().len(), 4);
         assert_eq!(cli.writer_orders, 100_000);
+        assert_eq!(cli.rounds, 3);
     }
 
     #[test]
@@ -194,5 +201,7 @@ mod tests {
         assert!(err.contains("--duration") && err.contains("--requests"), "{err}");
         let err = Cli::try_parse_from(["seckill-bench", "--connections", "0"]).unwrap_err().to_string();
         assert!(err.contains("--connections"), "{err}");
+        let err = Cli::try_parse_from(["seckill-bench", "--rounds", "0"]).unwrap_err().to_string();
+        assert!(err.contains("--rounds"), "{err}");
     }
 }

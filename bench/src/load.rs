@@ -305,7 +305,11 @@ where
 
 /// Sends `req` on the worker's connection (opening one if it has none) and reads the whole
 /// answer. Returns its status, or what went wrong.
-async fn send(slot: &mut Option<Connection>, server: &Endpoint, req: Request<Full<Bytes>>) -> Result<u16, &'static str> {
+async fn send(
+    slot: &mut Option<Connection>,
+    server: &Endpoint,
+    req: Request<Full<Bytes>>,
+) -> Result<u16, &'static str> {
     if slot.is_none() {
         *slot = Some(connect(&server.authority).await.map_err(|_| "connect error")?);
     }

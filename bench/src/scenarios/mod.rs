@@ -82,6 +82,14 @@ impl Outcome {
         }
     }
 
+    /// [`Outcome::settle`], but the row goes to `rows` (a round's rows, merged later).
+    fn settle_into(&mut self, rows: &mut Vec<Row>, what: &str, result: anyhow::Result<Row>) -> bool {
+        let before = self.rows.len();
+        let go_on = self.settle(what, result);
+        rows.extend(self.rows.drain(before..));
+        go_on
+    }
+
     fn note(&mut self, line: impl Into<String>) {
         self.notes.push(line.into());
     }
@@ -110,7 +118,53 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
         }
     }
 
-    if cli.runs(Scenario::Ceilings) && !out.interrupted {
+    // The ceilings and the origin's buys run in interleaved rounds; each row keeps its median.
+    let mut rounds: Vec<Row> = Vec::new();
+    for round in 0..cli.rounds {
+        if out.interrupted {
+            break;
+        }
+        if cli.rounds > 1 {
+            eprintln!("round {} of {}", round + 1, cli.rounds);
+        }
+        if cli.runs(Scenario::Ceilings) {
+            if !out.settle_into(&mut rounds, "ceiling: Redis EVALSHA buy.lua", ceilings::redis(ctx).await) {
+                break;
+            }
+            // The broker ceiling only sets the writer's scale (an info ratio): once is enough.
+            if round == 0 && !out.settle_into(&mut rounds, "ceiling: broker batch send", ceilings::broker(ctx).await) {
+                break;
+            }
+            if let Some(origin) = origins.first() {
+                if !out.settle_into(&mut rounds, "ceiling: origin no-I/O route", ceilings::no_io(ctx, origin).await) {
+                    break;
+                }
+            }
+        }
+        if cli.runs(Scenario::Origin) {
+            for origin in &origins {
+                let what = format!("origin: accepted buys ({})", origin.mode.as_str());
+                if !out.settle_into(&mut rounds, &what, origin::accepted(ctx, origin, &mut bench_products).await) {
+                    break;
+                }
+            }
+            if let (Some(origin), false) = (origins.first(), out.interrupted) {
+                let sold_out = origin::sold_out(ctx, origin, &mut bench_products).await;
+                out.settle_into(&mut rounds, "origin: sold-out buys", sold_out);
+            }
+        }
+    }
+    out.rows.extend(median_rows(rounds, cli.rounds));
+    if cli.rounds > 1 && (cli.runs(Scenario::Ceilings) || cli.runs(Scenario::Origin)) {
+        out.note(format!(
+            "Rounds: the ceilings (but the broker's, run once) and the origin's buys ran {} times, interleaved \
+             (ceilings, accepted per mode, sold-out; again); each of those rows is its round of median rate, with \
+             every round's rate in its name. A neighbour's burst of CPU on a shared machine then skews one round \
+             of one row instead of a ratio.",
+            cli.rounds
+        ));
+    }
+    if cli.runs(Scenario::Ceilings) {
         out.note(format!(
             "Redis ceiling: `redis-benchmark` runs EVALSHA of origin/src/stock/buy.lua in mode `buy`, one buy per \
              call (random user ids and order numbers from `-r`), on a product under `seckill-bench-ceiling-{}`; \
@@ -118,13 +172,6 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
              latency distribution. Keys deleted afterwards.",
             ctx.run
         ));
-        if out.settle("ceiling: Redis EVALSHA buy.lua", ceilings::redis(ctx).await)
-            && out.settle("ceiling: broker batch send", ceilings::broker(ctx).await)
-        {
-            if let Some(origin) = origins.first() {
-                out.settle("ceiling: origin no-I/O route", ceilings::no_io(ctx, origin).await);
-            }
-        }
         out.note(format!(
             "Broker ceiling: `Sender::send_batch` of {} real OrderMessage JSON bodies per batch to the scratch topic \
              `seckill-bench-scratch-{}`, {} batches in flight; its latency is per batch.",
@@ -133,19 +180,7 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
             ceilings::IN_FLIGHT
         ));
     }
-
-    if cli.runs(Scenario::Origin) && !out.interrupted {
-        for origin in &origins {
-            let what = format!("origin: accepted buys ({})", origin.mode.as_str());
-            if !out.settle(&what, origin::accepted(ctx, origin, &mut bench_products).await) {
-                break;
-            }
-        }
-        if !out.interrupted {
-            if let Some(origin) = origins.first() {
-                out.settle("origin: sold-out buys", origin::sold_out(ctx, origin, &mut bench_products).await);
-            }
-        }
+    if cli.runs(Scenario::Origin) {
         out.note(
             "Bench origins: the release `seckill-origin serve`, one per mode, with the stack's settings but database \
              `seckill_bench`, Redis prefix `seckill-bench`, topic `seckill-bench-order` (not consumed) and their own \
@@ -191,6 +226,40 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
         ));
     }
     out
+}
+
+/// One row per key, in first-seen order: the round of median rate (the lower middle of an
+/// even count). With more than one round, the name lists every round's rate.
+fn median_rows(rows: Vec<Row>, rounds: u64) -> Vec<Row> {
+    let mut keys: Vec<RowKey> = Vec::new();
+    for row in &rows {
+        if !keys.contains(&row.key) {
+            keys.push(row.key);
+        }
+    }
+    let mut rows = rows;
+    keys.into_iter()
+        .map(|key| {
+            let mut of_key: Vec<Row> = Vec::new();
+            rows.retain(|r| {
+                if r.key == key {
+                    of_key.push(r.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            if of_key.len() == 1 || rounds == 1 {
+                return of_key.swap_remove(0);
+            }
+            let rates: Vec<String> = of_key.iter().map(|r| format!("{:.0}", r.rate)).collect();
+            of_key.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+            let n = of_key.len();
+            let mut median = of_key.swap_remove((n - 1) / 2);
+            median.name = format!("{} — median of {n} rounds ({} /s)", median.name, rates.join(", "));
+            median
+        })
+        .collect()
 }
 
 /// Migrates the bench database and starts one origin per mode, each on a free port from 18080.
@@ -285,6 +354,44 @@ pub fn order_batch(first: u64, count: u64, user_base: u64, product: u64) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(key: RowKey, rate: f64) -> Row {
+        Row {
+            key,
+            group: key.group(),
+            name: "r".into(),
+            clients: None,
+            count: 1,
+            unit: key.unit(),
+            rate,
+            elapsed: std::time::Duration::from_secs(1),
+            latency: None,
+            answers: String::new(),
+            problem: None,
+            curve: None,
+        }
+    }
+
+    #[test]
+    fn rounds_keep_each_rows_median_round() {
+        let rows = vec![
+            row(RowKey::RedisCeiling, 30.0),
+            row(RowKey::AcceptedBatched, 10.0),
+            row(RowKey::RedisCeiling, 10.0),
+            row(RowKey::AcceptedBatched, 30.0),
+            row(RowKey::BrokerCeiling, 5.0),
+            row(RowKey::RedisCeiling, 20.0),
+            row(RowKey::AcceptedBatched, 20.0),
+        ];
+        let merged = median_rows(rows, 3);
+        let got: Vec<(RowKey, f64)> = merged.iter().map(|r| (r.key, r.rate)).collect();
+        assert_eq!(
+            got,
+            vec![(RowKey::RedisCeiling, 20.0), (RowKey::AcceptedBatched, 20.0), (RowKey::BrokerCeiling, 5.0)]
+        );
+        assert_eq!(merged[0].name, "r — median of 3 rounds (30, 10, 20 /s)");
+        assert_eq!(merged[2].name, "r", "a row run once keeps its name");
+    }
 
     #[test]
     fn order_batches_are_real_order_messages() {

@@ -117,7 +117,9 @@ pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response,
     }
     let result = match state.buyer() {
         Buyer::Batched(buyer) => buyer.buy(&request, state.order_nos().next(request.product_id)).await,
-        Buyer::Transaction(producer) => buy_in_transaction(&state, producer, &request).await,
+        // Boxed: the transaction path's future is large, and inline it would make every
+        // request's future (moved several times on its way through axum) that large too.
+        Buyer::Transaction(producer) => Box::pin(buy_in_transaction(&state, producer, &request)).await,
     };
     let http = &state.settings().http;
     let (status, body) = match result {
