@@ -5,19 +5,20 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// Requests per HTTP scenario when neither `--requests` nor `--duration` is given.
-pub const DEFAULT_REQUESTS: u64 = 20_000;
+/// Seconds per HTTP scenario when neither `--requests` nor `--duration` is given: long enough
+/// that a p99 rests on thousands of answers even for the slowest row, not on a second's noise.
+pub const DEFAULT_SECS: u64 = 5;
 
 /// `seckill-bench`: measures the running `make up` stack against its own ceilings, side by
 /// side in one run, and writes a Markdown report and a latency chart.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "seckill-bench", version, about, long_about = None)]
 pub struct Cli {
-    /// Requests per HTTP scenario [default: 20000]
+    /// Requests per HTTP scenario (instead of the default time, `--duration 5`)
     #[arg(long, value_name = "N", conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
 
-    /// Run each HTTP scenario (and the broker ceiling) for SECS seconds instead of a request count
+    /// Run each HTTP scenario (and the broker ceiling) for SECS seconds [default: 5]
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: Option<u64>,
 
@@ -97,7 +98,8 @@ impl Cli {
     pub fn stop(&self) -> Stop {
         match (self.duration, self.requests) {
             (Some(secs), _) => Stop::Duration(Duration::from_secs(secs)),
-            (None, n) => Stop::Count(n.unwrap_or(DEFAULT_REQUESTS)),
+            (None, Some(n)) => Stop::Count(n),
+            (None, None) => Stop::Duration(Duration::from_secs(DEFAULT_SECS)),
         }
     }
 
@@ -176,9 +178,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_run_everything_with_a_request_count() {
+    fn defaults_run_everything_for_a_time() {
         let cli = Cli::try_parse_from(["seckill-bench"]).unwrap();
-        assert_eq!(cli.stop(), Stop::Count(DEFAULT_REQUESTS));
+        assert_eq!(cli.stop(), Stop::Duration(Duration::from_secs(DEFAULT_SECS)));
+        let cli = Cli::try_parse_from(["seckill-bench", "--requests", "500"]).unwrap();
+        assert_eq!(cli.stop(), Stop::Count(500));
         assert_eq!(cli.connections, 256);
         assert_eq!(cli.modes(), vec![BuyMode::Batched, BuyMode::Transaction]);
         assert_eq!(cli.scenarios().len(), 4);
