@@ -41,6 +41,9 @@ pub struct BuySettings {
     pub sweep_interval_ms: u64,
     /// How long an origin answers SOLD_OUT for a product from memory after Redis said so.
     pub sold_out_cache_ms: u64,
+    /// Length of the lease on this origin's order-number node id (`tb_origin_node`), renewed
+    /// every third of it. A dead origin's node is free again after this long.
+    pub node_lease_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

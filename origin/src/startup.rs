@@ -21,7 +21,7 @@ use crate::dead_letters;
 use crate::metrics::Metrics;
 use crate::orders::consumers::{self, OrderWriter};
 use crate::orders::events;
-use crate::orders::order_no::OrderNoGenerator;
+use crate::orders::node_lease;
 use crate::purchase::batched::{BatchedBuyer, RelayTarget};
 use crate::purchase::sold_out::SoldOutMemo;
 use crate::purchase::sweeper::Sweeper;
@@ -62,6 +62,8 @@ pub struct Server {
     stop: Arc<tokio::sync::Notify>,
     /// The sweeper and the broker probe: stopped with the server.
     background: Vec<JoinHandle<()>>,
+    /// This process's name in the node lease.
+    holder: String,
     _messaging: Messaging,
 }
 
@@ -71,12 +73,21 @@ impl Server {
         let db = connect_mysql(&settings).await?;
         let stock =
             StockStore::connect(&settings.redis.url, &settings.redis.key_prefix).await.context("connect to Redis")?;
-        let node = stock.next_sequence("origin-node").await.context("allocate an origin node id")?;
+        // Names this process in the node lease and the sweeper lease.
+        let holder = format!("{}-{}-{}", hostname(), std::process::id(), chrono::Utc::now().timestamp_micros());
+        let lease_ttl = Duration::from_millis(settings.buy.node_lease_ms.max(1_000));
+        let order_nos = node_lease::start(&db, &holder, lease_ttl).await?;
+        let node = order_nos.node();
         let messaging = Messaging::start(&settings.rocketmq)?;
         let producer_group = &settings.rocketmq.producer_group;
         let sender = Arc::new(Sender::start(&messaging, &format!("{producer_group}-serve")).await?);
         let broker = Arc::new(BrokerHealth::default());
-        let mut background = Vec::new();
+        let mut background = vec![tokio::spawn(node_lease::keep(
+            db.clone(),
+            Arc::clone(&order_nos),
+            holder.clone(),
+            lease_ttl,
+        ))];
         let buyer = match settings.buy.mode {
             BuyMode::Transaction => Buyer::Transaction(BuyProducer::start(&messaging, stock.clone()).await?),
             BuyMode::Batched => {
@@ -89,7 +100,7 @@ impl Server {
                     sender: Arc::clone(&relay_sender),
                     topic: topic.clone(),
                     settings: settings.buy.clone(),
-                    holder: format!("{}-{}-{node}", std::process::id(), chrono::Utc::now().timestamp_millis()),
+                    holder: holder.clone(),
                 };
                 background.push(tokio::spawn(sweeper.run()));
                 let (probe_broker, probe_sender) = (Arc::clone(&broker), Arc::clone(&relay_sender));
@@ -113,7 +124,7 @@ impl Server {
             stock,
             buyer,
             sender,
-            order_nos: OrderNoGenerator::new(node),
+            order_nos: Arc::clone(&order_nos),
             metrics: Metrics::default(),
             sold_out,
             broker,
@@ -127,7 +138,7 @@ impl Server {
             axum::serve(listener, app).with_graceful_shutdown(async move { stopped.notified().await }).await
         });
         tracing::info!(%addr, node, ?mode, "origin listening");
-        Ok(Self { addr, state, task, stop, background, _messaging: messaging })
+        Ok(Self { addr, state, task, stop, background, holder, _messaging: messaging })
     }
 
     pub fn url(&self) -> String {
@@ -146,6 +157,12 @@ impl Server {
         let result = self.wait().await;
         for task in &self.background {
             task.abort();
+        }
+        // Nothing mints any more: the node can go to the next origin at once.
+        let (order_nos, db) = (self.state.order_nos(), self.state.db());
+        order_nos.revoke();
+        if let Err(e) = node_lease::release(db, order_nos.node(), &self.holder).await {
+            tracing::warn!(error = %e, "could not release the order-number node lease; it runs out by itself");
         }
         result
     }
@@ -225,4 +242,9 @@ impl Workers {
             c.shutdown().await;
         }
     }
+}
+
+/// This host's name, for lease holders (empty if it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }

@@ -24,7 +24,7 @@ pub struct Inner {
     pub buyer: Buyer,
     /// A plain producer (dead-letter replays, health probes).
     pub sender: Arc<Sender>,
-    pub order_nos: OrderNoGenerator,
+    pub order_nos: Arc<OrderNoGenerator>,
     pub metrics: Metrics,
     pub sold_out: SoldOutMemo,
     pub broker: Arc<BrokerHealth>,

@@ -4,6 +4,7 @@
 pub mod canceller;
 pub mod consumers;
 pub mod events;
+pub mod node_lease;
 pub mod order_no;
 pub mod routes;
 pub mod writer;

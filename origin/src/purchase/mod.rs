@@ -25,11 +25,15 @@ use serde_json::{json, Value};
 use crate::broker::buy::{BuyError, BuyProducer};
 use crate::error::{ApiError, FLAG_TTL_HEADER};
 use crate::metrics::Metrics;
+use crate::orders::order_no::NoLease;
 use crate::orders::OrderMessage;
 use crate::products::{self, SaleState};
 use crate::state::AppState;
 use crate::stock::BuyOutcome;
 use batched::BatchedBuyer;
+
+/// Why a buy is refused while this origin cannot prove its order-number node lease.
+const NO_ORDER_NUMBER: &str = "this origin cannot issue order numbers right now; nothing was bought, try again shortly";
 
 /// The configured buy path.
 pub enum Buyer {
@@ -116,7 +120,10 @@ pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response,
         return Err(rejection(&state, &request, BuyOutcome::SoldOut { stock_left: 0 }));
     }
     let result = match state.buyer() {
-        Buyer::Batched(buyer) => buyer.buy(&request, state.order_nos().next(request.product_id)).await,
+        Buyer::Batched(buyer) => match state.order_nos().next(request.product_id) {
+            Ok(order_no) => buyer.buy(&request, order_no).await,
+            Err(NoLease) => Err(BuyFailure::Unavailable(NO_ORDER_NUMBER)),
+        },
         // Boxed: the transaction path's future is large, and inline it would make every
         // request's future (moved several times on its way through axum) that large too.
         Buyer::Transaction(producer) => Box::pin(buy_in_transaction(&state, producer, &request)).await,
@@ -172,7 +179,7 @@ async fn buy_in_transaction(state: &AppState, producer: &BuyProducer, r: &BuyReq
         tracing::error!(product_id = r.product_id, %price, "product has no valid price in Redis; preload it again");
         return Err(BuyFailure::Unavailable(unavailable));
     };
-    let order_no = state.order_nos().next(r.product_id);
+    let order_no = state.order_nos().next(r.product_id).map_err(|NoLease| BuyFailure::Unavailable(NO_ORDER_NUMBER))?;
     let message = OrderMessage {
         order_no: order_no.clone(),
         user_id: r.user_id,

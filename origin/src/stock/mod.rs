@@ -383,11 +383,6 @@ impl StockStore {
     pub async fn ping(&self) -> redis::RedisResult<()> {
         redis::cmd("PING").query_async::<()>(&mut self.conn.clone()).await
     }
-
-    /// A fresh number from a Redis counter (used to give each origin instance a node id).
-    pub async fn next_sequence(&self, name: &str) -> redis::RedisResult<u64> {
-        self.conn.clone().incr(format!("{}:seq:{}", self.prefix, name), 1).await
-    }
 }
 
 /// Takes the lease if free, renews it if `holder` has it. KEYS[1] lease, ARGV holder, ttl ms.

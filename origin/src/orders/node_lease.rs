@@ -1,0 +1,149 @@
+//! Node ids for order numbers, leased from MySQL (`tb_origin_node`).
+//!
+//! An origin claims the lowest free node id (never claimed, or its lease ran out on MySQL's
+//! clock), renews the lease every third of its length, and stops minting order numbers the
+//! moment it cannot prove it still holds the lease: a buy then gets 503 with nothing taken.
+//! A node whose lease ran out is taken over with a floor: its new holder mints only
+//! milliseconds after the old lease's end, when the old holder had already stopped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::MySqlPool;
+
+use super::order_no::{OrderNoGenerator, MAX_NODES};
+
+/// A claimed node id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub node: u64,
+    /// Milliseconds since the Unix epoch before which the node may have minted numbers for a
+    /// previous holder (its lease's end), 0 for a node never claimed.
+    pub floor_unix_ms: u64,
+}
+
+/// Claims a node id for `holder` for `ttl`. Fails (naming the table) if every one of the
+/// [`MAX_NODES`] ids is held by a live lease.
+pub async fn claim(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Result<Claim> {
+    let ttl_us = ttl.as_micros() as u64;
+    for _ in 0..MAX_NODES {
+        // A lapsed lease first, read and taken under a row lock: the floor we read is the
+        // lease we replace, whoever else is claiming.
+        let mut tx = db.begin().await?;
+        let lapsed: Option<(u16, i64)> = sqlx::query_as(
+            "SELECT node_id, CAST(UNIX_TIMESTAMP(lease_until) * 1000 AS SIGNED) FROM tb_origin_node \
+             WHERE lease_until < NOW(3) ORDER BY node_id LIMIT 1 FOR UPDATE",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((node, until_ms)) = lapsed {
+            sqlx::query(
+                "UPDATE tb_origin_node SET holder = ?, lease_until = NOW(3) + INTERVAL ? MICROSECOND, \
+                 claimed_at = NOW(3) WHERE node_id = ?",
+            )
+            .bind(holder)
+            .bind(ttl_us)
+            .bind(node)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Claim { node: u64::from(node), floor_unix_ms: until_ms.max(0) as u64 + 1 });
+        }
+        tx.rollback().await?;
+        // No lapsed lease: a node id never claimed. The primary key settles a race.
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(MAX(node_id) + 1 AS SIGNED) FROM tb_origin_node").fetch_one(db).await?;
+        let node = next.unwrap_or(0);
+        if node >= MAX_NODES as i64 {
+            anyhow::bail!(
+                "every one of the {MAX_NODES} order-number node ids is leased by a running origin \
+                 (tb_origin_node); stop one, or wait for a dead one's lease to run out"
+            );
+        }
+        let inserted = sqlx::query(
+            "INSERT IGNORE INTO tb_origin_node (node_id, holder, lease_until, claimed_at) \
+             VALUES (?, ?, NOW(3) + INTERVAL ? MICROSECOND, NOW(3))",
+        )
+        .bind(node)
+        .bind(holder)
+        .bind(ttl_us)
+        .execute(db)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Claim { node: node as u64, floor_unix_ms: 0 });
+        }
+    }
+    anyhow::bail!("could not claim an order-number node id in tb_origin_node: too many origins starting at once")
+}
+
+/// Renews `holder`'s lease of `node` for `ttl`. `Ok(false)`: the lease is gone (it ran out
+/// and another origin took the node over).
+pub async fn renew(db: &MySqlPool, node: u64, holder: &str, ttl: Duration) -> sqlx::Result<bool> {
+    let renewed = sqlx::query(
+        "UPDATE tb_origin_node SET lease_until = GREATEST(lease_until, NOW(3) + INTERVAL ? MICROSECOND) \
+         WHERE node_id = ? AND holder = ?",
+    )
+    .bind(ttl.as_micros() as u64)
+    .bind(node)
+    .bind(holder)
+    .execute(db)
+    .await?;
+    // Found, not changed, is enough (sqlx asks MySQL for found rows); a row that is not found
+    // belongs to someone else now.
+    Ok(renewed.rows_affected() == 1)
+}
+
+/// Gives the node back at a clean stop, so the next start can reuse it at once.
+pub async fn release(db: &MySqlPool, node: u64, holder: &str) -> sqlx::Result<()> {
+    // Ends now, not earlier: the next holder's floor is this moment, after our last number.
+    sqlx::query("UPDATE tb_origin_node SET lease_until = NOW(3) WHERE node_id = ? AND holder = ?")
+        .bind(node)
+        .bind(holder)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Claims a node for `holder` and returns a generator minting under it.
+pub async fn start(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Result<Arc<OrderNoGenerator>> {
+    let claim = claim(db, holder, ttl).await.context("claim an order-number node id")?;
+    let generator = Arc::new(OrderNoGenerator::leased(claim.node, claim.floor_unix_ms));
+    // Valid until a little before the lease ends by our own clock: the lease was set on
+    // MySQL's clock after this instant, so we stop first.
+    generator.extend_until(Instant::now() + ttl.mul_f64(0.9));
+    tracing::info!(node = claim.node, floor_unix_ms = claim.floor_unix_ms, "order-number node id leased");
+    Ok(generator)
+}
+
+/// Keeps `generator`'s lease alive: renews every `ttl / 3`; when the lease is lost, claims a
+/// new node (with its floor) and switches to it. Between losing one and getting another the
+/// generator mints nothing. Runs until aborted.
+pub async fn keep(db: MySqlPool, generator: Arc<OrderNoGenerator>, holder: String, ttl: Duration) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let started = Instant::now();
+        let node = generator.node();
+        match renew(&db, node, &holder, ttl).await {
+            Ok(true) => generator.extend_until(started + ttl.mul_f64(0.9)),
+            Ok(false) => {
+                tracing::error!(node, "order-number node lease lost; claiming another");
+                generator.revoke();
+                match claim(&db, &holder, ttl).await {
+                    Ok(claim) => {
+                        generator.switch(claim.node, claim.floor_unix_ms);
+                        generator.extend_until(started + ttl.mul_f64(0.9));
+                        tracing::warn!(node = claim.node, "order-number node id leased again");
+                    }
+                    Err(e) => tracing::error!(error = %e, "no order-number node id; buys are refused"),
+                }
+            }
+            // MySQL unreachable: the lease may still be ours; the generator stops by itself
+            // when the last proven lease runs out.
+            Err(e) => tracing::warn!(node, error = %e, "cannot renew the order-number node lease"),
+        }
+    }
+}
