@@ -64,8 +64,17 @@ demo_sale() {
     admin POST /admin/products '{"name":"Aurora X1 phone, 256 GB","price":"6999.00","stock":100}' >/dev/null
     log "demo sale: created product 1 (stock 100, price 6999.00)"
   fi
-  # Preload refuses (409) while orders are in flight; then Redis already holds the sale.
-  admin POST /admin/products/1/preload >/dev/null 2>&1 || log "demo sale: preload skipped (orders in flight)"
+  # A sale Redis already holds is live: loading it again is refused (409 SALE_LIVE) and would
+  # be pointless, so only a sale Redis does not hold is loaded.
+  if [[ "$(admin GET /admin/products/1/stock)" == *'"redis":null'* ]]; then
+    if admin POST /admin/products/1/preload >/dev/null; then
+      log "demo sale: loaded into Redis"
+    else
+      log "demo sale: preload refused; POST /admin/products/1/preload says why (the sale is not on sale)"
+    fi
+  else
+    log "demo sale: already loaded in Redis"
+  fi
 }
 
 up() {

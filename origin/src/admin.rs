@@ -14,7 +14,7 @@ use crate::error::{parse_json, ApiError};
 use crate::orders::{self, OrderStatus};
 use crate::products::{self, NewProduct};
 use crate::state::AppState;
-use crate::stock::{Deduction, PreloadState};
+use crate::stock::{Deduction, PreloadOutcome, PreloadState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -43,24 +43,46 @@ async fn create_product(State(state): State<AppState>, body: Bytes) -> Result<(S
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 
-/// `POST /admin/products/{id}/preload`: makes Redis match MySQL (stock, window, price, buyers
-/// and deduction log from the active orders). Refused while orders are in flight, because
-/// MySQL does not know about them yet and copying it would hand their stock out twice.
-async fn preload(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize)]
+struct PreloadFlags {
+    force: Option<String>,
+}
+
+/// `POST /admin/products/{id}/preload[?force=true]`: loads the sale into Redis from MySQL
+/// (stock, window, price, buyers and deduction log of the active orders) in one script, so no
+/// buy lands in between. Orders Redis took that MySQL has not written yet stay taken. Refused
+/// (409 `SALE_LIVE`) while the loaded sale's window is open, and (409 `REDIS_STATE_LOST`) when
+/// Redis lost a product it had loaded, unless forced: orders of a lost state may still be in
+/// the queue, invisible to both Redis and MySQL, so force only once the queue has drained.
+async fn preload(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    Query(flags): Query<PreloadFlags>,
+) -> Result<Json<Value>, ApiError> {
     let id = product_id(&raw)?;
-    let product = products::find(state.db(), id)
+    let force = match flags.force.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("force must be true or false, got {other:?}"))),
+    };
+    // Stock and active orders from one snapshot (InnoDB's default REPEATABLE READ: every read of
+    // a transaction sees the first one's snapshot), so an order the writer commits meanwhile
+    // is in both or in neither.
+    let mut snapshot = state.db().begin().await?;
+    let product = products::find(&mut *snapshot, id)
         .await?
         .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
-    let active = orders::active(state.db(), id).await?;
+    let active = orders::active(&mut *snapshot, id).await?;
+    snapshot.commit().await?;
     let stock = state.stock();
-    if let Some(redis_stock) = stock.stock(id).await? {
-        let in_flight = redis_stock != product.stock as i64 || stock.deduction_count(id).await? != active.len() as u64;
-        if in_flight {
-            return Err(ApiError::conflict(
-                "ORDERS_IN_FLIGHT",
-                format!("product {id} has orders in Redis that MySQL has not written yet; preload once the queue has drained"),
-            ));
-        }
+    if !force && stock.stock(id).await?.is_none() && stock.was_preloaded(id).await? {
+        return Err(ApiError::conflict(
+            "REDIS_STATE_LOST",
+            format!(
+                "Redis lost product {id}'s sale state; orders may still be in the queue. Wait until the order \
+                 writer has drained it, then preload with ?force=true"
+            ),
+        ));
     }
     let state_to_load = PreloadState {
         stock: product.stock as i64,
@@ -73,8 +95,26 @@ async fn preload(State(state): State<AppState>, Path(raw): Path<String>) -> Resu
             .map(|(order_no, user_id, quantity)| (order_no, Deduction { user_id, quantity }))
             .collect(),
     };
-    stock.preload(id, &state_to_load).await?;
-    Ok(Json(json!({ "stock": product.stock })))
+    match stock.preload(id, &state_to_load, force).await? {
+        PreloadOutcome::Loaded { stock, in_flight_units, in_flight_orders } => Ok(Json(json!({
+            "stock": stock,
+            "mysqlStock": product.stock,
+            "inFlightUnits": in_flight_units,
+            "inFlightOrders": in_flight_orders,
+        }))),
+        PreloadOutcome::SaleLive { .. } => Err(ApiError::conflict(
+            "SALE_LIVE",
+            format!("product {id}'s sale is live; preloading it now needs ?force=true"),
+        )),
+        PreloadOutcome::Inconsistent { stock, in_flight_units } => Err(ApiError::conflict(
+            "INCONSISTENT",
+            format!(
+                "Redis holds {in_flight_units} units of product {id} in flight but MySQL has only {} left \
+                 (would load {stock}); nothing was changed",
+                product.stock
+            ),
+        )),
+    }
 }
 
 /// `GET /admin/products/{id}/stock`: Redis and MySQL side by side. `inFlight` is stock Redis

@@ -118,11 +118,8 @@ pub async fn create(pool: &MySqlPool, p: &ValidProduct) -> sqlx::Result<u64> {
     Ok(result.last_insert_id())
 }
 
-pub async fn find(pool: &MySqlPool, id: u64) -> sqlx::Result<Option<Product>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_seckill_product WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+pub async fn find<'e, E: sqlx::MySqlExecutor<'e>>(db: E, id: u64) -> sqlx::Result<Option<Product>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_seckill_product WHERE id = ?")).bind(id).fetch_optional(db).await
 }
 
 pub async fn all(pool: &MySqlPool) -> sqlx::Result<Vec<Product>> {

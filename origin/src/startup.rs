@@ -82,12 +82,8 @@ impl Server {
         let producer_group = &settings.rocketmq.producer_group;
         let sender = Arc::new(Sender::start(&messaging, &format!("{producer_group}-serve")).await?);
         let broker = Arc::new(BrokerHealth::default());
-        let mut background = vec![tokio::spawn(node_lease::keep(
-            db.clone(),
-            Arc::clone(&order_nos),
-            holder.clone(),
-            lease_ttl,
-        ))];
+        let mut background =
+            vec![tokio::spawn(node_lease::keep(db.clone(), Arc::clone(&order_nos), holder.clone(), lease_ttl))];
         let buyer = match settings.buy.mode {
             BuyMode::Transaction => Buyer::Transaction(BuyProducer::start(&messaging, stock.clone()).await?),
             BuyMode::Batched => {

@@ -101,12 +101,13 @@ async fn with_every_node_id_leased_a_start_is_refused_and_a_lapsed_one_is_taken_
         .execute(&app.db)
         .await
         .unwrap();
-    let ended_ms: i64 =
-        sqlx::query_scalar("SELECT CAST(UNIX_TIMESTAMP(lease_until) * 1000 AS SIGNED) FROM tb_origin_node WHERE node_id = ?")
-            .bind(lapsed)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let ended_ms: i64 = sqlx::query_scalar(
+        "SELECT CAST(UNIX_TIMESTAMP(lease_until) * 1000 AS SIGNED) FROM tb_origin_node WHERE node_id = ?",
+    )
+    .bind(lapsed)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     let taker = Server::start(app.settings.clone()).await.expect("the lapsed node id is free");
     assert_eq!(taker.state.order_nos().node(), lapsed);
     let number = taker.state.order_nos().next(1).unwrap();

@@ -147,12 +147,12 @@ pub async fn count_by_status(pool: &MySqlPool, product_id: u64) -> sqlx::Result<
 }
 
 /// Active (UNPAID or PAID) orders of a product: (orderNo, userId, quantity).
-pub async fn active(pool: &MySqlPool, product_id: u64) -> sqlx::Result<Vec<(String, u64, u32)>> {
+pub async fn active<'e, E: sqlx::MySqlExecutor<'e>>(db: E, product_id: u64) -> sqlx::Result<Vec<(String, u64, u32)>> {
     sqlx::query_as(
         "SELECT order_no, user_id, quantity FROM tb_seckill_order \
          WHERE product_id = ? AND status IN ('UNPAID', 'PAID')",
     )
     .bind(product_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }

@@ -106,6 +106,17 @@ pub struct PreloadState {
     pub orders: Vec<(String, Deduction)>,
 }
 
+/// What [`StockStore::preload`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreloadOutcome {
+    /// Loaded: `stock` = MySQL's stock − units Redis took that MySQL does not hold yet.
+    Loaded { stock: i64, in_flight_units: i64, in_flight_orders: i64 },
+    /// Nothing changed: the loaded sale's window is open (and the load was not forced).
+    SaleLive { start_ms: i64, end_ms: i64 },
+    /// Nothing changed: Redis holds more units in flight than MySQL has stock.
+    Inconsistent { stock: i64, in_flight_units: i64 },
+}
+
 /// The buy script, for tools that measure it (`make bench`).
 pub const BUY_SCRIPT: &str = include_str!("buy.lua");
 
@@ -117,6 +128,7 @@ pub struct StockStore {
     buy: Script,
     release: Script,
     lease: Script,
+    preload: Script,
 }
 
 impl StockStore {
@@ -133,6 +145,7 @@ impl StockStore {
             buy: Script::new(BUY_SCRIPT),
             release: Script::new(include_str!("release.lua")),
             lease: Script::new(LEASE_SCRIPT),
+            preload: Script::new(include_str!("preload.lua")),
         })
     }
 
@@ -356,27 +369,55 @@ impl StockStore {
         self.conn.clone().sismember(self.buyers_key(product_id), user_id).await
     }
 
-    /// Replaces the product's whole Redis state in one MULTI/EXEC: stock, window, and buyers
-    /// and deduction log rebuilt from the active orders in MySQL.
-    pub async fn preload(&self, product_id: u64, state: &PreloadState) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .del(self.buyers_key(product_id))
-            .del(self.orders_key(product_id))
-            .del(self.window_key(product_id))
-            .set(self.stock_key(product_id), state.stock)
-            .hset_multiple(
-                self.window_key(product_id),
-                &[("start", state.start_ms), ("end", state.end_ms), ("limit", state.per_user_limit)],
-            )
-            .hset(self.window_key(product_id), "price", &state.price);
+    /// Loads the product's sale from MySQL's view (`state`, one snapshot) in one script, so
+    /// no buy lands between its check and its write. Orders Redis took that MySQL does not
+    /// hold yet stay taken (see `preload.lua`). Refused while the loaded sale is live unless
+    /// `force`.
+    pub async fn preload(
+        &self,
+        product_id: u64,
+        state: &PreloadState,
+        force: bool,
+    ) -> redis::RedisResult<PreloadOutcome> {
+        let mut call = self.preload.prepare_invoke();
+        call.key(self.stock_key(product_id))
+            .key(self.buyers_key(product_id))
+            .key(self.orders_key(product_id))
+            .key(self.window_key(product_id))
+            .arg(state.stock)
+            .arg(state.start_ms)
+            .arg(state.end_ms)
+            .arg(state.per_user_limit)
+            .arg(&state.price)
+            .arg(if force { "1" } else { "0" });
         for (order_no, d) in &state.orders {
-            pipe.sadd(self.buyers_key(product_id), d.user_id);
-            pipe.hset(self.orders_key(product_id), order_no, format!("{},{}", d.user_id, d.quantity));
+            call.arg(order_no).arg(format!("{},{}", d.user_id, d.quantity));
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await?;
-        // Outside the MULTI: the registry has its own slot on a cluster.
-        self.conn.clone().sadd(self.products_key(), product_id).await
+        let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn.clone()).await?;
+        let text = |i: usize| match reply.get(i) {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let int = |i: usize| match reply.get(i) {
+            Some(redis::Value::Int(n)) => *n,
+            _ => 0,
+        };
+        let outcome = match text(0).as_str() {
+            "OK" => PreloadOutcome::Loaded { stock: int(1), in_flight_units: int(2), in_flight_orders: int(3) },
+            "SALE_LIVE" => PreloadOutcome::SaleLive { start_ms: int(1), end_ms: int(2) },
+            _ => PreloadOutcome::Inconsistent { stock: int(1), in_flight_units: int(2) },
+        };
+        if matches!(outcome, PreloadOutcome::Loaded { .. }) {
+            // Outside the script: the registry has its own slot on a cluster.
+            self.conn.clone().sadd::<_, _, ()>(self.products_key(), product_id).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Whether the product was ever preloaded (the sweeper's registry).
+    pub async fn was_preloaded(&self, product_id: u64) -> redis::RedisResult<bool> {
+        self.conn.clone().sismember(self.products_key(), product_id).await
     }
 
     /// Answers PING: for health checks.
