@@ -51,6 +51,10 @@ pub struct ValidProduct {
 
 const MAX_STOCK: i64 = 100_000_000;
 const MAX_PRICE: i64 = 1_000_000_000;
+/// The largest order amount `tb_seckill_order.amount` (DECIMAL(14,2)) holds.
+const MAX_AMOUNT: &str = "999999999999.99";
+/// The last millisecond a MySQL DATETIME holds (9999-12-31 23:59:59.999 UTC).
+const MAX_DATETIME_MS: i64 = 253_402_300_799_999;
 
 impl NewProduct {
     /// Checks every field; the error names the field and what is wrong with it.
@@ -72,9 +76,21 @@ impl NewProduct {
         if !(1..=1000).contains(&limit) {
             return Err("perUserLimit must be between 1 and 1000".into());
         }
+        // The largest order a buyer can place must fit its amount column; checked here, an order
+        // the writer could never store is never offered.
+        let max_amount: Decimal = MAX_AMOUNT.parse().expect("a decimal");
+        if self.price * Decimal::from(limit) > max_amount {
+            return Err(format!(
+                "price × perUserLimit must be at most {MAX_AMOUNT} (the largest order amount), got {} × {limit}",
+                self.price
+            ));
+        }
         let when = |ms: Option<i64>, field: &str| -> Result<Option<NaiveDateTime>, String> {
             match ms {
                 None => Ok(None),
+                Some(ms) if ms > MAX_DATETIME_MS => {
+                    Err(format!("{field} must be at most {MAX_DATETIME_MS} (9999-12-31, the last date MySQL holds)"))
+                }
                 Some(ms) if ms > 0 => DateTime::<Utc>::from_timestamp_millis(ms)
                     .map(|t| Some(t.naive_utc()))
                     .ok_or_else(|| format!("{field} is out of range")),

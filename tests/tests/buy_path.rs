@@ -184,6 +184,11 @@ async fn bad_admin_input_is_a_400_naming_the_field() {
         (json!({ "name": "x", "price": "1.00", "stock": 1, "startAt": 2000, "endAt": 1000 }), "endAt"),
         (json!({ "name": "x", "price": "1.00" }), "stock"),
         (json!({ "name": "x", "price": "1.00", "stock": 1, "colour": "red" }), "colour"),
+        // An order of 1,000 × 1e9 would not fit the order's DECIMAL(14,2) amount.
+        (json!({ "name": "x", "price": "1000000000", "stock": 1, "perUserLimit": 1000 }), "perUserLimit"),
+        // Past what a MySQL DATETIME holds: was a 500 from the INSERT.
+        (json!({ "name": "x", "price": "1.00", "stock": 1, "startAt": 300_000_000_000_000i64 }), "startAt"),
+        (json!({ "name": "x", "price": "1.00", "stock": 1, "endAt": 9_000_000_000_000_000i64 }), "endAt"),
     ] {
         let (status, answer) = app.admin_post("/admin/products", Some(body.clone())).await;
         assert_eq!(status, 400, "{body} → {answer}");

@@ -132,9 +132,23 @@ async fn a_second_active_order_of_one_user_is_refused_and_its_stock_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_order_whose_amount_does_not_fit_is_refused_and_its_stock_returns() {
     let app = TestApp::spawn().await;
-    let product = app
-        .create_sale(json!({ "name": "Gold bar", "price": "1000000000.00", "stock": 5000, "perUserLimit": 1000 }))
-        .await;
+    let product =
+        app.create_sale(json!({ "name": "Gold bar", "price": "1.00", "stock": 5000, "perUserLimit": 1000 })).await;
+    // Product creation now refuses a price whose largest order cannot be stored; a sale made
+    // before that check (or edited by hand) can still carry one, and the writer must cope.
+    sqlx::query("UPDATE tb_seckill_product SET price = 1000000000.00 WHERE id = ?")
+        .bind(product)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let window = format!("{}:{{{product}}}:window", app.settings.redis.key_prefix);
+    let _: () = redis::cmd("HSET")
+        .arg(&window)
+        .arg("price")
+        .arg("1000000000.00")
+        .query_async(&mut app.redis.clone())
+        .await
+        .unwrap();
     let resp = app.buy_raw(json!({ "userId": 8, "productId": product, "quantity": 1000 }).to_string()).await;
     assert_eq!(resp.status(), 200);
     let refused = wait_until(Duration::from_secs(30), || async { app.redis_stock(product).await == 5000 }).await;
