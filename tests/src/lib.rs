@@ -259,6 +259,53 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Takes stock in Redis for `orders` as the buy path would have before sending them (stock,
+    /// buyer, deduction): for tests that hand messages to the writer themselves, so the
+    /// invariant checker sees the state a real buy leaves.
+    pub async fn take_for(&self, orders: &[&seckill_origin::orders::OrderMessage]) {
+        for o in orders {
+            let taken = self.server.state.stock().take(o.product_id, o.user_id, o.quantity, &o.order_no).await.unwrap();
+            assert!(matches!(taken, seckill_origin::stock::BuyOutcome::Taken { .. }), "{taken:?}");
+        }
+    }
+
+    /// The invariant checker, run at the end of every end-to-end test: once the queue has
+    /// drained, [`TestApp::assert_invariants`] for every product of this test's database that
+    /// Redis holds (initial = the product's initial stock), nothing in Redis or MySQL for a
+    /// product it does not hold, and no dead letters.
+    pub async fn check(&self) {
+        self.check_expecting_dead_letters(0).await
+    }
+
+    /// [`TestApp::check`] for a test that dead-letters `expected` messages on purpose.
+    pub async fn check_expecting_dead_letters(&self, expected: usize) {
+        let products: Vec<(u64, i64)> =
+            sqlx::query_as("SELECT id, CAST(initial_stock AS SIGNED) FROM tb_seckill_product ORDER BY id")
+                .fetch_all(&self.db)
+                .await
+                .unwrap();
+        let prefix = &self.settings.redis.key_prefix;
+        for (product, initial) in products {
+            let stock_key = format!("{prefix}:{{{product}}}:stock");
+            let loaded: bool = redis::cmd("EXISTS").arg(&stock_key).query_async(&mut self.redis.clone()).await.unwrap();
+            if loaded {
+                self.assert_invariants(product, initial).await;
+            } else {
+                let orders =
+                    self.count(&format!("SELECT COUNT(*) FROM tb_seckill_order WHERE product_id = {product}")).await;
+                let deductions: u64 = redis::cmd("HLEN")
+                    .arg(format!("{prefix}:{{{product}}}:orders"))
+                    .query_async(&mut self.redis.clone())
+                    .await
+                    .unwrap();
+                assert_eq!((orders, deductions), (0, 0), "product {product} is not in Redis yet has orders");
+            }
+        }
+        let (_, letters) = self.admin_get("/admin/dead-letters").await;
+        let listed = letters["deadLetters"].as_array().map_or(0, Vec::len);
+        assert_eq!(listed, expected, "dead letters: {letters}");
+    }
+
     /// Waits (up to 60 s) until the product's outbox is empty and every deduction in Redis has
     /// its row in MySQL, then checks the system's invariants for it:
     /// - conservation: Redis stock + units of active orders = `initial`, and MySQL stock equals

@@ -97,4 +97,5 @@ async fn a_broker_stopped_mid_burst_leaks_no_stock_and_buying_works_again() {
     let written: HashSet<String> = app.written_orders(product).await.into_iter().collect();
     let missing: Vec<&String> = placed.difference(&written).collect();
     assert!(missing.is_empty(), "accepted orders without a row: {missing:?}");
+    app.check().await;
 }

@@ -62,6 +62,7 @@ async fn a_queued_buy_becomes_an_unpaid_order_with_its_stock_log_and_user_record
         let (status, body) = app.admin_get(&format!("/admin/orders?{bad}")).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("BAD_REQUEST")), "{bad}: {body}");
     }
+    app.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -74,6 +75,7 @@ async fn a_user_who_bought_is_told_already_bought_and_the_edge_may_cache_it() {
     assert!(resp.headers().get("x-seckill-flag-ttl").is_some());
     assert_eq!(read(resp).await.1["code"], "ALREADY_BOUGHT");
     assert_eq!(app.redis_stock(product).await, 9);
+    app.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -105,6 +107,7 @@ async fn sold_out_sale_windows_and_unknown_products_are_refused_without_taking_s
         app.admin_post("/admin/products", Some(json!({ "name": "Draft", "price": "2.50", "stock": 3 }))).await;
     let (status, body) = app.buy(1, created["id"].as_u64().unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_PRODUCT")), "{body}");
+    app.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -145,6 +148,7 @@ async fn every_bad_buy_request_is_a_400_naming_the_problem_and_moves_no_stock() 
         read(app.buy_raw(json!({ "userId": 5, "productId": product, "quantity": 2 }).to_string()).await).await;
     assert_eq!(status, 200);
     assert_eq!(app.redis_stock(product).await, 48);
+    app.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -171,6 +175,7 @@ async fn the_api_refuses_callers_without_the_edge_secret_or_admin_token() {
     assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_ORDER")));
     let (status, _) = app.order("not-an-order").await;
     assert_eq!(status, 404);
+    app.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -199,6 +204,7 @@ async fn bad_admin_input_is_a_400_naming_the_field() {
     assert_eq!(status, 400, "{answer}");
     let (status, answer) = app.admin_post("/admin/products/77/preload", None).await;
     assert_eq!((status, answer["code"].as_str()), (404, Some("NO_SUCH_PRODUCT")));
+    app.check().await;
 }
 
 /// The burst: 3,000 concurrent buys from 2,000 distinct users (a third of the
@@ -293,6 +299,7 @@ async fn burst_of_3000(mode: BuyMode) {
         "{stock}"
     );
     app.assert_invariants(p, 1000).await;
+    app.check().await;
 }
 
 fn chrono_ms() -> i64 {

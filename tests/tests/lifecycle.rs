@@ -65,6 +65,7 @@ async fn an_unpaid_order_is_cancelled_and_its_stock_and_buyer_come_back_so_the_u
             (second.clone(), "CREATED".into())
         ]
     );
+    app.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -102,6 +103,7 @@ async fn a_paid_order_is_never_cancelled_and_keeps_its_stock() {
     assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64()), (Some(4), Some(4)), "{stock}");
     assert!(is_buyer(&app, product, 2).await);
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_stock_log WHERE reason = 'CANCEL'").await, 0);
+    app.check().await;
 }
 
 /// 200 orders, each paid at about the moment its cancel fires.
@@ -186,6 +188,7 @@ async fn pay_racing_cancel_ends_every_order_paid_xor_cancelled_with_stock_conser
     assert_eq!(stock["mysql"].as_i64(), Some(initial as i64 - paid), "{stock}");
     assert_eq!(app.count(&format!("SELECT COUNT(*) FROM tb_user_seckill WHERE product_id = {product}")).await, paid);
     println!("pay/cancel race: {paid} paid, {cancelled} cancelled");
+    app.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -221,6 +224,7 @@ async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
     let stock_store = StockStore::connect(&app.settings.redis.url, &app.settings.redis.key_prefix).await.unwrap();
     assert_eq!(stock_store.release(product, &orders[0]).await.unwrap(), 0);
     assert_eq!(app.redis_stock(product).await, 10);
+    app.check().await;
 }
 
 /// The writer committed the order and died before sending the cancel: the broker redelivers
@@ -250,6 +254,7 @@ async fn a_writer_that_died_after_its_commit_still_gets_the_cancel_sent_on_redel
     let back = wait_until(Duration::from_secs(10), || async { app.redis_stock(product).await == 3 }).await;
     assert!(back, "Redis stock did not come back");
     assert_eq!(app.count("SELECT CAST(stock AS SIGNED) FROM tb_seckill_product").await, 3);
+    app.check().await;
 }
 
 /// A message that always fails lands in the dead-letter list after max reconsume times, and a
@@ -296,4 +301,8 @@ async fn a_message_that_always_fails_is_dead_lettered_and_can_be_replayed() {
     assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_DEAD_LETTER")));
     let (status, _) = app.admin_post("/admin/dead-letters/x/replay", None).await;
     assert_eq!(status, 400);
+    // The late product goes on sale like any other: Redis learns its order from MySQL.
+    let (status, body) = app.admin_post(&format!("/admin/products/{missing_product}/preload"), None).await;
+    assert_eq!((status, body["stock"].as_i64()), (200, Some(0)), "{body}");
+    app.check_expecting_dead_letters(1).await;
 }

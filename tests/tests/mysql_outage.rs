@@ -59,4 +59,5 @@ async fn a_mysql_outage_during_the_drain_loses_no_order_and_writes_none_twice() 
     assert!(settled, "stock did not all come back: {}", app.stock(product).await);
     let (_, letters) = app.admin_get("/admin/dead-letters").await;
     assert_eq!(letters["deadLetters"].as_array().map(Vec::len), Some(0), "{letters}");
+    app.check().await;
 }

@@ -82,6 +82,7 @@ async fn a_second_origin_never_shares_a_node_id_even_after_redis_forgets_everyth
     assert_eq!(written, numbers, "every QUEUED answer became its own order");
     second.shutdown().await.unwrap();
     assert_eq!(leases(&app).await.len(), 1, "a clean stop gives its node back at once");
+    app.check().await;
 }
 
 #[tokio::test]
@@ -115,6 +116,7 @@ async fn with_every_node_id_leased_a_start_is_refused_and_a_lapsed_one_is_taken_
     let minted_ms = (flake >> 22) as i64 + 1_704_067_200_000;
     assert!(minted_ms > ended_ms, "minted at {minted_ms} ms, the previous lease ended at {ended_ms} ms");
     taker.shutdown().await.unwrap();
+    app.check().await;
 }
 
 #[tokio::test]
@@ -151,4 +153,5 @@ async fn an_origin_that_loses_its_node_lease_takes_no_buys_until_it_holds_anothe
     let order_no = app.buy_queued(4, product).await;
     app.wait_order_status(&order_no, "UNPAID", 30).await;
     app.assert_invariants(product, 10).await;
+    app.check().await;
 }

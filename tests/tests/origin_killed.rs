@@ -89,4 +89,5 @@ async fn an_origin_killed_mid_burst_loses_no_order_once_the_sweeper_ran() {
     assert!(missing.is_empty(), "confirmed orders without a row: {missing:?}");
     let lost: Vec<&String> = stranded.iter().filter(|o| !written_set.contains(*o)).collect();
     assert!(lost.is_empty(), "orders stranded in the outbox by the kill were never written: {lost:?}");
+    app.check().await;
 }

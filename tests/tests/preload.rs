@@ -60,6 +60,7 @@ async fn forced_preloads_during_a_burst_never_erase_a_buy() {
     assert_eq!(written, queued, "every QUEUED answer became exactly one order");
     let (_, letters) = app.admin_get("/admin/dead-letters").await;
     assert_eq!(letters["deadLetters"].as_array().map(Vec::len), Some(0), "nothing may be dead-lettered: {letters}");
+    app.check().await;
 }
 
 #[tokio::test]
@@ -95,6 +96,7 @@ async fn a_live_sale_is_reloaded_only_when_forced_and_orders_in_flight_stay_take
         app.wait_order_status(order_no, "UNPAID", 60).await;
     }
     app.assert_invariants(product, 10).await;
+    app.check().await;
 }
 
 #[tokio::test]
@@ -119,4 +121,5 @@ async fn after_redis_loses_a_loaded_sale_preload_waits_for_force() {
     let drained = wait_until(Duration::from_secs(5), || async { app.buy(1, product).await.0 == 409 }).await;
     assert!(drained, "the user with an active order is a buyer again");
     app.assert_invariants(product, 5).await;
+    app.check().await;
 }

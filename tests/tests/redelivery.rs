@@ -43,6 +43,7 @@ async fn the_same_order_message_delivered_again_through_the_broker_changes_nothi
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_user_seckill").await, 1);
     let stock = app.stock(product).await;
     assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64()), (Some(4), Some(4)));
+    app.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -57,6 +58,7 @@ async fn concurrent_writes_of_one_message_commit_once() {
         price: "10.00".parse().unwrap(),
         accepted_at: 1,
     };
+    app.take_for(&[&msg]).await;
     let group = "writer-under-test";
     let timeout = Duration::from_secs(1800);
     let (a, b) =
@@ -66,4 +68,5 @@ async fn concurrent_writes_of_one_message_commit_once() {
     assert_eq!(outcomes, vec![Written::Created, Written::AlreadyWritten]);
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_seckill_order").await, 1);
     assert_eq!(app.count("SELECT CAST(stock AS SIGNED) FROM tb_seckill_product").await, 2);
+    app.check().await;
 }

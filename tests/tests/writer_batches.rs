@@ -28,6 +28,7 @@ async fn a_batch_carrying_one_message_twice_writes_it_once() {
         order(&format!("2-{product}"), 2, product),
         order(&format!("3-{product}"), 3, product),
     );
+    app.take_for(&[&a, &b, &c]).await;
     let group = "writer-under-test";
     let timeout = Duration::from_secs(1800);
 
@@ -55,6 +56,7 @@ async fn a_batch_carrying_one_message_twice_writes_it_once() {
             .unwrap();
     let levels: Vec<(u32, u32)> = log.iter().map(|(_, b, a)| (*b, *a)).collect();
     assert_eq!(levels, vec![(10, 9), (9, 8), (8, 7)], "{log:?}");
+    app.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -64,6 +66,7 @@ async fn a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_are_written_o
     let app = TestApp::spawn_with(id, settings).await;
     let product = app.create_product(10).await;
     let good = [order(&format!("11-{product}"), 1, product), order(&format!("12-{product}"), 2, product)];
+    app.take_for(&[&good[0], &good[1]]).await;
     let body = |o: &OrderMessage| serde_json::to_vec(o).unwrap();
     let poison_key = format!("13-{product}");
     app.deliver_batch(
@@ -87,6 +90,7 @@ async fn a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_are_written_o
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_seckill_order").await, 2);
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_stock_log").await, 2);
     assert_eq!(app.count("SELECT CAST(stock AS SIGNED) FROM tb_seckill_product").await, 8);
+    app.check_expecting_dead_letters(1).await;
 }
 
 /// Redis lost a buyer (the user's first order is already in MySQL), so it took stock for a
@@ -125,6 +129,7 @@ async fn a_second_active_order_of_one_user_is_refused_and_its_stock_returns() {
     assert_eq!(metrics["buyQueued"], 2);
     assert_eq!(app.workers().metrics.orders_rejected.load(std::sync::atomic::Ordering::Relaxed), 1);
     app.assert_invariants(product, 10).await;
+    app.check().await;
 }
 
 /// price × quantity beyond DECIMAL(14,2): refused at once (not retried for hours), stock back,
@@ -160,4 +165,5 @@ async fn an_order_whose_amount_does_not_fit_is_refused_and_its_stock_returns() {
     // The buyer was freed: a smaller order goes through.
     let order_no = app.buy_queued(8, product).await;
     app.wait_order_status(&order_no, "UNPAID", 30).await;
+    app.check().await;
 }
