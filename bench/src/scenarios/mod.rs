@@ -82,14 +82,6 @@ impl Outcome {
         }
     }
 
-    /// [`Outcome::settle`], but the row goes to `rows` (a round's rows, merged later).
-    fn settle_into(&mut self, rows: &mut Vec<Row>, what: &str, result: anyhow::Result<Row>) -> bool {
-        let before = self.rows.len();
-        let go_on = self.settle(what, result);
-        rows.extend(self.rows.drain(before..));
-        go_on
-    }
-
     fn note(&mut self, line: impl Into<String>) {
         self.notes.push(line.into());
     }
@@ -119,7 +111,7 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
     }
 
     // The ceilings and the origin's buys run in interleaved rounds; each row keeps its median.
-    let mut rounds: Vec<Row> = Vec::new();
+    // Nothing has filed a row yet: every row until the merge below comes from the rounds.
     for round in 0..cli.rounds {
         if out.interrupted {
             break;
@@ -128,15 +120,15 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
             eprintln!("round {} of {}", round + 1, cli.rounds);
         }
         if cli.runs(Scenario::Ceilings) {
-            if !out.settle_into(&mut rounds, "ceiling: Redis EVALSHA buy.lua", ceilings::redis(ctx).await) {
+            if !out.settle("ceiling: Redis EVALSHA buy.lua", ceilings::redis(ctx).await) {
                 break;
             }
             // The broker ceiling only sets the writer's scale (an info ratio): once is enough.
-            if round == 0 && !out.settle_into(&mut rounds, "ceiling: broker batch send", ceilings::broker(ctx).await) {
+            if round == 0 && !out.settle("ceiling: broker batch send", ceilings::broker(ctx).await) {
                 break;
             }
             if let Some(origin) = origins.first() {
-                if !out.settle_into(&mut rounds, "ceiling: origin no-I/O route", ceilings::no_io(ctx, origin).await) {
+                if !out.settle("ceiling: origin no-I/O route", ceilings::no_io(ctx, origin).await) {
                     break;
                 }
             }
@@ -144,17 +136,18 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
         if cli.runs(Scenario::Origin) {
             for origin in &origins {
                 let what = format!("origin: accepted buys ({})", origin.mode.as_str());
-                if !out.settle_into(&mut rounds, &what, origin::accepted(ctx, origin, &mut bench_products).await) {
+                if !out.settle(&what, origin::accepted(ctx, origin, &mut bench_products).await) {
                     break;
                 }
             }
             if let (Some(origin), false) = (origins.first(), out.interrupted) {
                 let sold_out = origin::sold_out(ctx, origin, &mut bench_products).await;
-                out.settle_into(&mut rounds, "origin: sold-out buys", sold_out);
+                out.settle("origin: sold-out buys", sold_out);
             }
         }
     }
-    out.rows.extend(median_rows(rounds, cli.rounds));
+    let measured = std::mem::take(&mut out.rows);
+    out.rows = median_rows(measured);
     if cli.rounds > 1 && (cli.runs(Scenario::Ceilings) || cli.runs(Scenario::Origin)) {
         out.note(format!(
             "Rounds: the ceilings (but the broker's, run once) and the origin's buys ran {} times, interleaved \
@@ -230,31 +223,23 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
 
 /// One row per key, in first-seen order: the round of median rate (the lower middle of an
 /// even count). With more than one round, the name lists every round's rate.
-fn median_rows(rows: Vec<Row>, rounds: u64) -> Vec<Row> {
-    let mut keys: Vec<RowKey> = Vec::new();
-    for row in &rows {
-        if !keys.contains(&row.key) {
-            keys.push(row.key);
+fn median_rows(rows: Vec<Row>) -> Vec<Row> {
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for row in rows {
+        match groups.iter_mut().find(|g| g[0].key == row.key) {
+            Some(group) => group.push(row),
+            None => groups.push(vec![row]),
         }
     }
-    let mut rows = rows;
-    keys.into_iter()
-        .map(|key| {
-            let mut of_key: Vec<Row> = Vec::new();
-            rows.retain(|r| {
-                if r.key == key {
-                    of_key.push(r.clone());
-                    false
-                } else {
-                    true
-                }
-            });
-            if of_key.len() == 1 || rounds == 1 {
+    groups
+        .into_iter()
+        .map(|mut of_key| {
+            let n = of_key.len();
+            if n == 1 {
                 return of_key.swap_remove(0);
             }
             let rates: Vec<String> = of_key.iter().map(|r| format!("{:.0}", r.rate)).collect();
             of_key.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-            let n = of_key.len();
             let mut median = of_key.swap_remove((n - 1) / 2);
             median.name = format!("{} — median of {n} rounds ({} /s)", median.name, rates.join(", "));
             median
@@ -383,7 +368,7 @@ mod tests {
             row(RowKey::RedisCeiling, 20.0),
             row(RowKey::AcceptedBatched, 20.0),
         ];
-        let merged = median_rows(rows, 3);
+        let merged = median_rows(rows);
         let got: Vec<(RowKey, f64)> = merged.iter().map(|r| (r.key, r.rate)).collect();
         assert_eq!(
             got,

@@ -105,13 +105,19 @@ pub async fn release(db: &MySqlPool, node: u64, holder: &str) -> sqlx::Result<()
     Ok(())
 }
 
+/// How long a lease written after `asked` (this process's clock) lets us mint: a little less
+/// than its length, since MySQL set its end on its own clock after that instant, so we stop
+/// first.
+fn proven_until(asked: Instant, ttl: Duration) -> Instant {
+    asked + ttl.mul_f64(0.9)
+}
+
 /// Claims a node for `holder` and returns a generator minting under it.
 pub async fn start(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Result<Arc<OrderNoGenerator>> {
+    let asked = Instant::now();
     let claim = claim(db, holder, ttl).await.context("claim an order-number node id")?;
     let generator = Arc::new(OrderNoGenerator::leased(claim.node, claim.floor_unix_ms));
-    // Valid until a little before the lease ends by our own clock: the lease was set on
-    // MySQL's clock after this instant, so we stop first.
-    generator.extend_until(Instant::now() + ttl.mul_f64(0.9));
+    generator.extend_until(proven_until(asked, ttl));
     tracing::info!(node = claim.node, floor_unix_ms = claim.floor_unix_ms, "order-number node id leased");
     Ok(generator)
 }
@@ -128,14 +134,14 @@ pub async fn keep(db: MySqlPool, generator: Arc<OrderNoGenerator>, holder: Strin
         let started = Instant::now();
         let node = generator.node();
         match renew(&db, node, &holder, ttl).await {
-            Ok(true) => generator.extend_until(started + ttl.mul_f64(0.9)),
+            Ok(true) => generator.extend_until(proven_until(started, ttl)),
             Ok(false) => {
                 tracing::error!(node, "order-number node lease lost; claiming another");
                 generator.revoke();
                 match claim(&db, &holder, ttl).await {
                     Ok(claim) => {
                         generator.switch(claim.node, claim.floor_unix_ms);
-                        generator.extend_until(started + ttl.mul_f64(0.9));
+                        generator.extend_until(proven_until(started, ttl));
                         tracing::warn!(node = claim.node, "order-number node id leased again");
                     }
                     Err(e) => tracing::error!(error = %e, "no order-number node id; buys are refused"),

@@ -36,6 +36,17 @@ struct State {
     valid_until: Option<Instant>,
 }
 
+impl State {
+    /// Mint nothing before `floor_unix_ms`.
+    fn raise_floor(&mut self, floor_unix_ms: u64) {
+        let floor = floor_unix_ms.saturating_sub(EPOCH_MS);
+        if floor > self.last_ms {
+            // The floor's own ms is free: the first number takes sequence 0 of it.
+            (self.last_ms, self.seq) = (floor.saturating_sub(1), MAX_SEQ);
+        }
+    }
+}
+
 impl OrderNoGenerator {
     /// A generator for a fixed `node` (taken modulo 1,024) that never expires: for tests and
     /// tools that mint outside a running origin. Two live generators must not share a node.
@@ -48,10 +59,9 @@ impl OrderNoGenerator {
     /// A generator for a leased `node` that mints nothing before `floor_unix_ms` (the end of
     /// the node's previous lease) and nothing until [`Self::extend_until`] proves the lease.
     pub fn leased(node: u64, floor_unix_ms: u64) -> Self {
-        let state = State { node: node % MAX_NODES, last_ms: 0, seq: 0, valid_until: None };
-        let generator = Self { state: Mutex::new(state) };
-        generator.raise_floor(floor_unix_ms);
-        generator
+        let mut state = State { node: node % MAX_NODES, last_ms: 0, seq: 0, valid_until: None };
+        state.raise_floor(floor_unix_ms);
+        Self { state: Mutex::new(state) }
     }
 
     /// The node id numbers are minted under now.
@@ -72,17 +82,9 @@ impl OrderNoGenerator {
 
     /// Mint under a newly claimed `node` from `floor_unix_ms` on (after [`Self::revoke`]).
     pub fn switch(&self, node: u64, floor_unix_ms: u64) {
-        self.state.lock().expect("order number lock").node = node % MAX_NODES;
-        self.raise_floor(floor_unix_ms);
-    }
-
-    fn raise_floor(&self, floor_unix_ms: u64) {
         let mut state = self.state.lock().expect("order number lock");
-        let floor = floor_unix_ms.saturating_sub(EPOCH_MS);
-        if floor > state.last_ms {
-            // The floor's own ms is free: the first number takes sequence 0 of it.
-            (state.last_ms, state.seq) = (floor.saturating_sub(1), MAX_SEQ);
-        }
+        state.node = node % MAX_NODES;
+        state.raise_floor(floor_unix_ms);
     }
 
     /// A fresh order number for `product_id`, or [`NoLease`].

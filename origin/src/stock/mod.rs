@@ -359,11 +359,6 @@ impl StockStore {
         pipe.query_async(&mut self.conn.clone()).await
     }
 
-    /// Number of orders in the deduction log.
-    pub async fn deduction_count(&self, product_id: u64) -> redis::RedisResult<u64> {
-        self.conn.clone().hlen(self.orders_key(product_id)).await
-    }
-
     /// Whether the buyer set holds `user_id`.
     pub async fn is_buyer(&self, product_id: u64, user_id: u64) -> redis::RedisResult<bool> {
         self.conn.clone().sismember(self.buyers_key(product_id), user_id).await
