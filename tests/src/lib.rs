@@ -232,9 +232,14 @@ impl TestApp {
         body
     }
 
+    /// The Redis key `what` (stock, buyers, orders, window, outbox) of `product`, as the
+    /// origin names it under this test's prefix.
+    pub fn product_key(&self, product: u64, what: &str) -> String {
+        format!("{}:{{{product}}}:{what}", self.settings.redis.key_prefix)
+    }
+
     pub async fn redis_stock(&self, product_id: u64) -> i64 {
-        let key = format!("{}:{{{product_id}}}:stock", self.settings.redis.key_prefix);
-        redis::cmd("GET").arg(key).query_async(&mut self.redis.clone()).await.unwrap()
+        redis::cmd("GET").arg(self.product_key(product_id, "stock")).query_async(&mut self.redis.clone()).await.unwrap()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -284,9 +289,8 @@ impl TestApp {
                 .fetch_all(&self.db)
                 .await
                 .unwrap();
-        let prefix = &self.settings.redis.key_prefix;
         for (product, initial) in products {
-            let stock_key = format!("{prefix}:{{{product}}}:stock");
+            let stock_key = self.product_key(product, "stock");
             let loaded: bool = redis::cmd("EXISTS").arg(&stock_key).query_async(&mut self.redis.clone()).await.unwrap();
             if loaded {
                 self.assert_invariants(product, initial).await;
@@ -294,7 +298,7 @@ impl TestApp {
                 let orders =
                     self.count(&format!("SELECT COUNT(*) FROM tb_seckill_order WHERE product_id = {product}")).await;
                 let deductions: u64 = redis::cmd("HLEN")
-                    .arg(format!("{prefix}:{{{product}}}:orders"))
+                    .arg(self.product_key(product, "orders"))
                     .query_async(&mut self.redis.clone())
                     .await
                     .unwrap();
@@ -315,8 +319,7 @@ impl TestApp {
     ///   order lacks its deduction), the buyers set exactly their users, `tb_user_seckill`
     ///   exactly one row per active order, and no user holds two active orders.
     pub async fn assert_invariants(&self, product: u64, initial: i64) {
-        let prefix = &self.settings.redis.key_prefix;
-        let key = |what: &str| format!("{prefix}:{{{product}}}:{what}");
+        let key = |what: &str| self.product_key(product, what);
         let mut redis = self.redis.clone();
         let active_orders = || async {
             sqlx::query_as::<_, (String, u64, u32)>(

@@ -14,8 +14,12 @@ use seckill_origin::stock::StockStore;
 use serde_json::json;
 
 async fn is_buyer(app: &TestApp, product: u64, user: u64) -> bool {
-    let key = format!("{}:{{{product}}}:buyers", app.settings.redis.key_prefix);
-    redis::cmd("SISMEMBER").arg(key).arg(user).query_async(&mut app.redis.clone()).await.unwrap()
+    redis::cmd("SISMEMBER")
+        .arg(app.product_key(product, "buyers"))
+        .arg(user)
+        .query_async(&mut app.redis.clone())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -48,7 +48,7 @@ async fn an_origin_killed_mid_burst_loses_no_order_once_the_sweeper_ran() {
         .collect();
 
     // Kill it once it has confirmed some buys while others sit between script and broker.
-    let outbox = format!("{}:{{{product}}}:outbox", app.settings.redis.key_prefix);
+    let outbox = app.product_key(product, "outbox");
     let mut redis = app.redis.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {

@@ -106,11 +106,9 @@ async fn after_redis_loses_a_loaded_sale_preload_waits_for_force() {
     let order_no = app.buy_queued(1, product).await;
     app.wait_order_status(&order_no, "UNPAID", 30).await;
     // Redis loses the product's keys (not the registry of loaded products).
-    let prefix = &app.settings.redis.key_prefix;
     let mut redis = app.redis.clone();
     for key in ["stock", "buyers", "orders", "window", "outbox"] {
-        let _: () =
-            redis::cmd("DEL").arg(format!("{prefix}:{{{product}}}:{key}")).query_async(&mut redis).await.unwrap();
+        let _: () = redis::cmd("DEL").arg(app.product_key(product, key)).query_async(&mut redis).await.unwrap();
     }
     let path = format!("/admin/products/{product}/preload");
     let (status, body) = app.admin_post(&path, None).await;

@@ -103,7 +103,7 @@ async fn a_second_active_order_of_one_user_is_refused_and_its_stock_returns() {
     let first = app.buy_queued(5, product).await;
     app.wait_order_status(&first, "UNPAID", 30).await;
 
-    let buyers = format!("{}:{{{product}}}:buyers", app.settings.redis.key_prefix);
+    let buyers = app.product_key(product, "buyers");
     let _: () = redis::cmd("SREM").arg(&buyers).arg(5).query_async(&mut app.redis.clone()).await.unwrap();
     let second = app.buy_queued(5, product).await;
 
@@ -146,7 +146,7 @@ async fn an_order_whose_amount_does_not_fit_is_refused_and_its_stock_returns() {
         .execute(&app.db)
         .await
         .unwrap();
-    let window = format!("{}:{{{product}}}:window", app.settings.redis.key_prefix);
+    let window = app.product_key(product, "window");
     let _: () = redis::cmd("HSET")
         .arg(&window)
         .arg("price")
