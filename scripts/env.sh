@@ -8,6 +8,9 @@ export SECKILL_ROOT="$ROOT"
 export SECKILL_CACHE="${SECKILL_CACHE:-$HOME/.cache/seckill}"
 export SECKILL_TOOLS="${SECKILL_TOOLS:-$SECKILL_CACHE/tools}"      # cargo-installed binaries (bin/)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$SECKILL_CACHE/target}"
+# No incremental artifacts: in a cache that every run and clone shares they only pile up
+# (26 GB after a day's work here), and a full disk stops the broker taking writes.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # Runtime state of this clone: logs, pid files, service data.
 export SECKILL_RUN="${SECKILL_RUN:-$ROOT/.run}"

@@ -129,7 +129,9 @@ maxTransferCountOnMessageInDisk = 512
 maxTransferBytesOnMessageInDisk = 524288
 $delay_line
 TOML
-  ROCKETMQ_HOME="$home" start_bg "broker-$profile" "$SECKILL_TOOLS/bin/rocketmq-broker-rust" -c "$home/broker.toml"
+  # warn: at info the broker logs every delayed message's countdown ten times a second.
+  RUST_LOG="${SECKILL_BROKER_LOG:-warn}" ROCKETMQ_HOME="$home" \
+    start_bg "broker-$profile" "$SECKILL_TOOLS/bin/rocketmq-broker-rust" -c "$home/broker.toml"
   wait_port "broker-$profile" "$BR_PORT" 60
   log "broker-$profile up on $SECKILL_HOST:$BR_PORT (registered with $SECKILL_HOST:$NS_PORT)"
 }

@@ -13,13 +13,15 @@ use crate::dead_letters;
 use crate::error::{parse_json, ApiError};
 use crate::orders::{self, OrderStatus};
 use crate::products::{self, NewProduct};
+use crate::reconcile::{Reconciler, Report, MAX_QUEUE_WAIT};
 use crate::state::AppState;
-use crate::stock::{Deduction, PreloadOutcome, PreloadState};
+use crate::stock::PreloadOutcome;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/products", post(create_product))
         .route("/admin/products/{id}/preload", post(preload))
+        .route("/admin/products/{id}/reconcile", post(reconcile))
         .route("/admin/products/{id}/stock", get(stock))
         .route("/admin/orders", get(list_orders))
         .route("/admin/metrics", get(metrics))
@@ -53,7 +55,7 @@ struct PreloadFlags {
 /// buy lands in between. Orders Redis took that MySQL has not written yet stay taken. Refused
 /// (409 `SALE_LIVE`) while the loaded sale's window is open, and (409 `REDIS_STATE_LOST`) when
 /// Redis lost a product it had loaded, unless forced: orders of a lost state may still be in
-/// the queue, invisible to both Redis and MySQL, so force only once the queue has drained.
+/// the queue, invisible to both Redis and MySQL; [`reconcile`] waits for the queue to drain.
 async fn preload(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -65,37 +67,20 @@ async fn preload(
         Some("true") => true,
         Some(other) => return Err(ApiError::BadRequest(format!("force must be true or false, got {other:?}"))),
     };
-    // Stock and active orders from one snapshot (InnoDB's default REPEATABLE READ: every read of
-    // a transaction sees the first one's snapshot), so an order the writer commits meanwhile
-    // is in both or in neither.
-    let mut snapshot = state.db().begin().await?;
-    let product = products::find(&mut *snapshot, id)
+    let (product, snapshot) = products::sale_snapshot(state.db(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
-    let active = orders::active(&mut *snapshot, id).await?;
-    snapshot.commit().await?;
     let stock = state.stock();
     if !force && stock.stock(id).await?.is_none() && stock.was_preloaded(id).await? {
         return Err(ApiError::conflict(
             "REDIS_STATE_LOST",
             format!(
-                "Redis lost product {id}'s sale state; orders may still be in the queue. Wait until the order \
-                 writer has drained it, then preload with ?force=true"
+                "Redis lost product {id}'s sale state; orders may still be in the queue. Repair it with \
+                 POST /admin/products/{id}/reconcile, which waits for the queue to drain"
             ),
         ));
     }
-    let state_to_load = PreloadState {
-        stock: product.stock as i64,
-        start_ms: product.start_ms().unwrap_or(0),
-        end_ms: product.end_ms().unwrap_or(0),
-        per_user_limit: product.per_user_limit as i64,
-        price: product.price.round_dp(2).to_string(),
-        orders: active
-            .into_iter()
-            .map(|(order_no, user_id, quantity)| (order_no, Deduction { user_id, quantity }))
-            .collect(),
-    };
-    match stock.preload(id, &state_to_load, force).await? {
+    match stock.preload(id, &snapshot, force).await? {
         PreloadOutcome::Loaded { stock, in_flight_units, in_flight_orders } => Ok(Json(json!({
             "stock": stock,
             "mysqlStock": product.stock,
@@ -115,6 +100,45 @@ async fn preload(
             ),
         )),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReconcileFlags {
+    dry_run: Option<String>,
+    wait_secs: Option<String>,
+}
+
+/// `POST /admin/products/{id}/reconcile[?dryRun=true][&waitSecs=N]`: sets the product's Redis
+/// state (stock, window, buyers, deduction log) to MySQL's plus what Redis knows is in flight,
+/// logs every change (`tb_reconcile_run`, `tb_reconcile_change`) and returns them. A real run
+/// first waits up to `waitSecs` (default 10, at most 300) for the order queue to drain: 409
+/// `ORDERS_IN_QUEUE` if it does not. A dry run changes and logs nothing.
+async fn reconcile(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    Query(flags): Query<ReconcileFlags>,
+) -> Result<Json<Report>, ApiError> {
+    let id = product_id(&raw)?;
+    let dry_run = match flags.dry_run.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("dryRun must be true or false, got {other:?}"))),
+    };
+    let max = MAX_QUEUE_WAIT.as_secs();
+    let wait = match flags.wait_secs.as_deref() {
+        None => 10,
+        Some(raw) => raw.parse::<u64>().ok().filter(|s| *s <= max).ok_or_else(|| {
+            ApiError::BadRequest(format!("waitSecs must be a whole number of seconds from 0 to {max}, got {raw:?}"))
+        })?,
+    };
+    let reconciler = Reconciler {
+        db: state.db(),
+        stock: state.stock(),
+        messaging: state.messaging(),
+        writer_group: &state.settings().rocketmq.order_writer_group,
+    };
+    Ok(Json(reconciler.run(id, dry_run, std::time::Duration::from_secs(wait)).await?))
 }
 
 /// `GET /admin/products/{id}/stock`: Redis and MySQL side by side. `inFlight` is stock Redis

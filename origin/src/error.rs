@@ -58,17 +58,29 @@ impl From<redis::RedisError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
+impl ApiError {
+    /// The HTTP status and the body's `code`.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, *code),
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
+            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-        };
+        }
+    }
+
+    /// The body's `code`, e.g. `SOLD_OUT`.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
         let message = match &self {
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod orders;
 pub mod products;
 pub mod purchase;
+pub mod reconcile;
 pub mod startup;
 pub mod state;
 pub mod stock;

@@ -1,61 +1,76 @@
-//! `seckill-origin <command>`: serve | consume | run | migrate.
+//! `seckill-origin <command>`: serve | consume | run | migrate | reconcile.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use clap::{Parser, Subcommand};
+use seckill_origin::broker::Messaging;
 use seckill_origin::configuration;
+use seckill_origin::reconcile::{Reconciler, MAX_QUEUE_WAIT};
 use seckill_origin::startup::{self, Server, Workers};
+use seckill_origin::stock::StockStore;
 
-const USAGE: &str = "usage: seckill-origin <command>
+/// The seckill origin. Settings come from config/base.toml and APP_<SECTION>__<KEY>
+/// environment variables.
+#[derive(Parser)]
+#[command(name = "seckill-origin", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-commands:
-  serve     HTTP API: buy path, order status, admin
-  consume   order writer (RocketMQ consumer -> MySQL)
-  run       serve and consume in one process
-  migrate   create the database if missing and apply migrations/
-
-Settings come from config/base.toml and APP_<SECTION>__<KEY> environment variables.";
+#[derive(Subcommand)]
+enum Command {
+    /// HTTP API: buy path, order status, admin
+    Serve,
+    /// Order writer, canceller, dead-letter keeper, event relay (RocketMQ consumers -> MySQL)
+    Consume,
+    /// serve and consume in one process
+    Run,
+    /// Create the database if missing and apply migrations/
+    Migrate,
+    /// Repair a product's Redis state from MySQL plus what Redis knows is in flight (after
+    /// Redis lost data); prints the changes as JSON. Waits for the order queue to drain first.
+    Reconcile {
+        /// The product id
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        product_id: u64,
+        /// Only say what would change; change and log nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// How long to wait for the order queue to drain, in seconds (at most 300)
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_QUEUE_WAIT.as_secs()))]
+        wait_secs: u64,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match args.as_slice() {
-        [c] if ["serve", "consume", "run", "migrate"].contains(&c.as_str()) => c.clone(),
-        [h] if h == "-h" || h == "--help" || h == "help" => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        [] => {
-            eprintln!("seckill-origin: missing command\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-        other => {
-            eprintln!("seckill-origin: unknown command {:?}\n\n{USAGE}", other.join(" "));
-            return ExitCode::from(2);
-        }
-    };
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             "info,rocketmq_client_rust=warn,rocketmq_remoting=warn,rocketmq_transport=warn,sqlx=warn".into()
         }))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(&command)) {
+    match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("seckill-origin {command}: {e:#}");
+            eprintln!("seckill-origin: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(command: &str) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<()> {
     let settings = configuration::load()?;
     match command {
-        "migrate" => {
+        Command::Migrate => {
             startup::migrate(&settings).await?;
             println!("migrations applied to {}", settings.mysql.database);
             Ok(())
         }
-        "serve" => {
+        Command::Serve => {
             let mut server = Server::start(settings).await?;
             tokio::select! {
                 r = server.wait() => return r,
@@ -64,7 +79,7 @@ async fn run(command: &str) -> anyhow::Result<()> {
             }
             server.shutdown().await
         }
-        "consume" => {
+        Command::Consume => {
             let mut workers = Workers::start(settings).await?;
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
@@ -73,7 +88,7 @@ async fn run(command: &str) -> anyhow::Result<()> {
             workers.shutdown().await;
             Ok(())
         }
-        "run" => {
+        Command::Run => {
             let mut workers = Workers::start(settings.clone()).await?;
             let mut server = Server::start(settings).await?;
             let result = tokio::select! {
@@ -87,7 +102,24 @@ async fn run(command: &str) -> anyhow::Result<()> {
             workers.shutdown().await;
             result
         }
-        _ => unreachable!("command checked in main"),
+        Command::Reconcile { product_id, dry_run, wait_secs } => {
+            let db = startup::connect_mysql(&settings).await?;
+            let stock = StockStore::connect(&settings.redis.url, &settings.redis.key_prefix).await?;
+            let messaging = Messaging::start(&settings.rocketmq)?;
+            let reconciler = Reconciler {
+                db: &db,
+                stock: &stock,
+                messaging: &messaging,
+                writer_group: &settings.rocketmq.order_writer_group,
+            };
+            match reconciler.run(product_id, dry_run, Duration::from_secs(wait_secs)).await {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    Ok(())
+                }
+                Err(e) => anyhow::bail!("reconcile refused ({}): {e}", e.code()),
+            }
+        }
     }
 }
 
@@ -97,5 +129,33 @@ async fn terminate() {
             s.recv().await;
         }
         Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_reconcile_arguments_name_the_problem() {
+        for (args, expected) in [
+            (vec!["reconcile"], "<PRODUCT_ID>"),
+            (vec!["reconcile", "0"], "PRODUCT_ID"),
+            (vec!["reconcile", "x"], "PRODUCT_ID"),
+            (vec!["reconcile", "3", "--wait-secs", "301"], "--wait-secs"),
+            (vec!["reconcile", "3", "--dry"], "--dry"),
+        ] {
+            let err = Cli::try_parse_from(std::iter::once("seckill-origin").chain(args.clone()))
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} parsed"));
+            assert!(err.to_string().contains(expected), "{args:?}: {err}");
+        }
+        assert!(Cli::try_parse_from(["seckill-origin", "reconcile", "3", "--dry-run"]).is_ok());
     }
 }

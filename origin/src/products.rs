@@ -5,6 +5,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
+use crate::stock::{Deduction, SaleSnapshot};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Product {
     pub id: u64,
@@ -136,6 +138,30 @@ pub async fn create(pool: &MySqlPool, p: &ValidProduct) -> sqlx::Result<u64> {
 
 pub async fn find<'e, E: sqlx::MySqlExecutor<'e>>(db: E, id: u64) -> sqlx::Result<Option<Product>> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_seckill_product WHERE id = ?")).bind(id).fetch_optional(db).await
+}
+
+/// The product and its sale as MySQL sees it (stock and active orders), read in one snapshot
+/// (InnoDB's default REPEATABLE READ: every read of a transaction sees the first one's
+/// snapshot), so an order the writer commits meanwhile is in both or in neither.
+pub async fn sale_snapshot(db: &MySqlPool, id: u64) -> sqlx::Result<Option<(Product, SaleSnapshot)>> {
+    let mut tx = db.begin().await?;
+    let Some(product) = find(&mut *tx, id).await? else {
+        return Ok(None);
+    };
+    let active = crate::orders::active(&mut *tx, id).await?;
+    tx.commit().await?;
+    let snapshot = SaleSnapshot {
+        stock: product.stock as i64,
+        start_ms: product.start_ms().unwrap_or(0),
+        end_ms: product.end_ms().unwrap_or(0),
+        per_user_limit: product.per_user_limit as i64,
+        price: product.price.round_dp(2).to_string(),
+        orders: active
+            .into_iter()
+            .map(|(order_no, user_id, quantity)| (order_no, Deduction { user_id, quantity }))
+            .collect(),
+    };
+    Ok(Some((product, snapshot)))
 }
 
 pub async fn all(pool: &MySqlPool) -> sqlx::Result<Vec<Product>> {

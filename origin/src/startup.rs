@@ -64,7 +64,7 @@ pub struct Server {
     background: Vec<JoinHandle<()>>,
     /// This process's name in the node lease.
     holder: String,
-    _messaging: Messaging,
+    _messaging: Arc<Messaging>,
 }
 
 impl Server {
@@ -78,7 +78,7 @@ impl Server {
         let lease_ttl = Duration::from_millis(settings.buy.node_lease_ms.max(1_000));
         let order_nos = node_lease::start(&db, &holder, lease_ttl).await?;
         let node = order_nos.node();
-        let messaging = Messaging::start(&settings.rocketmq)?;
+        let messaging = Arc::new(Messaging::start(&settings.rocketmq)?);
         let producer_group = &settings.rocketmq.producer_group;
         let sender = Arc::new(Sender::start(&messaging, &format!("{producer_group}-serve")).await?);
         let broker = Arc::new(BrokerHealth::default());
@@ -124,6 +124,7 @@ impl Server {
             metrics: Metrics::default(),
             sold_out,
             broker,
+            messaging: Arc::clone(&messaging),
         });
         let app = crate::http::app(state.clone());
         let stop = Arc::new(tokio::sync::Notify::new());

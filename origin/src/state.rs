@@ -6,6 +6,7 @@ use sqlx::MySqlPool;
 
 use crate::broker::health::BrokerHealth;
 use crate::broker::sender::Sender;
+use crate::broker::Messaging;
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use crate::orders::order_no::OrderNoGenerator;
@@ -28,6 +29,8 @@ pub struct Inner {
     pub metrics: Metrics,
     pub sold_out: SoldOutMemo,
     pub broker: Arc<BrokerHealth>,
+    /// The process's RocketMQ client runtime (admin reads such as the order queue's lag).
+    pub messaging: Arc<Messaging>,
 }
 
 impl AppState {
@@ -60,5 +63,8 @@ impl AppState {
     }
     pub fn broker(&self) -> &BrokerHealth {
         &self.0.broker
+    }
+    pub fn messaging(&self) -> &Messaging {
+        &self.0.messaging
     }
 }

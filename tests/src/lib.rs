@@ -412,47 +412,13 @@ pub struct OriginProcess {
 
 impl OriginProcess {
     /// Starts `seckill-origin serve` on a free port with `settings` and waits for `/livez`.
-    /// The binary: `$SECKILL_ORIGIN_BIN`, else `$CARGO_TARGET_DIR/debug/seckill-origin`.
     pub async fn start(settings: &Settings, log_name: &str) -> OriginProcess {
-        let bin = std::env::var("SECKILL_ORIGIN_BIN").map(PathBuf::from).unwrap_or_else(|_| {
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            target.join("debug/seckill-origin")
-        });
-        assert!(bin.exists(), "no origin binary at {} (make up builds it; or set SECKILL_ORIGIN_BIN)", bin.display());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let logs = std::env::var("SECKILL_LOGS").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
         let log = std::fs::File::create(logs.join(format!("{log_name}.log"))).expect("origin log file");
-        let (s, mq) = (settings, &settings.rocketmq);
-        let env: Vec<(&str, String)> = vec![
-            ("APP_CONFIG_DIR", configuration::config_dir().display().to_string()),
-            ("APP_HTTP__HOST", "127.0.0.1".into()),
-            ("APP_HTTP__PORT", port.to_string()),
-            ("APP_HTTP__ADMIN_TOKEN", s.http.admin_token.clone()),
-            ("APP_HTTP__EDGE_SECRET", s.http.edge_secret.clone()),
-            ("APP_REDIS__URL", s.redis.url.clone()),
-            ("APP_REDIS__KEY_PREFIX", s.redis.key_prefix.clone()),
-            ("APP_MYSQL__HOST", s.mysql.host.clone()),
-            ("APP_MYSQL__PORT", s.mysql.port.to_string()),
-            ("APP_MYSQL__USERNAME", s.mysql.username.clone()),
-            ("APP_MYSQL__PASSWORD", s.mysql.password.clone()),
-            ("APP_MYSQL__DATABASE", s.mysql.database.clone()),
-            ("APP_ROCKETMQ__NAMESRV_ADDR", mq.namesrv_addr.clone()),
-            ("APP_ROCKETMQ__ORDER_TOPIC", mq.order_topic.clone()),
-            ("APP_ROCKETMQ__CANCEL_TOPIC", mq.cancel_topic.clone()),
-            ("APP_ROCKETMQ__EVENT_TOPIC", mq.event_topic.clone()),
-            ("APP_ROCKETMQ__PRODUCER_GROUP", format!("{}-process", mq.producer_group)),
-            ("APP_ROCKETMQ__ORDER_WRITER_GROUP", mq.order_writer_group.clone()),
-            ("APP_ROCKETMQ__CANCELLER_GROUP", mq.canceller_group.clone()),
-            ("APP_ROCKETMQ__CANCEL_DELAY_LEVEL", mq.cancel_delay_level.to_string()),
-            ("APP_BUY__MODE", format!("{:?}", s.buy.mode).to_lowercase()),
-            ("APP_BUY__SWEEP_AFTER_MS", s.buy.sweep_after_ms.to_string()),
-            ("RUST_LOG", "info,rocketmq_client_rust=warn,rocketmq_remoting=warn,rocketmq_transport=warn".into()),
-        ];
-        let child = std::process::Command::new(&bin)
-            .arg("serve")
-            .envs(env)
+        let child = origin_command(settings, &["serve"])
+            .env("APP_HTTP__HOST", "127.0.0.1")
+            .env("APP_HTTP__PORT", port.to_string())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -480,6 +446,45 @@ impl Drop for OriginProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `seckill-origin ARGS` (the binary `make up` builds) with the settings of a test app in its
+/// environment. The binary: `$SECKILL_ORIGIN_BIN`, else `$CARGO_TARGET_DIR/debug/seckill-origin`.
+pub fn origin_command(settings: &Settings, args: &[&str]) -> std::process::Command {
+    let bin = std::env::var("SECKILL_ORIGIN_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        target.join("debug/seckill-origin")
+    });
+    assert!(bin.exists(), "no origin binary at {} (make up builds it; or set SECKILL_ORIGIN_BIN)", bin.display());
+    let (s, mq) = (settings, &settings.rocketmq);
+    let env: Vec<(&str, String)> = vec![
+        ("APP_CONFIG_DIR", configuration::config_dir().display().to_string()),
+        ("APP_HTTP__ADMIN_TOKEN", s.http.admin_token.clone()),
+        ("APP_HTTP__EDGE_SECRET", s.http.edge_secret.clone()),
+        ("APP_REDIS__URL", s.redis.url.clone()),
+        ("APP_REDIS__KEY_PREFIX", s.redis.key_prefix.clone()),
+        ("APP_MYSQL__HOST", s.mysql.host.clone()),
+        ("APP_MYSQL__PORT", s.mysql.port.to_string()),
+        ("APP_MYSQL__USERNAME", s.mysql.username.clone()),
+        ("APP_MYSQL__PASSWORD", s.mysql.password.clone()),
+        ("APP_MYSQL__DATABASE", s.mysql.database.clone()),
+        ("APP_ROCKETMQ__NAMESRV_ADDR", mq.namesrv_addr.clone()),
+        ("APP_ROCKETMQ__ORDER_TOPIC", mq.order_topic.clone()),
+        ("APP_ROCKETMQ__CANCEL_TOPIC", mq.cancel_topic.clone()),
+        ("APP_ROCKETMQ__EVENT_TOPIC", mq.event_topic.clone()),
+        ("APP_ROCKETMQ__PRODUCER_GROUP", format!("{}-process", mq.producer_group)),
+        ("APP_ROCKETMQ__ORDER_WRITER_GROUP", mq.order_writer_group.clone()),
+        ("APP_ROCKETMQ__CANCELLER_GROUP", mq.canceller_group.clone()),
+        ("APP_ROCKETMQ__CANCEL_DELAY_LEVEL", mq.cancel_delay_level.to_string()),
+        ("APP_BUY__MODE", format!("{:?}", s.buy.mode).to_lowercase()),
+        ("APP_BUY__SWEEP_AFTER_MS", s.buy.sweep_after_ms.to_string()),
+        ("RUST_LOG", "info,rocketmq_client_rust=warn,rocketmq_remoting=warn,rocketmq_transport=warn".into()),
+    ];
+    let mut command = std::process::Command::new(bin);
+    command.args(args).envs(env);
+    command
 }
 
 /// `scripts/services.sh` of this repository, for tests that stop and start services.

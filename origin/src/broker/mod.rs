@@ -7,6 +7,7 @@
 pub mod buy;
 pub mod consumer;
 pub mod health;
+pub mod lag;
 pub mod sender;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -93,9 +93,10 @@ pub struct Deduction {
     pub quantity: u32,
 }
 
-/// Everything [`StockStore::preload`] writes for one product.
+/// MySQL's view of one product's sale, read in one snapshot: what [`StockStore::preload`]
+/// loads and [`StockStore::reconcile`] repairs towards.
 #[derive(Debug, Clone)]
-pub struct PreloadState {
+pub struct SaleSnapshot {
     pub stock: i64,
     pub start_ms: i64,
     pub end_ms: i64,
@@ -117,6 +118,34 @@ pub enum PreloadOutcome {
     Inconsistent { stock: i64, in_flight_units: i64 },
 }
 
+/// One key or member [`StockStore::reconcile`] changed (or, dry, would change).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RedisChange {
+    /// `stock`, `window`, `deduction` or `buyer`.
+    pub kind: String,
+    /// The window field, order number or user id.
+    pub item: String,
+    /// `None`: it was absent (added).
+    pub before: Option<String>,
+    /// `None`: it is removed.
+    pub after: Option<String>,
+}
+
+/// What [`StockStore::reconcile`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// The true state (applied unless dry): `stock` = MySQL's stock − units in flight.
+    Repaired {
+        stock_before: Option<i64>,
+        stock: i64,
+        in_flight_units: i64,
+        in_flight_orders: i64,
+        changes: Vec<RedisChange>,
+    },
+    /// Nothing changed: Redis holds more units in flight than MySQL has stock.
+    Inconsistent { stock: i64, in_flight_units: i64 },
+}
+
 /// The buy script, for tools that measure it (`make bench`).
 pub const BUY_SCRIPT: &str = include_str!("buy.lua");
 
@@ -129,6 +158,7 @@ pub struct StockStore {
     release: Script,
     lease: Script,
     preload: Script,
+    reconcile: Script,
 }
 
 impl StockStore {
@@ -146,6 +176,7 @@ impl StockStore {
             release: Script::new(include_str!("release.lua")),
             lease: Script::new(LEASE_SCRIPT),
             preload: Script::new(include_str!("preload.lua")),
+            reconcile: Script::new(include_str!("reconcile.lua")),
         })
     }
 
@@ -371,7 +402,7 @@ impl StockStore {
     pub async fn preload(
         &self,
         product_id: u64,
-        state: &PreloadState,
+        state: &SaleSnapshot,
         force: bool,
     ) -> redis::RedisResult<PreloadOutcome> {
         let mut call = self.preload.prepare_invoke();
@@ -408,6 +439,62 @@ impl StockStore {
             self.conn.clone().sadd::<_, _, ()>(self.products_key(), product_id).await?;
         }
         Ok(outcome)
+    }
+
+    /// Sets the product's Redis state to the true one (see `reconcile.lua`): MySQL's `snapshot`
+    /// plus what Redis knows is in flight (deductions MySQL lacks, outbox entries), in one
+    /// script. `dry`: only says what it would change. Orders that only the broker holds are
+    /// invisible to it: call it once the order queue has drained.
+    pub async fn reconcile(
+        &self,
+        product_id: u64,
+        snapshot: &SaleSnapshot,
+        dry: bool,
+    ) -> redis::RedisResult<Reconciled> {
+        use redis::FromRedisValue;
+        let mut call = self.reconcile.prepare_invoke();
+        call.key(self.stock_key(product_id))
+            .key(self.buyers_key(product_id))
+            .key(self.orders_key(product_id))
+            .key(self.window_key(product_id))
+            .key(self.outbox_key(product_id))
+            .arg(if dry { "1" } else { "0" })
+            .arg(snapshot.stock)
+            .arg(snapshot.start_ms)
+            .arg(snapshot.end_ms)
+            .arg(snapshot.per_user_limit)
+            .arg(&snapshot.price);
+        for (order_no, d) in &snapshot.orders {
+            call.arg(order_no).arg(format!("{},{}", d.user_id, d.quantity));
+        }
+        let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn.clone()).await?;
+        let text = |i: usize| reply.get(i).map(String::from_redis_value).transpose().map(Option::unwrap_or_default);
+        let int = |i: usize| reply.get(i).map(i64::from_redis_value).transpose().map(Option::unwrap_or_default);
+        if text(0)? != "OK" {
+            return Ok(Reconciled::Inconsistent { stock: int(1)?, in_flight_units: int(2)? });
+        }
+        let optional = |s: String| (!s.is_empty()).then_some(s);
+        let stock_before = optional(text(1)?).and_then(|s| s.parse().ok());
+        let mut changes = Vec::with_capacity((reply.len() - 5) / 4);
+        for i in (5..reply.len()).step_by(4) {
+            changes.push(RedisChange {
+                kind: text(i)?,
+                item: text(i + 1)?,
+                before: optional(text(i + 2)?),
+                after: optional(text(i + 3)?),
+            });
+        }
+        if !dry {
+            // Outside the script: the registry has its own slot on a cluster.
+            self.conn.clone().sadd::<_, _, ()>(self.products_key(), product_id).await?;
+        }
+        Ok(Reconciled::Repaired {
+            stock_before,
+            stock: int(2)?,
+            in_flight_units: int(3)?,
+            in_flight_orders: int(4)?,
+            changes,
+        })
     }
 
     /// Whether the product was ever preloaded (the sweeper's registry).

@@ -1,0 +1,29 @@
+//! How far a consumer group is behind: messages the broker stores that the group has not
+//! finished (its topic and its retry topic), from the broker's own offsets.
+
+use std::time::Duration;
+
+use cheetah_string::CheetahString;
+use rocketmq_client_rust::{ConsumerAdmin, DefaultMQAdminExt};
+
+use super::Messaging;
+
+/// Messages of `group`'s subscriptions (retry topic included) that the broker holds and the
+/// group has not committed: 0 means every message stored so far was handled (written, refused
+/// for good, or dead-lettered). A message waiting in the broker's delay queue for its next
+/// retry is not counted until it is due.
+pub async fn group_lag(messaging: &Messaging, group: &str) -> anyhow::Result<u64> {
+    let mut admin = DefaultMQAdminExt::with_admin_ext_group_and_timeout(
+        messaging.client_runtime(),
+        format!("{group}-lag-probe"),
+        Duration::from_secs(3),
+    );
+    *admin.client_config_mut() = messaging.client_config();
+    admin.client_config_mut().set_instance_name(CheetahString::from_string(format!("{group}-lag-probe")));
+    admin.start().await.map_err(|e| anyhow::anyhow!("cannot start a broker admin client: {e}"))?;
+    let stats =
+        admin.examine_consume_stats(CheetahString::from_string(group.to_string()), None, None, None, None).await;
+    admin.shutdown().await;
+    let stats = stats.map_err(|e| anyhow::anyhow!("cannot read the offsets of consumer group {group}: {e}"))?;
+    Ok(stats.compute_total_diff().max(0) as u64)
+}

@@ -1,0 +1,118 @@
+-- Repairs one product's Redis state from MySQL's view plus what Redis still knows is in
+-- flight, atomically with respect to buys; or, dry, only says what it would change.
+--
+-- KEYS[1] stock  KEYS[2] buyers  KEYS[3] orders (deduction log)  KEYS[4] window  KEYS[5] outbox
+-- ARGV[1] "1" = dry run (change nothing)
+-- ARGV[2] MySQL stock  ARGV[3] start ms  ARGV[4] end ms  ARGV[5] limit  ARGV[6] price
+-- ARGV[7..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
+--           read together with ARGV[2])
+--
+-- In flight = deductions MySQL does not hold, and outbox entries whose order is in neither
+-- (the log lost them, the outbox did not). The true state:
+--   deduction log = active orders + in flight
+--   buyers        = the users of those orders
+--   stock         = MySQL stock - units in flight
+--   window        = MySQL's
+-- Orders only the broker holds are invisible here: the caller makes sure the queue drained.
+--
+-- Returns {"OK", stock before (or ""), stock after, units in flight, orders in flight,
+--          kind1, item1, before1, after1, ...} with "" for a value that is absent,
+--      or {"INCONSISTENT", stock after, units in flight} (nothing changed).
+
+local dry = ARGV[1] == '1'
+
+local active = {}
+for i = 7, #ARGV, 2 do
+  active[ARGV[i]] = ARGV[i + 1]
+end
+
+-- The target deduction log: active orders, then what is in flight.
+local target = {}
+local units, orders = 0, 0
+for order_no, entry in pairs(active) do
+  target[order_no] = entry
+end
+local log = redis.call('HGETALL', KEYS[3])
+local current = {}
+for i = 1, #log, 2 do
+  current[log[i]] = log[i + 1]
+end
+local function in_flight(order_no, entry)
+  if target[order_no] == nil then
+    target[order_no] = entry
+    units = units + (tonumber(string.match(entry, ',(%d+)$')) or 0)
+    orders = orders + 1
+  end
+end
+for order_no, entry in pairs(current) do
+  in_flight(order_no, entry)
+end
+local outbox = redis.call('XRANGE', KEYS[5], '-', '+')
+for _, e in ipairs(outbox) do
+  local f = {}
+  for i = 1, #e[2], 2 do
+    f[e[2][i]] = e[2][i + 1]
+  end
+  if f.o and f.u and f.q then
+    in_flight(f.o, f.u .. ',' .. f.q)
+  end
+end
+
+local stock = tonumber(ARGV[2]) - units
+if stock < 0 then
+  return {'INCONSISTENT', stock, units}
+end
+
+local out = {'OK', redis.call('GET', KEYS[1]) or '', stock, units, orders}
+local function change(kind, item, before, after)
+  if before ~= after then
+    out[#out + 1] = kind; out[#out + 1] = item
+    out[#out + 1] = before or ''; out[#out + 1] = after or ''
+  end
+end
+
+change('stock', 'stock', redis.call('GET', KEYS[1]) or nil, tostring(stock))
+local w = redis.call('HMGET', KEYS[4], 'start', 'end', 'limit', 'price')
+local want = {ARGV[3], ARGV[4], ARGV[5], ARGV[6]}
+for i, field in ipairs({'start', 'end', 'limit', 'price'}) do
+  change('window', field, w[i] or nil, want[i])
+end
+
+local buyers = {}
+for _, entry in pairs(target) do
+  buyers[string.match(entry, '^(%d+),')] = true
+end
+for order_no, entry in pairs(target) do
+  change('deduction', order_no, current[order_no], entry)
+end
+for order_no, entry in pairs(current) do
+  if target[order_no] == nil then
+    change('deduction', order_no, entry, nil)
+  end
+end
+local members = redis.call('SMEMBERS', KEYS[2])
+local is_member = {}
+for _, user in ipairs(members) do
+  is_member[user] = true
+  if not buyers[user] then
+    change('buyer', user, user, nil)
+  end
+end
+for user in pairs(buyers) do
+  if not is_member[user] then
+    change('buyer', user, nil, user)
+  end
+end
+
+if not dry then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('SET', KEYS[1], stock)
+  redis.call('HSET', KEYS[4], 'start', ARGV[3], 'end', ARGV[4], 'limit', ARGV[5], 'price', ARGV[6])
+  for order_no, entry in pairs(target) do
+    redis.call('HSET', KEYS[3], order_no, entry)
+  end
+  for user in pairs(buyers) do
+    redis.call('SADD', KEYS[2], user)
+  end
+end
+return out
