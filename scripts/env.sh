@@ -31,6 +31,23 @@ export EDGE_PORT="${EDGE_PORT:-8787}"
 export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
 export EDGE_SECRET="${EDGE_SECRET:-dev-edge-secret}"
 
+# Durability: what an acknowledged write survives (README "Durability"). DURABILITY=strict
+# fsyncs every acknowledged write in all three stores; each knob can also be set alone.
+export DURABILITY="${DURABILITY:-default}"
+case "$DURABILITY" in
+  default) _flush=ASYNC_FLUSH _fsync=everysec _trx=1 ;;
+  strict) _flush=SYNC_FLUSH _fsync=always _trx=1 ;;
+  *) printf '[seckill] error: DURABILITY must be default or strict, got %s\n' "$DURABILITY" >&2; exit 2 ;;
+esac
+export BROKER_FLUSH_DISK_TYPE="${BROKER_FLUSH_DISK_TYPE:-$_flush}"   # ASYNC_FLUSH | SYNC_FLUSH
+export REDIS_APPENDFSYNC="${REDIS_APPENDFSYNC:-$_fsync}"             # everysec | always | no
+export MYSQL_FLUSH_LOG_AT_TRX_COMMIT="${MYSQL_FLUSH_LOG_AT_TRX_COMMIT:-$_trx}"  # 1 | 2 | 0
+unset _flush _fsync _trx
+_bad() { printf '[seckill] error: %s must be one of %s, got %s\n' "$1" "$2" "$3" >&2; exit 2; }
+[[ "$BROKER_FLUSH_DISK_TYPE" =~ ^(ASYNC_FLUSH|SYNC_FLUSH)$ ]] || _bad BROKER_FLUSH_DISK_TYPE "ASYNC_FLUSH SYNC_FLUSH" "$BROKER_FLUSH_DISK_TYPE"
+[[ "$REDIS_APPENDFSYNC" =~ ^(everysec|always|no)$ ]] || _bad REDIS_APPENDFSYNC "everysec always no" "$REDIS_APPENDFSYNC"
+[[ "$MYSQL_FLUSH_LOG_AT_TRX_COMMIT" =~ ^[012]$ ]] || _bad MYSQL_FLUSH_LOG_AT_TRX_COMMIT "0 1 2" "$MYSQL_FLUSH_LOG_AT_TRX_COMMIT"
+
 # Pinned tool versions.
 export ROCKETMQ_VERSION="${ROCKETMQ_VERSION:-1.0.0}"
 

@@ -37,9 +37,9 @@ start_redis() {
   if port_open "$REDIS_PORT"; then log "redis: port $REDIS_PORT already open, reusing it"; return; fi
   mkdir -p "$SECKILL_DATA/redis"
   start_bg redis redis-server --bind "$SECKILL_HOST" --port "$REDIS_PORT" --daemonize no \
-    --dir "$SECKILL_DATA/redis" --appendonly yes --appendfsync everysec --save "" --logfile ""
+    --dir "$SECKILL_DATA/redis" --appendonly yes --appendfsync "$REDIS_APPENDFSYNC" --save "" --logfile ""
   wait_port redis "$REDIS_PORT" 20
-  log "redis up on $SECKILL_HOST:$REDIS_PORT"
+  log "redis up on $SECKILL_HOST:$REDIS_PORT (appendfsync $REDIS_APPENDFSYNC)"
 }
 
 mysql_cli() { mariadb --no-defaults -S "$SECKILL_DATA/mysql/mysql.sock" -u root "$@"; }
@@ -56,7 +56,7 @@ start_mysql() {
   start_bg mysql mariadbd --no-defaults --datadir="$dir" --socket="$dir/mysql.sock" \
     --pid-file="$dir/mariadb.pid" --bind-address="$SECKILL_HOST" --port="$MYSQL_PORT" \
     --user="$(id -un)" --skip-name-resolve --max-connections=500 \
-    --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=1 --log-error="$SECKILL_LOGS/mysql.err"
+    --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit="$MYSQL_FLUSH_LOG_AT_TRX_COMMIT" --log-error="$SECKILL_LOGS/mysql.err"
   wait_port mysql "$MYSQL_PORT" 60
   mysql_cli <<SQL
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'127.0.0.1' IDENTIFIED BY '$MYSQL_PASSWORD';
@@ -66,7 +66,7 @@ GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'localhost';
 CREATE DATABASE IF NOT EXISTS \`$MYSQL_DATABASE\` CHARACTER SET utf8mb4;
 SQL
-  log "mysql up on $SECKILL_HOST:$MYSQL_PORT (database $MYSQL_DATABASE, user $MYSQL_USER)"
+  log "mysql up on $SECKILL_HOST:$MYSQL_PORT (database $MYSQL_DATABASE, user $MYSQL_USER; innodb_flush_log_at_trx_commit $MYSQL_FLUSH_LOG_AT_TRX_COMMIT)"
 }
 
 profile_ports() {
@@ -119,7 +119,7 @@ brokerId = 0
 
 [store]
 storePathRootDir = "$home/store"
-flushDiskType = "ASYNC_FLUSH"
+flushDiskType = "$BROKER_FLUSH_DISK_TYPE"
 haListenPort = $((BR_PORT + 1))
 # One pull may carry a few of the order writer's batches (rocketmq.writer_batch_max, 256):
 # the defaults (32 messages / 256 KiB from memory, 8 / 64 KiB from disk) would starve it.
@@ -133,7 +133,7 @@ TOML
   RUST_LOG="${SECKILL_BROKER_LOG:-warn}" ROCKETMQ_HOME="$home" \
     start_bg "broker-$profile" "$SECKILL_TOOLS/bin/rocketmq-broker-rust" -c "$home/broker.toml"
   wait_port "broker-$profile" "$BR_PORT" 60
-  log "broker-$profile up on $SECKILL_HOST:$BR_PORT (registered with $SECKILL_HOST:$NS_PORT)"
+  log "broker-$profile up on $SECKILL_HOST:$BR_PORT (registered with $SECKILL_HOST:$NS_PORT; $BROKER_FLUSH_DISK_TYPE)"
 }
 
 cmd="${1:-}"; shift || true
