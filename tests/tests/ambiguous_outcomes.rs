@@ -1,0 +1,60 @@
+//! A buy whose outcome Redis leaves unknown. Before, a script call that failed after it was sent
+//! was answered 503 "nothing was bought" although the script may have run: the stock and the
+//! outbox entry were taken, and the sweeper later placed the order the buyer was told did not
+//! exist. Now only a refused connection (or a deduction log that shows nothing) is a 503; an
+//! unknown outcome is 202 PENDING with the order number, and that order is placed.
+
+use seckill_e2e::{isolated_settings, LossyRedisProxy, TestApp};
+
+/// A test app whose origin reaches Redis through `proxy`; the test's own connection (the
+/// invariant checker's) goes straight to Redis.
+async fn behind(proxy: &LossyRedisProxy, id: String, mut settings: seckill_origin::configuration::Settings) -> TestApp {
+    let direct = settings.redis.url.clone();
+    settings.redis.url = proxy.url.clone();
+    let mut app = TestApp::spawn_with(id, settings).await;
+    app.redis = redis::Client::open(direct).unwrap().get_multiplexed_async_connection().await.unwrap();
+    app
+}
+
+#[tokio::test]
+async fn a_buy_whose_script_ran_but_whose_answer_was_lost_is_pending_and_becomes_its_order() {
+    let (id, mut settings) = isolated_settings();
+    let proxy = LossyRedisProxy::start(&settings.redis.url).await;
+    settings.buy.sweep_after_ms = 4_000;
+    let app = behind(&proxy, id, settings).await;
+    let product = app.create_product(5).await;
+    // A first buy loads buy.lua into Redis, so the cut request really runs the script.
+    let first = app.buy_queued(1, product).await;
+
+    let marker = "4242424242";
+    proxy.lose_the_answer_to(marker);
+    let (status, body) = app.buy(4242424242, product).await;
+    assert_eq!(proxy.cut.load(std::sync::atomic::Ordering::SeqCst), 1, "the proxy cut the script call");
+    assert_eq!((status, body["status"].as_str()), (202, Some("PENDING")), "never 'nothing was taken': {body}");
+    let order_no = body["orderNo"].as_str().expect("the buyer can follow the order").to_string();
+    let order = app.wait_order_status(&order_no, "UNPAID", 60).await;
+    assert_eq!(order["userId"], 4242424242u64, "{order}");
+    app.wait_order_status(&first, "UNPAID", 30).await;
+    assert_eq!(app.buy(4242424242, product).await.1["code"], "ALREADY_BOUGHT");
+    app.check().await;
+}
+
+#[tokio::test]
+async fn a_buy_that_never_reached_redis_is_a_503_with_nothing_taken() {
+    let (id, settings) = isolated_settings();
+    let proxy = LossyRedisProxy::start(&settings.redis.url).await;
+    let app = behind(&proxy, id, settings).await;
+    let product = app.create_product(5).await;
+    app.buy_queued(1, product).await;
+    // Redis unreachable: connections are refused, so the script surely did not run.
+    proxy.stop();
+    let (status, body) = app.buy(2, product).await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("UNAVAILABLE")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("nothing was bought"), "{body}");
+    proxy.restart().await;
+    let back =
+        seckill_e2e::wait_until(std::time::Duration::from_secs(10), || async { app.buy(2, product).await.0 == 200 })
+            .await;
+    assert!(back, "buying works once Redis is reachable again");
+    app.check().await;
+}
