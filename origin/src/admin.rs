@@ -45,6 +45,15 @@ async fn create_product(State(state): State<AppState>, body: Bytes) -> Result<(S
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 
+/// A true/false query parameter (absent = false), or a 400 naming it.
+fn flag(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!("{name} must be true or false, got {other:?}"))),
+    }
+}
+
 #[derive(Deserialize)]
 struct PreloadFlags {
     force: Option<String>,
@@ -62,11 +71,7 @@ async fn preload(
     Query(flags): Query<PreloadFlags>,
 ) -> Result<Json<Value>, ApiError> {
     let id = product_id(&raw)?;
-    let force = match flags.force.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => return Err(ApiError::BadRequest(format!("force must be true or false, got {other:?}"))),
-    };
+    let force = flag("force", flags.force.as_deref())?;
     let (product, snapshot) = products::sale_snapshot(state.db(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
@@ -120,11 +125,7 @@ async fn reconcile(
     Query(flags): Query<ReconcileFlags>,
 ) -> Result<Json<Report>, ApiError> {
     let id = product_id(&raw)?;
-    let dry_run = match flags.dry_run.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => return Err(ApiError::BadRequest(format!("dryRun must be true or false, got {other:?}"))),
-    };
+    let dry_run = flag("dryRun", flags.dry_run.as_deref())?;
     let max = MAX_QUEUE_WAIT.as_secs();
     let wait = match flags.wait_secs.as_deref() {
         None => 10,

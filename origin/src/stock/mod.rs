@@ -395,6 +395,34 @@ impl StockStore {
         self.conn.clone().sismember(self.buyers_key(product_id), user_id).await
     }
 
+    /// A call of `preload.lua` or `reconcile.lua`, which share their layout: KEYS stock, buyers,
+    /// orders, window, outbox; ARGV stock, start, end, limit, price, `flag` (force / dry), then
+    /// one (orderNo, "userId,qty") pair per active order of `snapshot`.
+    fn snapshot_call<'a>(
+        &self,
+        script: &'a Script,
+        product_id: u64,
+        snapshot: &SaleSnapshot,
+        flag: bool,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        call.key(self.stock_key(product_id))
+            .key(self.buyers_key(product_id))
+            .key(self.orders_key(product_id))
+            .key(self.window_key(product_id))
+            .key(self.outbox_key(product_id))
+            .arg(snapshot.stock)
+            .arg(snapshot.start_ms)
+            .arg(snapshot.end_ms)
+            .arg(snapshot.per_user_limit)
+            .arg(&snapshot.price)
+            .arg(if flag { "1" } else { "0" });
+        for (order_no, d) in &snapshot.orders {
+            call.arg(order_no).arg(format!("{},{}", d.user_id, d.quantity));
+        }
+        call
+    }
+
     /// Loads the product's sale from MySQL's view (`state`, one snapshot) in one script, so
     /// no buy lands between its check and its write. Orders Redis took that MySQL does not
     /// hold yet stay taken (see `preload.lua`). Refused while the loaded sale is live unless
@@ -405,21 +433,8 @@ impl StockStore {
         state: &SaleSnapshot,
         force: bool,
     ) -> redis::RedisResult<PreloadOutcome> {
-        let mut call = self.preload.prepare_invoke();
-        call.key(self.stock_key(product_id))
-            .key(self.buyers_key(product_id))
-            .key(self.orders_key(product_id))
-            .key(self.window_key(product_id))
-            .arg(state.stock)
-            .arg(state.start_ms)
-            .arg(state.end_ms)
-            .arg(state.per_user_limit)
-            .arg(&state.price)
-            .arg(if force { "1" } else { "0" });
-        for (order_no, d) in &state.orders {
-            call.arg(order_no).arg(format!("{},{}", d.user_id, d.quantity));
-        }
-        let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn.clone()).await?;
+        let reply: Vec<redis::Value> =
+            self.snapshot_call(&self.preload, product_id, state, force).invoke_async(&mut self.conn.clone()).await?;
         let text = |i: usize| match reply.get(i) {
             Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
             Some(redis::Value::SimpleString(s)) => s.clone(),
@@ -452,22 +467,8 @@ impl StockStore {
         dry: bool,
     ) -> redis::RedisResult<Reconciled> {
         use redis::FromRedisValue;
-        let mut call = self.reconcile.prepare_invoke();
-        call.key(self.stock_key(product_id))
-            .key(self.buyers_key(product_id))
-            .key(self.orders_key(product_id))
-            .key(self.window_key(product_id))
-            .key(self.outbox_key(product_id))
-            .arg(if dry { "1" } else { "0" })
-            .arg(snapshot.stock)
-            .arg(snapshot.start_ms)
-            .arg(snapshot.end_ms)
-            .arg(snapshot.per_user_limit)
-            .arg(&snapshot.price);
-        for (order_no, d) in &snapshot.orders {
-            call.arg(order_no).arg(format!("{},{}", d.user_id, d.quantity));
-        }
-        let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn.clone()).await?;
+        let reply: Vec<redis::Value> =
+            self.snapshot_call(&self.reconcile, product_id, snapshot, dry).invoke_async(&mut self.conn.clone()).await?;
         let text = |i: usize| reply.get(i).map(String::from_redis_value).transpose().map(Option::unwrap_or_default);
         let int = |i: usize| reply.get(i).map(i64::from_redis_value).transpose().map(Option::unwrap_or_default);
         if text(0)? != "OK" {

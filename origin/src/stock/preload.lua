@@ -2,6 +2,7 @@
 -- no buy can land between the check and the write.
 --
 -- KEYS[1] stock  KEYS[2] buyers  KEYS[3] orders (deduction log)  KEYS[4] window
+-- (KEYS[5] outbox: passed, as to reconcile.lua, but not used)
 -- ARGV[1] MySQL stock  ARGV[2] start ms  ARGV[3] end ms  ARGV[4] limit  ARGV[5] price
 -- ARGV[6] "1" = forced (load even while the sale is live)
 -- ARGV[7..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,

@@ -2,10 +2,10 @@
 -- flight, atomically with respect to buys; or, dry, only says what it would change.
 --
 -- KEYS[1] stock  KEYS[2] buyers  KEYS[3] orders (deduction log)  KEYS[4] window  KEYS[5] outbox
--- ARGV[1] "1" = dry run (change nothing)
--- ARGV[2] MySQL stock  ARGV[3] start ms  ARGV[4] end ms  ARGV[5] limit  ARGV[6] price
+-- ARGV[1] MySQL stock  ARGV[2] start ms  ARGV[3] end ms  ARGV[4] limit  ARGV[5] price
+-- ARGV[6] "1" = dry run (change nothing)
 -- ARGV[7..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
---           read together with ARGV[2])
+--           read together with ARGV[1]); the same layout as preload.lua's
 --
 -- In flight = deductions MySQL does not hold, and outbox entries whose order is in neither
 -- (the log lost them, the outbox did not). The true state:
@@ -19,7 +19,7 @@
 --          kind1, item1, before1, after1, ...} with "" for a value that is absent,
 --      or {"INCONSISTENT", stock after, units in flight} (nothing changed).
 
-local dry = ARGV[1] == '1'
+local dry = ARGV[6] == '1'
 
 local active = {}
 for i = 7, #ARGV, 2 do
@@ -58,7 +58,7 @@ for _, e in ipairs(outbox) do
   end
 end
 
-local stock = tonumber(ARGV[2]) - units
+local stock = tonumber(ARGV[1]) - units
 if stock < 0 then
   return {'INCONSISTENT', stock, units}
 end
@@ -73,7 +73,7 @@ end
 
 change('stock', 'stock', redis.call('GET', KEYS[1]) or nil, tostring(stock))
 local w = redis.call('HMGET', KEYS[4], 'start', 'end', 'limit', 'price')
-local want = {ARGV[3], ARGV[4], ARGV[5], ARGV[6]}
+local want = {ARGV[2], ARGV[3], ARGV[4], ARGV[5]}
 for i, field in ipairs({'start', 'end', 'limit', 'price'}) do
   change('window', field, w[i] or nil, want[i])
 end
@@ -107,7 +107,7 @@ end
 if not dry then
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('SET', KEYS[1], stock)
-  redis.call('HSET', KEYS[4], 'start', ARGV[3], 'end', ARGV[4], 'limit', ARGV[5], 'price', ARGV[6])
+  redis.call('HSET', KEYS[4], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'price', ARGV[5])
   for order_no, entry in pairs(target) do
     redis.call('HSET', KEYS[3], order_no, entry)
   end
