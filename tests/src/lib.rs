@@ -5,6 +5,8 @@
 //! Services come from the same settings as the origin (`config/base.toml` + `APP_…`
 //! variables); `make test` points them at the test broker.
 
+pub mod invariants;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -235,7 +237,7 @@ impl TestApp {
     /// The Redis key `what` (stock, buyers, orders, window, outbox) of `product`, as the
     /// origin names it under this test's prefix.
     pub fn product_key(&self, product: u64, what: &str) -> String {
-        format!("{}:{{{product}}}:{what}", self.settings.redis.key_prefix)
+        seckill_origin::stock::product_key(&self.settings.redis.key_prefix, product, what)
     }
 
     pub async fn redis_stock(&self, product_id: u64) -> i64 {
@@ -311,70 +313,23 @@ impl TestApp {
     }
 
     /// Waits (up to 60 s) until the product's outbox is empty and every deduction in Redis has
-    /// its row in MySQL, then checks the system's invariants for it:
-    /// - conservation: Redis stock + units of active orders = `initial`, and MySQL stock equals
-    ///   `initial` − units of active orders (nothing in flight once drained);
-    /// - no oversell: active units ≤ `initial`;
-    /// - the deduction log holds exactly the active orders (every deduction has its order, no
-    ///   order lacks its deduction), the buyers set exactly their users, `tb_user_seckill`
-    ///   exactly one row per active order, and no user holds two active orders.
+    /// its row in MySQL, then checks the system's invariants for it
+    /// ([`invariants::ProductState::violations`]); panics naming every one that does not hold.
     pub async fn assert_invariants(&self, product: u64, initial: i64) {
-        let key = |what: &str| self.product_key(product, what);
-        let mut redis = self.redis.clone();
-        let active_orders = || async {
-            sqlx::query_as::<_, (String, u64, u32)>(
-                "SELECT order_no, user_id, quantity FROM tb_seckill_order WHERE product_id = ? AND status IN ('UNPAID', 'PAID')",
-            )
-            .bind(product)
-            .fetch_all(&self.db)
-            .await
-            .unwrap()
-        };
-        let settled = wait_until(Duration::from_secs(60), || {
-            let mut redis = redis.clone();
-            let (outbox, orders) = (key("outbox"), key("orders"));
-            async move {
-                let outbox: u64 = redis::cmd("XLEN").arg(&outbox).query_async(&mut redis).await.unwrap();
-                let deductions: u64 = redis::cmd("HLEN").arg(&orders).query_async(&mut redis).await.unwrap();
-                outbox == 0 && deductions == active_orders().await.len() as u64
-            }
-        })
-        .await;
-        let active = active_orders().await;
-        let deductions: std::collections::HashMap<String, String> =
-            redis::cmd("HGETALL").arg(key("orders")).query_async(&mut redis).await.unwrap();
-        assert!(
-            settled,
-            "not drained in 60 s: {} deductions in Redis, {} active orders",
-            deductions.len(),
-            active.len()
-        );
-        let units: i64 = active.iter().map(|(_, _, q)| *q as i64).sum();
-        let redis_stock: i64 = redis::cmd("GET").arg(key("stock")).query_async(&mut redis).await.unwrap();
-        let mysql_stock: i64 = sqlx::query_scalar("SELECT CAST(stock AS SIGNED) FROM tb_seckill_product WHERE id = ?")
-            .bind(product)
-            .fetch_one(&self.db)
-            .await
-            .unwrap();
-        assert!(units <= initial, "oversold: {units} active units of {initial}");
-        assert_eq!(redis_stock + units, initial, "Redis stock {redis_stock} + active units {units} ≠ initial");
-        assert_eq!(mysql_stock + units, initial, "MySQL stock {mysql_stock} + active units {units} ≠ initial");
-        let expected: std::collections::HashMap<String, String> =
-            active.iter().map(|(no, user, q)| (no.clone(), format!("{user},{q}"))).collect();
-        assert_eq!(deductions, expected, "the deduction log must hold exactly the active orders");
-        let mut buyers: Vec<u64> = redis::cmd("SMEMBERS").arg(key("buyers")).query_async(&mut redis).await.unwrap();
-        let mut users: Vec<u64> = active.iter().map(|(_, u, _)| *u).collect();
-        buyers.sort_unstable();
-        users.sort_unstable();
-        let distinct = {
-            let mut d = users.clone();
-            d.dedup();
-            d
-        };
-        assert_eq!(users, distinct, "a user holds two active orders");
-        assert_eq!(buyers, users, "the buyers set must hold exactly the users with active orders");
-        let holders = self.count(&format!("SELECT COUNT(*) FROM tb_user_seckill WHERE product_id = {product}")).await;
-        assert_eq!(holders, active.len() as i64, "one user record per active order");
+        let state = self.product_state(product);
+        let drained = state.wait_drained(Duration::from_secs(60)).await;
+        let broken = state.violations(initial).await;
+        assert!(drained && broken.is_empty(), "product {product}: {}", broken.join("; "));
+    }
+
+    /// Where `product`'s state lives, for [`invariants`].
+    pub fn product_state(&self, product: u64) -> invariants::ProductState {
+        invariants::ProductState {
+            db: self.db.clone(),
+            redis: self.redis.clone(),
+            key_prefix: self.settings.redis.key_prefix.clone(),
+            product,
+        }
     }
 }
 
@@ -403,10 +358,15 @@ where
     }
 }
 
-/// An origin `serve` running as its own process (the binary `make up` builds), with the
-/// settings of a test app: for tests that kill it.
+/// `seckill-origin serve` or `consume` running as its own process (the binary `make up`
+/// builds), with the settings of a test app: for tests that kill and restart it.
 pub struct OriginProcess {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
+    settings: Settings,
+    command: &'static str,
+    port: Option<u16>,
+    log: PathBuf,
+    /// `http://127.0.0.1:<port>` of a `serve` process; empty for `consume`.
     pub url: String,
 }
 
@@ -414,37 +374,83 @@ impl OriginProcess {
     /// Starts `seckill-origin serve` on a free port with `settings` and waits for `/livez`.
     pub async fn start(settings: &Settings, log_name: &str) -> OriginProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::serve_on(settings, log_name, port).await
+    }
+
+    /// Starts `seckill-origin serve` on `port` and waits for `/livez`.
+    pub async fn serve_on(settings: &Settings, log_name: &str, port: u16) -> OriginProcess {
+        let mut process = Self::new(settings, log_name, "serve", Some(port));
+        process.spawn();
+        process.wait_live().await;
+        process
+    }
+
+    /// Starts `seckill-origin consume` (the order writer and the canceller).
+    pub fn consume(settings: &Settings, log_name: &str) -> OriginProcess {
+        let mut process = Self::new(settings, log_name, "consume", None);
+        process.spawn();
+        process
+    }
+
+    fn new(settings: &Settings, log_name: &str, command: &'static str, port: Option<u16>) -> OriginProcess {
         let logs = std::env::var("SECKILL_LOGS").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
-        let log = std::fs::File::create(logs.join(format!("{log_name}.log"))).expect("origin log file");
-        let child = origin_command(settings, &["serve"])
-            .env("APP_HTTP__HOST", "127.0.0.1")
-            .env("APP_HTTP__PORT", port.to_string())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start the origin process");
-        let url = format!("http://127.0.0.1:{port}");
+        OriginProcess {
+            child: None,
+            settings: settings.clone(),
+            command,
+            port,
+            log: logs.join(format!("{log_name}.log")),
+            url: port.map(|p| format!("http://127.0.0.1:{p}")).unwrap_or_default(),
+        }
+    }
+
+    fn spawn(&mut self) {
+        // Appended to: a restarted process continues its predecessor's log.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("process log file");
+        let mut command = origin_command(&self.settings, &[self.command]);
+        if let Some(port) = self.port {
+            command.env("APP_HTTP__HOST", "127.0.0.1").env("APP_HTTP__PORT", port.to_string());
+        }
+        let child = command.stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("start an origin process");
+        self.child = Some(child);
+    }
+
+    async fn wait_live(&self) {
         let http = reqwest::Client::new();
+        let url = &self.url;
         let up = wait_until(Duration::from_secs(60), || {
             let probe = http.get(format!("{url}/livez")).send();
             async move { probe.await.is_ok_and(|r| r.status() == 200) }
         })
         .await;
-        assert!(up, "the origin process did not answer on {url} (log: {log_name}.log)");
-        OriginProcess { child, url }
+        assert!(up, "the origin process did not answer on {url} (log: {})", self.log.display());
     }
 
     /// SIGKILL: no shutdown, no flushing, nothing.
     pub fn kill_9(&mut self) {
-        self.child.kill().expect("kill -9 the origin");
-        self.child.wait().expect("reap the origin");
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 an origin process");
+            child.wait().expect("reap an origin process");
+        }
+    }
+
+    /// Starts the process again with the same settings (and port); a `serve` process is
+    /// waited for until it answers `/livez`.
+    pub async fn restart(&mut self) {
+        self.kill_9();
+        self.spawn();
+        if self.port.is_some() {
+            self.wait_live().await;
+        }
     }
 }
 
 impl Drop for OriginProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! How far a consumer group is behind: messages the broker stores that the group has not
 //! finished (its topic and its retry topic), from the broker's own offsets.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cheetah_string::CheetahString;
@@ -13,13 +14,17 @@ use super::Messaging;
 /// for good, or dead-lettered). A message waiting in the broker's delay queue for its next
 /// retry is not counted until it is due.
 pub async fn group_lag(messaging: &Messaging, group: &str) -> anyhow::Result<u64> {
+    // Each probe is its own admin client: two probes sharing an instance name would share (and
+    // the first to finish would shut down) one client's connections.
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let name = format!("{group}-lag-probe-{}-{}", std::process::id(), PROBES.fetch_add(1, Ordering::Relaxed));
     let mut admin = DefaultMQAdminExt::with_admin_ext_group_and_timeout(
         messaging.client_runtime(),
-        format!("{group}-lag-probe"),
+        name.clone(),
         Duration::from_secs(3),
     );
     *admin.client_config_mut() = messaging.client_config();
-    admin.client_config_mut().set_instance_name(CheetahString::from_string(format!("{group}-lag-probe")));
+    admin.client_config_mut().set_instance_name(CheetahString::from_string(name));
     admin.start().await.map_err(|e| anyhow::anyhow!("cannot start a broker admin client: {e}"))?;
     let stats =
         admin.examine_consume_stats(CheetahString::from_string(group.to_string()), None, None, None, None).await;

@@ -149,6 +149,13 @@ pub enum Reconciled {
 /// The buy script, for tools that measure it (`make bench`).
 pub const BUY_SCRIPT: &str = include_str!("buy.lua");
 
+/// The Redis key `what` (stock, buyers, orders, window, outbox, ...) of `product_id` under
+/// `prefix`. The product id in braces is the hash tag: one product's keys share a cluster slot,
+/// so one script may touch them all.
+pub fn product_key(prefix: &str, product_id: u64, what: &str) -> String {
+    format!("{prefix}:{{{product_id}}}:{what}")
+}
+
 /// Redis stock of every product, behind one multiplexed connection.
 #[derive(Clone)]
 pub struct StockStore {
@@ -181,7 +188,7 @@ impl StockStore {
     }
 
     fn key(&self, product_id: u64, what: &str) -> String {
-        format!("{}:{{{}}}:{}", self.prefix, product_id, what)
+        product_key(&self.prefix, product_id, what)
     }
 
     pub fn stock_key(&self, product_id: u64) -> String {
