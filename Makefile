@@ -1,7 +1,7 @@
 # seckill: the two commands are `make up` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: up down test bench clean-cache
+.PHONY: up down test bench torture clean-cache
 
 ## Install what is missing, start the whole stack on 127.0.0.1 with a demo sale, print the URLs.
 up:
@@ -11,7 +11,7 @@ up:
 down:
 	@scripts/stack.sh down
 
-## Bring up what the tests need and run every test (unit, end-to-end, edge, browser).
+## Bring up what the tests need and run every test (unit, end-to-end, torture at CI scale, edge, browser).
 test:
 	@scripts/test.sh
 
@@ -23,3 +23,9 @@ clean-cache:
 ## transaction), writer, edge. Flags via ARGS, e.g. make bench ARGS="--requests 5000"; report in .run/bench/.
 bench:
 	@scripts/bench.sh $(ARGS)
+
+## One sale under every fault at once (origins and consumers killed -9, broker and Redis
+## restarted, every order message twice, malformed requests), then every invariant checked.
+## The full run (50,000 buys); `make test` runs it at --scale ci. Report in .run/torture/.
+torture:
+	@scripts/torture.sh $(ARGS)

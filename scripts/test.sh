@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: unit tests of all crates, end-to-end tests of the origin against the real
-# services (with a test broker whose delay table is shrunk), and the edge's tests through
-# `wrangler dev`. Exits non-zero on any failure.
+# services (with a test broker whose delay table is shrunk), the torture run at CI scale, and
+# the edge's tests through `wrangler dev`. Exits non-zero on any failure.
+# SECKILL_NO_TORTURE=1 / SECKILL_NO_EDGE=1 leave those parts out (for a quick local run).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$SECKILL_ROOT"
@@ -23,6 +24,13 @@ export RUST_LOG="${RUST_LOG:-error}"
 
 log "cargo test (unit + end-to-end)"
 cargo test --workspace --no-fail-fast -- --test-threads="${SECKILL_TEST_THREADS:-4}"
+
+if [[ "${SECKILL_NO_TORTURE:-}" != 1 ]]; then
+  # After the other tests: it restarts the test broker. `make torture` is the full-size run.
+  log "torture at CI scale (every fault, a tenth of the load; make torture runs the full one)"
+  cargo build --quiet -p seckill-e2e --bins
+  "$CARGO_TARGET_DIR/debug/seckill-torture" --scale ci --out "$SECKILL_RUN/torture"
+fi
 
 if [[ -x "$SECKILL_ROOT/scripts/edge.sh" && "${SECKILL_NO_EDGE:-}" != 1 ]]; then
   log "edge tests through wrangler dev"

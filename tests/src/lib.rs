@@ -6,6 +6,7 @@
 //! variables); `make test` points them at the test broker.
 
 pub mod invariants;
+pub mod torture;
 
 use std::future::Future;
 use std::path::PathBuf;
