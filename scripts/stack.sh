@@ -13,6 +13,7 @@ ORIGIN_BIN="$CARGO_TARGET_DIR/debug/seckill-origin"
 # The origin's settings for this stack (see config/base.toml for every key).
 origin_env() {
   export APP_HTTP__HOST="$SECKILL_HOST" APP_HTTP__PORT="$ORIGIN_PORT"
+  export APP_CONSUMER__HOST="$SECKILL_HOST" APP_CONSUMER__PORT="$CONSUMER_PORT"
   export APP_HTTP__ADMIN_TOKEN="$ADMIN_TOKEN" APP_HTTP__EDGE_SECRET="$EDGE_SECRET"
   export APP_REDIS__URL="redis://$SECKILL_HOST:$REDIS_PORT"
   export APP_MYSQL__HOST="$SECKILL_HOST" APP_MYSQL__PORT="$MYSQL_PORT" APP_MYSQL__USERNAME="$MYSQL_USER"
@@ -98,6 +99,7 @@ up() {
     shop (edge):   http://$SECKILL_HOST:$EDGE_PORT/
     origin API:    $ORIGIN_URL   (public routes need header x-seckill-edge-secret: $EDGE_SECRET)
     admin token:   $ADMIN_TOKEN   (Authorization: Bearer $ADMIN_TOKEN)
+    metrics:       $ORIGIN_URL/metrics (serve), http://$SECKILL_HOST:$CONSUMER_PORT/metrics (consume)
     demo sale:     product 1, stock 100, price 6999.00
     logs:          $SECKILL_LOGS
   Stop everything with: make down

@@ -14,6 +14,17 @@ pub struct Settings {
     pub rocketmq: RocketMqSettings,
     pub orders: OrderSettings,
     pub buy: BuySettings,
+    pub consumer: ConsumerSettings,
+}
+
+/// The `consume` process's own HTTP listener and lag watch.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerSettings {
+    /// `consume` answers `GET /metrics` and `/livez` here (0 = any free port).
+    pub host: String,
+    pub port: u16,
+    /// How often `consume` reads its groups' lag from the broker (`seckill_consumer_lag_messages`).
+    pub lag_interval_ms: u64,
 }
 
 /// How the buy path queues an accepted order.

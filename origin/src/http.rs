@@ -26,8 +26,37 @@ pub fn app(state: AppState) -> Router {
         .merge(admin)
         .route("/health", get(health::health))
         .route("/livez", get(health::livez))
+        .route("/metrics", get(|State(state): State<AppState>| async move { state.metrics().response() }))
         .fallback(|| async { ApiError::not_found("NOT_FOUND", "no such route") })
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Error answers the framework writes itself (405 for a wrong method, 413 for a body over the
+/// limit, 400/415 from an extractor, ...) come as plain text or empty; this gives them the JSON
+/// body of every other error: `{"code", "message"}`, the message kept from the original text.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_string());
+    let reason = status.canonical_reason().unwrap_or("error");
+    let message = match text {
+        Ok(text) if !text.is_empty() => text,
+        _ => reason.to_lowercase(),
+    };
+    let code = reason.to_uppercase().replace([' ', '-'], "_");
+    let mut json = (status, axum::Json(serde_json::json!({ "code": code, "message": message }))).into_response();
+    for (name, value) in parts.headers.iter().filter(|(n, _)| *n == axum::http::header::ALLOW) {
+        json.headers_mut().insert(name, value.clone());
+    }
+    json
 }
 
 async fn require_edge_secret(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -1,27 +1,107 @@
-//! Counters the admin API reports. Plain atomics: cheap on the hot path.
+//! One process's metrics in a Prometheus registry of its own (so two apps in one test process
+//! count apart), exposed as text at `GET /metrics` ([`Metrics::exposition`]) and as JSON at
+//! `/admin/metrics` ([`Metrics::snapshot`]), both read from the same counters.
+//!
+//! `serve` counts buys and payments; `consume` counts what the order writer, the canceller and
+//! the dead-letter keeper did, and the consumer lag of its groups. Counters are atomics: cheap
+//! on the hot path.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-#[derive(Default)]
+/// Content type of [`Metrics::exposition`].
+pub const EXPOSITION_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labelled = Family<[(&'static str, &'static str); 1], Counter>;
+
 pub struct Metrics {
-    pub buy_requests: AtomicU64,
-    pub buy_queued: AtomicU64,
-    pub buy_rejected: AtomicU64,
-    pub buy_bad_requests: AtomicU64,
-    pub buy_unavailable: AtomicU64,
-    pub orders_written: AtomicU64,
-    pub orders_redelivered: AtomicU64,
-    pub order_write_failures: AtomicU64,
-    pub orders_paid: AtomicU64,
-    pub orders_cancelled: AtomicU64,
-    pub cancels_skipped: AtomicU64,
-    pub cancels_repeated: AtomicU64,
-    pub dead_letters: AtomicU64,
-    pub buy_pending: AtomicU64,
-    pub orders_rejected: AtomicU64,
-    pub order_batches: AtomicU64,
+    registry: Registry,
+    rejections: Labelled,
+    /// Every `POST /api/seckill`.
+    pub buy_requests: Counter,
+    pub buy_queued: Counter,
+    pub buy_pending: Counter,
+    pub buy_rejected: Counter,
+    pub buy_bad_requests: Counter,
+    pub buy_unavailable: Counter,
+    /// Seconds from a buy request's arrival to its answer (every outcome).
+    pub buy_seconds: Histogram,
+    pub orders_written: Counter,
+    pub orders_redelivered: Counter,
+    pub order_write_failures: Counter,
+    pub orders_rejected: Counter,
+    pub orders_paid: Counter,
+    pub orders_cancelled: Counter,
+    pub cancels_skipped: Counter,
+    pub cancels_repeated: Counter,
+    pub dead_letters: Counter,
+    pub order_batches: Counter,
+    /// Order messages per writer batch.
+    pub writer_batch_size: Histogram,
+    /// Seconds one writer batch takes (its MySQL transaction and the cancel send).
+    pub writer_batch_seconds: Histogram,
+    /// Messages the broker holds that a consumer group has not consumed yet.
+    pub consumer_lag: Family<[(&'static str, String); 1], Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("seckill");
+        let buys = Labelled::default();
+        let buy = |outcome| buys.get_or_create(&[("outcome", outcome)]).clone();
+        let (buy_queued, buy_pending, buy_rejected, buy_bad_requests, buy_unavailable) =
+            (buy("queued"), buy("pending"), buy("rejected"), buy("bad_request"), buy("unavailable"));
+        let orders = Labelled::default();
+        let order = |event| orders.get_or_create(&[("event", event)]).clone();
+        let metrics = Metrics {
+            buy_requests: Counter::default(),
+            buy_queued,
+            buy_pending,
+            buy_rejected,
+            buy_bad_requests,
+            buy_unavailable,
+            buy_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            orders_written: order("written"),
+            orders_redelivered: order("redelivered"),
+            order_write_failures: order("write_failed"),
+            orders_rejected: order("refused"),
+            orders_paid: order("paid"),
+            orders_cancelled: order("cancelled"),
+            cancels_skipped: order("cancel_skipped"),
+            cancels_repeated: order("cancel_repeated"),
+            dead_letters: Counter::default(),
+            order_batches: Counter::default(),
+            writer_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            writer_batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            consumer_lag: Family::default(),
+            rejections: Labelled::default(),
+            registry: Registry::default(),
+        };
+        registry.register("buy_requests", "Buy requests received", metrics.buy_requests.clone());
+        registry.register("buys", "Buy requests by outcome", buys);
+        registry.register("buy_rejections", "Buys refused by a rule, by answer code", metrics.rejections.clone());
+        registry.register("buy_duration_seconds", "Time to answer a buy request", metrics.buy_seconds.clone());
+        registry.register("orders", "Orders by what happened to them (writer, canceller, payments)", orders);
+        registry.register("dead_letters", "Messages moved to a dead-letter queue", metrics.dead_letters.clone());
+        registry.register("writer_batches", "Batches the order writer handled", metrics.order_batches.clone());
+        registry.register("writer_batch_size", "Order messages per writer batch", metrics.writer_batch_size.clone());
+        registry.register(
+            "writer_batch_duration_seconds",
+            "Time the order writer takes for one batch",
+            metrics.writer_batch_seconds.clone(),
+        );
+        registry.register(
+            "consumer_lag_messages",
+            "Messages the broker holds that the group has not consumed (its retry topic included)",
+            metrics.consumer_lag.clone(),
+        );
+        Metrics { registry, ..metrics }
+    }
 }
 
 #[derive(Serialize)]
@@ -46,29 +126,83 @@ pub struct MetricsSnapshot {
 }
 
 impl Metrics {
-    pub fn incr(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub fn incr(counter: &Counter) {
+        counter.inc();
+    }
+
+    /// A buy refused by a rule, with its answer code (SOLD_OUT, ALREADY_BOUGHT, ...).
+    pub fn rejected(&self, code: &'static str) {
+        self.buy_rejected.inc();
+        self.rejections.get_or_create(&[("code", code)]).inc();
+    }
+
+    /// Sets `group`'s consumer lag.
+    pub fn set_lag(&self, group: &str, lag: u64) {
+        self.consumer_lag.get_or_create(&[("group", group.to_string())]).set(lag.min(i64::MAX as u64) as i64);
+    }
+
+    /// `GET /metrics`: [`Metrics::exposition`] with its content type.
+    pub fn response(&self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        ([(axum::http::header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)], self.exposition()).into_response()
+    }
+
+    /// The Prometheus (OpenMetrics) text exposition of every metric.
+    pub fn exposition(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         MetricsSnapshot {
-            buy_requests: get(&self.buy_requests),
-            buy_queued: get(&self.buy_queued),
-            buy_rejected: get(&self.buy_rejected),
-            buy_bad_requests: get(&self.buy_bad_requests),
-            buy_unavailable: get(&self.buy_unavailable),
-            orders_written: get(&self.orders_written),
-            orders_redelivered: get(&self.orders_redelivered),
-            order_write_failures: get(&self.order_write_failures),
-            orders_paid: get(&self.orders_paid),
-            orders_cancelled: get(&self.orders_cancelled),
-            cancels_skipped: get(&self.cancels_skipped),
-            cancels_repeated: get(&self.cancels_repeated),
-            dead_letters: get(&self.dead_letters),
-            buy_pending: get(&self.buy_pending),
-            orders_rejected: get(&self.orders_rejected),
-            order_batches: get(&self.order_batches),
+            buy_requests: self.buy_requests.get(),
+            buy_queued: self.buy_queued.get(),
+            buy_rejected: self.buy_rejected.get(),
+            buy_bad_requests: self.buy_bad_requests.get(),
+            buy_unavailable: self.buy_unavailable.get(),
+            orders_written: self.orders_written.get(),
+            orders_redelivered: self.orders_redelivered.get(),
+            order_write_failures: self.order_write_failures.get(),
+            orders_paid: self.orders_paid.get(),
+            orders_cancelled: self.orders_cancelled.get(),
+            cancels_skipped: self.cancels_skipped.get(),
+            cancels_repeated: self.cancels_repeated.get(),
+            dead_letters: self.dead_letters.get(),
+            buy_pending: self.buy_pending.get(),
+            orders_rejected: self.orders_rejected.get(),
+            order_batches: self.order_batches.get(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_and_the_snapshot_read_the_same_counters() {
+        let m = Metrics::default();
+        Metrics::incr(&m.buy_requests);
+        Metrics::incr(&m.buy_queued);
+        m.rejected("SOLD_OUT");
+        m.rejected("SOLD_OUT");
+        Metrics::incr(&m.orders_written);
+        m.buy_seconds.observe(0.002);
+        m.set_lag("seckill-order-writer", 7);
+        let text = m.exposition();
+        for line in [
+            "seckill_buy_requests_total 1",
+            "seckill_buys_total{outcome=\"queued\"} 1",
+            "seckill_buys_total{outcome=\"rejected\"} 2",
+            "seckill_buy_rejections_total{code=\"SOLD_OUT\"} 2",
+            "seckill_orders_total{event=\"written\"} 1",
+            "seckill_buy_duration_seconds_count 1",
+            "seckill_consumer_lag_messages{group=\"seckill-order-writer\"} 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+        }
+        let s = m.snapshot();
+        assert_eq!((s.buy_requests, s.buy_queued, s.buy_rejected, s.orders_written), (1, 1, 2, 1));
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::State;
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::{ConnectOptions, Executor, MySqlPool};
 use tokio::net::TcpListener;
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::broker::buy::BuyProducer;
 use crate::broker::consumer::Consumer;
 use crate::broker::health::BrokerHealth;
+use crate::broker::lag;
 use crate::broker::sender::Sender;
 use crate::broker::Messaging;
 use crate::configuration::{BuyMode, Settings};
@@ -166,12 +168,16 @@ impl Server {
 }
 
 /// The running consumers of `consume`: order writer, canceller, dead-letter keeper, and the
-/// order-event relay.
+/// order-event relay; and the process's own listener (`GET /metrics`, `/livez`) with the
+/// consumer-lag watch behind its `seckill_consumer_lag_messages`.
 pub struct Workers {
     pub metrics: Arc<Metrics>,
+    /// Where `GET /metrics` and `/livez` of the consumers answer (`consumer.host:port`).
+    pub addr: SocketAddr,
     consumers: Vec<Consumer>,
-    relay: JoinHandle<()>,
-    _messaging: Messaging,
+    /// The event relay, the lag watch and the listener: stopped with the consumers.
+    background: Vec<JoinHandle<()>>,
+    _messaging: Arc<Messaging>,
 }
 
 impl Workers {
@@ -179,12 +185,20 @@ impl Workers {
         let db = connect_mysql(&settings).await?;
         let stock =
             StockStore::connect(&settings.redis.url, &settings.redis.key_prefix).await.context("connect to Redis")?;
-        let messaging = Messaging::start(&settings.rocketmq)?;
+        let messaging = Arc::new(Messaging::start(&settings.rocketmq)?);
         let metrics = Arc::new(Metrics::default());
+        let consumer = &settings.consumer;
+        let listener = TcpListener::bind((consumer.host.as_str(), consumer.port))
+            .await
+            .with_context(|| format!("bind {}:{} (consumer.port)", consumer.host, consumer.port))?;
+        let addr = listener.local_addr()?;
         // Started first: it provisions the topics, so the consumers find their routes.
         let sender =
             Arc::new(Sender::start(&messaging, &format!("{}-consume", settings.rocketmq.producer_group)).await?);
         let mq = settings.rocketmq.clone();
+        // The lag before anything is consumed: a backlog shows from the first scrape on.
+        let groups = vec![mq.order_writer_group.clone(), mq.canceller_group.clone()];
+        lag::refresh(&messaging, &groups, &metrics).await;
 
         let writer = OrderWriter {
             db: db.clone(),
@@ -229,12 +243,35 @@ impl Workers {
         )
         .await?;
         let relay = tokio::spawn(events::relay(db, Arc::clone(&sender), mq.event_topic.clone()));
-        tracing::info!(writer = %mq.order_writer_group, canceller = %mq.canceller_group, "consumers running");
-        Ok(Self { metrics, consumers: vec![writer, canceller, keeper], relay, _messaging: messaging })
+        let lag = tokio::spawn(lag::watch(
+            Arc::clone(&messaging),
+            groups,
+            Arc::clone(&metrics),
+            Duration::from_millis(consumer.lag_interval_ms.max(100)),
+        ));
+        let app = axum::Router::new()
+            .route("/metrics", axum::routing::get(|State(m): State<Arc<Metrics>>| async move { m.response() }))
+            .route("/livez", axum::routing::get(crate::health::livez))
+            .with_state(Arc::clone(&metrics));
+        let http = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the consumer's metrics listener stopped");
+            }
+        });
+        tracing::info!(writer = %mq.order_writer_group, canceller = %mq.canceller_group, %addr, "consumers running");
+        Ok(Self {
+            metrics,
+            addr,
+            consumers: vec![writer, canceller, keeper],
+            background: vec![relay, lag, http],
+            _messaging: messaging,
+        })
     }
 
     pub async fn shutdown(&mut self) {
-        self.relay.abort();
+        for task in &self.background {
+            task.abort();
+        }
         for c in &mut self.consumers {
             c.shutdown().await;
         }

@@ -41,6 +41,7 @@ pub fn isolated_settings() -> (String, Settings) {
     s.http.port = 0;
     s.http.admin_token = ADMIN_TOKEN.into();
     s.http.edge_secret = EDGE_SECRET.into();
+    s.consumer.port = 0;
     s.mysql.database = format!("seckill_test_{id}");
     s.redis.key_prefix = format!("seckill-test-{id}");
     let mq = &mut s.rocketmq;
@@ -487,6 +488,7 @@ pub fn origin_command(settings: &Settings, args: &[&str]) -> std::process::Comma
         ("APP_ROCKETMQ__CANCEL_DELAY_LEVEL", mq.cancel_delay_level.to_string()),
         ("APP_BUY__MODE", format!("{:?}", s.buy.mode).to_lowercase()),
         ("APP_BUY__SWEEP_AFTER_MS", s.buy.sweep_after_ms.to_string()),
+        ("APP_CONSUMER__PORT", s.consumer.port.to_string()),
         ("RUST_LOG", "info,rocketmq_client_rust=warn,rocketmq_remoting=warn,rocketmq_transport=warn".into()),
     ];
     let mut command = std::process::Command::new(bin);
@@ -554,8 +556,9 @@ impl LossyRedisProxy {
                 let (armed, cut, mut down) = (armed.clone(), cut.clone(), down.subscribe());
                 tokio::spawn(async move {
                     tokio::select! {
-                        _ = Self::pipe(client, server, armed, cut) => {}
+                        biased; // once down, nothing more is relayed
                         _ = down.wait_for(|d| *d) => {}
+                        _ = Self::pipe(client, server, armed, cut) => {}
                     }
                 });
             }

@@ -2,7 +2,6 @@
 //! about 1 s): the code still sends level 16.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,8 +98,7 @@ async fn a_paid_order_is_never_cancelled_and_keeps_its_stock() {
     }
 
     let metrics = &app.workers().metrics;
-    let skipped =
-        wait_until(Duration::from_secs(30), || async { metrics.cancels_skipped.load(Ordering::Relaxed) >= 1 }).await;
+    let skipped = wait_until(Duration::from_secs(30), || async { metrics.cancels_skipped.get() >= 1 }).await;
     assert!(skipped, "the cancel for the paid order was never delivered");
     assert_eq!(app.order(&order_no).await.1["status"], "PAID");
     let stock = app.stock(product).await;
@@ -216,8 +214,7 @@ async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
         }
     }
     let metrics = &app.workers().metrics;
-    let seen =
-        wait_until(Duration::from_secs(30), || async { metrics.cancels_repeated.load(Ordering::Relaxed) >= 10 }).await;
+    let seen = wait_until(Duration::from_secs(30), || async { metrics.cancels_repeated.get() >= 10 }).await;
     assert!(seen, "the repeated cancels were not delivered");
     let stock = app.stock(product).await;
     assert_eq!((stock["redis"].as_i64(), stock["mysql"].as_i64()), (Some(10), Some(10)), "{stock}");

@@ -32,10 +32,7 @@ async fn the_same_order_message_delivered_again_through_the_broker_changes_nothi
         app.deliver(&app.settings.rocketmq.order_topic, "ORDER", &order_no, serde_json::to_vec(&replay).unwrap()).await;
     }
     let metrics = &app.workers().metrics;
-    let seen = wait_until(Duration::from_secs(30), || async {
-        metrics.orders_redelivered.load(std::sync::atomic::Ordering::Relaxed) >= 2
-    })
-    .await;
+    let seen = wait_until(Duration::from_secs(30), || async { metrics.orders_redelivered.get() >= 2 }).await;
     assert!(seen, "the writer did not receive the replayed messages");
 
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_seckill_order").await, 1);

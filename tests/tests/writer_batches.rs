@@ -127,7 +127,7 @@ async fn a_second_active_order_of_one_user_is_refused_and_its_stock_returns() {
     assert_eq!(app.buy(5, product).await.1["code"], "ALREADY_BOUGHT");
     let (_, metrics) = app.admin_get("/admin/metrics").await;
     assert_eq!(metrics["buyQueued"], 2);
-    assert_eq!(app.workers().metrics.orders_rejected.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(app.workers().metrics.orders_rejected.get(), 1);
     app.assert_invariants(product, 10).await;
     app.check().await;
 }

@@ -29,6 +29,8 @@ const POLL: Duration = Duration::from_millis(250);
 /// groups of this run only.
 pub fn settings(stack: &Settings, run: &str) -> Settings {
     let mut s = stack.clone();
+    // `make up`'s consumer holds the default port.
+    s.consumer.port = 0;
     s.mysql.database = format!("seckill_bench_writer_{run}");
     s.redis.key_prefix = format!("seckill-bench-writer-{run}");
     let mq = &mut s.rocketmq;

@@ -2,12 +2,14 @@
 //! finished (its topic and its retry topic), from the broker's own offsets.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cheetah_string::CheetahString;
 use rocketmq_client_rust::{ConsumerAdmin, DefaultMQAdminExt};
 
 use super::Messaging;
+use crate::metrics::Metrics;
 
 /// Messages of `group`'s subscriptions (retry topic included) that the broker holds and the
 /// group has not committed: 0 means every message stored so far was handled (written, refused
@@ -31,4 +33,25 @@ pub async fn group_lag(messaging: &Messaging, group: &str) -> anyhow::Result<u64
     admin.shutdown().await;
     let stats = stats.map_err(|e| anyhow::anyhow!("cannot read the offsets of consumer group {group}: {e}"))?;
     Ok(stats.compute_total_diff().max(0) as u64)
+}
+
+/// Reads the lag of each of `groups` once and sets it in `metrics`; a group whose offsets
+/// cannot be read keeps its last value.
+pub async fn refresh(messaging: &Messaging, groups: &[String], metrics: &Metrics) {
+    for group in groups {
+        match group_lag(messaging, group).await {
+            Ok(lag) => metrics.set_lag(group, lag),
+            Err(e) => tracing::debug!(error = %e, group, "consumer lag not read"),
+        }
+    }
+}
+
+/// [`refresh`] every `every`, for as long as the task runs.
+pub async fn watch(messaging: Arc<Messaging>, groups: Vec<String>, metrics: Arc<Metrics>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        refresh(&messaging, &groups, &metrics).await;
+    }
 }

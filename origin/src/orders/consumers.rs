@@ -94,14 +94,12 @@ impl OrderWriter {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "order batch written"
         );
-        for _ in &written.created {
-            Metrics::incr(&self.metrics.orders_written);
-        }
-        for _ in &written.already_written {
-            Metrics::incr(&self.metrics.orders_redelivered);
-        }
+        self.metrics.orders_written.inc_by(written.created.len() as u64);
+        self.metrics.orders_redelivered.inc_by(written.already_written.len() as u64);
 
         let result = self.follow_up(&written).await;
+        self.metrics.writer_batch_size.observe(msgs.len() as f64);
+        self.metrics.writer_batch_seconds.observe(started.elapsed().as_secs_f64());
         if let Err(reason) = result {
             failed.extend((0..msgs.len()).map(|i| (i, reason.clone())));
         }

@@ -109,6 +109,13 @@ struct Accepted<'a> {
 /// `POST /api/seckill`: 200 QUEUED, 202 PENDING (outcome not confirmed yet; follow the order
 /// number), 409/404/400 rejections, 503 when surely nothing was taken.
 pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let answer = answer_buy(&state, body).await;
+    state.metrics().buy_seconds.observe(started.elapsed().as_secs_f64());
+    answer
+}
+
+async fn answer_buy(state: &AppState, body: Bytes) -> Result<Response, ApiError> {
     let metrics = state.metrics();
     Metrics::incr(&metrics.buy_requests);
     let request = parse_buy_request(&body).map_err(|m| {
@@ -116,8 +123,9 @@ pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response,
         ApiError::BadRequest(m)
     })?;
     if state.sold_out().is_sold_out(request.product_id) {
-        Metrics::incr(&metrics.buy_rejected);
-        return Err(rejection(&state, &request, BuyOutcome::SoldOut { stock_left: 0 }));
+        let error = rejection(state, &request, BuyOutcome::SoldOut { stock_left: 0 });
+        metrics.rejected(error.code());
+        return Err(error);
     }
     let result = match state.buyer() {
         Buyer::Batched(buyer) => match state.order_nos().next(request.product_id) {
@@ -126,7 +134,7 @@ pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response,
         },
         // Boxed: the transaction path's future is large, and inline it would make every
         // request's future (moved several times on its way through axum) that large too.
-        Buyer::Transaction(producer) => Box::pin(buy_in_transaction(&state, producer, &request)).await,
+        Buyer::Transaction(producer) => Box::pin(buy_in_transaction(state, producer, &request)).await,
     };
     let http = &state.settings().http;
     let (status, body) = match result {
@@ -146,10 +154,10 @@ pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response,
             if outcome == (BuyOutcome::SoldOut { stock_left: 0 }) {
                 state.sold_out().remember(request.product_id);
             }
-            let error = rejection(&state, &request, outcome);
+            let error = rejection(state, &request, outcome);
             match error {
                 ApiError::BadRequest(_) => Metrics::incr(&metrics.buy_bad_requests),
-                _ => Metrics::incr(&metrics.buy_rejected),
+                _ => metrics.rejected(error.code()),
             }
             return Err(error);
         }

@@ -1,0 +1,31 @@
+//! Errors the framework answers by itself (a wrong method, a body over the limit) carry the
+//! same JSON body as every other error, and change nothing.
+
+use seckill_e2e::{read, TestApp, EDGE_SECRET};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_and_an_oversized_body_get_json_errors_and_take_nothing() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product(10).await;
+
+    let resp = app.http.get(app.url("/api/seckill")).header("x-seckill-edge-secret", EDGE_SECRET).send().await.unwrap();
+    let allow = resp.headers().get("allow").map(|v| v.to_str().unwrap().to_string());
+    let (status, body) = read(resp).await;
+    assert_eq!((status, body["code"].as_str()), (405, Some("METHOD_NOT_ALLOWED")), "{body}");
+    assert!(body["message"].is_string(), "{body}");
+    assert_eq!(allow.as_deref(), Some("POST"), "the Allow header is kept");
+
+    // 3 MB: over axum's 2 MB default body limit.
+    let huge = format!(r#"{{"userId": 1, "productId": {product}, "pad": "{}"}}"#, "x".repeat(3 << 20));
+    let (status, body) = read(app.buy_raw(huge).await).await;
+    assert_eq!((status, body["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+
+    let (status, body) =
+        read(app.http.delete(app.url("/admin/products")).bearer_auth(seckill_e2e::ADMIN_TOKEN).send().await.unwrap())
+            .await;
+    assert_eq!((status, body["code"].as_str()), (405, Some("METHOD_NOT_ALLOWED")), "{body}");
+
+    assert_eq!(app.redis_stock(product).await, 10, "nothing was taken");
+    app.check().await;
+}

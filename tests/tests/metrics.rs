@@ -1,0 +1,67 @@
+//! Prometheus metrics of both processes: `serve` counts buys (by outcome and code, with a
+//! latency histogram) and `consume` counts the orders it wrote and the lag of its groups,
+//! each at its own `GET /metrics`.
+
+use std::time::Duration;
+
+use seckill_e2e::{wait_until, TestApp};
+use seckill_origin::startup::Workers;
+
+/// The value of the series `series` (name with labels, exactly as exposed), if present.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+async fn scrape(app: &TestApp, url: &str) -> String {
+    let resp = app.http.get(format!("{url}/metrics")).send().await.expect("scrape /metrics");
+    assert_eq!(resp.status(), 200);
+    let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(kind.starts_with("application/openmetrics-text"), "content type {kind}");
+    resp.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_and_its_lag() {
+    let (id, mut settings) = seckill_e2e::isolated_settings();
+    settings.consumer.lag_interval_ms = 200;
+    let mut app = TestApp::spawn_with(id, settings.clone()).await;
+    let product = app.create_product(100).await;
+    let first = app.buy_queued(1, product).await;
+    app.wait_order_status(&first, "UNPAID", 30).await;
+    let (status, _) = app.buy(1, product).await;
+    assert_eq!(status, 409);
+    assert_eq!(app.buy_raw("{").await.status(), 400);
+
+    let serve = scrape(&app, &app.server.url()).await;
+    assert_eq!(value(&serve, "seckill_buy_requests_total"), Some(3.0), "{serve}");
+    assert_eq!(value(&serve, r#"seckill_buys_total{outcome="queued"}"#), Some(1.0), "{serve}");
+    assert_eq!(value(&serve, r#"seckill_buys_total{outcome="bad_request"}"#), Some(1.0), "{serve}");
+    assert_eq!(value(&serve, r#"seckill_buy_rejections_total{code="ALREADY_BOUGHT"}"#), Some(1.0), "{serve}");
+    assert_eq!(value(&serve, "seckill_buy_duration_seconds_count"), Some(3.0), "{serve}");
+
+    // The consumer's own listener: the order it wrote, and its groups' lag.
+    let consume_url = format!("http://{}", app.workers().addr);
+    let written = r#"seckill_orders_total{event="written"}"#;
+    let writer_lag = format!(r#"seckill_consumer_lag_messages{{group="{}"}}"#, settings.rocketmq.order_writer_group);
+    let consume = scrape(&app, &consume_url).await;
+    assert_eq!(value(&consume, written), Some(1.0), "{consume}");
+    assert!(value(&consume, "seckill_writer_batch_size_count").is_some_and(|n| n >= 1.0), "{consume}");
+
+    // A backlog: the consumers stop, 40 buys queue in the broker, a new consume starts.
+    app.workers.take().unwrap().shutdown().await;
+    for user in 2..=41 {
+        app.buy_queued(user, product).await;
+    }
+    app.workers = Some(Workers::start(settings.clone()).await.expect("restart the consumers"));
+    let consume_url = format!("http://{}", app.workers().addr);
+    let at_start = scrape(&app, &consume_url).await;
+    let lag = value(&at_start, &writer_lag).expect("the writer's lag is exposed");
+    assert!(lag >= 1.0, "a backlog of 40 orders shows as lag: {at_start}");
+    let drained = wait_until(Duration::from_secs(60), || async {
+        let text = scrape(&app, &consume_url).await;
+        value(&text, &writer_lag) == Some(0.0) && value(&text, written) == Some(40.0)
+    })
+    .await;
+    assert!(drained, "lag back to 0 and 40 orders written: {}", scrape(&app, &consume_url).await);
+    app.check().await;
+}
