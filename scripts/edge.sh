@@ -138,7 +138,8 @@ cmd_start() {
     WRANGLER_SEND_ERROR_REPORTS=false WRANGLER_HIDE_BANNER=true \
     node edge/dev-server.mjs --config "$EDGE_RUN/wrangler.toml" --ip "$SECKILL_HOST" --port "$EDGE_PORT" \
       --log-level=warn --persist-to "$EDGE_STATE" \
-      --var "ORIGIN_URL:$ORIGIN_URL" --var "EDGE_SECRET:$EDGE_SECRET"
+      --var "ORIGIN_URL:$ORIGIN_URL" --var "EDGE_SECRET:$EDGE_SECRET" \
+      --var "TOKEN_KEYS:$TOKEN_KEYS"
 
   local pid i
   pid="$(cat "$pidfile")"
@@ -163,7 +164,7 @@ cmd_stop() {
 cmd_test() {
   edge_answers || die "no edge at $EDGE_URL: start the stack first (make up)"
   curl -fsS -o /dev/null -m 2 "$ORIGIN_URL/health" || die "no origin at $ORIGIN_URL: start the stack first (make up)"
-  export ADMIN_TOKEN EDGE_SECRET
+  export ADMIN_TOKEN EDGE_SECRET TOKEN_KEYS
   export TEST_OUTPUT="${TEST_OUTPUT:-$SECKILL_ROOT/test-output}"
   mkdir -p "$TEST_OUTPUT"
   # One file at a time: the tests read the origin's global buy counter, so nothing else may buy

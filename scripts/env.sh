@@ -31,6 +31,9 @@ export CONSUMER_PORT="${CONSUMER_PORT:-8081}"   # `consume`'s /metrics and /live
 export EDGE_PORT="${EDGE_PORT:-8787}"
 export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
 export EDGE_SECRET="${EDGE_SECRET:-dev-edge-secret}"
+# Identity-token keys, "kid:secret[,kid:secret...]" (README "Identity"): the origin signs the
+# local login's tokens with the first, the edge and the origin verify with any. Public default.
+export TOKEN_KEYS="${TOKEN_KEYS:-dev:seckill-local-development-signing-key-not-secret}"
 
 # Durability: what an acknowledged write survives (README "Durability"). DURABILITY=strict
 # fsyncs every acknowledged write in all three stores; each knob can also be set alone.

@@ -73,10 +73,25 @@ fn buy_body(user: u64, product: u64) -> String {
     format!(r#"{{"userId":{user},"productId":{product}}}"#)
 }
 
-/// `POST /api/seckill` (the `endpoint`) for `user` and `product`, with the edge secret header
-/// if given: the request a buy load sends.
+/// `Bearer <token>` for `user`, signed with the configured keys (`config/base.toml`, which the
+/// stack's edge and the bench's origins share), as the local login signs it.
+pub fn bearer(user: u64) -> String {
+    static KEYS: std::sync::OnceLock<(seckill_protocol::token::KeySet, String)> = std::sync::OnceLock::new();
+    let (keys, audience) = KEYS.get_or_init(|| {
+        let auth = seckill_origin::configuration::load().expect("load the settings").auth;
+        (seckill_protocol::token::KeySet::parse(&auth.token_keys).expect("auth.token_keys parse"), auth.audience)
+    });
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    format!("Bearer {}", keys.sign(user, audience, now, 3600))
+}
+
+/// `POST /api/seckill` (the `endpoint`) for `user` and `product`, signed in as `user`, with the
+/// edge secret header if given: the request a buy load sends.
 pub fn buy_request(endpoint: &Endpoint, secret: Option<&str>, user: u64, product: u64) -> Request<Full<Bytes>> {
-    let mut req = endpoint.request(Method::POST).header(header::CONTENT_TYPE, "application/json");
+    let mut req = endpoint
+        .request(Method::POST)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, bearer(user));
     if let Some(secret) = secret {
         req = req.header(EDGE_SECRET_HEADER, secret);
     }
@@ -86,8 +101,11 @@ pub fn buy_request(endpoint: &Endpoint, secret: Option<&str>, user: u64, product
 /// One buy; returns the status and body. Used to sell out a product before a sold-out load.
 pub async fn buy_once(url: &str, secret: Option<&str>, user: u64, product: u64) -> anyhow::Result<(u16, String)> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-    let mut req =
-        client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(buy_body(user, product));
+    let mut req = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::AUTHORIZATION, bearer(user))
+        .body(buy_body(user, product));
     if let Some(secret) = secret {
         req = req.header(EDGE_SECRET_HEADER, secret);
     }

@@ -1,87 +1,27 @@
 //! Admission of `POST /api/seckill` at the edge: body validation and the cached flags.
 //!
 //! Order of checks, cheapest and widest first:
-//! 1. the body ([`BuyRequest::parse`]) → 400 at the edge;
-//! 2. the product's sold-out flag → 409 `SOLD_OUT` at the edge;
-//! 3. the (user, product) bought flag → 409 `ALREADY_BOUGHT` at the edge;
-//! 4. otherwise forward, and let the origin's answer set a flag ([`flag_from_answer`]).
+//! 1. the signed-in user ([`crate::identity`]) → 401/403 at the edge;
+//! 2. the body ([`seckill_protocol::buy::BuyBody`], the origin's own rules) → 400 at the edge;
+//! 3. the product's sold-out flag → 409 `SOLD_OUT` at the edge;
+//! 4. the (signed-in user, product) bought flag → 409 `ALREADY_BOUGHT` at the edge;
+//! 5. otherwise forward, and let the origin's answer set a flag ([`flag_from_answer`]).
 //!
 //! A flag only ever turns buys away, so a stale one costs a wrong rejection, never an oversell.
 //! That is why each lives no longer than the origin allows: stock comes back when unpaid orders
 //! are cancelled, and a user whose order was cancelled may buy again.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use seckill_protocol::buy::Buy;
 
 use crate::answers::{error_code, EdgeError};
-
-/// Largest buy body the edge parses. A real one is under 100 bytes; the cap keeps a flood of
-/// huge bodies from costing the edge CPU. (The one rule the origin does not share: it has
-/// axum's 2 MB limit instead.)
-pub const MAX_BUY_BODY_BYTES: usize = 16 * 1024;
 
 /// Upper bound on any TTL the edge accepts from the origin, whatever the header says, so that
 /// one bad header cannot pin a flag for days. Overridable by the `MAX_FLAG_TTL_SECS` var.
 pub const DEFAULT_MAX_FLAG_TTL_SECS: u32 = 3600;
 
-/// A buy as the origin accepts it: `{"userId": u64 >= 1, "productId": u64 >= 1,
-/// "quantity": u32 >= 1}` (`quantity` optional, default 1). Unknown fields are ignored.
-///
-/// The per-user limit on `quantity` is the origin's to check: only it knows the product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuyRequest {
-    pub user_id: u64,
-    pub product_id: u64,
-    pub quantity: u32,
-}
-
-impl BuyRequest {
-    /// Validates a raw body with the origin's rules; the error is the 400 the origin would give.
-    pub fn parse(body: &[u8]) -> Result<Self, EdgeError> {
-        if body.len() > MAX_BUY_BODY_BYTES {
-            return Err(EdgeError::bad_request(format!("body too large (at most {MAX_BUY_BODY_BYTES} bytes)")));
-        }
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| EdgeError::bad_request(format!("body is not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(EdgeError::bad_request("body must be a JSON object"));
-        };
-        let user_id = required_id(&fields, "userId")?;
-        let product_id = required_id(&fields, "productId")?;
-        let quantity = match fields.get("quantity") {
-            None | Some(Value::Null) => 1,
-            Some(q) => match q.as_u64().map(u32::try_from) {
-                Some(Ok(0)) => return Err(EdgeError::bad_request("quantity must be at least 1")),
-                Some(Ok(q)) => q,
-                _ => return Err(EdgeError::bad_request("quantity must be a positive integer")),
-            },
-        };
-        Ok(Self { user_id, product_id, quantity })
-    }
-
-    /// The body forwarded to the origin: exactly what was validated, nothing the client added.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("three integers always serialize")
-    }
-
-    /// The flags to look up before forwarding, in the order they are checked.
-    pub fn flags_to_check(&self) -> [Flag; 2] {
-        [
-            Flag::SoldOut { product_id: self.product_id },
-            Flag::Bought { user_id: self.user_id, product_id: self.product_id },
-        ]
-    }
-}
-
-fn required_id(fields: &Map<String, Value>, name: &str) -> Result<u64, EdgeError> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Err(EdgeError::bad_request(format!("{name} is required"))),
-        Some(v) => v
-            .as_u64()
-            .filter(|id| *id >= 1)
-            .ok_or_else(|| EdgeError::bad_request(format!("{name} must be a positive integer"))),
-    }
+/// The flags to look up before forwarding `buy`, in the order they are checked.
+pub fn flags_to_check(buy: &Buy) -> [Flag; 2] {
+    [Flag::SoldOut { product_id: buy.product_id }, Flag::Bought { user_id: buy.user_id, product_id: buy.product_id }]
 }
 
 /// Something the origin told the edge, cached for a while so the edge can answer alone.
@@ -144,7 +84,7 @@ pub struct FlagToSet {
 /// * anything else, or no usable `x-seckill-flag-ttl` header → nothing (the origin decides
 ///   whether an answer may be cached, the edge never guesses a TTL).
 pub fn flag_from_answer(
-    buy: &BuyRequest,
+    buy: &Buy,
     status: u16,
     body: &str,
     ttl_header: Option<&str>,
@@ -178,84 +118,10 @@ pub fn parse_flag_ttl(header: Option<&str>, max_ttl_secs: u32) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> Result<BuyRequest, EdgeError> {
-        BuyRequest::parse(body.as_bytes())
-    }
-
-    fn rejected_with(body: &str) -> String {
-        let err = parse(body).expect_err(body);
-        assert_eq!((err.status, err.code), (400, "BAD_REQUEST"), "{body}");
-        err.message
-    }
-
-    #[test]
-    fn accepts_a_full_body() {
-        let buy = parse(r#"{"userId": 7, "productId": 3, "quantity": 2}"#).unwrap();
-        assert_eq!(buy, BuyRequest { user_id: 7, product_id: 3, quantity: 2 });
-    }
-
-    #[test]
-    fn quantity_defaults_to_one() {
-        assert_eq!(parse(r#"{"userId":7,"productId":3}"#).unwrap().quantity, 1);
-        assert_eq!(parse(r#"{"userId":7,"productId":3,"quantity":null}"#).unwrap().quantity, 1);
-    }
-
-    #[test]
-    fn ignores_unknown_fields_and_does_not_forward_them() {
-        let buy = parse(r#"{"userId":7,"productId":3,"price":"0.01"}"#).unwrap();
-        assert_eq!(buy.to_json(), r#"{"userId":7,"productId":3,"quantity":1}"#);
-    }
-
-    #[test]
-    fn accepts_the_largest_ids() {
-        let body = format!(r#"{{"userId":{},"productId":{},"quantity":{}}}"#, u64::MAX, u64::MAX, u32::MAX);
-        let buy = parse(&body).unwrap();
-        assert_eq!((buy.user_id, buy.product_id, buy.quantity), (u64::MAX, u64::MAX, u32::MAX));
-    }
-
-    #[test]
-    fn rejects_bodies_that_are_not_a_json_object() {
-        for body in ["", "not json", "{", r#"{"userId":1,"productId":1"#] {
-            assert!(rejected_with(body).starts_with("body is not valid JSON: "), "{body:?}");
-        }
-        for body in ["[1,2]", "42", "null", r#""x""#] {
-            assert_eq!(rejected_with(body), "body must be a JSON object", "{body:?}");
-        }
-    }
-
-    #[test]
-    fn rejects_missing_or_non_positive_ids() {
-        assert_eq!(rejected_with(r#"{"productId":1}"#), "userId is required");
-        assert_eq!(rejected_with(r#"{"userId":1}"#), "productId is required");
-        assert_eq!(rejected_with(r#"{"userId":null,"productId":1}"#), "userId is required");
-        for bad in ["0", "-1", "1.5", "1.0", r#""1""#, "true", "[]", "{}", "1e3", "18446744073709551616"] {
-            let msg = rejected_with(&format!(r#"{{"userId":{bad},"productId":1}}"#));
-            assert_eq!(msg, "userId must be a positive integer", "userId {bad}");
-            let msg = rejected_with(&format!(r#"{{"userId":1,"productId":{bad}}}"#));
-            assert_eq!(msg, "productId must be a positive integer", "productId {bad}");
-        }
-    }
-
-    #[test]
-    fn rejects_bad_quantities() {
-        let msg = rejected_with(r#"{"userId":1,"productId":1,"quantity":0}"#);
-        assert_eq!(msg, "quantity must be at least 1");
-        for bad in ["-1", "2.5", r#""2""#, "4294967296", "false"] {
-            let msg = rejected_with(&format!(r#"{{"userId":1,"productId":1,"quantity":{bad}}}"#));
-            assert_eq!(msg, "quantity must be a positive integer", "quantity {bad}");
-        }
-    }
-
-    #[test]
-    fn rejects_oversized_bodies_before_parsing() {
-        let body = format!(r#"{{"userId":1,"productId":1,"pad":"{}"}}"#, "x".repeat(MAX_BUY_BODY_BYTES));
-        assert!(rejected_with(&body).starts_with("body too large"));
-    }
-
     #[test]
     fn checks_the_product_flag_before_the_user_flag() {
-        let buy = BuyRequest { user_id: 9, product_id: 4, quantity: 1 };
-        assert_eq!(buy.flags_to_check(), [Flag::SoldOut { product_id: 4 }, Flag::Bought { user_id: 9, product_id: 4 }]);
+        let buy = Buy { user_id: 9, product_id: 4, quantity: 1 };
+        assert_eq!(flags_to_check(&buy), [Flag::SoldOut { product_id: 4 }, Flag::Bought { user_id: 9, product_id: 4 }]);
     }
 
     #[test]
@@ -289,7 +155,7 @@ mod tests {
         }
     }
 
-    const BUY: BuyRequest = BuyRequest { user_id: 5, product_id: 8, quantity: 1 };
+    const BUY: Buy = Buy { user_id: 5, product_id: 8, quantity: 1 };
     const BOUGHT: Flag = Flag::Bought { user_id: 5, product_id: 8 };
     const SOLD_OUT: Flag = Flag::SoldOut { product_id: 8 };
 

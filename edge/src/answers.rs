@@ -2,16 +2,7 @@
 
 use serde::Serialize;
 
-/// Set on every answer the edge decided itself (value `edge`) and on every buy answer it relayed
-/// from the origin (value `origin`), so clients and tests can tell who turned a buy away.
-pub const DECIDED_BY_HEADER: &str = "x-seckill-decided-by";
-
-/// Carries the shared secret on every request the edge forwards; the origin refuses `/api/*`
-/// requests without it (403 `FORBIDDEN`), so browsers cannot skip the edge.
-pub const EDGE_SECRET_HEADER: &str = "x-seckill-edge-secret";
-
-/// Sent by the origin on the buy answers that set a flag: how many seconds the edge may trust it.
-pub const FLAG_TTL_HEADER: &str = "x-seckill-flag-ttl";
+pub use seckill_protocol::wire::{DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 
 /// An error answer decided at the edge, in the origin's shape: `{"code": "...", "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +36,31 @@ impl EdgeError {
     /// 409 `ALREADY_BOUGHT`, from a cached (user, product) flag (worded as the origin words it).
     pub fn already_bought(user_id: u64, product_id: u64) -> Self {
         Self::new(409, "ALREADY_BOUGHT", format!("user {user_id} already holds an order of product {product_id}"))
+    }
+
+    /// 401 `UNAUTHENTICATED`: no valid identity token; the message says what is wrong with it.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(401, "UNAUTHENTICATED", message)
+    }
+
+    /// 403 `FORBIDDEN`: the request names a user other than the signed-in one.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "FORBIDDEN", message)
+    }
+
+    /// 504 `ORIGIN_TIMEOUT`: the origin did not answer in time. For a buy or a pay the outcome
+    /// is unknown (it may have happened), so the client is told to look rather than to retry.
+    pub fn origin_timeout() -> Self {
+        Self::new(
+            504,
+            "ORIGIN_TIMEOUT",
+            "the shop did not answer in time; the outcome is unknown, look at your orders before trying again",
+        )
+    }
+
+    /// 413 `PAYLOAD_TOO_LARGE`: the body is over the edge's cap for this route.
+    pub fn payload_too_large(max_bytes: usize) -> Self {
+        Self::new(413, "PAYLOAD_TOO_LARGE", format!("body too large (at most {max_bytes} bytes)"))
     }
 
     /// 404 `NOT_FOUND`: no public route at this path (admin routes are never exposed here).

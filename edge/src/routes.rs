@@ -6,6 +6,8 @@
 pub enum Route<'a> {
     /// `GET /`: the shop page.
     ShopPage,
+    /// `POST /api/login`: forwarded (the origin signs tokens only in the local environment).
+    Login,
     /// `POST /api/seckill`: a buy, admitted at the edge or forwarded.
     Buy,
     /// `GET /api/products`: the sale list, cached at the edge for about a second.
@@ -20,6 +22,14 @@ pub enum Route<'a> {
     NotFound,
 }
 
+impl Route<'_> {
+    /// Whether the route needs a signed-in user: every `/api/*` route but the login and the
+    /// product list. Without one the edge answers 401 and the origin never hears of it.
+    pub fn needs_identity(&self) -> bool {
+        matches!(self, Route::Buy | Route::Order { .. } | Route::PayOrder { .. })
+    }
+}
+
 /// Longest order number accepted in a path (the origin's column is `VARCHAR(40)`).
 const MAX_ORDER_NO_LEN: usize = 64;
 
@@ -28,6 +38,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (route, allowed) = match segments.as_slice() {
         [""] => (Route::ShopPage, "GET"),
+        ["api", "login"] => (Route::Login, "POST"),
         ["api", "seckill"] => (Route::Buy, "POST"),
         ["api", "products"] => (Route::ProductList, "GET"),
         ["api", "orders", order_no] if is_order_no(order_no) => (Route::Order { order_no }, "GET"),
@@ -57,13 +68,31 @@ mod tests {
     fn routes_the_public_api() {
         assert_eq!(route("GET", "/"), Route::ShopPage);
         assert_eq!(route("POST", "/api/seckill"), Route::Buy);
+        assert_eq!(route("POST", "/api/login"), Route::Login);
         assert_eq!(route("GET", "/api/products"), Route::ProductList);
         assert_eq!(route("GET", "/api/orders/SK20261123-00042"), Route::Order { order_no: "SK20261123-00042" });
         assert_eq!(route("POST", "/api/orders/abc_123/pay"), Route::PayOrder { order_no: "abc_123" });
     }
 
     #[test]
+    fn only_the_page_login_and_product_list_are_open_to_anyone() {
+        let open: Vec<_> = [
+            route("GET", "/"),
+            route("POST", "/api/login"),
+            route("GET", "/api/products"),
+            route("POST", "/api/seckill"),
+            route("GET", "/api/orders/A1"),
+            route("POST", "/api/orders/A1/pay"),
+        ]
+        .into_iter()
+        .filter(|r| !r.needs_identity())
+        .collect();
+        assert_eq!(open, [Route::ShopPage, Route::Login, Route::ProductList]);
+    }
+
+    #[test]
     fn wrong_methods_are_405() {
+        assert_eq!(route("GET", "/api/login"), Route::MethodNotAllowed);
         assert_eq!(route("GET", "/api/seckill"), Route::MethodNotAllowed);
         assert_eq!(route("POST", "/api/products"), Route::MethodNotAllowed);
         assert_eq!(route("DELETE", "/api/orders/A1"), Route::MethodNotAllowed);

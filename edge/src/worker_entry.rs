@@ -1,13 +1,21 @@
 //! The Workers glue (wasm only): reads the request, asks the plain-Rust modules what to do,
 //! and does the I/O (Cache API, fetch to the origin). No decision is made here.
 
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use seckill_protocol::buy::{BuyBody, MAX_BUY_BODY_BYTES};
+use seckill_protocol::token::KeySet;
+use seckill_protocol::wire::token_from_headers;
 use wasm_bindgen::JsValue;
 use worker::{
-    console_warn, event, Cache, Context, Date, Env, Fetch, Headers, Method, Request, RequestInit, Response, Result,
+    console_warn, event, AbortController, Cache, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
+    RequestInit, Response, Result,
 };
 
-use crate::admission::{flag_from_answer, BuyRequest, Flag, FlagToSet, DEFAULT_MAX_FLAG_TTL_SECS};
+use crate::admission::{flag_from_answer, flags_to_check, Flag, FlagToSet, DEFAULT_MAX_FLAG_TTL_SECS};
 use crate::answers::{EdgeError, DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
+use crate::identity::signed_in;
 use crate::page::SHOP_PAGE_HTML;
 use crate::products::{
     with_server_time_advanced, CACHED_AT_HEADER, DEFAULT_PRODUCTS_CACHE_SECS, PRODUCT_LIST_CACHE_KEY,
@@ -29,7 +37,20 @@ struct Settings {
     max_flag_ttl_secs: u32,
     /// `PRODUCTS_CACHE_SECS`: how long a product list is served from the cache; 0 = never.
     products_cache_secs: u32,
+    /// `TOKEN_KEYS` (a secret): `kid:secret[,kid:secret...]`, the keys identity tokens are
+    /// verified with; the same keys the origin (and any identity provider) signs with.
+    token_keys: KeySet,
+    /// `TOKEN_AUDIENCE`: the `aud` a token must carry (default `seckill`).
+    token_audience: String,
+    /// `ORIGIN_TIMEOUT_MS`: how long the edge waits for the origin before answering 504.
+    origin_timeout_ms: u32,
 }
+
+/// Default `ORIGIN_TIMEOUT_MS`: above the origin's own worst case (a broker send times out at 3 s).
+const DEFAULT_ORIGIN_TIMEOUT_MS: u32 = 10_000;
+
+/// Largest body the edge relays on any other POST (login, pay): they carry a few fields.
+const MAX_SMALL_BODY_BYTES: usize = 4 * 1024;
 
 impl Settings {
     fn from_env(env: &Env) -> Result<Self> {
@@ -41,6 +62,10 @@ impl Settings {
             edge_secret: text("EDGE_SECRET").unwrap_or_default(),
             max_flag_ttl_secs: number("MAX_FLAG_TTL_SECS", DEFAULT_MAX_FLAG_TTL_SECS),
             products_cache_secs: number("PRODUCTS_CACHE_SECS", DEFAULT_PRODUCTS_CACHE_SECS),
+            token_keys: KeySet::parse(&text("TOKEN_KEYS").unwrap_or_default())
+                .map_err(|e| format!("TOKEN_KEYS: {e}"))?,
+            token_audience: text("TOKEN_AUDIENCE").filter(|a| !a.is_empty()).unwrap_or_else(|| "seckill".into()),
+            origin_timeout_ms: number("ORIGIN_TIMEOUT_MS", DEFAULT_ORIGIN_TIMEOUT_MS).max(1),
         })
     }
 }
@@ -49,42 +74,102 @@ impl Settings {
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     let settings = Settings::from_env(&env)?;
     let path = req.path();
-    match route(req.method().as_ref(), &path) {
-        Route::ShopPage => shop_page(),
-        Route::Buy => buy(&mut req, &settings, &ctx).await,
-        Route::ProductList => product_list(&settings).await,
-        Route::Order { order_no } => {
+    let route = route(req.method().as_ref(), &path);
+    // The token is checked before anything else is read: without one, nothing reaches the origin.
+    let caller = if route.needs_identity() {
+        let authorization = req.headers().get("authorization")?;
+        let cookie = req.headers().get("cookie")?;
+        let now = Date::now().as_millis() / 1000;
+        match signed_in(
+            &settings.token_keys,
+            &settings.token_audience,
+            authorization.as_deref(),
+            cookie.as_deref(),
+            now,
+        ) {
+            Ok(user_id) => {
+                let token = token_from_headers(authorization.as_deref(), cookie.as_deref()).unwrap_or_default();
+                Some(Caller { user_id, token: token.to_owned() })
+            }
+            Err(refused) => return edge_error(&refused),
+        }
+    } else {
+        None
+    };
+    match (route, caller) {
+        (Route::ShopPage, _) => shop_page(),
+        (Route::Login, _) => match read_body(&mut req, MAX_SMALL_BODY_BYTES).await? {
+            Ok(body) => forward(&settings, Method::Post, "/api/login", Some(body), None).await,
+            Err(too_big) => edge_error(&too_big),
+        },
+        (Route::ProductList, _) => product_list(&settings).await,
+        (Route::Buy, Some(caller)) => buy(&mut req, &settings, &ctx, &caller).await,
+        (Route::Order { order_no }, Some(caller)) => {
             let path = format!("/api/orders/{order_no}");
-            forward(&settings, Method::Get, &path, None).await
+            forward(&settings, Method::Get, &path, None, Some(&caller)).await
         }
-        Route::PayOrder { order_no } => {
-            let path = format!("/api/orders/{order_no}/pay");
-            let body = req.text().await?;
-            forward(&settings, Method::Post, &path, Some(body)).await
-        }
-        Route::MethodNotAllowed => edge_error(&EdgeError::method_not_allowed()),
-        Route::NotFound => edge_error(&EdgeError::not_found()),
+        (Route::PayOrder { order_no }, Some(caller)) => match read_body(&mut req, MAX_SMALL_BODY_BYTES).await? {
+            Ok(body) => {
+                let path = format!("/api/orders/{order_no}/pay");
+                forward(&settings, Method::Post, &path, Some(body), Some(&caller)).await
+            }
+            Err(too_big) => edge_error(&too_big),
+        },
+        (Route::MethodNotAllowed, _) => edge_error(&EdgeError::method_not_allowed()),
+        (Route::NotFound, _) | (_, None) => edge_error(&EdgeError::not_found()),
     }
 }
 
-/// `POST /api/seckill`: validate, check the flags, else forward and learn from the answer.
-async fn buy(req: &mut Request, settings: &Settings, ctx: &Context) -> Result<Response> {
-    let buy = match BuyRequest::parse(&req.bytes().await?) {
-        Ok(buy) => buy,
-        Err(bad_body) => return edge_error(&bad_body),
+/// The signed-in user of a request, and the token that proves it (forwarded: the origin
+/// checks it again).
+struct Caller {
+    user_id: u64,
+    token: String,
+}
+
+/// Reads a body of at most `max` bytes. A declared `Content-Length` over the cap is refused
+/// before anything is read; a body that turns out longer is refused after.
+async fn read_body(req: &mut Request, max: usize) -> Result<std::result::Result<String, EdgeError>> {
+    let declared: Option<usize> = req.headers().get("content-length")?.and_then(|v| v.trim().parse().ok());
+    let too_big = || EdgeError::payload_too_large(max);
+    if declared.is_some_and(|n| n > max) {
+        return Ok(Err(too_big()));
+    }
+    let bytes = req.bytes().await?;
+    if bytes.len() > max {
+        return Ok(Err(too_big()));
+    }
+    Ok(String::from_utf8(bytes).map_err(|_| EdgeError::bad_request("body is not UTF-8")))
+}
+
+/// `POST /api/seckill`: validate, settle the buyer, check the flags, else forward and learn
+/// from the answer.
+async fn buy(req: &mut Request, settings: &Settings, ctx: &Context, caller: &Caller) -> Result<Response> {
+    let body = match read_body(req, MAX_BUY_BODY_BYTES).await? {
+        Ok(body) => body,
+        Err(too_big) => return edge_error(&too_big),
+    };
+    let buy = match BuyBody::parse(body.as_bytes()) {
+        Ok(body) => match body.buyer(caller.user_id) {
+            Ok(buy) => buy,
+            Err(someone_else) => return edge_error(&EdgeError::forbidden(someone_else.to_string())),
+        },
+        Err(bad_body) => return edge_error(&EdgeError::bad_request(bad_body.0)),
     };
     let cache = Cache::default();
     // One lookup after the other, not both at once: in a sell-out flood the first one answers
     // nearly every buy, and a parallel second lookup would double the cache work of exactly those.
-    for flag in buy.flags_to_check() {
+    for flag in flags_to_check(&buy) {
         if flag_is_set(&cache, &flag).await {
             return edge_error(&flag.rejection());
         }
     }
 
-    let Some(mut answer) = send_to_origin(settings, Method::Post, "/api/seckill", Some(buy.to_json())).await else {
-        return edge_error(&EdgeError::origin_unreachable());
-    };
+    let mut answer =
+        match send_to_origin(settings, Method::Post, "/api/seckill", Some(buy.to_json()), Some(caller)).await {
+            Ok(answer) => answer,
+            Err(failed) => return edge_error(&failed),
+        };
     let status = answer.status_code();
     let ttl = answer.headers().get(FLAG_TTL_HEADER)?;
     let body = answer.text().await?;
@@ -143,8 +228,9 @@ async fn product_list(settings: &Settings) -> Result<Response> {
         }
     }
 
-    let Some(mut answer) = send_to_origin(settings, Method::Get, "/api/products", None).await else {
-        return edge_error(&EdgeError::origin_unreachable());
+    let mut answer = match send_to_origin(settings, Method::Get, "/api/products", None, None).await {
+        Ok(answer) => answer,
+        Err(failed) => return edge_error(&failed),
     };
     let status = answer.status_code();
     let body = answer.text().await?;
@@ -161,33 +247,75 @@ async fn product_list(settings: &Settings) -> Result<Response> {
     json_response(status, body, &[(DECIDED_BY_HEADER, "origin".to_owned())])
 }
 
-/// Forwards a request unchanged in meaning and relays the origin's status and body.
-async fn forward(settings: &Settings, method: Method, path: &str, body: Option<String>) -> Result<Response> {
-    match send_to_origin(settings, method, path, body).await {
-        Some(mut answer) => {
+/// Forwards a request unchanged in meaning and relays the origin's status, body and any
+/// `Set-Cookie` (the local login's).
+async fn forward(
+    settings: &Settings,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    caller: Option<&Caller>,
+) -> Result<Response> {
+    match send_to_origin(settings, method, path, body, caller).await {
+        Ok(mut answer) => {
             let status = answer.status_code();
+            let cookie = answer.headers().get("set-cookie")?;
             let body = answer.text().await?;
-            json_response(status, body, &[(DECIDED_BY_HEADER, "origin".to_owned())])
+            let mut extra = vec![(DECIDED_BY_HEADER, "origin".to_owned())];
+            extra.extend(cookie.map(|c| ("set-cookie", c)));
+            json_response(status, body, &extra)
         }
-        None => edge_error(&EdgeError::origin_unreachable()),
+        Err(failed) => edge_error(&failed),
     }
 }
 
-/// Sends a JSON request to the origin with the shared secret; `None` if it cannot be reached.
-async fn send_to_origin(settings: &Settings, method: Method, path: &str, body: Option<String>) -> Option<Response> {
+/// Sends a JSON request to the origin with the shared secret and the caller's token. Gives up
+/// after `ORIGIN_TIMEOUT_MS` (504: the outcome is unknown, and a POST is never retried here)
+/// and answers 503 when the origin cannot be reached at all.
+async fn send_to_origin(
+    settings: &Settings,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    caller: Option<&Caller>,
+) -> std::result::Result<Response, EdgeError> {
     let url = format!("{}{}", settings.origin_url, path);
-    let sent = match origin_request(settings, &url, method, body) {
-        Ok(request) => Fetch::Request(request).send().await,
-        Err(e) => Err(e),
-    };
-    sent.map_err(|e| console_warn!("origin request {url} failed: {e}")).ok()
+    let request = origin_request(settings, &url, method, body, caller).map_err(|e| {
+        console_warn!("could not build the origin request {url}: {e}");
+        EdgeError::origin_unreachable()
+    })?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let sent = Box::pin(async move { Fetch::Request(request).send_with_signal(&signal).await });
+    let timeout = Delay::from(Duration::from_millis(u64::from(settings.origin_timeout_ms)));
+    match select(sent, timeout).await {
+        Either::Left((Ok(answer), _)) => Ok(answer),
+        Either::Left((Err(e), _)) => {
+            console_warn!("origin request {url} failed: {e}");
+            Err(EdgeError::origin_unreachable())
+        }
+        Either::Right(((), _)) => {
+            controller.abort();
+            console_warn!("origin request {url} timed out after {} ms", settings.origin_timeout_ms);
+            Err(EdgeError::origin_timeout())
+        }
+    }
 }
 
-fn origin_request(settings: &Settings, url: &str, method: Method, body: Option<String>) -> Result<Request> {
+fn origin_request(
+    settings: &Settings,
+    url: &str,
+    method: Method,
+    body: Option<String>,
+    caller: Option<&Caller>,
+) -> Result<Request> {
     let headers = Headers::new();
     headers.set("accept", "application/json")?;
     if !settings.edge_secret.is_empty() {
         headers.set(EDGE_SECRET_HEADER, &settings.edge_secret)?;
+    }
+    if let Some(caller) = caller {
+        headers.set("authorization", &format!("Bearer {}", caller.token))?;
     }
     if body.is_some() {
         headers.set("content-type", "application/json")?;

@@ -8,13 +8,30 @@ use sqlx::mysql::MySqlConnectOptions;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `APP_ENVIRONMENT` (default `local`): which `config/<environment>.toml` was read. Only
+    /// `local` (what `make up` and the tests run) has the login route and may keep the
+    /// development secrets.
+    pub environment: String,
     pub http: HttpSettings,
+    pub auth: AuthSettings,
     pub redis: RedisSettings,
     pub mysql: MySqlSettings,
     pub rocketmq: RocketMqSettings,
     pub orders: OrderSettings,
     pub buy: BuySettings,
     pub consumer: ConsumerSettings,
+}
+
+/// Signed identity (see `seckill_protocol::token`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// `kid:secret[,kid:secret...]`: tokens are verified with any of them; the first signs the
+    /// local login's tokens. The edge's `TOKEN_KEYS` secret must hold the same keys.
+    pub token_keys: String,
+    /// The `aud` every token must carry.
+    pub audience: String,
+    /// Lifetime of a local login's token (at most 3600 s).
+    pub login_token_secs: u64,
 }
 
 /// The `consume` process's own HTTP listener and lag watch.
@@ -62,7 +79,7 @@ pub struct HttpSettings {
     pub host: String,
     pub port: u16,
     pub admin_token: String,
-    /// Empty means the origin does not check `x-seckill-edge-secret`.
+    /// The secret the edge sends in `x-seckill-edge-secret`; `/api/*` needs it. Never empty.
     pub edge_secret: String,
     pub sold_out_flag_ttl_secs: u64,
     pub buyer_flag_ttl_secs: u64,
@@ -106,6 +123,45 @@ pub struct OrderSettings {
     pub pay_timeout_secs: u64,
 }
 
+/// The admin token `config/base.toml` ships with (public: local use only).
+pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
+
+impl Settings {
+    /// Whether this is the local environment: login route on, development secrets allowed.
+    pub fn is_local(&self) -> bool {
+        self.environment == "local"
+    }
+
+    /// What makes these settings unsafe to serve with, each naming its setting: an empty edge
+    /// secret (anywhere), and outside the local environment the public development admin token
+    /// or signing key. Empty when safe.
+    pub fn unsafe_defaults(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.http.edge_secret.trim().is_empty() {
+            problems.push("http.edge_secret (APP_HTTP__EDGE_SECRET) is empty: /api/* would be open to anyone".into());
+        }
+        if !self.is_local() {
+            if self.http.admin_token == DEV_ADMIN_TOKEN || self.http.admin_token.trim().is_empty() {
+                problems.push(format!(
+                    "http.admin_token (APP_HTTP__ADMIN_TOKEN) is the public default {DEV_ADMIN_TOKEN:?} or empty"
+                ));
+            }
+            if self.http.edge_secret == DEV_EDGE_SECRET {
+                problems.push(format!(
+                    "http.edge_secret (APP_HTTP__EDGE_SECRET) is the public default {DEV_EDGE_SECRET:?}"
+                ));
+            }
+            if seckill_protocol::token::KeySet::parse(&self.auth.token_keys).is_ok_and(|k| k.has_development_key()) {
+                problems.push("auth.token_keys (APP_AUTH__TOKEN_KEYS) holds the public development signing key".into());
+            }
+        }
+        problems
+    }
+}
+
+/// The edge secret `config/base.toml` and the stack ship with (public: local use only).
+pub const DEV_EDGE_SECRET: &str = "dev-edge-secret";
+
 impl MySqlSettings {
     /// Connection options for the configured database.
     pub fn connect_options(&self) -> MySqlConnectOptions {
@@ -139,6 +195,7 @@ pub fn load() -> Result<Settings, config::ConfigError> {
 pub fn load_from(dir: &Path) -> Result<Settings, config::ConfigError> {
     let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into());
     config::Config::builder()
+        .set_override("environment", environment.clone())?
         .add_source(config::File::from(dir.join("base.toml")))
         .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
         .add_source(config::Environment::with_prefix("APP").prefix_separator("_").separator("__").try_parsing(true))

@@ -6,10 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-/// Header carrying how many seconds the edge may trust the flag an answer implies.
-pub const FLAG_TTL_HEADER: &str = "x-seckill-flag-ttl";
-/// Header carrying the secret shared between the edge and the origin.
-pub const EDGE_SECRET_HEADER: &str = "x-seckill-edge-secret";
+pub use seckill_protocol::wire::{EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -17,8 +14,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or wrong admin token")]
     Unauthorized,
-    #[error("requests must come through the edge")]
-    Forbidden,
+    /// No valid identity token; the message says what is wrong with it.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Not allowed: no edge secret, or a request naming a user other than the signed-in one.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
     /// A business rule said no. `flag_ttl` (seconds) tells the edge it may cache this answer.
@@ -64,7 +65,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),

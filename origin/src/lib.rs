@@ -8,6 +8,7 @@ pub mod dead_letters;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod identity;
 pub mod metrics;
 pub mod orders;
 pub mod products;

@@ -72,6 +72,18 @@ pub struct Server {
 impl Server {
     /// Connects everything and starts listening on `http.host:http.port` (port 0 picks one).
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        // Refused before anything is connected: a public origin with a known secret is worse
+        // than none.
+        let problems = settings.unsafe_defaults();
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "refusing to serve in environment {:?}:\n  - {}",
+                settings.environment,
+                problems.join("\n  - ")
+            );
+        }
+        let token_keys = seckill_protocol::token::KeySet::parse(&settings.auth.token_keys)
+            .map_err(|e| anyhow::anyhow!("auth.token_keys (APP_AUTH__TOKEN_KEYS): {e}"))?;
         let db = connect_mysql(&settings).await?;
         let stock =
             StockStore::connect(&settings.redis.url, &settings.redis.key_prefix).await.context("connect to Redis")?;
@@ -127,6 +139,7 @@ impl Server {
             sold_out,
             broker,
             messaging: Arc::clone(&messaging),
+            token_keys,
         });
         let app = crate::http::app(state.clone());
         let stop = Arc::new(tokio::sync::Notify::new());

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use seckill_protocol::token::KeySet;
 use sqlx::MySqlPool;
 
 use crate::broker::health::BrokerHealth;
@@ -31,6 +32,8 @@ pub struct Inner {
     pub broker: Arc<BrokerHealth>,
     /// The process's RocketMQ client runtime (admin reads such as the order queue's lag).
     pub messaging: Arc<Messaging>,
+    /// `auth.token_keys`, parsed: identity tokens are verified (and the local login signs) with these.
+    pub token_keys: KeySet,
 }
 
 impl AppState {
@@ -66,5 +69,8 @@ impl AppState {
     }
     pub fn messaging(&self) -> &Messaging {
         &self.0.messaging
+    }
+    pub fn token_keys(&self) -> &KeySet {
+        &self.0.token_keys
     }
 }

@@ -2,12 +2,14 @@
 // admin API. URLs and tokens come from the environment (scripts/edge.sh test sets them).
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export const EDGE_URL = process.env.EDGE_URL ?? "http://127.0.0.1:8787";
 export const ORIGIN_URL = process.env.ORIGIN_URL ?? "http://127.0.0.1:8080";
 export const ADMIN_TOKEN = process.env.ADMIN_TOKEN ?? "dev-admin-token";
 export const EDGE_SECRET = process.env.EDGE_SECRET ?? "dev-edge-secret";
+export const TOKEN_KEYS = process.env.TOKEN_KEYS ?? "dev:seckill-local-development-signing-key-not-secret";
 export const TEST_OUTPUT = process.env.TEST_OUTPUT ?? new URL("../../test-output/", import.meta.url).pathname;
 
 export { sleep };
@@ -23,18 +25,58 @@ async function answer(res) {
 /** True when the edge decided this answer itself. */
 export const decidedByEdge = (a) => a.headers.get("x-seckill-decided-by") === "edge";
 
-/** POST /api/seckill through the edge; `body` is sent as is when it is a string. */
-export async function buyViaEdge(body) {
+const b64url = (bytes) => Buffer.from(bytes).toString("base64url");
+
+/**
+ * An identity token as README "Identity" specifies it (JWT HS256 with a kid), signed here the
+ * way an identity provider would, independently of the Rust code that verifies it. Claims can
+ * be overridden to forge bad ones; `keys` defaults to the stack's TOKEN_KEYS (first key signs).
+ */
+export function signToken(userId, { claims = {}, keys = TOKEN_KEYS } = {}) {
+  const [kid, ...rest] = keys.split(",")[0].split(":");
+  const secret = rest.join(":");
+  const now = Math.floor(Date.now() / 1000);
+  const header = b64url(JSON.stringify({ alg: "HS256", typ: "JWT", kid }));
+  const body = b64url(JSON.stringify({ sub: String(userId), aud: "seckill", iat: now, exp: now + 600, ...claims }));
+  const signature = createHmac("sha256", secret).update(`${header}.${body}`).digest("base64url");
+  return `${header}.${body}.${signature}`;
+}
+
+/** The user a buy body names, if it names a valid one (else the request signs in as user 1). */
+function signedInUserOf(body) {
+  try {
+    const userId = (typeof body === "string" ? JSON.parse(body) : body)?.userId;
+    return Number.isSafeInteger(userId) && userId > 0 ? userId : 1;
+  } catch { return 1; }
+}
+
+/**
+ * POST /api/seckill through the edge; `body` is sent as is when it is a string. Signed in as the
+ * body's `userId` unless `token` says otherwise (`null`: no token at all).
+ */
+export async function buyViaEdge(body, { token = signToken(signedInUserOf(body)), headers = {} } = {}) {
   const res = await fetch(`${EDGE_URL}/api/seckill`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...bearer(token), ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   return answer(res);
 }
 
-export async function getViaEdge(path) {
-  return answer(await fetch(`${EDGE_URL}${path}`));
+const bearer = (token) => (token ? { authorization: `Bearer ${token}` } : {});
+
+/** GET through the edge, signed in with `token` if given. */
+export async function getViaEdge(path, { token = null } = {}) {
+  return answer(await fetch(`${EDGE_URL}${path}`, { headers: bearer(token) }));
+}
+
+/** POST /api/orders/{orderNo}/pay through the edge, signed in with `token` (null: none). */
+export async function payViaEdge(orderNo, token, body = {}) {
+  return answer(await fetch(`${EDGE_URL}/api/orders/${orderNo}/pay`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...bearer(token) },
+    body: JSON.stringify(body),
+  }));
 }
 
 async function admin(method, path, body) {

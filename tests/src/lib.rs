@@ -30,6 +30,8 @@ pub struct TestApp {
     pub db: MySqlPool,
     pub redis: redis::aio::MultiplexedConnection,
     pub id: String,
+    /// The app's Redis, read as the origin reads it.
+    pub stock: seckill_origin::stock::StockStore,
     /// A producer of the test's own, for delivering messages by hand (see [`TestApp::deliver`]).
     delivery: tokio::sync::OnceCell<(Sender, Messaging)>,
 }
@@ -56,6 +58,31 @@ pub fn isolated_settings() -> (String, Settings) {
     // Tests of the order's life use [`TestApp::spawn_lifecycle`], which sends level 16 (3 s).
     mq.cancel_delay_level = 18;
     (id, s)
+}
+
+/// A token for `user_id` signed with `settings`' keys (the first one), living an hour.
+pub fn token_for(settings: &Settings, user_id: u64) -> String {
+    Tokens::new(settings).for_user(user_id)
+}
+
+/// Signs identity tokens as the local login does, for load generators that act as many users.
+#[derive(Clone)]
+pub struct Tokens {
+    keys: std::sync::Arc<seckill_protocol::token::KeySet>,
+    audience: String,
+}
+
+impl Tokens {
+    pub fn new(settings: &Settings) -> Tokens {
+        let keys = seckill_protocol::token::KeySet::parse(&settings.auth.token_keys).expect("the auth keys parse");
+        Tokens { keys: std::sync::Arc::new(keys), audience: settings.auth.audience.clone() }
+    }
+
+    /// A token for `user_id`, issued now, living an hour.
+    pub fn for_user(&self, user_id: u64) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        self.keys.sign(user_id, &self.audience, now, 3600)
+    }
 }
 
 impl TestApp {
@@ -95,9 +122,12 @@ impl TestApp {
             .get_multiplexed_async_connection()
             .await
             .expect("connect redis");
+        let stock = seckill_origin::stock::StockStore::connect(&settings.redis.url, &settings.redis.key_prefix)
+            .await
+            .expect("connect redis");
         let http =
             reqwest::Client::builder().pool_max_idle_per_host(512).timeout(Duration::from_secs(30)).build().unwrap();
-        TestApp { settings, server, workers: Some(workers), http, db, redis, id, delivery: Default::default() }
+        TestApp { settings, server, workers: Some(workers), http, db, redis, id, stock, delivery: Default::default() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -159,11 +189,30 @@ impl TestApp {
         read(self.http.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("admin request")).await
     }
 
-    /// `POST /api/seckill` with a raw body, as the edge would send it.
+    /// A token signed in as `user_id` with the app's keys, as the local login signs it.
+    pub fn token_for(&self, user_id: u64) -> String {
+        token_for(&self.settings, user_id)
+    }
+
+    /// `POST /api/seckill` with a raw body, as the edge would send it, signed in as the body's
+    /// `userId` (user 1 if it has none that is valid: the body is what is being tested).
     pub async fn buy_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        let body: reqwest::Body = body.into();
+        let user = body
+            .as_bytes()
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            .and_then(|v| v.get("userId").and_then(Value::as_u64))
+            .filter(|u| *u >= 1)
+            .unwrap_or(1);
+        self.buy_raw_as(user, body).await
+    }
+
+    /// `POST /api/seckill` with a raw body, signed in as `user_id`.
+    pub async fn buy_raw_as(&self, user_id: u64, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.http
             .post(self.url("/api/seckill"))
             .header("x-seckill-edge-secret", EDGE_SECRET)
+            .bearer_auth(self.token_for(user_id))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -182,11 +231,20 @@ impl TestApp {
         body["orderNo"].as_str().expect("orderNo in a QUEUED answer").to_string()
     }
 
+    /// `GET /api/orders/{orderNo}` as its owner (found in MySQL or the deduction log; user 1
+    /// for an order that does not exist).
     pub async fn order(&self, order_no: &str) -> (u16, Value) {
+        let owner = self.owner_of(order_no).await.unwrap_or(1);
+        self.order_as(order_no, owner).await
+    }
+
+    /// `GET /api/orders/{orderNo}` signed in as `user_id`.
+    pub async fn order_as(&self, order_no: &str, user_id: u64) -> (u16, Value) {
         read(
             self.http
                 .get(self.url(&format!("/api/orders/{order_no}")))
                 .header("x-seckill-edge-secret", EDGE_SECRET)
+                .bearer_auth(self.token_for(user_id))
                 .send()
                 .await
                 .expect("order request"),
@@ -194,11 +252,27 @@ impl TestApp {
         .await
     }
 
+    /// Who placed an order, read behind the API's back (MySQL, else the deduction log).
+    async fn owner_of(&self, order_no: &str) -> Option<u64> {
+        let row: Option<(u64,)> = sqlx::query_as("SELECT user_id FROM tb_seckill_order WHERE order_no = ?")
+            .bind(order_no)
+            .fetch_optional(&self.db)
+            .await
+            .expect("read an order's owner");
+        if let Some((user,)) = row {
+            return Some(user);
+        }
+        let product = seckill_origin::orders::order_no::product_of(order_no)?;
+        self.stock.deduction(product, order_no).await.ok().flatten().map(|d| d.user_id)
+    }
+
+    /// Pays as `user_id` (the signed-in user; the body repeats it, as the page sends it).
     pub async fn pay(&self, order_no: &str, user_id: u64) -> (u16, Value) {
         read(
             self.http
                 .post(self.url(&format!("/api/orders/{order_no}/pay")))
                 .header("x-seckill-edge-secret", EDGE_SECRET)
+                .bearer_auth(self.token_for(user_id))
                 .json(&json!({ "userId": user_id }))
                 .send()
                 .await
@@ -471,6 +545,8 @@ pub fn origin_command(settings: &Settings, args: &[&str]) -> std::process::Comma
         ("APP_CONFIG_DIR", configuration::config_dir().display().to_string()),
         ("APP_HTTP__ADMIN_TOKEN", s.http.admin_token.clone()),
         ("APP_HTTP__EDGE_SECRET", s.http.edge_secret.clone()),
+        ("APP_ENVIRONMENT", s.environment.clone()),
+        ("APP_AUTH__TOKEN_KEYS", s.auth.token_keys.clone()),
         ("APP_REDIS__URL", s.redis.url.clone()),
         ("APP_REDIS__KEY_PREFIX", s.redis.key_prefix.clone()),
         ("APP_MYSQL__HOST", s.mysql.host.clone()),

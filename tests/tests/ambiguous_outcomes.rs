@@ -67,9 +67,10 @@ async fn a_buy_that_never_reached_redis_is_a_503_with_nothing_taken() {
     }
     let refused = refused.expect("a buy while Redis refuses connections is a 503");
     proxy.restart().await;
-    let back =
-        seckill_e2e::wait_until(std::time::Duration::from_secs(10), || async { app.buy(refused, product).await.0 == 200 })
-            .await;
+    let back = seckill_e2e::wait_until(std::time::Duration::from_secs(10), || async {
+        app.buy(refused, product).await.0 == 200
+    })
+    .await;
     assert!(back, "buying works once Redis is reachable again");
     app.check().await;
 }

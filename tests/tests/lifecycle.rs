@@ -84,11 +84,12 @@ async fn a_paid_order_is_never_cancelled_and_keeps_its_stock() {
     assert_eq!((status, body["status"].as_str()), (200, Some("PAID")), "{body}");
     let (status, body) = app.pay(&order_no, 2).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("PAID")), "paying twice answers PAID again: {body}");
-    for bad in [json!({}), json!({ "userId": 0 }), json!({ "userId": "2" })] {
+    for bad in [json!([2]), json!({ "userId": 0 }), json!({ "userId": "2" })] {
         let resp = app
             .http
             .post(app.url(&format!("/api/orders/{order_no}/pay")))
             .header("x-seckill-edge-secret", seckill_e2e::EDGE_SECRET)
+            .bearer_auth(app.token_for(2))
             .json(&bad)
             .send()
             .await

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::events::{self, OrderEvent};
 use super::{order_no, OrderStatus};
 use crate::error::{parse_json, ApiError};
+use crate::identity::SignedIn;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -60,31 +61,40 @@ pub async fn lookup(state: &AppState, order_no: &str) -> Result<Option<OrderView
     }))
 }
 
-/// `GET /api/orders/{orderNo}`.
+/// `GET /api/orders/{orderNo}`: the signed-in user's own order. Anyone else's is reported as
+/// missing (404): order numbers are time-ordered and easy to guess, so they prove nothing.
 pub async fn get_order(
     State(state): State<AppState>,
+    SignedIn(user_id): SignedIn,
     Path(order_no): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    lookup(&state, &order_no).await?.map(Json).ok_or_else(|| no_such_order(&order_no))
+    match lookup(&state, &order_no).await? {
+        Some(order) if order.user_id == user_id => Ok(Json(order)),
+        _ => Err(no_such_order(&order_no)),
+    }
 }
 
-/// `POST /api/orders/{orderNo}/pay` with `{"userId"}`. Paying a paid order answers PAID again.
-/// Pay and cancel are both conditional on status UNPAID, so exactly one of them wins.
+/// `POST /api/orders/{orderNo}/pay` by the order's owner; the body may be empty or repeat the
+/// signed-in `userId`. Paying a paid order answers PAID again. Pay and cancel are both
+/// conditional on status UNPAID, so exactly one of them wins; pay is also conditional on the
+/// order's `expireAt` not having passed (409 `ORDER_EXPIRED`), so a late pay cannot pin stock
+/// that the cancel, due any moment, is about to give back.
 pub async fn pay(
     State(state): State<AppState>,
+    signed_in: SignedIn,
     Path(order_no): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let body: Value = parse_json(&body)?;
-    let user_id = match body.get("userId").and_then(Value::as_u64) {
-        Some(u) if u >= 1 => u,
-        _ => return Err(ApiError::BadRequest("userId must be a positive integer".into())),
-    };
+    let body: Value =
+        if body.iter().all(u8::is_ascii_whitespace) { Value::Object(Default::default()) } else { parse_json(&body)? };
+    if !body.is_object() {
+        return Err(ApiError::BadRequest("body must be a JSON object (or empty)".into()));
+    }
+    let user_id = signed_in.named_in(&body)?;
     if mark_paid(&state, &order_no, user_id).await? {
         Metrics::incr(&state.metrics().orders_paid);
         return Ok(Json(serde_json::json!({ "orderNo": order_no, "status": "PAID" })));
     }
-    // Another user's order is reported as missing: order numbers are not secrets to enumerate.
     match lookup(&state, &order_no).await? {
         Some(o) if o.user_id == user_id => match o.status {
             OrderStatus::Paid => Ok(Json(serde_json::json!({ "orderNo": order_no, "status": "PAID" }))),
@@ -96,6 +106,12 @@ pub async fn pay(
                 "ORDER_PENDING",
                 format!("order {order_no} is still being placed; pay once its status is UNPAID"),
             )),
+            OrderStatus::Unpaid if o.expire_at.is_some_and(|at| at <= chrono::Utc::now().timestamp_millis()) => {
+                Err(ApiError::conflict(
+                    "ORDER_EXPIRED",
+                    format!("order {order_no} was not paid before its expireAt; it is being cancelled"),
+                ))
+            }
             // Lost a race with a concurrent pay or cancel between our UPDATE and lookup.
             OrderStatus::Unpaid => Err(ApiError::Unavailable(format!("order {order_no} is changing; try again"))),
         },
@@ -103,17 +119,19 @@ pub async fn pay(
     }
 }
 
-/// UNPAID → PAID for the order's own user, with a PAID event, in one transaction.
-/// False if the order is not UNPAID (or not this user's).
+/// UNPAID → PAID for the order's own user before its `expire_at`, with a PAID event, in one
+/// transaction. False if the order is not UNPAID, has expired, or is not this user's.
 async fn mark_paid(state: &AppState, order_no: &str, user_id: u64) -> Result<bool, ApiError> {
     let mut tx = state.db().begin().await?;
+    let now = chrono::Utc::now().naive_utc();
     let paid = sqlx::query(
         "UPDATE tb_seckill_order SET status = 'PAID', paid_at = ? \
-         WHERE order_no = ? AND user_id = ? AND status = 'UNPAID'",
+         WHERE order_no = ? AND user_id = ? AND status = 'UNPAID' AND expire_at > ?",
     )
-    .bind(chrono::Utc::now().naive_utc())
+    .bind(now)
     .bind(order_no)
     .bind(user_id)
+    .bind(now)
     .execute(&mut *tx)
     .await?
     .rows_affected()

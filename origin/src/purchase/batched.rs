@@ -21,7 +21,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{BuyFailure, BuyRequest, Placed};
+use super::{Buy, BuyFailure, Placed};
 use crate::broker::health::BrokerHealth;
 use crate::broker::sender::{Outgoing, SendError, Sender};
 use crate::configuration::BuySettings;
@@ -75,7 +75,7 @@ impl BatchedBuyer {
     }
 
     /// Takes stock for `request` under `order_no` and queues the order.
-    pub async fn buy(&self, request: &BuyRequest, order_no: String) -> Result<Placed, BuyFailure> {
+    pub async fn buy(&self, request: &Buy, order_no: String) -> Result<Placed, BuyFailure> {
         // While the relay cannot reach the broker nothing is taken: taking stock only to give
         // it back (or, worse, to leave it pending) helps nobody. A probe clears this.
         if self.broker.is_failing() {

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 
 use crate::broker::buy::{BuyError, BuyProducer};
 use crate::error::{ApiError, FLAG_TTL_HEADER};
+use crate::identity::SignedIn;
 use crate::metrics::Metrics;
 use crate::orders::order_no::NoLease;
 use crate::orders::OrderMessage;
@@ -31,6 +32,7 @@ use crate::products::{self, SaleState};
 use crate::state::AppState;
 use crate::stock::BuyOutcome;
 use batched::BatchedBuyer;
+use seckill_protocol::buy::BuyBody;
 
 /// Why a buy is refused while this origin cannot prove its order-number node lease.
 const NO_ORDER_NUMBER: &str = "this origin cannot issue order numbers right now; nothing was bought, try again shortly";
@@ -60,42 +62,8 @@ pub enum BuyFailure {
     Unavailable(&'static str),
 }
 
-/// A validated buy request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuyRequest {
-    pub user_id: u64,
-    pub product_id: u64,
-    pub quantity: u32,
-}
-
-/// Validates `{"userId": u64 >= 1, "productId": u64 >= 1, "quantity": u32 >= 1 (default 1)}`.
-/// The error names the field at fault. (The per-user limit is checked against Redis.)
-pub fn parse_buy_request(body: &[u8]) -> Result<BuyRequest, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
-    let Value::Object(fields) = value else {
-        return Err("body must be a JSON object".into());
-    };
-    let id = |name: &str| -> Result<u64, String> {
-        match fields.get(name) {
-            None | Some(Value::Null) => Err(format!("{name} is required")),
-            Some(v) => match v.as_u64() {
-                Some(n) if n >= 1 => Ok(n),
-                _ => Err(format!("{name} must be a positive integer")),
-            },
-        }
-    };
-    let user_id = id("userId")?;
-    let product_id = id("productId")?;
-    let quantity = match fields.get("quantity") {
-        None | Some(Value::Null) => 1,
-        Some(v) => match v.as_u64() {
-            Some(0) => return Err("quantity must be at least 1".into()),
-            Some(n) if n <= u32::MAX as u64 => n as u32,
-            _ => return Err("quantity must be a positive integer".into()),
-        },
-    };
-    Ok(BuyRequest { user_id, product_id, quantity })
-}
+/// A validated buy whose buyer is the signed-in user (one definition with the edge).
+pub use seckill_protocol::buy::Buy;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,20 +76,34 @@ struct Accepted<'a> {
 
 /// `POST /api/seckill`: 200 QUEUED, 202 PENDING (outcome not confirmed yet; follow the order
 /// number), 409/404/400 rejections, 503 when surely nothing was taken.
-pub async fn buy(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn buy(
+    State(state): State<AppState>,
+    signed_in: Result<SignedIn, ApiError>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let answer = answer_buy(&state, body).await;
+    let answer = answer_buy(&state, signed_in, body).await;
     state.metrics().buy_seconds.observe(started.elapsed().as_secs_f64());
     answer
 }
 
-async fn answer_buy(state: &AppState, body: Bytes) -> Result<Response, ApiError> {
+async fn answer_buy(
+    state: &AppState,
+    signed_in: Result<SignedIn, ApiError>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let metrics = state.metrics();
     Metrics::incr(&metrics.buy_requests);
-    let request = parse_buy_request(&body).map_err(|m| {
+    let refuse = |error: ApiError| {
+        metrics.rejected(error.code());
+        error
+    };
+    let SignedIn(user_id) = signed_in.map_err(refuse)?;
+    let body = BuyBody::parse(&body).map_err(|bad| {
         Metrics::incr(&metrics.buy_bad_requests);
-        ApiError::BadRequest(m)
+        ApiError::BadRequest(bad.0)
     })?;
+    let request = body.buyer(user_id).map_err(|other| refuse(ApiError::Forbidden(other.to_string())))?;
     if state.sold_out().is_sold_out(request.product_id) {
         let error = rejection(state, &request, BuyOutcome::SoldOut { stock_left: 0 });
         metrics.rejected(error.code());
@@ -173,7 +155,7 @@ async fn answer_buy(state: &AppState, body: Bytes) -> Result<Response, ApiError>
 
 /// Transaction mode: a read-only check turns most requests away before the broker; the
 /// survivors go out as a transaction message whose local transaction takes the stock.
-async fn buy_in_transaction(state: &AppState, producer: &BuyProducer, r: &BuyRequest) -> Result<Placed, BuyFailure> {
+async fn buy_in_transaction(state: &AppState, producer: &BuyProducer, r: &Buy) -> Result<Placed, BuyFailure> {
     let unavailable = "the stock service is unavailable; try again shortly";
     let (outcome, price) = state
         .stock()
@@ -219,7 +201,7 @@ async fn buy_in_transaction(state: &AppState, producer: &BuyProducer, r: &BuyReq
     }
 }
 
-fn rejection(state: &AppState, r: &BuyRequest, outcome: BuyOutcome) -> ApiError {
+fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
     let http = &state.settings().http;
     match outcome {
         BuyOutcome::SoldOut { stock_left } if stock_left > 0 => ApiError::conflict(
@@ -281,39 +263,4 @@ pub async fn list_products(State(state): State<AppState>) -> Result<Json<Value>,
         })
         .collect();
     Ok(Json(json!({ "serverTime": now, "products": products })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_minimal_request_defaults_to_one_unit() {
-        assert_eq!(
-            parse_buy_request(br#"{"userId": 7, "productId": 1}"#),
-            Ok(BuyRequest { user_id: 7, product_id: 1, quantity: 1 })
-        );
-    }
-
-    #[test]
-    fn every_bad_input_names_its_problem() {
-        let cases: &[(&[u8], &str)] = &[
-            (b"", "JSON"),
-            (b"{", "JSON"),
-            (b"[1]", "object"),
-            (br#"{"productId": 1}"#, "userId is required"),
-            (br#"{"userId": 0, "productId": 1}"#, "userId must be a positive integer"),
-            (br#"{"userId": -3, "productId": 1}"#, "userId must be a positive integer"),
-            (br#"{"userId": "7", "productId": 1}"#, "userId must be a positive integer"),
-            (br#"{"userId": 7}"#, "productId is required"),
-            (br#"{"userId": 7, "productId": 0}"#, "productId must be a positive integer"),
-            (br#"{"userId": 7, "productId": 1, "quantity": 0}"#, "quantity must be at least 1"),
-            (br#"{"userId": 7, "productId": 1, "quantity": 1.5}"#, "quantity must be a positive integer"),
-            (br#"{"userId": 7, "productId": 1, "quantity": 4294967296}"#, "quantity must be a positive integer"),
-        ];
-        for (body, expected) in cases {
-            let err = parse_buy_request(body).unwrap_err();
-            assert!(err.contains(expected), "{:?}: {err}", String::from_utf8_lossy(body));
-        }
-    }
 }

@@ -29,18 +29,21 @@ pub struct Malformed {
     pub body: Vec<u8>,
     /// False: sent without the edge's secret.
     pub from_edge: bool,
+    /// Signed in as this user.
+    pub user: u64,
 }
 
 /// The malformed kinds, in turn: broken syntax, wrong shapes, out-of-range numbers, a product
 /// that is not on sale, a quantity over the per-user limit, and a caller that is not the edge.
 fn malformed(i: u64, product: u64, user: u64) -> Malformed {
-    let edge = |kind, body: Value| Malformed { kind, body: body.to_string().into_bytes(), from_edge: true };
+    let edge = |kind, body: Value| Malformed { kind, body: body.to_string().into_bytes(), from_edge: true, user };
+    let raw = |kind, body: &[u8]| Malformed { kind, body: body.to_vec(), from_edge: true, user };
     match i % 12 {
-        0 => Malformed { kind: "truncated JSON", body: br#"{"userId": 1, "productId""#.to_vec(), from_edge: true },
-        1 => Malformed { kind: "empty body", body: Vec::new(), from_edge: true },
-        2 => Malformed { kind: "not UTF-8", body: vec![0xff, 0xfe, b'{', 0x80], from_edge: true },
+        0 => raw("truncated JSON", br#"{"userId": 1, "productId""#),
+        1 => raw("empty body", b""),
+        2 => raw("not UTF-8", &[0xff, 0xfe, b'{', 0x80]),
         3 => edge("a JSON array", json!([user, product])),
-        4 => edge("no userId", json!({ "productId": product })),
+        4 => edge("userId not the signed-in user", json!({ "userId": user + 1, "productId": product })),
         5 => edge("userId 0", json!({ "userId": 0, "productId": product })),
         6 => edge("userId a string", json!({ "userId": user.to_string(), "productId": product })),
         7 => edge("productId negative", json!({ "userId": user, "productId": -1 })),
@@ -51,6 +54,7 @@ fn malformed(i: u64, product: u64, user: u64) -> Malformed {
             kind: "no edge secret",
             body: json!({ "userId": user, "productId": product }).to_string().into_bytes(),
             from_edge: false,
+            user,
         },
     }
 }
@@ -125,11 +129,13 @@ impl Tally {
 pub struct Origins {
     urls: Arc<Vec<String>>,
     next: Arc<AtomicU64>,
+    /// Signs each request as its user, as the edge's callers are signed in.
+    tokens: crate::Tokens,
 }
 
 impl Origins {
-    pub fn new(urls: Vec<String>) -> Origins {
-        Origins { urls: Arc::new(urls), next: Arc::default() }
+    pub fn new(urls: Vec<String>, tokens: crate::Tokens) -> Origins {
+        Origins { urls: Arc::new(urls), next: Arc::default(), tokens }
     }
 
     /// Round robin.
@@ -264,10 +270,15 @@ async fn send(
         Request::Malformed(m) => m.body.clone(),
     };
     let from_edge = !matches!(request, Request::Malformed(Malformed { from_edge: false, .. }));
+    let token = origins.tokens.for_user(match request {
+        Request::Buy { user, .. } => *user,
+        Request::Malformed(m) => m.user,
+    });
     // A refused connection carried nothing: a load balancer sends it to the next origin.
     for _ in 0..=origins.urls.len() * 4 {
         let (_, url) = origins.pick();
-        let mut post = http.post(format!("{url}/api/seckill")).header("content-type", "application/json");
+        let mut post =
+            http.post(format!("{url}/api/seckill")).header("content-type", "application/json").bearer_auth(&token);
         if from_edge {
             post = post.header("x-seckill-edge-secret", EDGE_SECRET);
         }
@@ -293,6 +304,7 @@ async fn pay(http: reqwest::Client, origins: Origins, order_no: String, user: u6
         let answer = http
             .post(format!("{}/api/orders/{order_no}/pay", origins.any()))
             .header("x-seckill-edge-secret", EDGE_SECRET)
+            .bearer_auth(origins.tokens.for_user(user))
             .json(&json!({ "userId": user }))
             .send()
             .await;

@@ -187,7 +187,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     let requests = load::requests(&plan, stack.product, 1);
     let total = requests.len() as u64;
     let sent = Arc::new(AtomicU64::new(0));
-    let origins = Origins::new(stack.origins.iter().map(|o| o.url.clone()).collect());
+    let origins =
+        Origins::new(stack.origins.iter().map(|o| o.url.clone()).collect(), crate::Tokens::new(&stack.settings));
     eprintln!("[torture] {total} requests to {} origins at {} req/s", stack.origins.len(), plan.rate);
     let started = Instant::now();
     let burst = tokio::spawn({

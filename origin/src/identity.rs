@@ -1,0 +1,84 @@
+//! Who is asking. The edge already refused requests without a valid token; the origin checks
+//! again (defence in depth: a request that skipped the edge, or an edge misconfigured), with
+//! the same rules (`seckill_protocol::token`) and keys.
+//!
+//! [`SignedIn`] is the extractor the user routes take; [`login`] is the local environment's
+//! stand-in for an identity provider.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use seckill_protocol::token::TokenError;
+use seckill_protocol::wire::{token_cookie, token_from_headers};
+use serde_json::{json, Value};
+
+use crate::error::{parse_json, ApiError};
+use crate::state::AppState;
+
+/// The signed-in user of a request, from a verified token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedIn(pub u64);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = |name| parts.headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+        let token = token_from_headers(header(AUTHORIZATION), header(COOKIE)).ok_or(TokenError::Missing);
+        token
+            .and_then(|t| state.token_keys().verify(t, &state.settings().auth.audience, now_secs()))
+            .map(|identity| SignedIn(identity.user_id))
+            .map_err(|e| ApiError::Unauthenticated(e.to_string()))
+    }
+}
+
+impl SignedIn {
+    /// The signed-in user, whom a body's `userId` may only repeat (absent is fine).
+    pub fn named_in(self, body: &Value) -> Result<u64, ApiError> {
+        match body.get("userId") {
+            None | Some(Value::Null) => Ok(self.0),
+            Some(v) => match v.as_u64() {
+                Some(u) if u == self.0 => Ok(u),
+                Some(u) if u >= 1 => Err(ApiError::Forbidden(format!(
+                    "userId {u} is not the signed-in user; leave it out or send {}",
+                    self.0
+                ))),
+                _ => Err(ApiError::BadRequest("userId must be a positive integer".into())),
+            },
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `POST /api/login` `{"userId": u64}` → 200 `{"token", "userId", "expiresAt"}` (ms) and the
+/// token as an HttpOnly, SameSite=Strict cookie. Local environment only (404 elsewhere): it
+/// signs for whoever asks, which is what a demo and the tests need and nothing else should.
+pub async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    if !state.settings().is_local() {
+        return Err(ApiError::not_found("NOT_FOUND", "no such route"));
+    }
+    let body: Value = parse_json(&body)?;
+    let user_id = match body.get("userId") {
+        None | Some(Value::Null) => return Err(ApiError::BadRequest("userId is required".into())),
+        Some(v) => v
+            .as_u64()
+            .filter(|u| *u >= 1)
+            .ok_or_else(|| ApiError::BadRequest("userId must be a positive integer".into()))?,
+    };
+    let auth = &state.settings().auth;
+    let now = now_secs();
+    let token = state.token_keys().sign(user_id, &auth.audience, now, auth.login_token_secs);
+    let lifetime = auth.login_token_secs.min(seckill_protocol::token::MAX_LIFETIME_SECS);
+    let expires_at = (now + lifetime) * 1000;
+    let mut response = Json(json!({ "token": token, "userId": user_id, "expiresAt": expires_at })).into_response();
+    let cookie =
+        HeaderValue::from_str(&token_cookie(&token, lifetime, false)).expect("a token is a valid header value");
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(response)
+}
