@@ -41,6 +41,8 @@ pub struct Metrics {
     pub cancels_repeated: Counter,
     pub dead_letters: Counter,
     pub order_batches: Counter,
+    /// Probe messages `/health` stored on the broker (at most one per probe interval).
+    pub health_probes: Counter,
     /// Order messages per writer batch.
     pub writer_batch_size: Histogram,
     /// Seconds one writer batch takes (its MySQL transaction and the cancel send).
@@ -76,6 +78,7 @@ impl Default for Metrics {
             cancels_repeated: order("cancel_repeated"),
             dead_letters: Counter::default(),
             order_batches: Counter::default(),
+            health_probes: Counter::default(),
             writer_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             writer_batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             consumer_lag: Family::default(),
@@ -89,6 +92,11 @@ impl Default for Metrics {
         registry.register("orders", "Orders by what happened to them (writer, canceller, payments)", orders);
         registry.register("dead_letters", "Messages moved to a dead-letter queue", metrics.dead_letters.clone());
         registry.register("writer_batches", "Batches the order writer handled", metrics.order_batches.clone());
+        registry.register(
+            "health_probes",
+            "Probe messages GET /health sent to the broker",
+            metrics.health_probes.clone(),
+        );
         registry.register("writer_batch_size", "Order messages per writer batch", metrics.writer_batch_size.clone());
         registry.register(
             "writer_batch_duration_seconds",

@@ -65,3 +65,26 @@ async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_and_its_lag() 
     assert!(drained, "lag back to 0 and 40 orders written: {}", scrape(&app, &consume_url).await);
     app.check().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_stores_one_broker_probe_per_interval_however_often_it_is_called() {
+    let app = TestApp::spawn().await;
+    let probes =
+        || async { value(&scrape(&app, &app.server.url()).await, "seckill_health_probes_total").unwrap() as u64 };
+    let started = std::time::Instant::now();
+    let calls = futures::future::join_all((0..20).map(|_| app.http.get(app.url("/health")).send())).await;
+    for _ in 0..20 {
+        calls.iter().for_each(|c| assert_eq!(c.as_ref().unwrap().status(), 200));
+        let resp = app.http.get(app.url("/health")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // One probe answers for 2 s: 40 calls cost one probe per 2 s they took, plus the first.
+    let allowed = 1 + started.elapsed().as_secs() / 2;
+    let after_calls = probes().await;
+    assert!((1..=allowed).contains(&after_calls), "{after_calls} probes for 40 calls in {:?}", started.elapsed());
+    let before = probes().await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(probes().await, before + 1, "a stale result is probed again");
+    app.check().await;
+}

@@ -10,6 +10,9 @@ use super::sender::Sender;
 pub struct BrokerHealth {
     /// Unix ms of the first failure since the last success; 0 = not failing.
     failing_since: AtomicI64,
+    /// When `/health` last stored a probe, and whether the broker took it. Held across the
+    /// probe, so concurrent health checks wait for one probe instead of each sending their own.
+    last_probe: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
 
 impl BrokerHealth {
@@ -24,6 +27,24 @@ impl BrokerHealth {
 
     pub fn is_failing(&self) -> bool {
         self.failing_since.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether the broker stored a probe within `fresh`: the last probe's result if it is that
+    /// recent, else `probe()` runs (once, however many callers ask at the same time). Keeps a
+    /// public `/health` from storing a broker message per call.
+    pub async fn probe_result<F>(&self, fresh: Duration, probe: F) -> bool
+    where
+        F: std::future::Future<Output = bool>,
+    {
+        let mut last = self.last_probe.lock().await;
+        if let Some((at, stored)) = *last {
+            if at.elapsed() < fresh {
+                return stored;
+            }
+        }
+        let stored = probe.await;
+        *last = Some((std::time::Instant::now(), stored));
+        stored
     }
 
     /// While failing, sends a probe to `topic` every `every` and clears the failure once the
