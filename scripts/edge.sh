@@ -123,11 +123,15 @@ cmd_start() {
   # The state holds only cached flags and product lists: safe to drop, and dropping it means a
   # fresh stack (whose product ids start again at 1) never sees an old flag.
   rm -rf "$EDGE_STATE"
-  # wrangler.toml without [build] (so wrangler does not rebuild at start), main made absolute.
-  awk -v main="$SECKILL_ROOT/edge/build/index.js" '
+  # wrangler.toml without [build] (so wrangler does not rebuild at start), main made absolute,
+  # the per-IP limit raised to $EDGE_IP_RATE_LIMIT (every local client is 127.0.0.1).
+  awk -v main="$SECKILL_ROOT/edge/build/index.js" -v ip_limit="$EDGE_IP_RATE_LIMIT" '
     /^\[/ { skipping = ($0 == "[build]") }
     skipping { next }
     /^main *=/ { print "main = \"" main "\""; next }
+    /^name *= *"IP_RATE_LIMITER"/ { in_ip = 1 }
+    /^name *= *"USER_RATE_LIMITER"/ { in_ip = 0 }
+    in_ip && /^simple *=/ { sub(/limit *= *[0-9]+/, "limit = " ip_limit) }
     { print }' wrangler.toml >"$EDGE_RUN/wrangler.toml"
 
   : >"$SECKILL_LOGS/edge.log"

@@ -33,6 +33,9 @@ export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
 export EDGE_SECRET="${EDGE_SECRET:-dev-edge-secret}"
 # Identity-token keys, "kid:secret[,kid:secret...]" (README "Identity"): the origin signs the
 # local login's tokens with the first, the edge and the origin verify with any. Public default.
+# The edge's per-IP rate limit for the local stack (per 10 s): every test and bench client is
+# 127.0.0.1 here, so it is high; wrangler.toml's own (300) is what a deploy gets.
+export EDGE_IP_RATE_LIMIT="${EDGE_IP_RATE_LIMIT:-1000000}"
 export TOKEN_KEYS="${TOKEN_KEYS:-dev:seckill-local-development-signing-key-not-secret}"
 
 # Durability: what an acknowledged write survives (README "Durability"). DURABILITY=strict

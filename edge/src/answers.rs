@@ -58,6 +58,11 @@ impl EdgeError {
         )
     }
 
+    /// 429 `RATE_LIMITED`: over a rate limit (the caller adds `Retry-After`).
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(429, "RATE_LIMITED", message)
+    }
+
     /// 413 `PAYLOAD_TOO_LARGE`: the body is over the edge's cap for this route.
     pub fn payload_too_large(max_bytes: usize) -> Self {
         Self::new(413, "PAYLOAD_TOO_LARGE", format!("body too large (at most {max_bytes} bytes)"))

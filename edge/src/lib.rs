@@ -1,6 +1,7 @@
 //! The seckill edge: a Cloudflare Worker (Rust compiled to wasm) in front of the origin.
 //!
-//! It serves the shop page and the public API. Every `/api/*` route but the login and the
+//! It serves the shop page and the public API. Buys and pays are rate limited per client IP and
+//! per user ([`limits`], 429). Every `/api/*` route but the login and the
 //! product list needs a signed identity ([`identity`]): without a valid token the edge answers
 //! 401 itself. On `POST /api/seckill` it turns away, without calling the origin, every buy it
 //! already knows will fail:
@@ -21,6 +22,7 @@
 pub mod admission;
 pub mod answers;
 pub mod identity;
+pub mod limits;
 pub mod page;
 pub mod products;
 pub mod routes;

@@ -16,6 +16,7 @@ use worker::{
 use crate::admission::{flag_from_answer, flags_to_check, Flag, FlagToSet, DEFAULT_MAX_FLAG_TTL_SECS};
 use crate::answers::{EdgeError, DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 use crate::identity::signed_in;
+use crate::limits::{self, IP_LIMITER, USER_LIMITER};
 use crate::page::SHOP_PAGE_HTML;
 use crate::products::{
     with_server_time_advanced, CACHED_AT_HEADER, DEFAULT_PRODUCTS_CACHE_SECS, PRODUCT_LIST_CACHE_KEY,
@@ -44,6 +45,8 @@ struct Settings {
     token_audience: String,
     /// `ORIGIN_TIMEOUT_MS`: how long the edge waits for the origin before answering 504.
     origin_timeout_ms: u32,
+    /// `RATE_LIMIT_RETRY_AFTER_SECS`: the `Retry-After` of a 429 (the limiters' period).
+    retry_after_secs: u32,
 }
 
 /// Default `ORIGIN_TIMEOUT_MS`: above the origin's own worst case (a broker send times out at 3 s).
@@ -66,6 +69,7 @@ impl Settings {
                 .map_err(|e| format!("TOKEN_KEYS: {e}"))?,
             token_audience: text("TOKEN_AUDIENCE").filter(|a| !a.is_empty()).unwrap_or_else(|| "seckill".into()),
             origin_timeout_ms: number("ORIGIN_TIMEOUT_MS", DEFAULT_ORIGIN_TIMEOUT_MS).max(1),
+            retry_after_secs: number("RATE_LIMIT_RETRY_AFTER_SECS", limits::DEFAULT_RETRY_AFTER_SECS).max(1),
         })
     }
 }
@@ -75,6 +79,13 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     let settings = Settings::from_env(&env)?;
     let path = req.path();
     let route = route(req.method().as_ref(), &path);
+    let limited = limits::is_limited(&route);
+    if limited {
+        let ip = req.headers().get("cf-connecting-ip")?;
+        if !within_limit(&env, IP_LIMITER, limits::ip_key(ip.as_deref())).await {
+            return over_limit("address", &settings);
+        }
+    }
     // The token is checked before anything else is read: without one, nothing reaches the origin.
     let caller = if route.needs_identity() {
         let authorization = req.headers().get("authorization")?;
@@ -96,6 +107,11 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     } else {
         None
     };
+    if let (true, Some(caller)) = (limited, &caller) {
+        if !within_limit(&env, USER_LIMITER, limits::user_key(caller.user_id)).await {
+            return over_limit("user", &settings);
+        }
+    }
     match (route, caller) {
         (Route::ShopPage, _) => shop_page(),
         (Route::Login, _) => match read_body(&mut req, MAX_SMALL_BODY_BYTES).await? {
@@ -118,6 +134,34 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
         (Route::MethodNotAllowed, _) => edge_error(&EdgeError::method_not_allowed()),
         (Route::NotFound, _) | (_, None) => edge_error(&EdgeError::not_found()),
     }
+}
+
+/// Asks the rate-limit binding `binding` about `key`. A missing or failing binding lets the
+/// request through (see [`crate::limits`]).
+async fn within_limit(env: &Env, binding: &str, key: String) -> bool {
+    let limiter = match env.rate_limiter(binding) {
+        Ok(limiter) => limiter,
+        Err(e) => {
+            console_warn!("rate limiter {binding} is not bound ({e}); not limiting");
+            return true;
+        }
+    };
+    match limiter.limit(key).await {
+        Ok(outcome) => outcome.success,
+        Err(e) => {
+            console_warn!("rate limiter {binding} failed ({e}); not limiting");
+            true
+        }
+    }
+}
+
+fn over_limit(per: &str, settings: &Settings) -> Result<Response> {
+    let error = limits::rate_limited(per, settings.retry_after_secs);
+    json_response(
+        error.status,
+        error.body(),
+        &[(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", settings.retry_after_secs.to_string())],
+    )
 }
 
 /// The signed-in user of a request, and the token that proves it (forwarded: the origin
