@@ -1,7 +1,7 @@
 # seckill: the two commands are `make up` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: up down test bench torture clean-cache
+.PHONY: up down status logs test bench torture clean-cache
 
 ## Install what is missing, start the whole stack on 127.0.0.1 with a demo sale, print the URLs.
 up:
@@ -10,6 +10,14 @@ up:
 ## Stop everything `make up` (or `make test`) started, by pid file.
 down:
 	@scripts/stack.sh down
+
+## Each service of the stack: up / down / stale, pid, address, log file (exit 1 if one of `make up`'s is not up).
+status:
+	@scripts/status.sh status
+
+## The last 40 lines of every service's log; ARGS="origin consumer" for some, ARGS=-f to follow.
+logs:
+	@scripts/status.sh logs $(ARGS)
 
 ## Bring up what the tests need and run every test (unit, end-to-end, torture at CI scale, edge, browser).
 test:

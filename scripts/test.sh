@@ -9,6 +9,8 @@ cd "$SECKILL_ROOT"
 
 "$SECKILL_ROOT/scripts/stack.sh" up
 "$SECKILL_ROOT/scripts/services.sh" start mq test
+# `make status` must see what `make up` started (and says what is missing if not).
+"$SECKILL_ROOT/scripts/status.sh" status || die "make status: a service of the stack is not up"
 
 # Test databases from earlier runs (each e2e test creates its own).
 mariadb --no-defaults -h "$SECKILL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$MYSQL_PASSWORD" -N \
