@@ -169,6 +169,7 @@ cmd_test() {
   edge_answers || die "no edge at $EDGE_URL: start the stack first (make up)"
   curl -fsS -o /dev/null -m 2 "$ORIGIN_URL/health" || die "no origin at $ORIGIN_URL: start the stack first (make up)"
   export ADMIN_TOKEN EDGE_SECRET TOKEN_KEYS
+  export PROMETHEUS_URL="http://$SECKILL_HOST:$PROMETHEUS_PORT"
   export TEST_OUTPUT="${TEST_OUTPUT:-$SECKILL_ROOT/test-output}"
   mkdir -p "$TEST_OUTPUT"
   # One file at a time: the tests read the origin's global buy counter, so nothing else may buy

@@ -88,6 +88,7 @@ up() {
   origin_env
   "$ORIGIN_BIN" migrate >>"$SECKILL_LOGS/migrate.log" 2>&1 || die "migrations failed (see $SECKILL_LOGS/migrate.log)"
   start_origin
+  "$SECKILL_ROOT/scripts/services.sh" start prometheus
   demo_sale
   if [[ -x "$SECKILL_ROOT/scripts/edge.sh" && "${SECKILL_NO_EDGE:-}" != 1 ]]; then
     "$SECKILL_ROOT/scripts/edge.sh" install
@@ -101,6 +102,7 @@ up() {
     origin API:    $ORIGIN_URL   (public routes need header x-seckill-edge-secret: $EDGE_SECRET)
     admin token:   $ADMIN_TOKEN   (Authorization: Bearer $ADMIN_TOKEN)
     metrics:       $ORIGIN_URL/metrics (serve), http://$SECKILL_HOST:$CONSUMER_PORT/metrics (consume)
+    prometheus:    http://$SECKILL_HOST:$PROMETHEUS_PORT/ (rules: config/prometheus/rules.yml; Grafana: config/grafana/)
     demo sale:     product 1, stock 100, price 6999.00
     logs:          $SECKILL_LOGS
   Stop everything with: make down
@@ -111,7 +113,7 @@ MSG
 down() {
   [[ -x "$SECKILL_ROOT/scripts/edge.sh" ]] && "$SECKILL_ROOT/scripts/edge.sh" stop || true
   local name
-  for name in origin consumer broker-test namesrv-test broker-dev namesrv-dev mysql redis; do
+  for name in prometheus origin consumer broker-test namesrv-test broker-dev namesrv-dev mysql redis; do
     stop_pidfile "$name"
   done
 }

@@ -11,10 +11,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # name port: what `make up` starts, then the test broker `make test` adds.
 SERVICES=(
   "redis $REDIS_PORT" "mysql $MYSQL_PORT" "namesrv-dev $NAMESRV_PORT" "broker-dev $BROKER_PORT"
-  "origin $ORIGIN_PORT" "consumer $CONSUMER_PORT" "edge $EDGE_PORT"
+  "origin $ORIGIN_PORT" "consumer $CONSUMER_PORT" "prometheus $PROMETHEUS_PORT" "edge $EDGE_PORT"
   "namesrv-test ${TEST_NAMESRV_PORT:-9877}" "broker-test ${TEST_BROKER_PORT:-10921}"
 )
-CORE=7   # the first seven are the stack of `make up`
+CORE=8   # the first eight are the stack of `make up`
 
 # state NAME PORT: up (pid alive and port open), stale (pid file of a dead process), starting
 # (alive, port not open yet), foreign (port open without our process) or down.

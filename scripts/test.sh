@@ -9,6 +9,7 @@ cd "$SECKILL_ROOT"
 
 "$SECKILL_ROOT/scripts/stack.sh" up
 "$SECKILL_ROOT/scripts/services.sh" start mq test
+promtool check rules config/prometheus/rules.yml >/dev/null || die "config/prometheus/rules.yml does not check"
 # `make status` must see what `make up` started (and says what is missing if not).
 "$SECKILL_ROOT/scripts/status.sh" status || die "make status: a service of the stack is not up"
 
