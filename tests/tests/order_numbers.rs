@@ -59,10 +59,12 @@ async fn a_second_origin_never_shares_a_node_id_even_after_redis_forgets_everyth
     for user in 1..=400u64 {
         let url = if user % 2 == 0 { app.url("/api/seckill") } else { second_url.clone() };
         let http = app.http.clone();
+        let token = app.token_for(user);
         buys.spawn(async move {
             let resp = http
                 .post(url)
                 .header("x-seckill-edge-secret", seckill_e2e::EDGE_SECRET)
+                .bearer_auth(token)
                 .header("content-type", "application/json")
                 .body(format!(r#"{{"userId":{user},"productId":{product}}}"#))
                 .send()

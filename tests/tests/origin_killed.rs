@@ -25,10 +25,12 @@ async fn an_origin_killed_mid_burst_loses_no_order_once_the_sweeper_ran() {
     let tasks: Vec<_> = (1..=3000u64)
         .map(|user| {
             let (http, url, queued) = (http.clone(), victim.url.clone(), Arc::clone(&queued));
+            let token = app.token_for(user);
             tokio::spawn(async move {
                 let answer = http
                     .post(format!("{url}/api/seckill"))
                     .header("x-seckill-edge-secret", EDGE_SECRET)
+                    .bearer_auth(token)
                     .json(&json!({ "userId": user, "productId": product }))
                     .send()
                     .await;
