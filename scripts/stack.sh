@@ -16,6 +16,7 @@ origin_env() {
   export APP_CONSUMER__HOST="$SECKILL_HOST" APP_CONSUMER__PORT="$CONSUMER_PORT"
   export APP_HTTP__ADMIN_TOKEN="$ADMIN_TOKEN" APP_HTTP__EDGE_SECRET="$EDGE_SECRET"
   export APP_AUTH__TOKEN_KEYS="$TOKEN_KEYS"
+  export APP_LOG__FORMAT="$LOG_FORMAT"
   export APP_REDIS__URL="redis://$SECKILL_HOST:$REDIS_PORT"
   export APP_MYSQL__HOST="$SECKILL_HOST" APP_MYSQL__PORT="$MYSQL_PORT" APP_MYSQL__USERNAME="$MYSQL_USER"
   export APP_MYSQL__PASSWORD="$MYSQL_PASSWORD" APP_MYSQL__DATABASE="$MYSQL_DATABASE"
@@ -49,12 +50,14 @@ start_origin() {
   else
     start_bg origin "$ORIGIN_BIN" serve
   fi
-  if [[ -f "$SECKILL_PIDS/consumer.pid" ]] && kill -0 "$(cat "$SECKILL_PIDS/consumer.pid")" 2>/dev/null; then
-    log "consumer: already running, reusing it"
+  # By its port, not its pid file: after a reboot that pid may belong to anything.
+  if port_open "$CONSUMER_PORT"; then
+    log "consumer: port $CONSUMER_PORT already open, reusing it"
   else
     start_bg consumer "$ORIGIN_BIN" consume
   fi
   wait_http origin "$ORIGIN_URL/health" 90
+  wait_http consumer "http://$SECKILL_HOST:$CONSUMER_PORT/livez" 90
 }
 
 demo_sale() {
