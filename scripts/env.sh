@@ -30,6 +30,7 @@ export ORIGIN_PORT="${ORIGIN_PORT:-8080}"
 export CONSUMER_PORT="${CONSUMER_PORT:-8081}"   # `consume`'s /metrics and /livez
 export EDGE_PORT="${EDGE_PORT:-8787}"
 export PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+export LOG_FORMAT="${LOG_FORMAT:-text}"   # the origin's log lines: text or json (README "Configuration")
 export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
 export EDGE_SECRET="${EDGE_SECRET:-dev-edge-secret}"
 # Identity-token keys, "kid:secret[,kid:secret...]" (README "Identity"): the origin signs the

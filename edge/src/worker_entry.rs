@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use seckill_protocol::buy::{BuyBody, MAX_BUY_BODY_BYTES};
 use seckill_protocol::token::KeySet;
-use seckill_protocol::wire::token_from_headers;
+use seckill_protocol::wire::{is_valid_request_id, token_from_headers, REQUEST_ID_HEADER};
 use wasm_bindgen::JsValue;
 use worker::{
     console_warn, event, AbortController, Cache, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
@@ -28,8 +28,12 @@ const SHOP_PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
     style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
-/// The worker's settings: `[vars]` in wrangler.toml, overridden by `wrangler dev --var`.
+/// The worker's settings (`[vars]` in wrangler.toml, overridden by `wrangler dev --var`), read
+/// for each request, with that request's id.
 struct Settings {
+    /// This request's `x-request-id`: the client's if valid, else a fresh one. Sent to the
+    /// origin and returned on the answer.
+    request_id: String,
     /// `ORIGIN_URL`, e.g. `http://127.0.0.1:8080` (no trailing slash needed).
     origin_url: String,
     /// `EDGE_SECRET` (a secret in production, a var under `wrangler dev`); empty = not sent.
@@ -56,11 +60,12 @@ const DEFAULT_ORIGIN_TIMEOUT_MS: u32 = 10_000;
 const MAX_SMALL_BODY_BYTES: usize = 4 * 1024;
 
 impl Settings {
-    fn from_env(env: &Env) -> Result<Self> {
+    fn from_env(env: &Env, request_id: String) -> Result<Self> {
         let text = |name: &str| env.secret(name).or_else(|_| env.var(name)).map(|value| value.to_string()).ok();
         let number = |name: &str, default: u32| text(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
         let origin_url = text("ORIGIN_URL").ok_or("ORIGIN_URL is not set")?;
         Ok(Self {
+            request_id,
             origin_url: origin_url.trim_end_matches('/').to_owned(),
             edge_secret: text("EDGE_SECRET").unwrap_or_default(),
             max_flag_ttl_secs: number("MAX_FLAG_TTL_SECS", DEFAULT_MAX_FLAG_TTL_SECS),
@@ -75,15 +80,29 @@ impl Settings {
 }
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let settings = Settings::from_env(&env)?;
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let sent = req.headers().get(REQUEST_ID_HEADER)?.filter(|id| is_valid_request_id(id));
+    let request_id = sent.unwrap_or_else(fresh_request_id);
+    let settings = Settings::from_env(&env, request_id)?;
+    let mut answer = handle(req, env, ctx, &settings).await?;
+    answer.headers_mut().set(REQUEST_ID_HEADER, &settings.request_id)?;
+    Ok(answer)
+}
+
+/// 106 random bits as 28 hex digits (the runtime's `Math.random` is backed by a CSPRNG in Workers).
+fn fresh_request_id() -> String {
+    let half = || (worker::js_sys::Math::random() * 2f64.powi(53)) as u64;
+    format!("{:014x}{:014x}", half(), half())
+}
+
+async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -> Result<Response> {
     let path = req.path();
     let route = route(req.method().as_ref(), &path);
     let limited = limits::is_limited(&route);
     if limited {
         let ip = req.headers().get("cf-connecting-ip")?;
         if !within_limit(&env, IP_LIMITER, limits::ip_key(ip.as_deref())).await {
-            return over_limit("address", &settings);
+            return over_limit("address", settings);
         }
     }
     // The token is checked before anything else is read: without one, nothing reaches the origin.
@@ -109,25 +128,25 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     };
     if let (true, Some(caller)) = (limited, &caller) {
         if !within_limit(&env, USER_LIMITER, limits::user_key(caller.user_id)).await {
-            return over_limit("user", &settings);
+            return over_limit("user", settings);
         }
     }
     match (route, caller) {
         (Route::ShopPage, _) => shop_page(),
         (Route::Login, _) => match read_body(&mut req, MAX_SMALL_BODY_BYTES).await? {
-            Ok(body) => forward(&settings, Method::Post, "/api/login", Some(body), None).await,
+            Ok(body) => forward(settings, Method::Post, "/api/login", Some(body), None).await,
             Err(too_big) => edge_error(&too_big),
         },
-        (Route::ProductList, _) => product_list(&settings).await,
-        (Route::Buy, Some(caller)) => buy(&mut req, &settings, &ctx, &caller).await,
+        (Route::ProductList, _) => product_list(settings).await,
+        (Route::Buy, Some(caller)) => buy(&mut req, settings, &ctx, &caller).await,
         (Route::Order { order_no }, Some(caller)) => {
             let path = format!("/api/orders/{order_no}");
-            forward(&settings, Method::Get, &path, None, Some(&caller)).await
+            forward(settings, Method::Get, &path, None, Some(&caller)).await
         }
         (Route::PayOrder { order_no }, Some(caller)) => match read_body(&mut req, MAX_SMALL_BODY_BYTES).await? {
             Ok(body) => {
                 let path = format!("/api/orders/{order_no}/pay");
-                forward(&settings, Method::Post, &path, Some(body), Some(&caller)).await
+                forward(settings, Method::Post, &path, Some(body), Some(&caller)).await
             }
             Err(too_big) => edge_error(&too_big),
         },
@@ -361,6 +380,7 @@ fn origin_request(
     if let Some(caller) = caller {
         headers.set("authorization", &format!("Bearer {}", caller.token))?;
     }
+    headers.set(REQUEST_ID_HEADER, &settings.request_id)?;
     if body.is_some() {
         headers.set("content-type", "application/json")?;
     }

@@ -20,6 +20,22 @@ pub struct Settings {
     pub orders: OrderSettings,
     pub buy: BuySettings,
     pub consumer: ConsumerSettings,
+    pub log: LogSettings,
+}
+
+/// How the process logs (the level is `RUST_LOG`'s).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, the request's span (with its `request_id`) included.
+    Json,
 }
 
 /// Signed identity (see `seckill_protocol::token`).

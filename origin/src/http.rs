@@ -2,11 +2,14 @@
 //! the public routes (edge secret) and the admin routes (bearer token).
 
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use seckill_protocol::wire::{is_valid_request_id, REQUEST_ID_HEADER};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 
 use crate::error::{ApiError, EDGE_SECRET_HEADER};
 use crate::state::AppState;
@@ -30,7 +33,35 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(|State(state): State<AppState>| async move { state.metrics().response() }))
         .fallback(|| async { ApiError::not_found("NOT_FOUND", "no such route") })
         .layer(middleware::map_response(json_errors))
+        // Outermost last: a bad client id is dropped, a missing one made, the span carries it
+        // (every log line of the request names it), and the answer returns it.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(middleware::map_request(drop_invalid_request_id))
         .with_state(state)
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+}
+
+/// A client-sent id that is not a short plain token is dropped (a fresh one replaces it).
+async fn drop_invalid_request_id(mut request: Request) -> Request {
+    let valid = request.headers().get(&REQUEST_ID).map(|v| v.to_str().is_ok_and(is_valid_request_id));
+    if valid == Some(false) {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
 }
 
 /// Error answers the framework writes itself (405 for a wrong method, 413 for a body over the

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use seckill_origin::broker::Messaging;
-use seckill_origin::configuration;
+use seckill_origin::configuration::{self, LogFormat};
 use seckill_origin::reconcile::{Reconciler, MAX_QUEUE_WAIT};
 use seckill_origin::startup::{self, Server, Workers};
 use seckill_origin::stock::StockStore;
@@ -46,14 +46,24 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            "info,rocketmq_client_rust=warn,rocketmq_remoting=warn,rocketmq_transport=warn,sqlx=warn".into()
-        }))
-        .init();
+    let settings = match configuration::load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("seckill-origin: settings: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        "info,rocketmq_client_rust=warn,rocketmq_remoting=warn,rocketmq_transport=warn,sqlx=warn".into()
+    });
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match settings.log.format {
+        LogFormat::Text => logs.init(),
+        // Spans flattened into each line: a request's lines all carry its request_id.
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("seckill-origin: {e:#}");
@@ -62,8 +72,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
-    let settings = configuration::load()?;
+async fn run(command: Command, settings: configuration::Settings) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
             startup::migrate(&settings).await?;

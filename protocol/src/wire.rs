@@ -11,6 +11,16 @@ pub const EDGE_SECRET_HEADER: &str = "x-seckill-edge-secret";
 /// Sent by the origin on the buy answers that set a flag: how many seconds the edge may trust it.
 pub const FLAG_TTL_HEADER: &str = "x-seckill-flag-ttl";
 
+/// Ties one request's answer at the edge to the origin's log lines: the edge keeps a valid one
+/// the client sent or makes one, forwards it, and both return it.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Whether a client-sent request id may be kept: 1 to 64 of `[A-Za-z0-9._-]`, so it cannot
+/// break a log line or a header. Anything else is replaced by a fresh one.
+pub fn is_valid_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The cookie the local login sets (HttpOnly, SameSite=Strict) and the page's requests carry.
 pub const TOKEN_COOKIE: &str = "seckill_token";
 
@@ -56,6 +66,15 @@ mod tests {
         assert_eq!(token_from_headers(None, Some("seckill_token=")), None);
         assert_eq!(token_from_headers(None, Some("not_seckill_token=x; seckill_tokens=y")), None);
         assert_eq!(token_from_headers(None, None), None);
+    }
+
+    #[test]
+    fn request_ids_are_short_plain_tokens() {
+        assert!(is_valid_request_id("3f2a-9c.x_1"));
+        assert!(is_valid_request_id(&"a".repeat(64)));
+        for bad in ["", "a b", "a\nb", "<script>", "ä", &"a".repeat(65)] {
+            assert!(!is_valid_request_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

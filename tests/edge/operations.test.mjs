@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { buyViaEdge, createProduct, freshUserId, waitFor } from "./stack.mjs";
+import { EDGE_URL, buyViaEdge, createProduct, freshUserId, waitFor } from "./stack.mjs";
 
 const PROMETHEUS_URL = process.env.PROMETHEUS_URL ?? "http://127.0.0.1:9090";
 
@@ -59,4 +59,17 @@ test("every query of the shipped Grafana dashboard runs on that Prometheus", asy
     const data = await prometheus(`/api/v1/query?query=${encodeURIComponent(expr)}`);
     assert.equal(data.resultType, "vector", expr);
   }
+});
+
+test("every answer of the edge carries x-request-id: the caller's when it is a plain token, else a fresh one", async () => {
+  const kept = await fetch(`${EDGE_URL}/api/products`, { headers: { "x-request-id": "shop-7f3a_1" } });
+  assert.equal(kept.headers.get("x-request-id"), "shop-7f3a_1");
+  const ids = new Set();
+  for (const path of ["/", "/api/products", "/api/nothing", "/api/orders/A1"]) {
+    const res = await fetch(`${EDGE_URL}${path}`, { headers: { "x-request-id": "not a token!" } });
+    const id = res.headers.get("x-request-id");
+    assert.match(id ?? "", /^[0-9a-f]{28}$/, `${path}: ${id}`);
+    ids.add(id);
+  }
+  assert.equal(ids.size, 4, "each request its own id");
 });
