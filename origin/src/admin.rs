@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use seckill_protocol::room::RoomSettings;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -23,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/products/{id}/preload", post(preload))
         .route("/admin/products/{id}/reconcile", post(reconcile))
         .route("/admin/products/{id}/stock", get(stock))
+        .route("/admin/products/{id}/waiting-room", get(waiting_room).put(set_waiting_room).delete(remove_waiting_room))
         .route("/admin/orders", get(list_orders))
         .route("/admin/metrics", get(metrics))
         .route("/admin/rejected-orders", get(rejected_orders))
@@ -161,6 +163,47 @@ async fn stock(State(state): State<AppState>, Path(raw): Path<String>) -> Result
         "outbox": outbox,
         "orders": counts,
     })))
+}
+
+/// The product, or 404 `NO_SUCH_PRODUCT`.
+async fn existing_product(state: &AppState, raw: &str) -> Result<u64, ApiError> {
+    let id = product_id(raw)?;
+    products::find(state.db(), id)
+        .await?
+        .map(|p| p.id)
+        .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))
+}
+
+fn room_answer(id: u64, room: Option<&RoomSettings>) -> Json<Value> {
+    Json(json!({ "productId": id, "waitingRoom": room }))
+}
+
+/// `GET /admin/products/{id}/waiting-room`: the sale's room settings, `null` when it has none.
+async fn waiting_room(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = existing_product(&state, &raw).await?;
+    Ok(room_answer(id, products::waiting_rooms(state.db()).await?.get(&id)))
+}
+
+/// `PUT /admin/products/{id}/waiting-room` with the room's settings: turns the room on or
+/// changes it. The edge applies it once its product list refreshes (about a second); users
+/// already admitted keep their passes.
+async fn set_waiting_room(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = existing_product(&state, &raw).await?;
+    let room: RoomSettings = parse_json(&body)?;
+    room.validate().map_err(ApiError::BadRequest)?;
+    products::set_waiting_room(state.db(), id, Some(&room)).await?;
+    Ok(room_answer(id, Some(&room)))
+}
+
+/// `DELETE /admin/products/{id}/waiting-room`: turns the room off (every buyer goes through).
+async fn remove_waiting_room(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = existing_product(&state, &raw).await?;
+    products::set_waiting_room(state.db(), id, None).await?;
+    Ok(room_answer(id, None))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,10 @@
 //! Products on sale: the MySQL catalogue and the rules for a new sale.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
+use seckill_protocol::room::RoomSettings;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
@@ -38,6 +41,8 @@ pub struct NewProduct {
     pub start_at: Option<i64>,
     pub end_at: Option<i64>,
     pub per_user_limit: Option<i64>,
+    /// The sale's waiting room; none (the default) lets every buyer through.
+    pub waiting_room: Option<RoomSettings>,
 }
 
 /// A [`NewProduct`] that passed [`NewProduct::validate`].
@@ -49,6 +54,7 @@ pub struct ValidProduct {
     pub start_at: Option<NaiveDateTime>,
     pub end_at: Option<NaiveDateTime>,
     pub per_user_limit: u32,
+    pub waiting_room: Option<RoomSettings>,
 }
 
 const MAX_STOCK: i64 = 100_000_000;
@@ -106,6 +112,9 @@ impl NewProduct {
                 return Err("endAt must be after startAt".into());
             }
         }
+        if let Some(room) = &self.waiting_room {
+            room.validate().map_err(|e| format!("waitingRoom.{e}"))?;
+        }
         Ok(ValidProduct {
             name,
             price: self.price.round_dp(2),
@@ -113,13 +122,16 @@ impl NewProduct {
             start_at,
             end_at,
             per_user_limit: limit as u32,
+            waiting_room: self.waiting_room,
         })
     }
 }
 
 const COLUMNS: &str = "id, name, price, initial_stock, stock, per_user_limit, start_at, end_at";
 
+/// Inserts the product and, if it has one, its waiting room, in one transaction.
 pub async fn create(pool: &MySqlPool, p: &ValidProduct) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
     let result = sqlx::query(
         "INSERT INTO tb_seckill_product (name, price, initial_stock, stock, per_user_limit, start_at, end_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -131,9 +143,57 @@ pub async fn create(pool: &MySqlPool, p: &ValidProduct) -> sqlx::Result<u64> {
     .bind(p.per_user_limit)
     .bind(p.start_at)
     .bind(p.end_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(result.last_insert_id())
+    let id = result.last_insert_id();
+    if let Some(room) = &p.waiting_room {
+        set_waiting_room(&mut *tx, id, Some(room)).await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Turns the product's waiting room on with `room`, changes it, or (`None`) turns it off.
+pub async fn set_waiting_room<'e, E: sqlx::MySqlExecutor<'e>>(
+    db: E,
+    id: u64,
+    room: Option<&RoomSettings>,
+) -> sqlx::Result<()> {
+    match room {
+        Some(r) => sqlx::query(
+            "INSERT INTO tb_waiting_room \
+             (product_id, new_users_per_interval, interval_secs, max_active_users, session_secs) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE new_users_per_interval = VALUES(new_users_per_interval), \
+             interval_secs = VALUES(interval_secs), max_active_users = VALUES(max_active_users), \
+             session_secs = VALUES(session_secs), updated_at = CURRENT_TIMESTAMP(3)",
+        )
+        .bind(id)
+        .bind(r.new_users_per_interval)
+        .bind(r.interval_secs)
+        .bind(r.max_active_users)
+        .bind(r.session_secs),
+        None => sqlx::query("DELETE FROM tb_waiting_room WHERE product_id = ?").bind(id),
+    }
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Every waiting room that is on, by product id.
+pub async fn waiting_rooms(pool: &MySqlPool) -> sqlx::Result<HashMap<u64, RoomSettings>> {
+    let rows: Vec<(u64, u32, u32, u32, u32)> = sqlx::query_as(
+        "SELECT product_id, new_users_per_interval, interval_secs, max_active_users, session_secs \
+         FROM tb_waiting_room",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, new_users_per_interval, interval_secs, max_active_users, session_secs)| {
+            (id, RoomSettings { new_users_per_interval, interval_secs, max_active_users, session_secs })
+        })
+        .collect())
 }
 
 pub async fn find<'e, E: sqlx::MySqlExecutor<'e>>(db: E, id: u64) -> sqlx::Result<Option<Product>> {
@@ -202,6 +262,7 @@ mod tests {
             start_at: None,
             end_at: None,
             per_user_limit: None,
+            waiting_room: None,
         }
     }
 
@@ -226,5 +287,9 @@ mod tests {
         let mut p = new("1", 1);
         p.per_user_limit = Some(0);
         assert!(p.validate().unwrap_err().contains("perUserLimit"));
+        let mut p = new("1", 1);
+        p.waiting_room =
+            Some(RoomSettings { new_users_per_interval: 0, interval_secs: 1, max_active_users: 1, session_secs: 60 });
+        assert!(p.validate().unwrap_err().starts_with("waitingRoom.newUsersPerInterval"));
     }
 }

@@ -3,10 +3,12 @@
 //! * [`buy`]: the rules of a buy body, so the edge's 400 is the origin's 400;
 //! * [`token`]: the signed identity (JWT HS256 with a `kid`), signed by the local login or an
 //!   identity provider and verified by both the edge and the origin;
+//! * [`room`]: a sale's waiting-room settings and the pass an admitted user carries;
 //! * [`wire`]: the headers and the cookie they exchange.
 //!
 //! No I/O and no clock: callers pass the current time, so `cargo test` checks it all natively.
 
 pub mod buy;
+pub mod room;
 pub mod token;
 pub mod wire;

@@ -240,6 +240,7 @@ pub async fn list_products(State(state): State<AppState>) -> Result<Json<Value>,
     let all = products::all(state.db()).await?;
     let ids: Vec<u64> = all.iter().map(|p| p.id).collect();
     let stocks = state.stock().stocks(&ids).await?;
+    let rooms = products::waiting_rooms(state.db()).await?;
     let now = chrono::Utc::now().timestamp_millis();
     let products: Vec<Value> = all
         .iter()
@@ -259,6 +260,7 @@ pub async fn list_products(State(state): State<AppState>) -> Result<Json<Value>,
                 "endAt": p.end_ms(),
                 "perUserLimit": p.per_user_limit,
                 "state": sale_state,
+                "waitingRoom": rooms.get(&p.id),
             })
         })
         .collect();

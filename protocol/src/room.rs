@@ -1,0 +1,160 @@
+//! A sale's waiting room: the settings the admin API stores at the origin and the product list
+//! publishes, which the edge enforces; and the pass an admitted user carries, so that the user's
+//! later requests never touch the room again.
+//!
+//! A pass is an identity token (see [`crate::token`], same keys) whose audience is
+//! [`pass_audience`] of the product and whose `exp` is the end of the user's session. The edge
+//! signs it when the room admits the user and returns it both in [`PASS_HEADER`] (API clients
+//! send it back in that header) and as the cookie [`pass_cookie_name`] (the page's browser does).
+
+use serde::{Deserialize, Serialize};
+
+use crate::token::MAX_LIFETIME_SECS;
+
+/// How a sale's room admits users, first come first served: at most `new_users_per_interval`
+/// new users in each `interval_secs` window (windows are aligned to the epoch), and never more
+/// than `max_active_users` whose session (`session_secs` from admission) has not ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoomSettings {
+    pub new_users_per_interval: u32,
+    pub interval_secs: u32,
+    pub max_active_users: u32,
+    pub session_secs: u32,
+}
+
+/// Bounds of each setting, checked by [`RoomSettings::validate`].
+pub const MAX_NEW_USERS_PER_INTERVAL: u32 = 1_000_000;
+pub const MAX_INTERVAL_SECS: u32 = 3600;
+pub const MAX_ACTIVE_USERS: u32 = 100_000_000;
+/// The shortest session: a user needs time to send the buy after being admitted.
+pub const MIN_SESSION_SECS: u32 = 10;
+/// A queued client is told to come back at most this long after its last try.
+pub const MAX_REFRESH_SECS: u32 = 30;
+
+impl RoomSettings {
+    /// Checks every setting; the error names the field and its bounds.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_NEW_USERS_PER_INTERVAL).contains(&self.new_users_per_interval) {
+            return Err(format!("newUsersPerInterval must be between 1 and {MAX_NEW_USERS_PER_INTERVAL}"));
+        }
+        if !(1..=MAX_INTERVAL_SECS).contains(&self.interval_secs) {
+            return Err(format!("intervalSecs must be between 1 and {MAX_INTERVAL_SECS}"));
+        }
+        if !(self.new_users_per_interval..=MAX_ACTIVE_USERS).contains(&self.max_active_users) {
+            return Err(format!(
+                "maxActiveUsers must be between newUsersPerInterval ({}) and {MAX_ACTIVE_USERS}",
+                self.new_users_per_interval
+            ));
+        }
+        // The pass is a token, and no token outlives MAX_LIFETIME_SECS.
+        if !(u64::from(MIN_SESSION_SECS)..=MAX_LIFETIME_SECS).contains(&u64::from(self.session_secs)) {
+            return Err(format!("sessionSecs must be between {MIN_SESSION_SECS} and {MAX_LIFETIME_SECS}"));
+        }
+        Ok(())
+    }
+
+    /// How long a queued client should wait before asking again: one interval (a new batch is
+    /// admitted each interval), at most [`MAX_REFRESH_SECS`].
+    pub fn refresh_interval_secs(&self) -> u32 {
+        self.interval_secs.clamp(1, MAX_REFRESH_SECS)
+    }
+}
+
+/// The header an API client sends its pass in, and the edge returns a new pass in.
+pub const PASS_HEADER: &str = "x-seckill-pass";
+
+/// The audience of the pass for `product_id`'s room: a pass opens one sale's room only, and an
+/// identity token (audience `seckill`) is never a pass.
+pub fn pass_audience(product_id: u64) -> String {
+    format!("room:{product_id}")
+}
+
+/// The cookie that carries the pass for `product_id` (one per sale, so passes of several sales
+/// live side by side).
+pub fn pass_cookie_name(product_id: u64) -> String {
+    format!("seckill_pass_{product_id}")
+}
+
+/// The pass of a request for `product_id`: the [`PASS_HEADER`] first, else its cookie.
+pub fn pass_from_headers<'a>(header: Option<&'a str>, cookie: Option<&'a str>, product_id: u64) -> Option<&'a str> {
+    if let Some(pass) = header.map(str::trim).filter(|p| !p.is_empty()) {
+        return Some(pass);
+    }
+    let name = pass_cookie_name(product_id);
+    cookie?
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim())
+        .filter(|p| !p.is_empty())
+}
+
+/// The `Set-Cookie` value that hands a browser its pass: HttpOnly, SameSite=Strict, sent only
+/// to the API, gone when the session ends.
+pub fn pass_cookie(pass: &str, product_id: u64, max_age_secs: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    let name = pass_cookie_name(product_id);
+    format!("{name}={pass}; Max-Age={max_age_secs}; Path=/api; HttpOnly; SameSite=Strict{secure}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room() -> RoomSettings {
+        RoomSettings { new_users_per_interval: 20, interval_secs: 2, max_active_users: 200, session_secs: 300 }
+    }
+
+    #[test]
+    fn settings_out_of_bounds_name_their_field() {
+        assert_eq!(room().validate(), Ok(()));
+        type Change = fn(&mut RoomSettings);
+        let cases: [(Change, &str); 7] = [
+            (|r| r.new_users_per_interval = 0, "newUsersPerInterval"),
+            (|r| r.interval_secs = 0, "intervalSecs"),
+            (|r| r.interval_secs = 3601, "intervalSecs"),
+            (|r| r.max_active_users = 19, "maxActiveUsers"),
+            (|r| r.max_active_users = MAX_ACTIVE_USERS + 1, "maxActiveUsers"),
+            (|r| r.session_secs = 9, "sessionSecs"),
+            (|r| r.session_secs = 3601, "sessionSecs"),
+        ];
+        for (change, field) in cases {
+            let mut r = room();
+            change(&mut r);
+            let error = r.validate().unwrap_err();
+            assert!(error.starts_with(field), "{error}");
+        }
+    }
+
+    #[test]
+    fn settings_are_camel_case_json_and_refuse_unknown_fields() {
+        let json = r#"{"newUsersPerInterval":20,"intervalSecs":2,"maxActiveUsers":200,"sessionSecs":300}"#;
+        assert_eq!(serde_json::from_str::<RoomSettings>(json).unwrap(), room());
+        assert_eq!(serde_json::to_string(&room()).unwrap(), json);
+        assert!(serde_json::from_str::<RoomSettings>(&json.replace("}", r#","extra":1}"#)).is_err());
+        assert!(serde_json::from_str::<RoomSettings>(&json.replace("20,", "-1,")).is_err());
+    }
+
+    #[test]
+    fn the_client_refreshes_each_interval_but_at_least_every_30_s() {
+        assert_eq!(room().refresh_interval_secs(), 2);
+        assert_eq!(RoomSettings { interval_secs: 600, ..room() }.refresh_interval_secs(), 30);
+    }
+
+    #[test]
+    fn the_pass_header_wins_over_the_sale_s_cookie() {
+        assert_eq!(pass_from_headers(Some("p1"), Some("seckill_pass_7=p2"), 7), Some("p1"));
+        assert_eq!(pass_from_headers(None, Some("a=1; seckill_pass_7=p2; seckill_pass_8=p3"), 7), Some("p2"));
+        assert_eq!(pass_from_headers(None, Some("seckill_pass_8=p3"), 7), None);
+        assert_eq!(pass_from_headers(Some(" "), Some("seckill_pass_70=p3"), 7), None);
+        assert_eq!(pass_from_headers(None, None, 7), None);
+    }
+
+    #[test]
+    fn the_pass_cookie_is_http_only_strict_and_api_only() {
+        let c = pass_cookie("t", 7, 300, false);
+        assert_eq!(c, "seckill_pass_7=t; Max-Age=300; Path=/api; HttpOnly; SameSite=Strict");
+        assert!(pass_cookie("t", 7, 300, true).ends_with("; Secure"));
+    }
+}
