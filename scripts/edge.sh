@@ -120,8 +120,9 @@ cmd_start() {
   ! port_open "$EDGE_PORT" || die "port $EDGE_PORT is taken by something else"
 
   mkdir -p "$EDGE_RUN"
-  # The state holds only cached flags and product lists: safe to drop, and dropping it means a
-  # fresh stack (whose product ids start again at 1) never sees an old flag.
+  # The state holds cached flags and product lists and the waiting rooms' lines: dropping it
+  # means a fresh stack (whose product ids start again at 1) never sees an old flag or room.
+  # Passes already handed out stay valid (they are signed, not stored); a queued user queues again.
   rm -rf "$EDGE_STATE"
   # wrangler.toml without [build] (so wrangler does not rebuild at start), main made absolute,
   # the per-IP limit raised to $EDGE_IP_RATE_LIMIT (every local client is 127.0.0.1).

@@ -83,6 +83,12 @@ impl EdgeError {
         Self::new(503, "UNAVAILABLE", "the shop is busy, please try again")
     }
 
+    /// 503 `UNAVAILABLE`: the sale's waiting room could not be asked. The room exists to keep
+    /// the crowd off the origin, so nobody is let through without it.
+    pub fn room_unavailable() -> Self {
+        Self::new(503, "UNAVAILABLE", "the waiting room is busy, please try again")
+    }
+
     /// The JSON body.
     pub fn body(&self) -> String {
         serde_json::to_string(&ErrorBody { code: self.code, message: &self.message })

@@ -12,12 +12,16 @@
 //! * a product the origin recently said is sold out (409 `SOLD_OUT`),
 //! * a signed-in user the origin recently said holds an order of this product (409 `ALREADY_BOUGHT`).
 //!
+//! A sale with a waiting room ([`waiting_room`], a Durable Object per sale) lets buyers through
+//! at the pace it is set to and answers the rest 429 `QUEUED` with their place in line; an
+//! admitted user carries a signed pass and never queues again during the session.
+//!
 //! Everything else is forwarded to the origin with the shared-secret header, and the origin's
 //! answer may set one of those flags for as long as the origin says (`x-seckill-flag-ttl`).
 //!
-//! The decisions live in plain Rust ([`admission`], [`identity`], [`routes`], [`products`]) so that
-//! `cargo test -p seckill-edge` checks them natively; the Workers glue (`worker_entry`) exists
-//! only when compiling to wasm.
+//! The decisions live in plain Rust ([`admission`], [`identity`], [`routes`], [`products`],
+//! [`waiting_room`]) so that `cargo test -p seckill-edge` checks them natively; the Workers glue
+//! (`worker_entry`, `room_object`) exists only when compiling to wasm.
 
 pub mod admission;
 pub mod answers;
@@ -26,6 +30,9 @@ pub mod limits;
 pub mod page;
 pub mod products;
 pub mod routes;
+pub mod waiting_room;
 
+#[cfg(target_arch = "wasm32")]
+mod room_object;
 #[cfg(target_arch = "wasm32")]
 mod worker_entry;

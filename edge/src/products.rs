@@ -4,7 +4,11 @@
 //! busiest read, and a one-second-old stock figure is fine. The countdown is not: the page
 //! computes it from `serverTime`, so a cached copy has its `serverTime` moved forward by the
 //! time it spent in the cache.
+//!
+//! A buy reads the same cached list for what the edge needs to know about its sale: whether
+//! it is sold out and whether it has a waiting room ([`sale_of`]).
 
+use seckill_protocol::room::RoomSettings;
 use serde_json::Value;
 
 /// The cache key of the product list in the Workers Cache API.
@@ -29,6 +33,27 @@ pub fn with_server_time_advanced(body: &str, age_ms: u64) -> String {
     list.to_string()
 }
 
+/// What a buy needs to know about its sale, from the product list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sale {
+    /// The list said `SOLD_OUT` (at most `PRODUCTS_CACHE_SECS` ago).
+    pub sold_out: bool,
+    /// The sale's waiting room, if it has one.
+    pub waiting_room: Option<RoomSettings>,
+}
+
+/// The sale of `product_id` in the product list `body`; `None` when the list does not have it
+/// (or is not a list): the origin then decides alone. A `waitingRoom` the edge cannot read is
+/// taken as none, and the origin's stock still protects the sale.
+pub fn sale_of(body: &str, product_id: u64) -> Option<Sale> {
+    let list: Value = serde_json::from_str(body).ok()?;
+    let product = list.get("products")?.as_array()?.iter().find(|p| p["id"].as_u64() == Some(product_id))?;
+    Some(Sale {
+        sold_out: product["state"] == "SOLD_OUT",
+        waiting_room: serde_json::from_value(product["waitingRoom"].clone()).ok().flatten(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +72,20 @@ mod tests {
         for body in ["not json", r#"{"products":[]}"#, r#"{"serverTime":"soon"}"#, "[]"] {
             assert_eq!(with_server_time_advanced(body, 5), body);
         }
+    }
+
+    #[test]
+    fn a_buy_finds_its_sale_s_state_and_room() {
+        let body = r#"{"serverTime":1,"products":[
+            {"id":1,"state":"ON_SALE","waitingRoom":null},
+            {"id":2,"state":"SOLD_OUT"},
+            {"id":3,"state":"ON_SALE","waitingRoom":{"newUsersPerInterval":20,"intervalSecs":2,"maxActiveUsers":200,"sessionSecs":300}}]}"#;
+        assert_eq!(sale_of(body, 1), Some(Sale { sold_out: false, waiting_room: None }));
+        assert_eq!(sale_of(body, 2), Some(Sale { sold_out: true, waiting_room: None }));
+        let room =
+            RoomSettings { new_users_per_interval: 20, interval_secs: 2, max_active_users: 200, session_secs: 300 };
+        assert_eq!(sale_of(body, 3), Some(Sale { sold_out: false, waiting_room: Some(room) }));
+        assert_eq!(sale_of(body, 4), None);
+        assert_eq!(sale_of("not json", 1), None);
     }
 }

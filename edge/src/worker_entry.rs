@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use seckill_protocol::buy::{BuyBody, MAX_BUY_BODY_BYTES};
+use seckill_protocol::room::{pass_cookie, RoomSettings, PASS_HEADER};
 use seckill_protocol::token::KeySet;
 use seckill_protocol::wire::{is_valid_request_id, token_from_headers, REQUEST_ID_HEADER};
 use wasm_bindgen::JsValue;
@@ -19,9 +20,11 @@ use crate::identity::signed_in;
 use crate::limits::{self, IP_LIMITER, USER_LIMITER};
 use crate::page::SHOP_PAGE_HTML;
 use crate::products::{
-    with_server_time_advanced, CACHED_AT_HEADER, DEFAULT_PRODUCTS_CACHE_SECS, PRODUCT_LIST_CACHE_KEY,
+    sale_of, with_server_time_advanced, Sale, CACHED_AT_HEADER, DEFAULT_PRODUCTS_CACHE_SECS, PRODUCT_LIST_CACHE_KEY,
 };
+use crate::room_object::{self, EnterRequest};
 use crate::routes::{route, Route};
+use crate::waiting_room::{holds_pass, issue_pass, queued_body, Entry};
 
 /// The page may only talk to its own origin and runs only its own inline script and style.
 const SHOP_PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
@@ -102,7 +105,7 @@ async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -
     if limited {
         let ip = req.headers().get("cf-connecting-ip")?;
         if !within_limit(&env, IP_LIMITER, limits::ip_key(ip.as_deref())).await {
-            return over_limit("address", settings);
+            return over_limit("address", settings, &[]);
         }
     }
     // The token is checked before anything else is read: without one, nothing reaches the origin.
@@ -126,9 +129,11 @@ async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -
     } else {
         None
     };
-    if let (true, Some(caller)) = (limited, &caller) {
+    // A buy is limited per user only where it would reach the origin (in `buy`): a queued
+    // user's tries are paced by the room, and flag answers cost the origin nothing.
+    if let (true, false, Some(caller)) = (limited, route == Route::Buy, &caller) {
         if !within_limit(&env, USER_LIMITER, limits::user_key(caller.user_id)).await {
-            return over_limit("user", settings);
+            return over_limit("user", settings, &[]);
         }
     }
     match (route, caller) {
@@ -138,7 +143,7 @@ async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -
             Err(too_big) => edge_error(&too_big),
         },
         (Route::ProductList, _) => product_list(settings).await,
-        (Route::Buy, Some(caller)) => buy(&mut req, settings, &ctx, &caller).await,
+        (Route::Buy, Some(caller)) => buy(&mut req, &env, settings, &ctx, &caller).await,
         (Route::Order { order_no }, Some(caller)) => {
             let path = format!("/api/orders/{order_no}");
             forward(settings, Method::Get, &path, None, Some(&caller)).await
@@ -174,13 +179,12 @@ async fn within_limit(env: &Env, binding: &str, key: String) -> bool {
     }
 }
 
-fn over_limit(per: &str, settings: &Settings) -> Result<Response> {
+fn over_limit(per: &str, settings: &Settings, extra: &[(&str, String)]) -> Result<Response> {
     let error = limits::rate_limited(per, settings.retry_after_secs);
-    json_response(
-        error.status,
-        error.body(),
-        &[(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", settings.retry_after_secs.to_string())],
-    )
+    let mut headers =
+        vec![(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", settings.retry_after_secs.to_string())];
+    headers.extend_from_slice(extra);
+    json_response(error.status, error.body(), &headers)
 }
 
 /// The signed-in user of a request, and the token that proves it (forwarded: the origin
@@ -205,9 +209,9 @@ async fn read_body(req: &mut Request, max: usize) -> Result<std::result::Result<
     Ok(String::from_utf8(bytes).map_err(|_| EdgeError::bad_request("body is not UTF-8")))
 }
 
-/// `POST /api/seckill`: validate, settle the buyer, check the flags, else forward and learn
-/// from the answer.
-async fn buy(req: &mut Request, settings: &Settings, ctx: &Context, caller: &Caller) -> Result<Response> {
+/// `POST /api/seckill`: validate, settle the buyer, check the flags, pass the sale's waiting
+/// room, check the user's rate limit, else forward and learn from the answer.
+async fn buy(req: &mut Request, env: &Env, settings: &Settings, ctx: &Context, caller: &Caller) -> Result<Response> {
     let body = match read_body(req, MAX_BUY_BODY_BYTES).await? {
         Ok(body) => body,
         Err(too_big) => return edge_error(&too_big),
@@ -226,6 +230,42 @@ async fn buy(req: &mut Request, settings: &Settings, ctx: &Context, caller: &Cal
         if flag_is_set(&cache, &flag).await {
             return edge_error(&flag.rejection());
         }
+    }
+
+    // Headers every answer from here on carries: a pass the room just handed out.
+    let mut pass_headers: Vec<(&str, String)> = Vec::new();
+    if let Some(Sale { sold_out, waiting_room: Some(room) }) = sale_in_list(settings, buy.product_id).await? {
+        // Nobody waits in line for stock that is gone (the list is at most PRODUCTS_CACHE_SECS old).
+        if sold_out {
+            return edge_error(&EdgeError::sold_out(buy.product_id));
+        }
+        let now_ms = Date::now().as_millis();
+        let pass_header = req.headers().get(PASS_HEADER)?;
+        let cookie = req.headers().get("cookie")?;
+        let (keys, product_id, user_id) = (&settings.token_keys, buy.product_id, caller.user_id);
+        if !holds_pass(keys, pass_header.as_deref(), cookie.as_deref(), product_id, user_id, now_ms / 1000) {
+            match ask_room(env, product_id, user_id, room).await {
+                Ok(Entry::Admitted { until_ms }) => {
+                    let (pass, max_age) = issue_pass(keys, product_id, user_id, now_ms, until_ms);
+                    let secure = req.url().is_ok_and(|u| u.scheme() == "https");
+                    pass_headers.push(("set-cookie", pass_cookie(&pass, product_id, max_age, secure)));
+                    pass_headers.push((PASS_HEADER, pass));
+                }
+                Ok(Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs }) => {
+                    let body = queued_body(ticket, position, estimated_wait_secs, refresh_interval_secs);
+                    let headers =
+                        [(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", refresh_interval_secs.to_string())];
+                    return json_response(429, body, &headers);
+                }
+                Err(e) => {
+                    console_warn!("waiting room of product {product_id} failed: {e}");
+                    return edge_error(&EdgeError::room_unavailable());
+                }
+            }
+        }
+    }
+    if !within_limit(env, USER_LIMITER, limits::user_key(caller.user_id)).await {
+        return over_limit("user", settings, &pass_headers);
     }
 
     let mut answer =
@@ -248,7 +288,39 @@ async fn buy(req: &mut Request, settings: &Settings, ctx: &Context, caller: &Cal
     if let Some(ttl) = ttl {
         extra.push((FLAG_TTL_HEADER, ttl)); // clients (and tests) may read how long it holds
     }
+    extra.extend(pass_headers);
     json_response(status, body, &extra)
+}
+
+/// What the (cached) product list says about `product_id`'s sale. Without a list (the origin
+/// is down) there is no room to apply, and the buy goes on to the origin, which decides.
+async fn sale_in_list(settings: &Settings, product_id: u64) -> Result<Option<Sale>> {
+    match product_list_body(settings).await? {
+        Ok((200, body, _)) => Ok(sale_of(&body, product_id)),
+        Ok((status, _, _)) => {
+            console_warn!("product list answered {status}; no waiting room applied");
+            Ok(None)
+        }
+        Err(failed) => {
+            console_warn!("product list unavailable ({}); no waiting room applied", failed.message);
+            Ok(None)
+        }
+    }
+}
+
+/// Asks `product_id`'s room (its Durable Object) to let `user_id` in.
+async fn ask_room(env: &Env, product_id: u64, user_id: u64, room: RoomSettings) -> Result<Entry> {
+    let stub =
+        env.durable_object(room_object::BINDING)?.id_from_name(&room_object::room_name(product_id))?.get_stub()?;
+    let body = serde_json::to_string(&EnterRequest { user_id, room })?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+    let mut answer =
+        stub.fetch_with_request(Request::new_with_init("https://waiting-room.internal/enter", &init)?).await?;
+    if answer.status_code() != 200 {
+        return Err(format!("answered {}: {}", answer.status_code(), answer.text().await.unwrap_or_default()).into());
+    }
+    answer.json().await
 }
 
 /// A cache hit means the origin said so less than its TTL ago. Cache failures count as
@@ -281,19 +353,29 @@ async fn set_flag(cache: &Cache, to_set: FlagToSet) {
 /// `GET /api/products`, served from the cache when a copy is younger than
 /// `PRODUCTS_CACHE_SECS`, with `serverTime` moved forward by the copy's age.
 async fn product_list(settings: &Settings) -> Result<Response> {
+    match product_list_body(settings).await? {
+        Ok((status, body, from_cache)) => {
+            json_response(status, body, &[(DECIDED_BY_HEADER, if from_cache { "edge" } else { "origin" }.to_owned())])
+        }
+        Err(failed) => edge_error(&failed),
+    }
+}
+
+/// The product list's status and body, and whether it came from the cache: the cached copy
+/// while it is younger than `PRODUCTS_CACHE_SECS`, else the origin's (cached when 200).
+async fn product_list_body(settings: &Settings) -> Result<std::result::Result<(u16, String, bool), EdgeError>> {
     let cache = Cache::default();
     if settings.products_cache_secs > 0 {
         if let Ok(Some(mut copy)) = cache.get(PRODUCT_LIST_CACHE_KEY, false).await {
             let cached_at: Option<u64> = copy.headers().get(CACHED_AT_HEADER)?.and_then(|v| v.parse().ok());
             let age_ms = cached_at.map_or(0, |t| Date::now().as_millis().saturating_sub(t));
-            let body = with_server_time_advanced(&copy.text().await?, age_ms);
-            return json_response(200, body, &[(DECIDED_BY_HEADER, "edge".to_owned())]);
+            return Ok(Ok((200, with_server_time_advanced(&copy.text().await?, age_ms), true)));
         }
     }
 
     let mut answer = match send_to_origin(settings, Method::Get, "/api/products", None, None).await {
         Ok(answer) => answer,
-        Err(failed) => return edge_error(&failed),
+        Err(failed) => return Ok(Err(failed)),
     };
     let status = answer.status_code();
     let body = answer.text().await?;
@@ -307,7 +389,7 @@ async fn product_list(settings: &Settings) -> Result<Response> {
             console_warn!("could not cache the product list: {e}");
         }
     }
-    json_response(status, body, &[(DECIDED_BY_HEADER, "origin".to_owned())])
+    Ok(Ok((status, body, false)))
 }
 
 /// Forwards a request unchanged in meaning and relays the origin's status, body and any

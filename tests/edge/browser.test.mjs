@@ -1,4 +1,5 @@
-// A real browser (Debian's chromium, driven by playwright-core) buys on the shop page.
+// A real browser (Debian's chromium, driven by playwright-core) signs in on the shop page, waits
+// in the sale's waiting room, is let in, buys and pays.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -6,12 +7,15 @@ import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { EDGE_URL, TEST_OUTPUT, createProduct } from "./stack.mjs";
+import { EDGE_URL, TEST_OUTPUT, buyViaEdge, createProduct, edgeSeesRoom, freshUserId, signToken } from "./stack.mjs";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
-test("the shop page buys, shows the order number, follows it to UNPAID and pays", async (t) => {
-  const productId = await createProduct({ name: "Aurora Headphones", stock: 25, price: "1299.00" });
+test("the shop page signs in, waits in line, is let in, buys, follows the order to UNPAID and pays", async (t) => {
+  // One shopper at a time, for 10 s each: while someone else's session runs, the page waits.
+  const room = { newUsersPerInterval: 1, intervalSecs: 2, maxActiveUsers: 1, sessionSecs: 10 };
+  const productId = await createProduct({ name: "Aurora Headphones", stock: 25, price: "1299.00", waitingRoom: room });
+  await edgeSeesRoom(productId, room);
   const upcomingId = await createProduct({ name: "Nebula Smartwatch", stock: 40, price: "2499.00",
                                            startAt: Date.now() + 10 * 60_000 });
   const userDataDir = await mkdtemp(join(tmpdir(), "seckill-chromium-"));
@@ -42,10 +46,17 @@ test("the shop page buys, shows the order number, follows it to UNPAID and pays"
 
   const buy = card.locator("button.buy");
   await page.waitForFunction((id) => !document.querySelector(`article[data-product-id="${id}"] button.buy`).disabled, productId);
+  const ahead = await buyViaEdge({ productId }, { token: signToken(freshUserId()) });
+  assert.equal(ahead.body?.status, "QUEUED", `another shopper takes the only session: ${ahead.text}`);
   await buy.click();
 
+  // In line: the page shows the position and keeps asking on its own until it is let in.
+  await card.locator(".note.queue", { hasText: "number 1" }).waitFor({ timeout: 10_000 });
+  assert.equal(await card.locator("button.buy").innerText(), "In line…");
+  await page.screenshot({ path: join(TEST_OUTPUT, "edge-shop-queued.png"), fullPage: true });
+
   const row = page.locator("#orders li[data-order-no]").first();
-  await row.waitFor({ timeout: 10_000 });
+  await row.waitFor({ timeout: 30_000 });
   const orderNo = await row.getAttribute("data-order-no");
   assert.ok(orderNo, "an order number is shown");
   assert.match(await card.locator(".note").innerText(), new RegExp(orderNo));

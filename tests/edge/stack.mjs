@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export const EDGE_URL = process.env.EDGE_URL ?? "http://127.0.0.1:8787";
@@ -79,14 +80,19 @@ export async function payViaEdge(orderNo, token, body = {}) {
   }));
 }
 
-async function admin(method, path, body) {
+/** An admin API call at the origin, whatever it answers. */
+export async function adminRaw(method, path, body) {
   const res = await fetch(`${ORIGIN_URL}${path}`, {
     method,
     headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
-  const a = await answer(res);
-  assert.ok(res.ok, `${method} ${path} → ${a.status} ${a.text}`);
+  return answer(res);
+}
+
+async function admin(method, path, body) {
+  const a = await adminRaw(method, path, body);
+  assert.ok(a.status >= 200 && a.status < 300, `${method} ${path} → ${a.status} ${a.text}`);
   return a.body;
 }
 
@@ -95,7 +101,9 @@ async function admin(method, path, body) {
  * not preloaded). On sale from a minute ago unless `startAt` says otherwise; the sale ends
  * 15 minutes after it starts, so test products leave the demo shop soon. Returns its id.
  */
-export async function createProduct({ name, stock, price = "99.00", perUserLimit = 1, startAt = Date.now() - 60_000 }) {
+export async function createProduct({
+  name, stock, price = "99.00", perUserLimit = 1, startAt = Date.now() - 60_000, waitingRoom = undefined,
+}) {
   const { id } = await admin("POST", "/admin/products", {
     name,
     price,
@@ -103,11 +111,31 @@ export async function createProduct({ name, stock, price = "99.00", perUserLimit
     startAt,
     endAt: startAt + 15 * 60_000,
     perUserLimit,
+    ...(waitingRoom ? { waitingRoom } : {}),
   });
   assert.ok(Number.isInteger(id) && id > 0, `product id ${id}`);
   await admin("POST", `/admin/products/${id}/preload`);
   return id;
 }
+
+/** Turns the sale's waiting room on or changes it (`room`), or turns it off (`null`). */
+export async function setWaitingRoom(productId, room) {
+  const path = `/admin/products/${productId}/waiting-room`;
+  return room === null ? admin("DELETE", path) : admin("PUT", path, room);
+}
+
+/** Waits until the edge's (cached) product list shows the sale's room as `room` (null: none). */
+export async function edgeSeesRoom(productId, room) {
+  const seen = await waitFor(async () => {
+    const list = await getViaEdge("/api/products");
+    const product = list.body?.products?.find((p) => p.id === productId);
+    return product && isDeepStrictEqual(product.waitingRoom ?? null, room);
+  }, { timeoutMs: 10_000 });
+  assert.ok(seen, `the edge's product list never showed product ${productId}'s room as ${JSON.stringify(room)}`);
+}
+
+/** The claims of a pass (or any token), read without checking it. */
+export const claimsOf = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
 
 /** The origin's count of POST /api/seckill requests it has received since it started. */
 export async function originBuyRequests() {
