@@ -7,8 +7,12 @@
 #   scripts/edge.sh start     wrangler's dev server on $SECKILL_HOST:$EDGE_PORT (edge/dev-server.mjs),
 #                             prebuilt, no DevTools inspector; waits until it answers
 #   scripts/edge.sh stop      SIGINT to the dev server's process group (workerd goes with it)
-#   scripts/edge.sh test      node tests in tests/edge against a running stack
+#   scripts/edge.sh test      node tests in tests/edge against the test shop (scripts/test-shop.sh:
+#                             an origin, consumer, Prometheus and edge of their own), never the
+#                             operator's shop
 #
+# EDGE_NAME (default edge) names the instance's pid file, log and run directory, so the test
+# shop's edge (EDGE_NAME=edge-test, its own EDGE_PORT and ORIGIN_URL) runs beside make up's.
 # Every step is idempotent and quick when there is nothing to do.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -26,14 +30,15 @@ WRANGLER="$SECKILL_ROOT/node_modules/.bin/wrangler"
 # wasm builds get their own target dir: sharing the native one would serialize the two builds
 # on cargo's lock (and they share no artifacts anyway).
 EDGE_TARGET_DIR="$SECKILL_CACHE/target-edge"
-EDGE_RUN="$SECKILL_RUN/edge"                 # generated wrangler config, wrangler's .wrangler/ tmp
+EDGE_NAME="${EDGE_NAME:-edge}"
+EDGE_RUN="$SECKILL_RUN/$EDGE_NAME"           # generated wrangler config, wrangler's .wrangler/ tmp
 # --persist-to: the Cache API's local store. Every forwarded buy writes a flag there, and the
 # local Cache API commits each write with an fsync on the runtime's only thread, stalling every
 # request in flight (0.5-3 ms per write on this machine's disk). The store is thrown away at
 # every start anyway, so it lives in RAM (tmpfs) when the machine has one.
 if [[ -z "${EDGE_STATE:-}" ]]; then
   if [[ -d /dev/shm && -w /dev/shm ]]; then
-    EDGE_STATE="/dev/shm/seckill-edge-$(id -u)-$EDGE_PORT"
+    EDGE_STATE="/dev/shm/seckill-$EDGE_NAME-$(id -u)-$EDGE_PORT"
   else
     EDGE_STATE="$EDGE_RUN/state"
   fi
@@ -112,10 +117,10 @@ edge_answers() { curl -fsS -o /dev/null -m 2 "$EDGE_URL/" 2>/dev/null; }
 
 cmd_start() {
   [[ -f edge/build/index.js ]] || die "the edge is not built: run scripts/edge.sh build"
-  local pidfile="$SECKILL_PIDS/edge.pid"
+  local pidfile="$SECKILL_PIDS/$EDGE_NAME.pid"
   if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     edge_answers && { log "edge already running: $EDGE_URL"; return 0; }
-    stop_pidfile edge INT
+    stop_pidfile "$EDGE_NAME" INT
   fi
   ! port_open "$EDGE_PORT" || die "port $EDGE_PORT is taken by something else"
 
@@ -135,11 +140,11 @@ cmd_start() {
     in_ip && /^simple *=/ { sub(/limit *= *[0-9]+/, "limit = " ip_limit) }
     { print }' wrangler.toml >"$EDGE_RUN/wrangler.toml"
 
-  : >"$SECKILL_LOGS/edge.log"
+  : >"$SECKILL_LOGS/$EDGE_NAME.log"
   # Not the `wrangler dev` CLI: it cannot run without its DevTools inspector, which makes every
   # fetch to the origin cost four relayed DevTools events (see edge/dev-server.mjs).
   # EDGE_DEVTOOLS=1 in the environment keeps the inspector, for a debugging session.
-  start_bg edge env CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false \
+  start_bg "$EDGE_NAME" env CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false \
     WRANGLER_SEND_ERROR_REPORTS=false WRANGLER_HIDE_BANNER=true \
     node edge/dev-server.mjs --config "$EDGE_RUN/wrangler.toml" --ip "$SECKILL_HOST" --port "$EDGE_PORT" \
       --log-level=warn --persist-to "$EDGE_STATE" \
@@ -153,24 +158,26 @@ cmd_start() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  tail -n 30 "$SECKILL_LOGS/edge.log" >&2
-  stop_pidfile edge INT
-  die "the edge did not answer on $EDGE_URL (log: $SECKILL_LOGS/edge.log)"
+  tail -n 30 "$SECKILL_LOGS/$EDGE_NAME.log" >&2
+  stop_pidfile "$EDGE_NAME" INT
+  die "the edge did not answer on $EDGE_URL (log: $SECKILL_LOGS/$EDGE_NAME.log)"
 }
 
 cmd_stop() {
   # SIGINT is what wrangler handles to shut workerd down cleanly; stop_pidfile signals the
   # whole process group and escalates to KILL after 15 s.
-  stop_pidfile edge INT
+  stop_pidfile "$EDGE_NAME" INT
   ! port_open "$EDGE_PORT" || log "warning: something still listens on port $EDGE_PORT"
   rm -rf "$EDGE_STATE"   # in RAM when on tmpfs; nothing in it outlives the edge
 }
 
 cmd_test() {
-  edge_answers || die "no edge at $EDGE_URL: start the stack first (make up)"
-  curl -fsS -o /dev/null -m 2 "$ORIGIN_URL/health" || die "no origin at $ORIGIN_URL: start the stack first (make up)"
-  export ADMIN_TOKEN EDGE_SECRET TOKEN_KEYS
-  export PROMETHEUS_URL="http://$SECKILL_HOST:$PROMETHEUS_PORT"
+  # The test shop, not make up's: the tests create sales and buy, and the operator's shop must
+  # show only the operator's sales. Stopped again however the tests end.
+  "$SECKILL_ROOT/scripts/test-shop.sh" up
+  trap '"$SECKILL_ROOT/scripts/test-shop.sh" down' EXIT
+  eval "$("$SECKILL_ROOT/scripts/test-shop.sh" urls)"
+  export EDGE_URL ORIGIN_URL PROMETHEUS_URL ADMIN_TOKEN EDGE_SECRET TOKEN_KEYS
   export TEST_OUTPUT="${TEST_OUTPUT:-$SECKILL_ROOT/test-output}"
   mkdir -p "$TEST_OUTPUT"
   # One file at a time: the tests read the origin's global buy counter, so nothing else may buy

@@ -30,6 +30,12 @@ export ORIGIN_PORT="${ORIGIN_PORT:-8080}"
 export CONSUMER_PORT="${CONSUMER_PORT:-8081}"   # `consume`'s /metrics and /livez
 export EDGE_PORT="${EDGE_PORT:-8787}"
 export PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+# The test shop (scripts/test-shop.sh), where the edge tests buy: its own origin, consumer,
+# Prometheus and edge.
+export TEST_SHOP_ORIGIN_PORT="${TEST_SHOP_ORIGIN_PORT:-8090}"
+export TEST_SHOP_CONSUMER_PORT="${TEST_SHOP_CONSUMER_PORT:-8091}"
+export TEST_SHOP_PROMETHEUS_PORT="${TEST_SHOP_PROMETHEUS_PORT:-9091}"
+export TEST_SHOP_EDGE_PORT="${TEST_SHOP_EDGE_PORT:-8797}"
 export LOG_FORMAT="${LOG_FORMAT:-text}"   # the origin's log lines: text or json (README "Configuration")
 export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
 export EDGE_SECRET="${EDGE_SECRET:-dev-edge-secret}"

@@ -114,6 +114,7 @@ MSG
 }
 
 down() {
+  "$SECKILL_ROOT/scripts/test-shop.sh" down || true
   [[ -x "$SECKILL_ROOT/scripts/edge.sh" ]] && "$SECKILL_ROOT/scripts/edge.sh" stop || true
   local name
   for name in prometheus origin consumer broker-test namesrv-test broker-dev namesrv-dev mysql redis; do
