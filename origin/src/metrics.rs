@@ -49,6 +49,8 @@ pub struct Metrics {
     pub writer_batch_seconds: Histogram,
     /// Messages the broker holds that a consumer group has not consumed yet.
     pub consumer_lag: Family<[(&'static str, String); 1], Gauge>,
+    /// Each live sale's stock, `store` = `redis` or `mysql` (see `stock::watch`).
+    stock_units: Family<[(&'static str, String); 2], Gauge>,
 }
 
 impl Default for Metrics {
@@ -82,6 +84,7 @@ impl Default for Metrics {
             writer_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             writer_batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             consumer_lag: Family::default(),
+            stock_units: Family::default(),
             rejections: Labelled::default(),
             registry: Registry::default(),
         };
@@ -107,6 +110,11 @@ impl Default for Metrics {
             "consumer_lag_messages",
             "Messages the broker holds that the group has not consumed (its retry topic included)",
             metrics.consumer_lag.clone(),
+        );
+        registry.register(
+            "stock_units",
+            "Units left of each live sale, as Redis and as MySQL hold them",
+            metrics.stock_units.clone(),
         );
         Metrics { registry, ..metrics }
     }
@@ -147,6 +155,20 @@ impl Metrics {
     /// Sets `group`'s consumer lag.
     pub fn set_lag(&self, group: &str, lag: u64) {
         self.consumer_lag.get_or_create(&[("group", group.to_string())]).set(lag.min(i64::MAX as u64) as i64);
+    }
+
+    /// Replaces `seckill_stock_units` with `(product, MySQL stock, Redis stock)` for each
+    /// live sale: sales no longer listed lose their series.
+    pub fn set_stocks(&self, sales: impl Iterator<Item = (u64, i64, Option<i64>)>) {
+        let sales: Vec<_> = sales.collect();
+        self.stock_units.clear();
+        for (product, mysql, redis) in sales {
+            let series = |store: &'static str| [("product_id", product.to_string()), ("store", store.to_string())];
+            self.stock_units.get_or_create(&series("mysql")).set(mysql);
+            if let Some(redis) = redis {
+                self.stock_units.get_or_create(&series("redis")).set(redis);
+            }
+        }
     }
 
     /// `GET /metrics`: [`Metrics::exposition`] with its content type.

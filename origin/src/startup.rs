@@ -29,6 +29,7 @@ use crate::purchase::sold_out::SoldOutMemo;
 use crate::purchase::sweeper::Sweeper;
 use crate::purchase::Buyer;
 use crate::state::{AppState, Inner};
+use crate::stock::watch as stock_watch;
 use crate::stock::StockStore;
 
 /// Opens a MySQL pool on the configured database.
@@ -182,7 +183,8 @@ impl Server {
 
 /// The running consumers of `consume`: order writer, canceller, dead-letter keeper, and the
 /// order-event relay; and the process's own listener (`GET /metrics`, `/livez`) with the
-/// consumer-lag watch behind its `seckill_consumer_lag_messages`.
+/// consumer-lag watch behind its `seckill_consumer_lag_messages` and the stock watch behind
+/// `seckill_stock_units`.
 pub struct Workers {
     pub metrics: Arc<Metrics>,
     /// Where `GET /metrics` and `/livez` of the consumers answer (`consumer.host:port`).
@@ -235,9 +237,10 @@ impl Workers {
             &messaging,
             &mq.canceller_group,
             &mq.cancel_topic,
-            consumers::canceller(db.clone(), stock, Arc::clone(&metrics)),
+            consumers::canceller(db.clone(), stock.clone(), Arc::clone(&metrics)),
         )
         .await?;
+        let stock_for_watch = stock;
         let dlq_topics =
             [dead_letters::dlq_topic(&mq.order_writer_group), dead_letters::dlq_topic(&mq.canceller_group)];
         let (keeper_db, keeper_metrics) = (db.clone(), Arc::clone(&metrics));
@@ -255,13 +258,10 @@ impl Workers {
             }),
         )
         .await?;
+        let every = Duration::from_millis(consumer.lag_interval_ms.max(100));
+        let stocks = tokio::spawn(stock_watch::watch(db.clone(), stock_for_watch, Arc::clone(&metrics), every));
         let relay = tokio::spawn(events::relay(db, Arc::clone(&sender), mq.event_topic.clone()));
-        let lag = tokio::spawn(lag::watch(
-            Arc::clone(&messaging),
-            groups,
-            Arc::clone(&metrics),
-            Duration::from_millis(consumer.lag_interval_ms.max(100)),
-        ));
+        let lag = tokio::spawn(lag::watch(Arc::clone(&messaging), groups, Arc::clone(&metrics), every));
         let app = axum::Router::new()
             .route("/metrics", axum::routing::get(|State(m): State<Arc<Metrics>>| async move { m.response() }))
             .route("/livez", axum::routing::get(crate::health::livez))
@@ -276,7 +276,7 @@ impl Workers {
             metrics,
             addr,
             consumers: vec![writer, canceller, keeper],
-            background: vec![relay, lag, http],
+            background: vec![relay, lag, stocks, http],
             _messaging: messaging,
         })
     }

@@ -1,6 +1,6 @@
 //! Prometheus metrics of both processes: `serve` counts buys (by outcome and code, with a
 //! latency histogram) and `consume` counts the orders it wrote and the lag of its groups,
-//! each at its own `GET /metrics`.
+//! each at its own `GET /metrics`, with each live sale's stock in Redis and in MySQL.
 
 use std::time::Duration;
 
@@ -63,6 +63,22 @@ async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_and_its_lag() 
     })
     .await;
     assert!(drained, "lag back to 0 and 40 orders written: {}", scrape(&app, &consume_url).await);
+
+    // The sale's stock in both stores: equal once drained (100 − 41); Redis above MySQL shows.
+    let stock = |store: &str| format!(r#"seckill_stock_units{{product_id="{product}",store="{store}"}}"#);
+    let both = |redis: f64, mysql: f64| {
+        let (app, consume_url, stock) = (&app, &consume_url, &stock);
+        async move {
+            let text = scrape(app, consume_url).await;
+            value(&text, &stock("redis")) == Some(redis) && value(&text, &stock("mysql")) == Some(mysql)
+        }
+    };
+    assert!(wait_until(Duration::from_secs(10), || both(59.0, 59.0)).await, "{}", scrape(&app, &consume_url).await);
+    let key = app.product_key(product, "stock");
+    let _: () = redis::cmd("SET").arg(&key).arg(70).query_async(&mut app.redis.clone()).await.unwrap();
+    let seen = wait_until(Duration::from_secs(10), || both(70.0, 59.0)).await;
+    let _: () = redis::cmd("SET").arg(&key).arg(59).query_async(&mut app.redis.clone()).await.unwrap();
+    assert!(seen, "Redis above MySQL is exposed: {}", scrape(&app, &consume_url).await);
     app.check().await;
 }
 

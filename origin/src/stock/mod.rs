@@ -5,7 +5,10 @@
 //! orderNo → "userId,qty"), `<prefix>:{P}:window` (start, end, limit, price)
 //! and `<prefix>:{P}:outbox` (a stream of accepted orders the broker has not stored yet).
 //! `buy.lua` and `release.lua` are the only writers of stock during a sale;
-//! [`StockStore::preload`] sets everything up before it.
+//! [`StockStore::preload`] sets everything up before it. [`watch`] exposes each live sale's
+//! stock in both stores for the alert rules.
+
+pub mod watch;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
