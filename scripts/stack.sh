@@ -104,6 +104,8 @@ up() {
     shop (edge):   http://$SECKILL_HOST:$EDGE_PORT/
     origin API:    $ORIGIN_URL   (public routes need header x-seckill-edge-secret: $EDGE_SECRET)
     admin token:   $ADMIN_TOKEN   (Authorization: Bearer $ADMIN_TOKEN)
+    admin console: $ORIGIN_URL/admin/ui   (enter the admin token once)
+    API reference: $ORIGIN_URL/admin/docs/   (OpenAPI 3: $ORIGIN_URL/admin/openapi.json)
     metrics:       $ORIGIN_URL/metrics (serve), http://$SECKILL_HOST:$CONSUMER_PORT/metrics (consume)
     prometheus:    http://$SECKILL_HOST:$PROMETHEUS_PORT/ (rules: config/prometheus/rules.yml; Grafana: config/grafana/)
     demo sale:     product 1, stock 100, price 6999.00

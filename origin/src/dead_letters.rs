@@ -6,11 +6,12 @@ use axum::extract::{Path, State};
 use axum::Json;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::MessageTrait;
-use serde_json::{json, Value};
+use serde::Serialize;
 use sqlx::MySqlPool;
+use utoipa::ToSchema;
 
 use crate::broker::consumer::last_failure;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 const DLQ_PREFIX: &str = "%DLQ%";
@@ -66,33 +67,95 @@ type DeadLetterRow = (
 const COLUMNS: &str =
     "id, consumer_group, topic, tags, message_key, body, reason, reconsume_times, created_at, replayed_at";
 
-fn view(r: DeadLetterRow) -> Value {
-    json!({
-        "id": r.0,
-        "group": r.1,
-        "topic": r.2,
-        "tags": r.3,
-        "key": r.4,
-        "body": r.5,
-        "reason": r.6,
-        "times": r.7,
-        "deadAt": r.8.and_utc().timestamp_millis(),
-        "replayedAt": r.9.map(|t| t.and_utc().timestamp_millis()),
-    })
+/// A message a consumer group gave up on; times are epoch milliseconds.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: u64,
+    pub group: String,
+    /// The topic it was sent to (and a replay sends it to).
+    pub topic: String,
+    pub tags: Option<String>,
+    pub key: Option<String>,
+    pub body: String,
+    /// The consumer's last failure.
+    pub reason: String,
+    /// How many times the group tried it.
+    pub times: i32,
+    pub dead_at: i64,
+    pub replayed_at: Option<i64>,
+}
+
+impl From<DeadLetterRow> for DeadLetter {
+    fn from(r: DeadLetterRow) -> Self {
+        DeadLetter {
+            id: r.0,
+            group: r.1,
+            topic: r.2,
+            tags: r.3,
+            key: r.4,
+            body: r.5,
+            reason: r.6,
+            times: r.7,
+            dead_at: r.8.and_utc().timestamp_millis(),
+            replayed_at: r.9.map(|t| t.and_utc().timestamp_millis()),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterList {
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// All dead letters and those not replayed yet.
+pub async fn counts(db: &MySqlPool) -> sqlx::Result<(u64, u64)> {
+    let (total, unreplayed): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COUNT(*) AS SIGNED), CAST(COALESCE(SUM(replayed_at IS NULL), 0) AS SIGNED) FROM tb_dead_letter",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((total as u64, unreplayed as u64))
 }
 
 /// `GET /admin/dead-letters` (newest first, up to 500).
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get, path = "/admin/dead-letters", tag = "admin", security(("adminToken" = [])),
+    responses(
+        (status = 200, description = "Dead letters, newest first", body = DeadLetterList),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    )
+)]
+pub async fn list(State(state): State<AppState>) -> Result<Json<DeadLetterList>, ApiError> {
     let rows: Vec<DeadLetterRow> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_dead_letter ORDER BY id DESC LIMIT 500"))
             .fetch_all(state.db())
             .await?;
-    Ok(Json(json!({ "deadLetters": rows.into_iter().map(view).collect::<Vec<_>>() })))
+    Ok(Json(DeadLetterList { dead_letters: rows.into_iter().map(DeadLetter::from).collect() }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    pub id: u64,
+    pub topic: String,
+    pub replayed: bool,
 }
 
 /// `POST /admin/dead-letters/{id}/replay`: sends the message again to its original topic, with
 /// its tags and key. Replaying twice sends twice; consumers are idempotent.
-pub async fn replay(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    post, path = "/admin/dead-letters/{id}/replay", tag = "admin", security(("adminToken" = [])),
+    params(("id" = u64, Path, description = "The dead letter")),
+    responses(
+        (status = 200, description = "Sent again", body = Replayed),
+        (status = 400, description = "`BAD_REQUEST`: bad id", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_DEAD_LETTER`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`: the broker did not take it", body = ErrorBody),
+    )
+)]
+pub async fn replay(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Replayed>, ApiError> {
     let id: u64 = raw
         .parse()
         .ok()
@@ -113,5 +176,5 @@ pub async fn replay(State(state): State<AppState>, Path(raw): Path<String>) -> R
         .bind(id)
         .execute(state.db())
         .await?;
-    Ok(Json(json!({ "id": id, "topic": topic, "replayed": true })))
+    Ok(Json(Replayed { id, topic: topic.clone(), replayed: true }))
 }

@@ -4,9 +4,19 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
 pub use seckill_protocol::wire::{EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for programs: `SOLD_OUT`, `BAD_REQUEST`, `UNAUTHENTICATED`, ...
+    #[schema(example = "SOLD_OUT")]
+    pub code: String,
+    /// What went wrong, for people; never internals.
+    pub message: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -90,7 +100,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (status, Json(json!({ "code": code, "message": message }))).into_response();
+        let mut response = (status, Json(ErrorBody { code: code.into(), message })).into_response();
         if let ApiError::Conflict { flag_ttl: Some(ttl), .. } = self {
             response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(ttl));
         }

@@ -1,37 +1,64 @@
-//! The HTTP surface: [`app`] builds the router from the concept modules' handlers and guards
-//! the public routes (edge secret) and the admin routes (bearer token).
+//! The HTTP surface: [`routes`] gathers the concept modules' handlers, each with its OpenAPI
+//! description, and guards the shop routes (edge secret) and the admin routes (bearer token);
+//! [`app`] adds what every answer shares (JSON errors, request ids, tracing) and the document.
+
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use seckill_protocol::wire::{is_valid_request_id, REQUEST_ID_HEADER};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{ApiError, EDGE_SECRET_HEADER};
+use crate::api_docs::{self, ApiDoc, Document};
+use crate::configuration::HttpSettings;
+use crate::error::{ApiError, ErrorBody, EDGE_SECRET_HEADER};
 use crate::state::AppState;
-use crate::{admin, health, identity, orders::routes as order_routes, purchase};
+use crate::{admin, console, health, identity, orders::routes as order_routes, purchase};
+
+/// Every route of the origin with its description, the shop routes guarded by `http`'s edge
+/// secret and the admin routes by its admin token. A route is added here with `routes!`, which
+/// also puts its `#[utoipa::path]` into the document.
+pub fn routes(http: &HttpSettings) -> OpenApiRouter<AppState> {
+    let edge_secret = EdgeSecret(http.edge_secret.as_str().into());
+    let admin_authorization = AdminAuthorization(format!("Bearer {}", http.admin_token).into());
+    let shop = OpenApiRouter::new()
+        .routes(routes!(identity::login))
+        .routes(routes!(purchase::buy))
+        .routes(routes!(purchase::list_products))
+        .routes(routes!(order_routes::get_order))
+        .routes(routes!(order_routes::pay))
+        .route_layer(middleware::from_fn_with_state(edge_secret, require_edge_secret));
+    let admin = admin::routes().route_layer(middleware::from_fn_with_state(admin_authorization, require_admin_token));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(shop)
+        .merge(admin)
+        .routes(routes!(health::health))
+        .routes(routes!(health::livez))
+        .routes(routes!(health::metrics))
+        .routes(routes!(api_docs::openapi_json))
+        .routes(routes!(console::page))
+}
+
+/// The OpenAPI document of [`routes`] as `GET /admin/openapi.json` serves it.
+pub fn document(http: &HttpSettings) -> utoipa::openapi::OpenApi {
+    api_docs::complete(routes(http).into_openapi())
+}
 
 /// The whole origin API.
 pub fn app(state: AppState) -> Router {
-    let public = Router::new()
-        .route("/api/login", post(identity::login))
-        .route("/api/seckill", post(purchase::buy))
-        .route("/api/products", get(purchase::list_products))
-        .route("/api/orders/{order_no}", get(order_routes::get_order))
-        .route("/api/orders/{order_no}/pay", post(order_routes::pay))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_edge_secret));
-    let admin = admin::routes().route_layer(middleware::from_fn_with_state(state.clone(), require_admin_token));
-    Router::new()
-        .merge(public)
-        .merge(admin)
-        .route("/health", get(health::health))
-        .route("/livez", get(health::livez))
-        .route("/metrics", get(|State(state): State<AppState>| async move { state.metrics().response() }))
+    let (routes, doc) = routes(&state.settings().http).split_for_parts();
+    let doc = Document(Arc::new(api_docs::complete(doc)));
+    routes
+        .merge(api_docs::swagger_ui())
         .fallback(|| async { ApiError::not_found("NOT_FOUND", "no such route") })
+        .layer(Extension(doc))
         .layer(middleware::map_response(json_errors))
         // Outermost last: a bad client id is dropped, a missing one made, the span carries it
         // (every log line of the request names it), and the answer returns it.
@@ -84,24 +111,34 @@ async fn json_errors(response: Response) -> Response {
         _ => reason.to_lowercase(),
     };
     let code = reason.to_uppercase().replace([' ', '-'], "_");
-    let mut json = (status, axum::Json(serde_json::json!({ "code": code, "message": message }))).into_response();
+    let mut json = (status, axum::Json(ErrorBody { code, message })).into_response();
     for (name, value) in parts.headers.iter().filter(|(n, _)| *n == axum::http::header::ALLOW) {
         json.headers_mut().insert(name, value.clone());
     }
     json
 }
 
-async fn require_edge_secret(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // Never empty: the start-up check refuses an empty secret.
-    let expected = &state.settings().http.edge_secret;
-    if !header_equals(request.headers(), EDGE_SECRET_HEADER, expected) {
+/// The `x-seckill-edge-secret` a shop route needs; never empty (the start-up check refuses an
+/// empty secret).
+#[derive(Clone)]
+struct EdgeSecret(Arc<str>);
+
+/// The whole `Authorization` value an admin route needs: `Bearer <admin token>`.
+#[derive(Clone)]
+struct AdminAuthorization(Arc<str>);
+
+async fn require_edge_secret(State(EdgeSecret(expected)): State<EdgeSecret>, request: Request, next: Next) -> Response {
+    if !header_equals(request.headers(), EDGE_SECRET_HEADER, &expected) {
         return ApiError::Forbidden("requests must come through the edge".into()).into_response();
     }
     next.run(request).await
 }
 
-async fn require_admin_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let expected = format!("Bearer {}", state.settings().http.admin_token);
+async fn require_admin_token(
+    State(AdminAuthorization(expected)): State<AdminAuthorization>,
+    request: Request,
+    next: Next,
+) -> Response {
     if !header_equals(request.headers(), "authorization", &expected) {
         return ApiError::Unauthorized.into_response();
     }

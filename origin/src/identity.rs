@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seckill_protocol::token::TokenError;
 use seckill_protocol::wire::{token_cookie, token_from_headers};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::error::{parse_json, ApiError};
+use crate::error::{parse_json, ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// The signed-in user of a request, from a verified token.
@@ -56,9 +56,38 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// The body of `POST /api/login` (read field by field, so each error names its field).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct LoginRequest {
+    #[schema(example = 1001)]
+    user_id: u64,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginAnswer {
+    /// The identity token, for `Authorization: Bearer`.
+    pub token: String,
+    pub user_id: u64,
+    /// When the token expires (epoch milliseconds).
+    pub expires_at: u64,
+}
+
 /// `POST /api/login` `{"userId": u64}` → 200 `{"token", "userId", "expiresAt"}` (ms) and the
 /// token as an HttpOnly, SameSite=Strict cookie. Local environment only (404 elsewhere): it
 /// signs for whoever asks, which is what a demo and the tests need and nothing else should.
+#[utoipa::path(
+    post, path = "/api/login", tag = "shop", security(("edgeSecret" = [])),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; the token also comes as the HttpOnly `seckill_token` cookie", body = LoginAnswer),
+        (status = 400, description = "`BAD_REQUEST`: userId missing or not a positive integer", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: not through the edge", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: outside the local environment", body = ErrorBody),
+    )
+)]
 pub async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     if !state.settings().is_local() {
         return Err(ApiError::not_found("NOT_FOUND", "no such route"));
@@ -76,7 +105,7 @@ pub async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Re
     let token = state.token_keys().sign(user_id, &auth.audience, now, auth.login_token_secs);
     let lifetime = auth.login_token_secs.min(seckill_protocol::token::MAX_LIFETIME_SECS);
     let expires_at = (now + lifetime) * 1000;
-    let mut response = Json(json!({ "token": token, "userId": user_id, "expiresAt": expires_at })).into_response();
+    let mut response = Json(LoginAnswer { token: token.clone(), user_id, expires_at }).into_response();
     let cookie =
         HeaderValue::from_str(&token_cookie(&token, lifetime, false)).expect("a token is a valid header value");
     response.headers_mut().insert(SET_COOKIE, cookie);

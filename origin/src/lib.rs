@@ -1,9 +1,11 @@
 //! The seckill origin: a thin HTTP server on the buy path, the consumers that write orders
-//! to MySQL, and the admin API. See DESIGN.md for the whole picture.
+//! to MySQL, and the admin API with its console and OpenAPI document. See docs/DESIGN.md for the whole picture.
 
 pub mod admin;
+pub mod api_docs;
 pub mod broker;
 pub mod configuration;
+pub mod console;
 pub mod dead_letters;
 pub mod error;
 pub mod health;

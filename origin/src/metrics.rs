@@ -120,7 +120,7 @@ impl Default for Metrics {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSnapshot {
     pub buy_requests: u64,

@@ -32,14 +32,23 @@ impl Product {
 }
 
 /// Body of `POST /admin/products`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewProduct {
+    /// 1 to 100 characters.
+    #[schema(example = "Aurora Headphones")]
     pub name: String,
+    /// Above 0, at most 1,000,000,000, at most 2 decimals.
+    #[schema(value_type = String, example = "1299.00")]
     pub price: Decimal,
+    /// Units on sale.
+    #[schema(example = 100)]
     pub stock: i64,
+    /// Epoch milliseconds; absent: on sale from the preload.
     pub start_at: Option<i64>,
+    /// Epoch milliseconds; absent: no end.
     pub end_at: Option<i64>,
+    /// Units one user may buy (default 1).
     pub per_user_limit: Option<i64>,
     /// The sale's waiting room; none (the default) lets every buyer through.
     pub waiting_room: Option<RoomSettings>,
@@ -229,7 +238,7 @@ pub async fn all(pool: &MySqlPool) -> sqlx::Result<Vec<Product>> {
 }
 
 /// Where a sale stands, as the shop page shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SaleState {
     Upcoming,

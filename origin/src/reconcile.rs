@@ -32,7 +32,7 @@ pub struct Reconciler<'a> {
 }
 
 /// What a run found, and (unless dry) did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub product_id: u64,

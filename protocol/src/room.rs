@@ -15,6 +15,7 @@ use crate::token::MAX_LIFETIME_SECS;
 /// new users in each `interval_secs` window (windows are aligned to the epoch), and never more
 /// than `max_active_users` whose session (`session_secs` from admission) has not ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoomSettings {
     pub new_users_per_interval: u32,

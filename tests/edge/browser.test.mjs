@@ -3,13 +3,12 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { EDGE_URL, TEST_OUTPUT, buyViaEdge, createProduct, edgeSeesRoom, freshUserId, signToken } from "./stack.mjs";
+import {
+  EDGE_URL, TEST_OUTPUT, buyViaEdge, createProduct, edgeSeesRoom, freshUserId, launchChromium, signToken,
+} from "./stack.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 test("the shop page signs in, waits in line, is let in, buys, follows the order to UNPAID and pays", async (t) => {
   // One shopper at a time, for 10 s each: while someone else's session runs, the page waits.
@@ -18,20 +17,8 @@ test("the shop page signs in, waits in line, is let in, buys, follows the order 
   await edgeSeesRoom(productId, room);
   const upcomingId = await createProduct({ name: "Nebula Smartwatch", stock: 40, price: "2499.00",
                                            startAt: Date.now() + 10 * 60_000 });
-  const userDataDir = await mkdtemp(join(tmpdir(), "seckill-chromium-"));
   await mkdir(TEST_OUTPUT, { recursive: true });
-  const browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-           "--no-first-run", "--disable-sync"],
-  });
-  t.after(async () => {
-    await browser.close();
-    await rm(userDataDir, { recursive: true, force: true });
-  });
-  const page = browser.pages()[0] ?? await browser.newPage();
+  const { page } = await launchChromium(t);
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
 

@@ -2,6 +2,10 @@
 // admin API. URLs and tokens come from the environment (scripts/edge.sh test sets them).
 
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
 import { createHmac } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -181,4 +185,24 @@ export function flagTtlSecs(a) {
   const secs = Number(raw);
   assert.ok(Number.isInteger(secs) && secs > 0, `x-seckill-flag-ttl: ${raw}`);
   return secs;
+}
+
+/**
+ * Debian's chromium (or $CHROMIUM), headless, in a fresh profile that is closed and removed when
+ * test `t` ends. Returns the browser context and its first page.
+ */
+export async function launchChromium(t, viewport = { width: 1280, height: 900 }) {
+  const userDataDir = await mkdtemp(join(tmpdir(), "seckill-chromium-"));
+  const browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    viewport,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+           "--no-first-run", "--disable-sync"],
+  });
+  t.after(async () => {
+    await browser.close();
+    await rm(userDataDir, { recursive: true, force: true });
+  });
+  return { browser, page: browser.pages()[0] ?? await browser.newPage() };
 }

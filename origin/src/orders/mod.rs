@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
 /// An order's state. `Queued` exists only in Redis (accepted, not yet written to MySQL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Queued,
@@ -119,8 +119,8 @@ pub async fn list(
     .await
 }
 
-/// Units of a product held by orders in each MySQL status.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+/// How many orders of a product MySQL holds in each status.
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 pub struct StatusCounts {
     pub unpaid: u64,
     pub paid: u64,

@@ -8,23 +8,37 @@ use serde_json::Value;
 
 use super::events::{self, OrderEvent};
 use super::{order_no, OrderStatus};
-use crate::error::{parse_json, ApiError};
+use crate::error::{parse_json, ApiError, ErrorBody};
 use crate::identity::SignedIn;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+/// An order as its owner sees it.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     pub order_no: String,
     pub user_id: u64,
     pub product_id: u64,
     pub quantity: u32,
+    /// `QUEUED` while only Redis knows it (accepted, not written to MySQL yet).
     pub status: OrderStatus,
+    /// Absent while `QUEUED`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "6999.00")]
     pub amount: Option<String>,
+    /// When an unpaid order is cancelled (epoch milliseconds); absent while `QUEUED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expire_at: Option<i64>,
+}
+
+/// A paid order.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Paid {
+    pub order_no: String,
+    #[schema(example = "PAID")]
+    pub status: &'static str,
 }
 
 fn no_such_order(order_no: &str) -> ApiError {
@@ -63,6 +77,17 @@ pub async fn lookup(state: &AppState, order_no: &str) -> Result<Option<OrderView
 
 /// `GET /api/orders/{orderNo}`: the signed-in user's own order. Anyone else's is reported as
 /// missing (404): order numbers are time-ordered and easy to guess, so they prove nothing.
+#[utoipa::path(
+    get, path = "/api/orders/{orderNo}", tag = "shop", security(("edgeSecret" = [], "identity" = [])),
+    params(("orderNo" = String, Path, description = "The order number the buy answered")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "`UNAUTHENTICATED`: no valid identity token", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: not through the edge", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ORDER`: no such order of the signed-in user", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    )
+)]
 pub async fn get_order(
     State(state): State<AppState>,
     SignedIn(user_id): SignedIn,
@@ -79,12 +104,26 @@ pub async fn get_order(
 /// conditional on status UNPAID, so exactly one of them wins; pay is also conditional on the
 /// order's `expireAt` not having passed (409 `ORDER_EXPIRED`), so a late pay cannot pin stock
 /// that the cancel, due any moment, is about to give back.
+#[utoipa::path(
+    post, path = "/api/orders/{orderNo}/pay", tag = "shop", security(("edgeSecret" = [], "identity" = [])),
+    params(("orderNo" = String, Path, description = "The order to pay")),
+    request_body(content = Object, description = "Empty, `{}`, or `{\"userId\"}` repeating the signed-in user", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Paid (also when it already was)", body = Paid),
+        (status = 400, description = "`BAD_REQUEST`: the body is not a JSON object or its userId is malformed", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: userId names someone else, or not through the edge", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ORDER`", body = ErrorBody),
+        (status = 409, description = "`ORDER_CANCELLED`, `ORDER_EXPIRED` or `ORDER_PENDING`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`: the order is changing or MySQL is down; try again", body = ErrorBody),
+    )
+)]
 pub async fn pay(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Path(order_no): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paid>, ApiError> {
     let body: Value =
         if body.iter().all(u8::is_ascii_whitespace) { Value::Object(Default::default()) } else { parse_json(&body)? };
     if !body.is_object() {
@@ -93,11 +132,11 @@ pub async fn pay(
     let user_id = signed_in.named_in(&body)?;
     if mark_paid(&state, &order_no, user_id).await? {
         Metrics::incr(&state.metrics().orders_paid);
-        return Ok(Json(serde_json::json!({ "orderNo": order_no, "status": "PAID" })));
+        return Ok(Json(Paid { order_no, status: "PAID" }));
     }
     match lookup(&state, &order_no).await? {
         Some(o) if o.user_id == user_id => match o.status {
-            OrderStatus::Paid => Ok(Json(serde_json::json!({ "orderNo": order_no, "status": "PAID" }))),
+            OrderStatus::Paid => Ok(Json(Paid { order_no, status: "PAID" })),
             OrderStatus::Cancelled => Err(ApiError::conflict(
                 "ORDER_CANCELLED",
                 format!("order {order_no} was cancelled because it was not paid in time"),

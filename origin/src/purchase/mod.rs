@@ -19,11 +19,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rust_decimal::Decimal;
+use seckill_protocol::room::RoomSettings;
 use serde::Serialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::broker::buy::{BuyError, BuyProducer};
-use crate::error::{ApiError, FLAG_TTL_HEADER};
+use crate::error::{ApiError, ErrorBody, FLAG_TTL_HEADER};
 use crate::identity::SignedIn;
 use crate::metrics::Metrics;
 use crate::orders::order_no::NoLease;
@@ -65,17 +66,52 @@ pub enum BuyFailure {
 /// A validated buy whose buyer is the signed-in user (one definition with the edge).
 pub use seckill_protocol::buy::Buy;
 
-#[derive(Serialize)]
+/// The body of `POST /api/seckill`; [`BuyBody::parse`] holds the rules (shared with the edge).
+#[derive(serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Accepted<'a> {
+#[allow(dead_code)]
+pub struct BuyRequest {
+    #[schema(minimum = 1, example = 1)]
+    product_id: u64,
+    /// Default 1; at most the sale's per-user limit.
+    #[schema(minimum = 1, example = 1)]
+    quantity: Option<u32>,
+    /// Optional: the buyer is the token's user, whom this may only repeat.
+    #[schema(minimum = 1)]
+    user_id: Option<u64>,
+}
+
+/// An accepted buy.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// Follow it at `/api/orders/{orderNo}`.
     order_no: String,
+    /// `QUEUED` (200) or `PENDING` (202).
+    #[schema(example = "QUEUED")]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
+    message: Option<&'static str>,
 }
 
 /// `POST /api/seckill`: 200 QUEUED, 202 PENDING (outcome not confirmed yet; follow the order
 /// number), 409/404/400 rejections, 503 when surely nothing was taken.
+#[utoipa::path(
+    post, path = "/api/seckill", tag = "shop", security(("edgeSecret" = [], "identity" = [])),
+    request_body = BuyRequest,
+    responses(
+        (status = 200, description = "`QUEUED`: the stock is taken and the order will be written", body = Accepted,
+         headers(("x-seckill-flag-ttl" = u64, description = "Seconds the edge may remember this user bought"))),
+        (status = 202, description = "`PENDING`: stock may be taken, the queue has not confirmed; follow the order", body = Accepted),
+        (status = 400, description = "`BAD_REQUEST`: the body breaks a rule, or quantity is over the per-user limit", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`: no valid identity token", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: userId names someone else, or not through the edge", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_PRODUCT`: not on sale", body = ErrorBody),
+        (status = 409, description = "`SOLD_OUT`, `ALREADY_BOUGHT`, `NOT_STARTED` or `ENDED`", body = ErrorBody,
+         headers(("x-seckill-flag-ttl" = u64, description = "Seconds the edge may cache this answer"))),
+        (status = 503, description = "`UNAVAILABLE`: a service is down and nothing was taken", body = ErrorBody),
+    )
+)]
 pub async fn buy(
     State(state): State<AppState>,
     signed_in: Result<SignedIn, ApiError>,
@@ -235,34 +271,69 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
     }
 }
 
+/// A sale as the shop shows it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductView {
+    pub id: u64,
+    pub name: String,
+    #[schema(example = "6999.00")]
+    pub price: String,
+    pub initial_stock: u32,
+    /// Units left in Redis (0 before the preload).
+    pub stock_left: i64,
+    /// Epoch milliseconds.
+    pub start_at: Option<i64>,
+    pub end_at: Option<i64>,
+    pub per_user_limit: u32,
+    pub state: SaleState,
+    /// `null`: no waiting room.
+    pub waiting_room: Option<RoomSettings>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductList {
+    /// The origin's clock (epoch milliseconds), for countdowns.
+    pub server_time: i64,
+    pub products: Vec<ProductView>,
+}
+
 /// `GET /api/products`: every sale with its price, stock left in Redis and state.
-pub async fn list_products(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get, path = "/api/products", tag = "shop", security(("edgeSecret" = [])),
+    responses(
+        (status = 200, description = "Every sale", body = ProductList),
+        (status = 403, description = "`FORBIDDEN`: not through the edge", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    )
+)]
+pub async fn list_products(State(state): State<AppState>) -> Result<Json<ProductList>, ApiError> {
     let all = products::all(state.db()).await?;
     let ids: Vec<u64> = all.iter().map(|p| p.id).collect();
     let stocks = state.stock().stocks(&ids).await?;
     let rooms = products::waiting_rooms(state.db()).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    let products: Vec<Value> = all
+    let products = all
         .iter()
         .zip(stocks)
         .map(|(p, redis_stock)| {
             // Not preloaded yet: not on sale, whatever MySQL holds.
             let preloaded = redis_stock.is_some();
             let left = redis_stock.unwrap_or(0).max(0);
-            let sale_state = if preloaded { products::sale_state(p, left, now) } else { SaleState::Upcoming };
-            json!({
-                "id": p.id,
-                "name": p.name,
-                "price": p.price.round_dp(2).to_string(),
-                "initialStock": p.initial_stock,
-                "stockLeft": left,
-                "startAt": p.start_ms(),
-                "endAt": p.end_ms(),
-                "perUserLimit": p.per_user_limit,
-                "state": sale_state,
-                "waitingRoom": rooms.get(&p.id),
-            })
+            ProductView {
+                id: p.id,
+                name: p.name.clone(),
+                price: p.price.round_dp(2).to_string(),
+                initial_stock: p.initial_stock,
+                stock_left: left,
+                start_at: p.start_ms(),
+                end_at: p.end_ms(),
+                per_user_limit: p.per_user_limit,
+                state: if preloaded { products::sale_state(p, left, now) } else { SaleState::Upcoming },
+                waiting_room: rooms.get(&p.id).copied(),
+            }
         })
         .collect();
-    Ok(Json(json!({ "serverTime": now, "products": products })))
+    Ok(Json(ProductList { server_time: now, products }))
 }

@@ -122,7 +122,7 @@ pub enum PreloadOutcome {
 }
 
 /// One key or member [`StockStore::reconcile`] changed (or, dry, would change).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RedisChange {
     /// `stock`, `window`, `deduction` or `buyer`.
     pub kind: String,
