@@ -148,13 +148,13 @@ cmd_start() {
     WRANGLER_SEND_ERROR_REPORTS=false WRANGLER_HIDE_BANNER=true \
     node edge/dev-server.mjs --config "$EDGE_RUN/wrangler.toml" --ip "$SECKILL_HOST" --port "$EDGE_PORT" \
       --log-level=warn --persist-to "$EDGE_STATE" \
-      --var "ORIGIN_URL:$ORIGIN_URL" --var "EDGE_SECRET:$EDGE_SECRET" \
+      --var "ORIGIN_URL:$ORIGIN_URL" --var "ORIGIN_URLS:${ORIGIN_URLS:-}" --var "EDGE_SECRET:$EDGE_SECRET" \
       --var "TOKEN_KEYS:$TOKEN_KEYS"
 
   local pid i
   pid="$(cat "$pidfile")"
   for ((i = 0; i < 600; i++)); do
-    edge_answers && { log "edge up: $EDGE_URL (forwarding to $ORIGIN_URL)"; return 0; }
+    edge_answers && { log "edge up: $EDGE_URL (forwarding to ${ORIGIN_URLS:-$ORIGIN_URL})"; return 0; }
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done

@@ -9,6 +9,10 @@
 #   scripts/test-shop.sh up     start it fresh (an earlier one is stopped first)
 #   scripts/test-shop.sh urls   EDGE_URL=… ORIGIN_URL=… PROMETHEUS_URL=… of the test shop
 #   scripts/test-shop.sh down   stop it (its database is kept until the next `up`, to look at)
+#   scripts/test-shop.sh two-origins up|down
+#                               a second origin (serve, TEST_SHOP_ORIGIN2_PORT) beside the shop's
+#                               and a second edge (TEST_SHOP_EDGE2_PORT) spreading users over both
+#                               (ORIGIN_URLS), for the failover test; the shop's own edge is unchanged
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$SECKILL_ROOT"
@@ -22,6 +26,8 @@ urls() {
   echo "EDGE_URL=http://$SECKILL_HOST:$TEST_SHOP_EDGE_PORT"
   echo "ORIGIN_URL=http://$SECKILL_HOST:$TEST_SHOP_ORIGIN_PORT"
   echo "PROMETHEUS_URL=http://$SECKILL_HOST:$TEST_SHOP_PROMETHEUS_PORT"
+  echo "ORIGIN2_URL=http://$SECKILL_HOST:$TEST_SHOP_ORIGIN2_PORT"
+  echo "EDGE2_URL=http://$SECKILL_HOST:$TEST_SHOP_EDGE2_PORT"
 }
 
 # The stack's origin settings, then the test shop's own ports, database, key prefix, topics, groups.
@@ -48,7 +54,31 @@ wait_url() { # wait_url NAME URL SECONDS
 edge() { EDGE_NAME=edge-test EDGE_PORT="$TEST_SHOP_EDGE_PORT" EDGE_URL="http://$SECKILL_HOST:$TEST_SHOP_EDGE_PORT" \
   ORIGIN_URL="http://$SECKILL_HOST:$TEST_SHOP_ORIGIN_PORT" "$SECKILL_ROOT/scripts/edge.sh" "$@"; }
 
+edge2() { EDGE_NAME=edge-test-2 EDGE_PORT="$TEST_SHOP_EDGE2_PORT" EDGE_URL="http://$SECKILL_HOST:$TEST_SHOP_EDGE2_PORT" \
+  ORIGIN_URL="http://$SECKILL_HOST:$TEST_SHOP_ORIGIN_PORT" \
+  ORIGIN_URLS="http://$SECKILL_HOST:$TEST_SHOP_ORIGIN_PORT,http://$SECKILL_HOST:$TEST_SHOP_ORIGIN2_PORT" \
+  "$SECKILL_ROOT/scripts/edge.sh" "$@"; }
+
+two_origins_down() {
+  edge2 stop
+  stop_pidfile origin-test-2
+}
+
+# Needs the shop up (same database, Redis prefix and topics: the second origin is a peer).
+two_origins_up() {
+  two_origins_down
+  local port
+  for port in "$TEST_SHOP_ORIGIN2_PORT" "$TEST_SHOP_EDGE2_PORT"; do
+    ! port_open "$port" || die "port $port (test shop) is taken by something else"
+  done
+  shop_env
+  APP_HTTP__PORT="$TEST_SHOP_ORIGIN2_PORT" start_bg origin-test-2 "$ORIGIN_BIN" serve
+  wait_url origin-test-2 "http://$SECKILL_HOST:$TEST_SHOP_ORIGIN2_PORT/health" 90
+  edge2 start
+}
+
 down() {
+  two_origins_down
   edge stop
   local name
   for name in prometheus-test consumer-test origin-test; do stop_pidfile "$name"; done
@@ -90,5 +120,11 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   urls) urls ;;
-  *) die "usage: test-shop.sh up | urls | down" ;;
+  two-origins)
+    case "${2:-}" in
+      up) two_origins_up ;;
+      down) two_origins_down ;;
+      *) die "usage: test-shop.sh two-origins up | down" ;;
+    esac ;;
+  *) die "usage: test-shop.sh up | urls | down | two-origins up|down" ;;
 esac

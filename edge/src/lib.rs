@@ -18,6 +18,8 @@
 //!
 //! Everything else is forwarded to the origin with the shared-secret header, and the origin's
 //! answer may set one of those flags for as long as the origin says (`x-seckill-flag-ttl`).
+//! With several origins (`ORIGIN_URLS`) each user sticks to one and moves to the next when it
+//! cannot be reached ([`origins`]).
 //!
 //! The decisions live in plain Rust ([`admission`], [`identity`], [`routes`], [`products`],
 //! [`waiting_room`]) so that `cargo test -p seckill-edge` checks them natively; the Workers glue
@@ -27,6 +29,7 @@ pub mod admission;
 pub mod answers;
 pub mod identity;
 pub mod limits;
+pub mod origins;
 pub mod page;
 pub mod products;
 pub mod routes;

@@ -18,6 +18,7 @@ use crate::admission::{flag_from_answer, flags_to_check, Flag, FlagToSet, DEFAUL
 use crate::answers::{EdgeError, DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 use crate::identity::signed_in;
 use crate::limits::{self, IP_LIMITER, USER_LIMITER};
+use crate::origins::{self, parse_origin_urls};
 use crate::page::SHOP_PAGE_HTML;
 use crate::products::{
     sale_of, with_server_time_advanced, Sale, CACHED_AT_HEADER, DEFAULT_PRODUCTS_CACHE_SECS, PRODUCT_LIST_CACHE_KEY,
@@ -37,8 +38,9 @@ struct Settings {
     /// This request's `x-request-id`: the client's if valid, else a fresh one. Sent to the
     /// origin and returned on the answer.
     request_id: String,
-    /// `ORIGIN_URL`, e.g. `http://127.0.0.1:8080` (no trailing slash needed).
-    origin_url: String,
+    /// `ORIGIN_URLS` (comma-separated), else `ORIGIN_URL`, e.g. `http://127.0.0.1:8080`: the
+    /// origins, each user sticky to one of them ([`origins`]).
+    origin_urls: Vec<String>,
     /// `EDGE_SECRET` (a secret in production, a var under `wrangler dev`); empty = not sent.
     edge_secret: String,
     /// `MAX_FLAG_TTL_SECS`: the most the edge trusts any `x-seckill-flag-ttl`; 0 turns flags off.
@@ -66,10 +68,10 @@ impl Settings {
     fn from_env(env: &Env, request_id: String) -> Result<Self> {
         let text = |name: &str| env.secret(name).or_else(|_| env.var(name)).map(|value| value.to_string()).ok();
         let number = |name: &str, default: u32| text(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
-        let origin_url = text("ORIGIN_URL").ok_or("ORIGIN_URL is not set")?;
+        let origin_urls = parse_origin_urls(text("ORIGIN_URLS").as_deref(), text("ORIGIN_URL").as_deref())?;
         Ok(Self {
             request_id,
-            origin_url: origin_url.trim_end_matches('/').to_owned(),
+            origin_urls,
             edge_secret: text("EDGE_SECRET").unwrap_or_default(),
             max_flag_ttl_secs: number("MAX_FLAG_TTL_SECS", DEFAULT_MAX_FLAG_TTL_SECS),
             products_cache_secs: number("PRODUCTS_CACHE_SECS", DEFAULT_PRODUCTS_CACHE_SECS),
@@ -414,9 +416,11 @@ async fn forward(
     }
 }
 
-/// Sends a JSON request to the origin with the shared secret and the caller's token. Gives up
-/// after `ORIGIN_TIMEOUT_MS` (504: the outcome is unknown, and a POST is never retried here)
-/// and answers 503 when the origin cannot be reached at all.
+/// Sends a JSON request to the caller's origin (sticky by user, [`origins::preference`]) with
+/// the shared secret and the caller's token; an origin that cannot be reached is passed over
+/// for the next one (see [`origins`] for why that is safe). Gives up after `ORIGIN_TIMEOUT_MS`
+/// on one origin (504: the outcome is unknown, so it is not retried elsewhere) and answers 503
+/// when no origin can be reached.
 async fn send_to_origin(
     settings: &Settings,
     method: Method,
@@ -424,10 +428,36 @@ async fn send_to_origin(
     body: Option<String>,
     caller: Option<&Caller>,
 ) -> std::result::Result<Response, EdgeError> {
-    let url = format!("{}{}", settings.origin_url, path);
-    let request = origin_request(settings, &url, method, body, caller).map_err(|e| {
+    let key = caller.map_or_else(|| settings.request_id.clone(), |c| c.user_id.to_string());
+    for index in origins::preference(&key, &settings.origin_urls) {
+        let url = format!("{}{}", settings.origin_urls[index], path);
+        match send_once(settings, &url, method.clone(), body.clone(), caller).await {
+            Ok(answer) => return Ok(answer),
+            Err(Unanswered::Unreachable) => continue,
+            Err(Unanswered::TimedOut) => return Err(EdgeError::origin_timeout()),
+        }
+    }
+    Err(EdgeError::origin_unreachable())
+}
+
+/// Why one origin gave no answer.
+enum Unanswered {
+    /// The fetch failed (or the request could not be built): try the next origin.
+    Unreachable,
+    /// No answer within `ORIGIN_TIMEOUT_MS`: the outcome is unknown.
+    TimedOut,
+}
+
+async fn send_once(
+    settings: &Settings,
+    url: &str,
+    method: Method,
+    body: Option<String>,
+    caller: Option<&Caller>,
+) -> std::result::Result<Response, Unanswered> {
+    let request = origin_request(settings, url, method, body, caller).map_err(|e| {
         console_warn!("could not build the origin request {url}: {e}");
-        EdgeError::origin_unreachable()
+        Unanswered::Unreachable
     })?;
     let controller = AbortController::default();
     let signal = controller.signal();
@@ -437,12 +467,12 @@ async fn send_to_origin(
         Either::Left((Ok(answer), _)) => Ok(answer),
         Either::Left((Err(e), _)) => {
             console_warn!("origin request {url} failed: {e}");
-            Err(EdgeError::origin_unreachable())
+            Err(Unanswered::Unreachable)
         }
         Either::Right(((), _)) => {
             controller.abort();
             console_warn!("origin request {url} timed out after {} ms", settings.origin_timeout_ms);
-            Err(EdgeError::origin_timeout())
+            Err(Unanswered::TimedOut)
         }
     }
 }
