@@ -32,6 +32,8 @@ export EDGE_PORT="${EDGE_PORT:-8787}"
 export PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 # The test shop (scripts/test-shop.sh), where the edge tests buy: its own origin, consumer,
 # Prometheus and edge.
+# The Redis Cluster the cluster tests use (scripts/services.sh start redis-cluster): 3 masters.
+export REDIS_CLUSTER_PORTS="${REDIS_CLUSTER_PORTS:-7001 7002 7003}"
 export TEST_SHOP_ORIGIN_PORT="${TEST_SHOP_ORIGIN_PORT:-8090}"
 export TEST_SHOP_CONSUMER_PORT="${TEST_SHOP_CONSUMER_PORT:-8091}"
 export TEST_SHOP_PROMETHEUS_PORT="${TEST_SHOP_PROMETHEUS_PORT:-9091}"

@@ -44,6 +44,34 @@ start_redis() {
   log "redis up on $SECKILL_HOST:$REDIS_PORT (appendfsync $REDIS_APPENDFSYNC)"
 }
 
+# Three masters on REDIS_CLUSTER_PORTS (each its own redis-server with --cluster-enabled), the
+# slots spread over them by `redis-cli --cluster create` once; later starts reuse the data.
+start_redis_cluster() {
+  local port ports=() seeds=()
+  read -r -a ports <<<"$REDIS_CLUSTER_PORTS"
+  for port in "${ports[@]}"; do
+    seeds+=("$SECKILL_HOST:$port")
+    if port_open "$port"; then log "redis-cluster: port $port already open, reusing it"; continue; fi
+    mkdir -p "$SECKILL_DATA/redis-cluster-$port"
+    start_bg "redis-cluster-$port" redis-server --bind "$SECKILL_HOST" --port "$port" --daemonize no \
+      --dir "$SECKILL_DATA/redis-cluster-$port" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 5000 --appendonly yes --appendfsync "$REDIS_APPENDFSYNC" --save "" --logfile ""
+    wait_port "redis-cluster-$port" "$port" 20
+  done
+  if ! redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok"; then
+    redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes >>"$SECKILL_LOGS/redis-cluster.log" 2>&1 ||
+      die "redis-cluster: create failed (log: $SECKILL_LOGS/redis-cluster.log)"
+    local i
+    for ((i = 0; i < 100; i++)); do
+      redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok" && break
+      sleep 0.1
+    done
+  fi
+  redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok" ||
+    die "redis-cluster: the cluster is not ok (log: $SECKILL_LOGS/redis-cluster.log)"
+  log "redis-cluster up: ${seeds[*]} (3 masters, 16384 slots)"
+}
+
 mysql_cli() { mariadb --no-defaults -S "$SECKILL_DATA/mysql/mysql.sock" -u root "$@"; }
 
 start_mysql() {
@@ -179,11 +207,12 @@ case "$cmd" in
   start)
     case "${1:-}" in
       redis) start_redis ;;
+      redis-cluster) start_redis_cluster ;;
       mysql) start_mysql ;;
       mq) start_namesrv "${2:-dev}"; start_broker "${2:-dev}" ;;
       broker) start_broker "${2:-dev}" ;;
       prometheus) start_prometheus ;;
-      *) die "start what? redis | mysql | mq dev|test | broker dev|test | prometheus" ;;
+      *) die "start what? redis | redis-cluster | mysql | mq dev|test | broker dev|test | prometheus" ;;
     esac ;;
   stop)
     [[ -n "${1:-}" ]] || die "stop what? redis | mysql | namesrv-<profile> | broker-<profile>"

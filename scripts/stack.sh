@@ -122,6 +122,8 @@ down() {
   for name in prometheus origin consumer broker-test namesrv-test broker-dev namesrv-dev mysql redis; do
     stop_pidfile "$name"
   done
+  local port
+  for port in $REDIS_CLUSTER_PORTS; do stop_pidfile "redis-cluster-$port"; done
 }
 
 case "${1:-}" in

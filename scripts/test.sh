@@ -9,6 +9,7 @@ cd "$SECKILL_ROOT"
 
 "$SECKILL_ROOT/scripts/stack.sh" up
 "$SECKILL_ROOT/scripts/services.sh" start mq test
+"$SECKILL_ROOT/scripts/services.sh" start redis-cluster
 promtool check rules config/prometheus/rules.yml >/dev/null || die "config/prometheus/rules.yml does not check"
 # `make status` must see what `make up` started (and says what is missing if not).
 "$SECKILL_ROOT/scripts/status.sh" status || die "make status: a service of the stack is not up"
@@ -24,6 +25,8 @@ mariadb --no-defaults -h "$SECKILL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$M
 eval "$("$SECKILL_ROOT/scripts/stack.sh" origin-env | sed 's/^/export /')"
 export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:${TEST_NAMESRV_PORT:-9877}"
 export RUST_LOG="${RUST_LOG:-error}"
+SECKILL_REDIS_CLUSTER_URLS="$(for port in $REDIS_CLUSTER_PORTS; do printf 'redis://%s:%s,' "$SECKILL_HOST" "$port"; done)"
+export SECKILL_REDIS_CLUSTER_URLS="${SECKILL_REDIS_CLUSTER_URLS%,}"
 
 log "cargo test (unit + end-to-end)"
 cargo test --workspace --no-fail-fast -- --test-threads="${SECKILL_TEST_THREADS:-4}"

@@ -24,7 +24,8 @@ pub fn parse_origin_urls(origin_urls: Option<&str>, origin_url: Option<&str>) ->
     for entry in raw.split(',').map(str::trim) {
         let url = entry.trim_end_matches('/');
         let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-        let host_ok = url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains(char::is_whitespace));
+        let host_ok =
+            url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains(char::is_whitespace));
         if !scheme_ok || !host_ok {
             return Err(format!("{name}: {entry:?} is not an http(s) URL"));
         }
@@ -77,10 +78,22 @@ mod tests {
         );
         assert_eq!(parse_origin_urls(Some("  "), Some("http://one:8080/")), Ok(vec!["http://one:8080".to_string()]));
         assert_eq!(parse_origin_urls(None, None), Err("neither ORIGIN_URLS nor ORIGIN_URL is set".to_string()));
-        assert_eq!(parse_origin_urls(Some("http://a,,http://b"), None), Err("ORIGIN_URLS: \"\" is not an http(s) URL".into()));
-        assert_eq!(parse_origin_urls(Some("ftp://a"), None), Err("ORIGIN_URLS: \"ftp://a\" is not an http(s) URL".into()));
-        assert_eq!(parse_origin_urls(Some("http://a,http://a/"), None), Err("ORIGIN_URLS: http://a is listed twice".into()));
-        assert_eq!(parse_origin_urls(None, Some("http://")), Err("ORIGIN_URL: \"http://\" is not an http(s) URL".into()));
+        assert_eq!(
+            parse_origin_urls(Some("http://a,,http://b"), None),
+            Err("ORIGIN_URLS: \"\" is not an http(s) URL".into())
+        );
+        assert_eq!(
+            parse_origin_urls(Some("ftp://a"), None),
+            Err("ORIGIN_URLS: \"ftp://a\" is not an http(s) URL".into())
+        );
+        assert_eq!(
+            parse_origin_urls(Some("http://a,http://a/"), None),
+            Err("ORIGIN_URLS: http://a is listed twice".into())
+        );
+        assert_eq!(
+            parse_origin_urls(None, Some("http://")),
+            Err("ORIGIN_URL: \"http://\" is not an http(s) URL".into())
+        );
     }
 
     #[test]

@@ -104,6 +104,10 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
     pub url: String,
+    /// Seed nodes of a Redis Cluster, comma-separated (`redis://127.0.0.1:7001,...`); when not
+    /// empty the origin uses the cluster and ignores `url`.
+    #[serde(default)]
+    pub cluster_urls: String,
     pub key_prefix: String,
 }
 

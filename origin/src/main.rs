@@ -113,7 +113,7 @@ async fn run(command: Command, settings: configuration::Settings) -> anyhow::Res
         }
         Command::Reconcile { product_id, dry_run, wait_secs } => {
             let db = startup::connect_mysql(&settings).await?;
-            let stock = StockStore::connect(&settings.redis.url, &settings.redis.key_prefix).await?;
+            let stock = StockStore::connect(&settings.redis).await?;
             let messaging = Messaging::start(&settings.rocketmq)?;
             let reconciler = Reconciler {
                 db: &db,

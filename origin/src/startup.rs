@@ -86,8 +86,7 @@ impl Server {
         let token_keys = seckill_protocol::token::KeySet::parse(&settings.auth.token_keys)
             .map_err(|e| anyhow::anyhow!("auth.token_keys (APP_AUTH__TOKEN_KEYS): {e}"))?;
         let db = connect_mysql(&settings).await?;
-        let stock =
-            StockStore::connect(&settings.redis.url, &settings.redis.key_prefix).await.context("connect to Redis")?;
+        let stock = StockStore::connect(&settings.redis).await.context("connect to Redis")?;
         // Names this process in the node lease and the sweeper lease.
         let holder = format!("{}-{}-{}", hostname(), std::process::id(), chrono::Utc::now().timestamp_micros());
         let lease_ttl = Duration::from_millis(settings.buy.node_lease_ms.max(1_000));
@@ -198,8 +197,7 @@ pub struct Workers {
 impl Workers {
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
         let db = connect_mysql(&settings).await?;
-        let stock =
-            StockStore::connect(&settings.redis.url, &settings.redis.key_prefix).await.context("connect to Redis")?;
+        let stock = StockStore::connect(&settings.redis).await.context("connect to Redis")?;
         let messaging = Arc::new(Messaging::start(&settings.rocketmq)?);
         let metrics = Arc::new(Metrics::default());
         let consumer = &settings.consumer;

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use seckill_origin::stock::product_key;
+use seckill_origin::stock::RedisConnection;
 use sqlx::MySqlPool;
 
 use crate::wait_until;
@@ -16,7 +16,7 @@ use crate::wait_until;
 #[derive(Clone)]
 pub struct ProductState {
     pub db: MySqlPool,
-    pub redis: MultiplexedConnection,
+    pub redis: RedisConnection,
     /// The origin's `redis.key_prefix`.
     pub key_prefix: String,
     pub product: u64,

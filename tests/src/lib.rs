@@ -16,6 +16,7 @@ use seckill_origin::broker::sender::{Outgoing, Sender};
 use seckill_origin::broker::Messaging;
 use seckill_origin::configuration::{self, BuyMode, Settings};
 use seckill_origin::startup::{self, Server, Workers};
+use seckill_origin::stock::RedisConnection;
 use serde_json::{json, Value};
 use sqlx::MySqlPool;
 
@@ -28,7 +29,8 @@ pub struct TestApp {
     pub workers: Option<Workers>,
     pub http: reqwest::Client,
     pub db: MySqlPool,
-    pub redis: redis::aio::MultiplexedConnection,
+    /// The app's Redis (a server or a cluster), for reading keys as they are.
+    pub redis: RedisConnection,
     pub id: String,
     /// The app's Redis, read as the origin reads it.
     pub stock: seckill_origin::stock::StockStore,
@@ -117,14 +119,9 @@ impl TestApp {
         let workers = Workers::start(settings.clone()).await.expect("start consumers");
         let server = Server::start(settings.clone()).await.expect("start origin");
         let db = startup::connect_mysql(&settings).await.expect("connect test database");
-        let redis = redis::Client::open(settings.redis.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect redis");
-        let stock = seckill_origin::stock::StockStore::connect(&settings.redis.url, &settings.redis.key_prefix)
-            .await
-            .expect("connect redis");
+        let redis =
+            RedisConnection::connect(&settings.redis.url, &settings.redis.cluster_urls).await.expect("connect redis");
+        let stock = seckill_origin::stock::StockStore::connect(&settings.redis).await.expect("connect redis");
         let http =
             reqwest::Client::builder().pool_max_idle_per_host(512).timeout(Duration::from_secs(30)).build().unwrap();
         TestApp { settings, server, workers: Some(workers), http, db, redis, id, stock, delivery: Default::default() }

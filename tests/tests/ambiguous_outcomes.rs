@@ -12,7 +12,7 @@ async fn behind(proxy: &LossyRedisProxy, id: String, mut settings: seckill_origi
     let direct = settings.redis.url.clone();
     settings.redis.url = proxy.url.clone();
     let mut app = TestApp::spawn_with(id, settings).await;
-    app.redis = redis::Client::open(direct).unwrap().get_multiplexed_async_connection().await.unwrap();
+    app.redis = seckill_origin::stock::RedisConnection::connect(&direct, "").await.unwrap();
     app
 }
 

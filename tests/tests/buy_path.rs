@@ -220,8 +220,37 @@ async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user_in_transacti
     burst_of_3000(BuyMode::Transaction).await;
 }
 
+/// The same burst with the origin on a Redis Cluster of three masters (`scripts/services.sh start
+/// redis-cluster`, which `make test` runs; its seed nodes in `SECKILL_REDIS_CLUSTER_URLS`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user_on_a_redis_cluster() {
+    let urls = std::env::var("SECKILL_REDIS_CLUSTER_URLS").expect(
+        "SECKILL_REDIS_CLUSTER_URLS names the test Redis Cluster's nodes: `scripts/services.sh start redis-cluster` \
+         starts one and `make test` sets it",
+    );
+    let (id, mut settings) = seckill_e2e::isolated_settings();
+    settings.redis.cluster_urls = urls;
+    let app = TestApp::spawn_with(id, settings).await;
+    assert!(app.redis.is_cluster(), "the test reads the cluster");
+    // The products' keys land on different masters: each product is one slot.
+    let slots: std::collections::HashSet<i64> = futures::future::join_all((1..=8u64).map(|p| {
+        let key = app.product_key(p, "stock");
+        let mut conn = app.redis.clone();
+        async move { redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query_async::<i64>(&mut conn).await.unwrap() }
+    }))
+    .await
+    .into_iter()
+    .collect();
+    assert!(slots.len() > 1, "products spread over slots: {slots:?}");
+    burst_of_3000_on(app).await;
+}
+
 async fn burst_of_3000(mode: BuyMode) {
-    let app = Arc::new(TestApp::spawn_in_mode(mode).await);
+    burst_of_3000_on(TestApp::spawn_in_mode(mode).await).await;
+}
+
+async fn burst_of_3000_on(app: TestApp) {
+    let app = Arc::new(app);
     let product = app.create_product(1000).await;
 
     let mut users: Vec<u64> = (1..=2000).collect();

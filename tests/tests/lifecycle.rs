@@ -223,7 +223,7 @@ async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_order_event WHERE event = 'CANCELLED'").await, 5);
 
     // release.lua acts once: a third release of a released order gives nothing back.
-    let stock_store = StockStore::connect(&app.settings.redis.url, &app.settings.redis.key_prefix).await.unwrap();
+    let stock_store = StockStore::connect(&app.settings.redis).await.unwrap();
     assert_eq!(stock_store.release(product, &orders[0]).await.unwrap(), 0);
     assert_eq!(app.redis_stock(product).await, 10);
     app.check().await;
@@ -235,7 +235,7 @@ async fn a_cancel_delivered_twice_changes_nothing_the_second_time() {
 async fn a_writer_that_died_after_its_commit_still_gets_the_cancel_sent_on_redelivery() {
     let app = TestApp::spawn_lifecycle().await;
     let product = app.create_product(3).await;
-    let stock = StockStore::connect(&app.settings.redis.url, &app.settings.redis.key_prefix).await.unwrap();
+    let stock = StockStore::connect(&app.settings.redis).await.unwrap();
     let order = OrderMessage {
         order_no: format!("{}-{product}", 1_000_000 + product),
         user_id: 9,

@@ -8,10 +8,13 @@
 //! [`StockStore::preload`] sets everything up before it. [`watch`] exposes each live sale's
 //! stock in both stores for the alert rules.
 
+pub mod connection;
 pub mod watch;
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
+
+use crate::configuration::RedisSettings;
+pub use connection::RedisConnection;
 
 /// What the buy script decided for one buy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,10 +162,10 @@ pub fn product_key(prefix: &str, product_id: u64, what: &str) -> String {
     format!("{prefix}:{{{product_id}}}:{what}")
 }
 
-/// Redis stock of every product, behind one multiplexed connection.
+/// Redis stock of every product, behind one multiplexed connection (to a server or a cluster).
 #[derive(Clone)]
 pub struct StockStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     buy: Script,
     release: Script,
@@ -172,16 +175,11 @@ pub struct StockStore {
 }
 
 impl StockStore {
-    pub async fn connect(url: &str, prefix: &str) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(std::time::Duration::from_secs(2))
-            .set_response_timeout(std::time::Duration::from_secs(2))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+    pub async fn connect(settings: &RedisSettings) -> redis::RedisResult<Self> {
+        let conn = RedisConnection::connect(&settings.url, &settings.cluster_urls).await?;
         Ok(Self {
             conn,
-            prefix: prefix.to_string(),
+            prefix: settings.key_prefix.clone(),
             buy: Script::new(BUY_SCRIPT),
             release: Script::new(include_str!("release.lua")),
             lease: Script::new(LEASE_SCRIPT),
@@ -388,10 +386,14 @@ impl StockStore {
         self.conn.clone().get(self.stock_key(product_id)).await
     }
 
-    /// Stock left for several products in one round trip (`None` = not preloaded).
+    /// Stock left for several products in one round trip (`None` = not preloaded); on a
+    /// cluster, where a pipeline may not span slots, one GET per product, all at once.
     pub async fn stocks(&self, product_ids: &[u64]) -> redis::RedisResult<Vec<Option<i64>>> {
         if product_ids.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.conn.is_cluster() {
+            return futures::future::try_join_all(product_ids.iter().map(|id| self.stock(*id))).await;
         }
         let mut pipe = redis::pipe();
         for id in product_ids {

@@ -107,7 +107,11 @@ struct Stack {
 impl Stack {
     /// A fresh connection each time: Redis restarts during the run.
     async fn product_state(&self) -> anyhow::Result<ProductState> {
-        let redis = redis::Client::open(self.settings.redis.url.as_str())?.get_multiplexed_async_connection().await?;
+        let redis = seckill_origin::stock::RedisConnection::connect(
+            &self.settings.redis.url,
+            &self.settings.redis.cluster_urls,
+        )
+        .await?;
         Ok(ProductState {
             db: self.db.clone(),
             redis,
