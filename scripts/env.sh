@@ -88,6 +88,16 @@ wait_port() {
   die "$name did not open port $port within ${secs}s (logs: $SECKILL_LOGS)"
 }
 
+# wait_http NAME URL SECONDS: until URL answers 2xx, or die naming NAME's log.
+wait_http() {
+  local i
+  for ((i = 0; i < $3 * 5; i++)); do
+    curl -s -o /dev/null -f "$2" && return 0
+    sleep 0.2
+  done
+  die "$1 did not answer at $2 within $3 s (log: $SECKILL_LOGS/$1.log)"
+}
+
 # start_bg NAME CMD...: start CMD in its own process group, log to $SECKILL_LOGS/NAME.log,
 # record its pid in $SECKILL_PIDS/NAME.pid (the pid is also the process group id).
 start_bg() {

@@ -34,15 +34,6 @@ admin() { # admin METHOD PATH [JSON]
     ${3:+-d "$3"} "$ORIGIN_URL$2"
 }
 
-wait_http() { # wait_http NAME URL SECONDS
-  local i
-  for ((i = 0; i < $3 * 5; i++)); do
-    curl -s -o /dev/null -f "$2" && return 0
-    sleep 0.2
-  done
-  die "$1 did not answer at $2 within $3 s (logs: $SECKILL_LOGS)"
-}
-
 start_origin() {
   origin_env
   if port_open "$ORIGIN_PORT"; then

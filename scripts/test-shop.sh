@@ -42,15 +42,6 @@ shop_env() {
   export APP_ROCKETMQ__CANCELLER_GROUP="seckill-order-canceller$SUFFIX"
 }
 
-wait_url() { # wait_url NAME URL SECONDS
-  local i
-  for ((i = 0; i < $3 * 5; i++)); do
-    curl -s -o /dev/null -f "$2" && return 0
-    sleep 0.2
-  done
-  die "$1 did not answer at $2 within $3 s (log: $SECKILL_LOGS/$1.log)"
-}
-
 edge() { EDGE_NAME=edge-test EDGE_PORT="$TEST_SHOP_EDGE_PORT" EDGE_URL="http://$SECKILL_HOST:$TEST_SHOP_EDGE_PORT" \
   ORIGIN_URL="http://$SECKILL_HOST:$TEST_SHOP_ORIGIN_PORT" "$SECKILL_ROOT/scripts/edge.sh" "$@"; }
 
@@ -73,7 +64,7 @@ two_origins_up() {
   done
   shop_env
   APP_HTTP__PORT="$TEST_SHOP_ORIGIN2_PORT" start_bg origin-test-2 "$ORIGIN_BIN" serve
-  wait_url origin-test-2 "http://$SECKILL_HOST:$TEST_SHOP_ORIGIN2_PORT/health" 90
+  wait_http origin-test-2 "http://$SECKILL_HOST:$TEST_SHOP_ORIGIN2_PORT/health" 90
   edge2 start
 }
 
@@ -106,8 +97,8 @@ up() {
 
   start_bg origin-test "$ORIGIN_BIN" serve
   start_bg consumer-test "$ORIGIN_BIN" consume
-  wait_url origin-test "http://$SECKILL_HOST:$TEST_SHOP_ORIGIN_PORT/health" 90
-  wait_url consumer-test "http://$SECKILL_HOST:$TEST_SHOP_CONSUMER_PORT/livez" 90
+  wait_http origin-test "http://$SECKILL_HOST:$TEST_SHOP_ORIGIN_PORT/health" 90
+  wait_http consumer-test "http://$SECKILL_HOST:$TEST_SHOP_CONSUMER_PORT/livez" 90
   rm -rf "$SECKILL_DATA/prometheus-test"
   PROMETHEUS_NAME=prometheus-test PROMETHEUS_PORT="$TEST_SHOP_PROMETHEUS_PORT" \
     ORIGIN_PORT="$TEST_SHOP_ORIGIN_PORT" CONSUMER_PORT="$TEST_SHOP_CONSUMER_PORT" \

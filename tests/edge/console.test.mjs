@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  ADMIN_TOKEN, ORIGIN_URL, TEST_OUTPUT, buyViaEdge, freshUserId, getViaEdge, launchChromium, signToken, sleep, waitFor,
+  ADMIN_TOKEN, ORIGIN_URL, TEST_OUTPUT, buyViaEdge, edgeSeesOnSale, freshUserId, launchChromium, signToken, sleep, waitFor,
 } from "./stack.mjs";
 
 const ORIGIN = new URL(ORIGIN_URL).origin;
@@ -61,15 +61,6 @@ function localInput(ms) {
   const d = new Date(ms);
   const p = (n) => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
-}
-
-/** Waits until the edge's (cached, about a second) product list shows the sale on sale. */
-async function edgeSeesProduct(productId) {
-  const seen = await waitFor(async () => {
-    const list = await getViaEdge("/api/products");
-    return list.body?.products?.find((p) => p.id === productId)?.state === "ON_SALE";
-  }, { timeoutMs: 10_000 });
-  assert.ok(seen, `the edge's product list never showed product ${productId} on sale`);
 }
 
 /** A buy through the edge as a fresh user; a "not on sale (yet)" answer is retried for up to 5 s. */
@@ -127,7 +118,7 @@ test("the admin console creates and preloads a sale, and follows its buys to MyS
   assert.deepEqual(dialogs, [], "preloading a sale that was never loaded asks nothing");
 
   // Two shoppers buy through the edge.
-  await edgeSeesProduct(productId);
+  await edgeSeesOnSale(productId);
   for (let i = 0; i < 2; i++) {
     const bought = await buyAsFreshUser(productId);
     assert.equal(bought.status, 200, bought.text);

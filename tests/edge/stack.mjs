@@ -56,11 +56,12 @@ function signedInUserOf(body) {
 }
 
 /**
- * POST /api/seckill through the edge; `body` is sent as is when it is a string. Signed in as the
- * body's `userId` unless `token` says otherwise (`null`: no token at all).
+ * POST /api/seckill through the edge (`edgeUrl`, default the test shop's); `body` is sent as is
+ * when it is a string. Signed in as the body's `userId` unless `token` says otherwise (`null`: no
+ * token at all).
  */
-export async function buyViaEdge(body, { token = signToken(signedInUserOf(body)), headers = {} } = {}) {
-  const res = await fetch(`${EDGE_URL}/api/seckill`, {
+export async function buyViaEdge(body, { token = signToken(signedInUserOf(body)), headers = {}, edgeUrl = EDGE_URL } = {}) {
+  const res = await fetch(`${edgeUrl}/api/seckill`, {
     method: "POST",
     headers: { "content-type": "application/json", ...bearer(token), ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -70,9 +71,9 @@ export async function buyViaEdge(body, { token = signToken(signedInUserOf(body))
 
 const bearer = (token) => (token ? { authorization: `Bearer ${token}` } : {});
 
-/** GET through the edge, signed in with `token` if given. */
-export async function getViaEdge(path, { token = null } = {}) {
-  return answer(await fetch(`${EDGE_URL}${path}`, { headers: bearer(token) }));
+/** GET through the edge (`edgeUrl`, default the test shop's), signed in with `token` if given. */
+export async function getViaEdge(path, { token = null, edgeUrl = EDGE_URL } = {}) {
+  return answer(await fetch(`${edgeUrl}${path}`, { headers: bearer(token) }));
 }
 
 /** POST /api/orders/{orderNo}/pay through the edge, signed in with `token` (null: none). */
@@ -84,9 +85,9 @@ export async function payViaEdge(orderNo, token, body = {}) {
   }));
 }
 
-/** An admin API call at the origin, whatever it answers. */
-export async function adminRaw(method, path, body) {
-  const res = await fetch(`${ORIGIN_URL}${path}`, {
+/** An admin API call at the origin (`originUrl`, default the test shop's), whatever it answers. */
+export async function adminRaw(method, path, body, { originUrl = ORIGIN_URL } = {}) {
+  const res = await fetch(`${originUrl}${path}`, {
     method,
     headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
@@ -94,8 +95,8 @@ export async function adminRaw(method, path, body) {
   return answer(res);
 }
 
-async function admin(method, path, body) {
-  const a = await adminRaw(method, path, body);
+async function admin(method, path, body, options) {
+  const a = await adminRaw(method, path, body, options);
   assert.ok(a.status >= 200 && a.status < 300, `${method} ${path} → ${a.status} ${a.text}`);
   return a.body;
 }
@@ -141,9 +142,18 @@ export async function edgeSeesRoom(productId, room) {
 /** The claims of a pass (or any token), read without checking it. */
 export const claimsOf = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
 
-/** The origin's count of POST /api/seckill requests it has received since it started. */
-export async function originBuyRequests() {
-  const metrics = await admin("GET", "/admin/metrics");
+/** Waits until the edge's (cached, about a second) product list shows the sale on sale. */
+export async function edgeSeesOnSale(productId, { edgeUrl = EDGE_URL } = {}) {
+  const seen = await waitFor(async () => {
+    const list = await getViaEdge("/api/products", { edgeUrl });
+    return list.body?.products?.find((p) => p.id === productId)?.state === "ON_SALE";
+  }, { timeoutMs: 10_000 });
+  assert.ok(seen, `the edge at ${edgeUrl} never listed product ${productId} on sale`);
+}
+
+/** An origin's (default the test shop's) count of POST /api/seckill requests since it started. */
+export async function originBuyRequests({ originUrl = ORIGIN_URL } = {}) {
+  const metrics = await admin("GET", "/admin/metrics", undefined, { originUrl });
   assert.equal(typeof metrics.buyRequests, "number", `metrics: ${JSON.stringify(metrics)}`);
   return metrics.buyRequests;
 }

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import {
-  ADMIN_TOKEN, ORIGIN_URL, adminRaw, createProduct, freshUserId, inParallel, signToken, sleep, waitFor,
+  ORIGIN_URL, adminRaw, buyViaEdge, createProduct, edgeSeesOnSale, freshUserId, inParallel, originBuyRequests, signToken,
+  waitFor,
 } from "./stack.mjs";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -23,38 +24,8 @@ before(() => { execFileSync(SHOP, ["two-origins", "up"], { stdio: "inherit" }); 
 after(() => { execFileSync(SHOP, ["two-origins", "down"], { stdio: "inherit" }); });
 
 /** POST /api/seckill through the two-origin edge as `userId`. */
-async function buy(productId, userId) {
-  try {
-    const res = await fetch(`${EDGE2_URL}/api/seckill`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${signToken(userId)}` },
-      body: JSON.stringify({ productId }),
-    });
-    const text = await res.text();
-    let body = null;
-    try { body = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: res.status, body, text };
-  } catch (e) {
-    return { status: 0, body: null, text: String(e) };
-  }
-}
-
-/** An origin's count of buy requests since it started. */
-async function buyRequests(originUrl) {
-  const res = await fetch(`${originUrl}/admin/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-  assert.equal(res.status, 200, `${originUrl}/admin/metrics`);
-  return (await res.json()).buyRequests;
-}
-
-/** Waits until the two-origin edge sells `productId` (its product list is cached about a second). */
-async function edgeSells(productId) {
-  const seen = await waitFor(async () => {
-    const res = await fetch(`${EDGE2_URL}/api/products`);
-    const list = await res.json().catch(() => null);
-    return list?.products?.some((p) => p.id === productId && p.state === "ON_SALE");
-  }, { timeoutMs: 10_000 });
-  assert.ok(seen, `the two-origin edge never listed product ${productId} on sale`);
-}
+const buy = (productId, userId) => buyViaEdge({ productId }, { token: signToken(userId), edgeUrl: EDGE2_URL });
+const buyRequests = (originUrl) => originBuyRequests({ originUrl });
 
 /** The product's orders in MySQL (newest first, up to 1000). */
 async function orders(productId) {
@@ -65,7 +36,7 @@ async function orders(productId) {
 
 test("users are spread over both origins", async (t) => {
   const productId = await createProduct({ name: "Edge Two Origins", stock: 500 });
-  await edgeSells(productId);
+  await edgeSeesOnSale(productId, { edgeUrl: EDGE2_URL });
   const [first, second] = [await buyRequests(ORIGIN_URL), await buyRequests(ORIGIN2_URL)];
   const answers = await inParallel(100, 10, () => buy(productId, freshUserId()));
   assert.deepEqual(answers.filter((a) => a.status !== 200).map((a) => a.text), [], "every buy is QUEUED");
@@ -79,7 +50,7 @@ test("users are spread over both origins", async (t) => {
 test("one of two origins killed -9 during a burst: the edge fails over and every 200 becomes one order", async (t) => {
   const stock = 1000;
   const productId = await createProduct({ name: "Edge Origin Killed", stock });
-  await edgeSells(productId);
+  await edgeSeesOnSale(productId, { edgeUrl: EDGE2_URL });
   const pid = Number(readFileSync(`${PIDS}/origin-test-2.pid`, "utf8").trim());
   const users = 600;
   const firstBefore = await buyRequests(ORIGIN_URL);
