@@ -113,5 +113,15 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     if body.is_empty() {
         return Err(ApiError::BadRequest("request body must be a JSON object".into()));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    // The path names the field at fault ("stockBuckets: invalid type: ..."); serde alone
+    // says only where in the text it is.
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match path.as_str() {
+            "." | "" => ApiError::BadRequest(format!("invalid JSON body: {inner}")),
+            field => ApiError::BadRequest(format!("invalid JSON body: {field}: {inner}")),
+        }
+    })
 }

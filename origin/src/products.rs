@@ -20,6 +20,8 @@ pub struct Product {
     pub per_user_limit: u32,
     pub start_at: Option<NaiveDateTime>,
     pub end_at: Option<NaiveDateTime>,
+    /// Redis buckets the stock is split into (1 = not sharded).
+    pub stock_buckets: u32,
 }
 
 impl Product {
@@ -52,6 +54,10 @@ pub struct NewProduct {
     pub per_user_limit: Option<i64>,
     /// The sale's waiting room; none (the default) lets every buyer through.
     pub waiting_room: Option<RoomSettings>,
+    /// Hot-product sharding: split the Redis stock into this many buckets, each on its own
+    /// Redis Cluster slot, 1 to 64 (default 1, not split). Fixed for the sale's life.
+    #[schema(example = 1)]
+    pub stock_buckets: Option<i64>,
 }
 
 /// A [`NewProduct`] that passed [`NewProduct::validate`].
@@ -64,10 +70,12 @@ pub struct ValidProduct {
     pub end_at: Option<NaiveDateTime>,
     pub per_user_limit: u32,
     pub waiting_room: Option<RoomSettings>,
+    pub stock_buckets: u32,
 }
 
 const MAX_STOCK: i64 = 100_000_000;
 const MAX_PRICE: i64 = 1_000_000_000;
+const MAX_BUCKETS: i64 = 64;
 /// The largest order amount `tb_seckill_order.amount` (DECIMAL(14,2)) holds.
 const MAX_AMOUNT: &str = "999999999999.99";
 /// The last millisecond a MySQL DATETIME holds (9999-12-31 23:59:59.999 UTC).
@@ -124,6 +132,10 @@ impl NewProduct {
         if let Some(room) = &self.waiting_room {
             room.validate().map_err(|e| format!("waitingRoom.{e}"))?;
         }
+        let buckets = self.stock_buckets.unwrap_or(1);
+        if !(1..=MAX_BUCKETS).contains(&buckets) {
+            return Err(format!("stockBuckets must be between 1 and {MAX_BUCKETS}"));
+        }
         Ok(ValidProduct {
             name,
             price: self.price.round_dp(2),
@@ -132,18 +144,20 @@ impl NewProduct {
             end_at,
             per_user_limit: limit as u32,
             waiting_room: self.waiting_room,
+            stock_buckets: buckets as u32,
         })
     }
 }
 
-const COLUMNS: &str = "id, name, price, initial_stock, stock, per_user_limit, start_at, end_at";
+const COLUMNS: &str = "id, name, price, initial_stock, stock, per_user_limit, start_at, end_at, stock_buckets";
 
 /// Inserts the product and, if it has one, its waiting room, in one transaction.
 pub async fn create(pool: &MySqlPool, p: &ValidProduct) -> sqlx::Result<u64> {
     let mut tx = pool.begin().await?;
     let result = sqlx::query(
-        "INSERT INTO tb_seckill_product (name, price, initial_stock, stock, per_user_limit, start_at, end_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tb_seckill_product \
+         (name, price, initial_stock, stock, per_user_limit, start_at, end_at, stock_buckets) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&p.name)
     .bind(p.price)
@@ -152,6 +166,7 @@ pub async fn create(pool: &MySqlPool, p: &ValidProduct) -> sqlx::Result<u64> {
     .bind(p.per_user_limit)
     .bind(p.start_at)
     .bind(p.end_at)
+    .bind(p.stock_buckets)
     .execute(&mut *tx)
     .await?;
     let id = result.last_insert_id();
@@ -225,6 +240,7 @@ pub async fn sale_snapshot(db: &MySqlPool, id: u64) -> sqlx::Result<Option<(Prod
         end_ms: product.end_ms().unwrap_or(0),
         per_user_limit: product.per_user_limit as i64,
         price: product.price.round_dp(2).to_string(),
+        buckets: product.stock_buckets.max(1),
         orders: active
             .into_iter()
             .map(|(order_no, user_id, quantity)| (order_no, Deduction { user_id, quantity }))
@@ -272,6 +288,7 @@ mod tests {
             end_at: None,
             per_user_limit: None,
             waiting_room: None,
+            stock_buckets: None,
         }
     }
 
@@ -300,5 +317,10 @@ mod tests {
         p.waiting_room =
             Some(RoomSettings { new_users_per_interval: 0, interval_secs: 1, max_active_users: 1, session_secs: 60 });
         assert!(p.validate().unwrap_err().starts_with("waitingRoom.newUsersPerInterval"));
+        for buckets in [0, 65] {
+            let mut p = new("1", 1);
+            p.stock_buckets = Some(buckets);
+            assert!(p.validate().unwrap_err().contains("stockBuckets"), "{buckets}");
+        }
     }
 }

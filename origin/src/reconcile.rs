@@ -148,10 +148,16 @@ async fn log(db: &MySqlPool, report: &Report) -> sqlx::Result<u64> {
     .await?
     .last_insert_id();
     for chunk in report.changes.chunks(1000) {
-        let mut insert: QueryBuilder<MySql> =
-            QueryBuilder::new("INSERT INTO tb_reconcile_change (run_id, kind, item, before_value, after_value) ");
+        let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
+            "INSERT INTO tb_reconcile_change (run_id, bucket, kind, item, before_value, after_value) ",
+        );
         insert.push_values(chunk, |mut row, c| {
-            row.push_bind(run_id).push_bind(&c.kind).push_bind(&c.item).push_bind(&c.before).push_bind(&c.after);
+            row.push_bind(run_id)
+                .push_bind(c.bucket)
+                .push_bind(&c.kind)
+                .push_bind(&c.item)
+                .push_bind(&c.before)
+                .push_bind(&c.after);
         });
         insert.build().execute(&mut *tx).await?;
     }

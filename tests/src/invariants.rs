@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use seckill_origin::stock::product_key;
-use seckill_origin::stock::RedisConnection;
+use seckill_origin::stock::{Bucket, RedisConnection};
 use sqlx::MySqlPool;
 
 use crate::wait_until;
@@ -26,8 +25,62 @@ pub struct ProductState {
 type ActiveOrder = (String, u64, u32);
 
 impl ProductState {
-    fn key(&self, what: &str) -> String {
-        product_key(&self.key_prefix, self.product, what)
+    /// Every bucket of the product's stock (one unless its sale is sharded), as preloaded.
+    async fn buckets(&self) -> Vec<Bucket> {
+        let k: Option<u32> = redis::cmd("HGET")
+            .arg(Bucket::first(self.product).key(&self.key_prefix, "window"))
+            .arg("buckets")
+            .query_async(&mut self.redis.clone())
+            .await
+            .expect("HGET window buckets");
+        (0..k.unwrap_or(1).max(1)).map(|index| Bucket { product_id: self.product, index }).collect()
+    }
+
+    /// Reads `what` of every bucket with `cmd` (HLEN, XLEN, GET, ...), one reply per bucket.
+    async fn per_bucket<T: redis::FromRedisValue>(&self, cmd: &str, what: &str) -> Vec<T> {
+        let mut replies = Vec::new();
+        for bucket in self.buckets().await {
+            let key = bucket.key(&self.key_prefix, what);
+            replies.push(redis::cmd(cmd).arg(&key).query_async(&mut self.redis.clone()).await.expect(cmd));
+        }
+        replies
+    }
+
+    /// Units lent by one bucket of a sharded sale and not yet received by another: stock on
+    /// its way, in neither bucket's count. A loan from before the lender's last preload or
+    /// reconcile does not count: those recounted its units.
+    pub async fn units_between_buckets(&self) -> i64 {
+        let mut units = 0;
+        for from in self.buckets().await {
+            let epoch: Option<String> = redis::cmd("HGET")
+                .arg(from.key(&self.key_prefix, "window"))
+                .arg("epoch")
+                .query_async(&mut self.redis.clone())
+                .await
+                .unwrap();
+            let loans: HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(from.key(&self.key_prefix, "transfers"))
+                .query_async(&mut self.redis.clone())
+                .await
+                .unwrap();
+            for (id, record) in loans {
+                let fields: Vec<&str> = record.split(',').collect();
+                if epoch.as_deref() != fields.get(2).copied() {
+                    continue;
+                }
+                let to = Bucket { product_id: self.product, index: fields[0].parse().unwrap() };
+                let received: bool = redis::cmd("SISMEMBER")
+                    .arg(to.key(&self.key_prefix, "received"))
+                    .arg(&id)
+                    .query_async(&mut self.redis.clone())
+                    .await
+                    .unwrap();
+                if !received {
+                    units += fields[1].parse::<i64>().unwrap();
+                }
+            }
+        }
+        units
     }
 
     async fn active_orders(&self) -> Vec<ActiveOrder> {
@@ -43,10 +96,8 @@ impl ProductState {
     /// Outbox entries and deductions in Redis that MySQL has no active order for yet: 0 and 0
     /// once everything accepted has been written (or given back).
     pub async fn in_flight(&self) -> (u64, i64) {
-        let mut redis = self.redis.clone();
-        let outbox: u64 =
-            redis::cmd("XLEN").arg(self.key("outbox")).query_async(&mut redis).await.expect("XLEN outbox");
-        let deductions: i64 = redis::cmd("HLEN").arg(self.key("orders")).query_async(&mut redis).await.expect("HLEN");
+        let outbox: u64 = self.per_bucket::<u64>("XLEN", "outbox").await.iter().sum();
+        let deductions: i64 = self.per_bucket::<i64>("HLEN", "orders").await.iter().sum();
         (outbox, deductions - self.active_orders().await.len() as i64)
     }
 
@@ -58,14 +109,14 @@ impl ProductState {
 
     /// Every invariant that does not hold, as a sentence (empty = all hold), for a drained
     /// product whose initial stock was `initial` units:
-    /// - conservation: Redis stock + units of active orders = `initial`, and MySQL stock =
-    ///   `initial` − units of active orders (nothing is in flight once drained);
+    /// - conservation: Redis stock (a sharded sale's buckets and the loans between them) +
+    ///   units of active orders = `initial`, and MySQL stock = `initial` − units of active
+    ///   orders (nothing is in flight once drained);
     /// - no oversell: active units ≤ `initial`;
     /// - the deduction log holds exactly the active orders, the buyers set exactly their
     ///   users, `tb_user_seckill` exactly one row per active order, and no user holds two
     ///   active orders.
     pub async fn violations(&self, initial: i64) -> Vec<String> {
-        let mut redis = self.redis.clone();
         let mut broken = Vec::new();
         let active = self.active_orders().await;
         let (outbox, unwritten) = self.in_flight().await;
@@ -74,7 +125,11 @@ impl ProductState {
                 .push(format!("not drained: {outbox} outbox entries, {unwritten} deductions without an active order"));
         }
         let units: i64 = active.iter().map(|(_, _, q)| *q as i64).sum();
-        let redis_stock: Option<i64> = redis::cmd("GET").arg(self.key("stock")).query_async(&mut redis).await.unwrap();
+        let stocks: Vec<Option<i64>> = self.per_bucket("GET", "stock").await;
+        let redis_stock: Option<i64> = match stocks.iter().all(Option::is_some) {
+            true => Some(stocks.iter().flatten().sum::<i64>() + self.units_between_buckets().await),
+            false => None,
+        };
         let mysql_stock: i64 = sqlx::query_scalar("SELECT CAST(stock AS SIGNED) FROM tb_seckill_product WHERE id = ?")
             .bind(self.product)
             .fetch_one(&self.db)
@@ -84,7 +139,7 @@ impl ProductState {
             broken.push(format!("oversold: {units} active units of {initial}"));
         }
         match redis_stock {
-            None => broken.push("Redis holds no stock for the product".into()),
+            None => broken.push(format!("Redis holds no stock for the product (buckets: {stocks:?})")),
             Some(stock) if stock + units != initial => {
                 broken.push(format!("Redis stock {stock} + active units {units} ≠ initial {initial}"))
             }
@@ -93,8 +148,21 @@ impl ProductState {
         if mysql_stock + units != initial {
             broken.push(format!("MySQL stock {mysql_stock} + active units {units} ≠ initial {initial}"));
         }
-        let deductions: HashMap<String, String> =
-            redis::cmd("HGETALL").arg(self.key("orders")).query_async(&mut redis).await.unwrap();
+        let logs: Vec<HashMap<String, String>> = self.per_bucket("HGETALL", "orders").await;
+        let mut deductions: HashMap<String, String> = HashMap::new();
+        let mut misplaced = 0;
+        for (index, log) in logs.into_iter().enumerate() {
+            for (order_no, entry) in log {
+                let user: u64 = entry.split(',').next().and_then(|u| u.parse().ok()).unwrap_or(0);
+                if seckill_origin::stock::bucket_of(user, stocks.len() as u32) != index as u32 {
+                    misplaced += 1;
+                }
+                deductions.insert(order_no, entry);
+            }
+        }
+        if misplaced > 0 {
+            broken.push(format!("{misplaced} deductions are in another bucket than their user's"));
+        }
         let expected: HashMap<String, String> =
             active.iter().map(|(no, user, q)| (no.clone(), format!("{user},{q}"))).collect();
         if deductions != expected {
@@ -105,7 +173,7 @@ impl ProductState {
             ));
         }
         let mut buyers: Vec<u64> =
-            redis::cmd("SMEMBERS").arg(self.key("buyers")).query_async(&mut redis).await.unwrap();
+            self.per_bucket::<Vec<u64>>("SMEMBERS", "buyers").await.into_iter().flatten().collect();
         let mut users: Vec<u64> = active.iter().map(|(_, u, _)| *u).collect();
         buyers.sort_unstable();
         users.sort_unstable();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use seckill_e2e::{read, wait_until, TestApp};
 use seckill_origin::configuration::BuyMode;
+use seckill_origin::stock::bucket_of;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -224,6 +225,39 @@ async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user_in_transacti
 /// redis-cluster`, which `make test` runs; its seed nodes in `SECKILL_REDIS_CLUSTER_URLS`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user_on_a_redis_cluster() {
+    let app = on_the_redis_cluster().await;
+    // The products' keys land on different masters: each product is one slot.
+    let keys = (1..=8u64).map(|p| app.product_key(p, "stock")).collect();
+    let slots = slots_of(&app, keys).await;
+    assert!(slots.len() > 1, "products spread over slots: {slots:?}");
+    let product = app.create_product(1000).await;
+    burst_of_3000_on(app, product, 1..=2000).await;
+}
+
+/// Hot-product sharding: the same burst on a sale whose 1,000 units are split into 4 buckets
+/// of 250, each its own slot of the Redis Cluster. 1,400 of the buyers belong to bucket 0 and
+/// 200 to each other bucket, so the sale sells exactly its stock, one per user, only if
+/// bucket 0 borrows the 150 units the others cannot sell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_sale_sharded_into_4_buckets_sells_exactly_its_stock_once_per_user_under_3000_buys_on_a_redis_cluster() {
+    let app = on_the_redis_cluster().await;
+    let product =
+        app.create_sale(json!({ "name": "Hot phone", "price": "6999.00", "stock": 1000, "stockBuckets": 4 })).await;
+    let buckets: Vec<_> = (0..4).map(|index| seckill_origin::stock::Bucket { product_id: product, index }).collect();
+    let keys = buckets.iter().map(|b| b.key(&app.settings.redis.key_prefix, "stock")).collect();
+    assert_eq!(slots_of(&app, keys).await.len(), 4, "each bucket is a slot of its own");
+    let of_bucket = |b: u32, n: usize| (1..).filter(move |u| bucket_of(*u, 4) == b).take(n);
+    let buyers = of_bucket(0, 1400).chain(of_bucket(1, 200)).chain(of_bucket(2, 200)).chain(of_bucket(3, 200));
+    let app = burst_of_3000_on(app, product, buyers).await;
+    let key = buckets[0].key(&app.settings.redis.key_prefix, "received");
+    let loans: u64 = redis::cmd("SCARD").arg(key).query_async(&mut app.redis.clone()).await.unwrap();
+    assert!(loans >= 1, "bucket 0 borrowed");
+    println!("loans bucket 0 took in during the burst: {loans}");
+}
+
+/// A test app whose Redis is the test Redis Cluster of three masters (`scripts/services.sh
+/// start redis-cluster`, which `make test` runs; its seed nodes in `SECKILL_REDIS_CLUSTER_URLS`).
+async fn on_the_redis_cluster() -> TestApp {
     let urls = std::env::var("SECKILL_REDIS_CLUSTER_URLS").expect(
         "SECKILL_REDIS_CLUSTER_URLS names the test Redis Cluster's nodes: `scripts/services.sh start redis-cluster` \
          starts one and `make test` sets it",
@@ -232,32 +266,37 @@ async fn a_burst_of_3000_buys_sells_exactly_the_stock_once_per_user_on_a_redis_c
     settings.redis.cluster_urls = urls;
     let app = TestApp::spawn_with(id, settings).await;
     assert!(app.redis.is_cluster(), "the test reads the cluster");
-    // The products' keys land on different masters: each product is one slot.
-    let slots: std::collections::HashSet<i64> = futures::future::join_all((1..=8u64).map(|p| {
-        let key = app.product_key(p, "stock");
+    app
+}
+
+/// The distinct cluster slots of `keys`.
+async fn slots_of(app: &TestApp, keys: Vec<String>) -> HashSet<i64> {
+    futures::future::join_all(keys.into_iter().map(|key| {
         let mut conn = app.redis.clone();
         async move { redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query_async::<i64>(&mut conn).await.unwrap() }
     }))
     .await
     .into_iter()
-    .collect();
-    assert!(slots.len() > 1, "products spread over slots: {slots:?}");
-    burst_of_3000_on(app).await;
+    .collect()
 }
 
 async fn burst_of_3000(mode: BuyMode) {
-    burst_of_3000_on(TestApp::spawn_in_mode(mode).await).await;
+    let app = TestApp::spawn_in_mode(mode).await;
+    let product = app.create_product(1000).await;
+    burst_of_3000_on(app, product, 1..=2000).await;
 }
 
-async fn burst_of_3000_on(app: TestApp) {
+/// 3,000 concurrent buys (the 2,000 `buyers`, 1,000 of them twice) of `product`'s 1,000 units:
+/// exactly 1,000 QUEUED, one per user, each one order; then every invariant.
+async fn burst_of_3000_on(app: TestApp, product: u64, buyers: impl Iterator<Item = u64>) -> Arc<TestApp> {
     let app = Arc::new(app);
-    let product = app.create_product(1000).await;
 
-    let mut users: Vec<u64> = (1..=2000).collect();
-    users.extend((1..=1000).map(|i| (i * 7919) % 2000 + 1)); // 1,000 repeats spread over the users
-                                                             // Interleave so repeats race their first request.
+    let buyers: Vec<u64> = buyers.collect();
+    assert_eq!(buyers.len(), 2000);
+    let mut users = buyers.clone();
+    users.extend((1..=1000).map(|i| buyers[(i * 7919) % 2000])); // 1,000 repeats spread over the users
+                                                                 // Interleave so repeats race their first request.
     users.sort_by_key(|u| (u * 2654435761) % 3001);
-    assert_eq!(users.len(), 3000);
 
     let tasks: Vec<_> = users
         .iter()
@@ -328,6 +367,7 @@ async fn burst_of_3000_on(app: TestApp) {
     );
     app.assert_invariants(p, 1000).await;
     app.check().await;
+    app
 }
 
 fn chrono_ms() -> i64 {

@@ -126,6 +126,7 @@ async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_hol
         end_ms: 0,
         per_user_limit: 5,
         price: "9.90".into(),
+        buckets: 1,
         orders: vec![(active.clone(), Deduction { user_id: 1, quantity: 1 })],
     };
     let dry = stock.reconcile(product, &snapshot, true).await.unwrap();
@@ -137,6 +138,7 @@ async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_hol
     changes.retain(|c| c.kind != "window");
     changes.sort_by(|a, b| (&a.kind, &a.item).cmp(&(&b.kind, &b.item)));
     let change = |kind: &str, item: &str, before: Option<&str>, after: Option<&str>| RedisChange {
+        bucket: 0,
         kind: kind.into(),
         item: item.into(),
         before: before.map(Into::into),

@@ -1,8 +1,9 @@
 //! Buy mode `batched`: two group-commit stages between the HTTP handlers and the broker.
 //!
 //! 1. The decider hands every buy that arrived while its previous script calls were running
-//!    to one `buy.lua` call per product: stock, buyer, deduction log and an outbox entry, all
-//!    atomic in Redis. Rejections are answered at once.
+//!    to one `buy.lua` call per product (per bucket of a sharded sale): stock, buyer, deduction
+//!    log and an outbox entry, all atomic in Redis. Rejections are answered at once; a sharded
+//!    sale's buys that found their bucket dry are decided again once it is refilled.
 //! 2. The relay sends every taken buy that arrived while its previous batches were in flight
 //!    as one batch to the order topic. SEND_OK → the buyers hear QUEUED and the entries leave
 //!    the outbox. Nothing waits for a timer: at low load a batch is one order.
@@ -26,7 +27,7 @@ use crate::broker::health::BrokerHealth;
 use crate::broker::sender::{Outgoing, SendError, Sender};
 use crate::configuration::BuySettings;
 use crate::orders::OrderMessage;
-use crate::stock::{BuyAttempt, BuyOutcome, ScriptMode, StockStore};
+use crate::stock::{bucket_of, Bucket, BuyAttempt, BuyOutcome, ScriptMode, StockStore};
 
 type Reply = oneshot::Sender<Result<Placed, BuyFailure>>;
 
@@ -37,7 +38,7 @@ struct DecideJob {
 }
 
 struct RelayJob {
-    product_id: u64,
+    bucket: Bucket,
     entry_id: String,
     message: OrderMessage,
     reply: Reply,
@@ -148,19 +149,49 @@ impl Decider {
                 for job in batch {
                     by_product.entry(job.product_id).or_default().push(job);
                 }
-                futures::future::join_all(by_product.into_iter().map(|(p, jobs)| this.decide(p, jobs))).await;
+                futures::future::join_all(by_product.into_iter().map(|(p, jobs)| this.decide_product(p, jobs))).await;
             }
         })
         .await
     }
 
-    async fn decide(&self, product_id: u64, jobs: Vec<DecideJob>) {
+    /// One script call per bucket the buyers belong to (one, unless the sale is sharded).
+    async fn decide_product(&self, product_id: u64, jobs: Vec<DecideJob>) {
+        let buckets = match self.stock.bucket_count(product_id).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(product_id, error = %e, "cannot read the sale's buckets");
+                for job in jobs {
+                    let _ = job.reply.send(Err(BuyFailure::Unavailable(
+                        "the stock service is unavailable; nothing was bought, try again shortly",
+                    )));
+                }
+                return;
+            }
+        };
+        let mut by_bucket: HashMap<u32, Vec<DecideJob>> = HashMap::new();
+        for job in jobs {
+            by_bucket.entry(bucket_of(job.attempt.user_id, buckets)).or_default().push(job);
+        }
+        let sharded = buckets > 1;
+        futures::future::join_all(
+            by_bucket.into_iter().map(|(index, jobs)| self.decide(Bucket { product_id, index }, jobs, sharded)),
+        )
+        .await;
+    }
+
+    /// Decides `jobs` in `bucket`. With `refill`, buys that found the bucket dry wait for
+    /// [`StockStore::refill`] and are decided again; SOLD_OUT only once no other bucket can
+    /// lend.
+    async fn decide(&self, bucket: Bucket, jobs: Vec<DecideJob>, refill: bool) {
+        let product_id = bucket.product_id;
         let attempts: Vec<BuyAttempt> = jobs.iter().map(|j| j.attempt.clone()).collect();
-        let decided = match self.stock.decide(product_id, ScriptMode::Buy, &attempts).await {
+        let decided = match self.stock.decide(bucket, ScriptMode::Buy, &attempts).await {
             Ok(decided) => decided,
             Err(e) => return self.settle_after_redis_error(product_id, jobs, e).await,
         };
         let price: Option<Decimal> = decided.price.parse().ok();
+        let mut dry = Vec::new();
         for (job, (outcome, entry_id)) in jobs.into_iter().zip(decided.outcomes) {
             match (outcome, entry_id, price) {
                 (BuyOutcome::Taken { .. }, Some(entry_id), Some(price)) => {
@@ -172,7 +203,7 @@ impl Decider {
                         price,
                         accepted_at: decided.now_ms,
                     };
-                    let relay_job = RelayJob { product_id, entry_id, message, reply: job.reply };
+                    let relay_job = RelayJob { bucket, entry_id, message, reply: job.reply };
                     if let Err(mpsc::error::SendError(lost)) = self.relay.send(relay_job) {
                         // Shutting down: the entry stays in the outbox for the sweeper.
                         let _ = lost.reply.send(Ok(Placed::Pending(lost.message.order_no)));
@@ -182,8 +213,31 @@ impl Decider {
                     tracing::error!(product_id, price = %decided.price, "stock taken but the product has no valid price; the outbox keeps the order");
                     let _ = job.reply.send(Ok(Placed::Pending(job.attempt.order_no)));
                 }
+                (BuyOutcome::SoldOut { stock_left }, _, _) if refill => dry.push((job, stock_left)),
                 (rejected, _, _) => {
                     let _ = job.reply.send(Err(BuyFailure::Rejected(rejected)));
+                }
+            }
+        }
+        if dry.is_empty() {
+            return;
+        }
+        let need = dry.iter().map(|(job, _)| job.attempt.quantity as u64).sum();
+        match self.stock.refill(bucket, need).await {
+            Ok(0) => {
+                for (job, stock_left) in dry {
+                    let _ = job.reply.send(Err(BuyFailure::Rejected(BuyOutcome::SoldOut { stock_left })));
+                }
+            }
+            // Boxed: the future would otherwise contain itself.
+            Ok(_) => Box::pin(self.decide(bucket, dry.into_iter().map(|(job, _)| job).collect(), true)).await,
+            Err(e) => {
+                // A dry bucket's buys took nothing, and a loan cut short is finished by the sweeper.
+                tracing::warn!(product_id, bucket = bucket.index, error = %e, "cannot refill a dry bucket");
+                for (job, _) in dry {
+                    let _ = job.reply.send(Err(BuyFailure::Unavailable(
+                        "the stock service is unavailable; nothing was bought, try again shortly",
+                    )));
                 }
             }
         }
@@ -232,28 +286,30 @@ impl Relay {
     }
 
     async fn send(&self, batch: Vec<RelayJob>) {
-        let outgoing = batch
-            .iter()
-            .map(|j| Outgoing {
-                key: j.message.order_no.clone(),
-                body: serde_json::to_vec(&j.message).expect("order message serializes"),
-            })
-            .collect();
-        match self.target.sender.send_batch(&self.target.topic, "ORDER", outgoing).await {
+        let outgoing = || {
+            batch
+                .iter()
+                .map(|j| Outgoing {
+                    key: j.message.order_no.clone(),
+                    body: serde_json::to_vec(&j.message).expect("order message serializes"),
+                })
+                .collect()
+        };
+        match self.target.sender.send_batch(&self.target.topic, "ORDER", outgoing()).await {
             Ok(()) => {
                 self.broker.ok();
                 // The broker holds the orders: that is all a QUEUED answer promises, so the
                 // buyers hear it before the outbox is cleaned, a Redis round trip sooner.
-                let mut by_product: HashMap<u64, Vec<String>> = HashMap::new();
+                let mut by_bucket: HashMap<Bucket, Vec<String>> = HashMap::new();
                 for job in batch {
-                    by_product.entry(job.product_id).or_default().push(job.entry_id);
+                    by_bucket.entry(job.bucket).or_default().push(job.entry_id);
                     let _ = job.reply.send(Ok(Placed::Queued(job.message.order_no)));
                 }
-                for (product_id, ids) in by_product {
+                for (bucket, ids) in by_bucket {
                     // Left behind (Redis error, or this process dies first), an entry is
                     // re-sent by the sweeper and dropped by the writer as a duplicate.
-                    if let Err(e) = self.stock.ack_sent(product_id, &ids).await {
-                        tracing::warn!(product_id, error = %e, "sent orders stay in the outbox until the sweeper");
+                    if let Err(e) = self.stock.ack_sent(bucket, &ids).await {
+                        tracing::warn!(product_id = bucket.product_id, error = %e, "sent orders stay in the outbox until the sweeper");
                     }
                 }
             }
@@ -263,7 +319,7 @@ impl Relay {
                 for job in batch {
                     let given_back = self
                         .stock
-                        .release_unsent(job.product_id, &job.message.order_no, &job.entry_id, self.sweep_after_ms)
+                        .release_unsent(job.bucket, &job.message.order_no, &job.entry_id, self.sweep_after_ms)
                         .await;
                     let answer = match given_back {
                         Ok(Some(_)) => Err(BuyFailure::Unavailable(

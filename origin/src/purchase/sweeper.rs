@@ -2,6 +2,8 @@
 //!
 //! An outbox entry older than `buy.sweep_after_ms` was not acknowledged by the relay that wrote
 //! it: that origin died between its script call and its send, or the broker was down or slow.
+//! Likewise a loan between two buckets of a sharded sale older than that was cut short by its
+//! lender's death; the sweeper finishes it (`stock::buckets`).
 //! The sweeper sends such entries to the order topic and removes them only after SEND_OK, so an
 //! accepted order is never lost; a duplicate (the relay's send did arrive) is dropped by the
 //! order writer's dedupe. One origin sweeps at a time, by a lease in Redis.
@@ -58,11 +60,31 @@ impl Sweeper {
     pub async fn sweep_once(&self) -> Result<usize, String> {
         let mut sent = 0;
         let batch_max = self.settings.batch_max.max(1);
+        let mut buckets = Vec::new();
         for product_id in self.stock.preloaded_products().await.map_err(|e| e.to_string())? {
+            buckets.extend(self.stock.buckets(product_id).await.map_err(|e| e.to_string())?);
+        }
+        for bucket in buckets {
+            let product_id = bucket.product_id;
+            if self.stock.bucket_count(product_id).await.map_err(|e| e.to_string())? > 1 {
+                let finished = self
+                    .stock
+                    .finish_stale_transfers(bucket, self.settings.sweep_after_ms)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if finished > 0 {
+                    tracing::info!(
+                        product_id,
+                        bucket = bucket.index,
+                        loans = finished,
+                        "sweeper finished loans between buckets"
+                    );
+                }
+            }
             loop {
                 let entries = self
                     .stock
-                    .outbox_older_than(product_id, self.settings.sweep_after_ms, batch_max)
+                    .outbox_older_than(bucket, self.settings.sweep_after_ms, batch_max)
                     .await
                     .map_err(|e| e.to_string())?;
                 let mut ids = Vec::with_capacity(entries.len());
@@ -83,7 +105,7 @@ impl Sweeper {
                     break;
                 }
                 self.sender.send_batch(&self.topic, "ORDER", outgoing).await.map_err(|e| e.to_string())?;
-                self.stock.ack_sent(product_id, &ids).await.map_err(|e| e.to_string())?;
+                self.stock.ack_sent(bucket, &ids).await.map_err(|e| e.to_string())?;
                 sent += ids.len();
                 if entries.len() < batch_max {
                     break;

@@ -6,14 +6,20 @@
 //! and `<prefix>:{P}:outbox` (a stream of accepted orders the broker has not stored yet).
 //! `buy.lua` and `release.lua` are the only writers of stock during a sale;
 //! [`StockStore::preload`] sets everything up before it. [`watch`] exposes each live sale's
-//! stock in both stores for the alert rules.
+//! stock in both stores for the alert rules. A sale created with several stock buckets keeps
+//! one such set of keys per bucket ([`buckets`]).
 
+pub mod buckets;
 pub mod connection;
 pub mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use redis::{AsyncCommands, Script};
 
 use crate::configuration::RedisSettings;
+pub use buckets::{bucket_of, Bucket};
 pub use connection::RedisConnection;
 
 /// What the buy script decided for one buy.
@@ -109,6 +115,8 @@ pub struct SaleSnapshot {
     pub per_user_limit: i64,
     /// Unit price as a decimal string, carried into each order message.
     pub price: String,
+    /// Redis buckets the stock is split into (1 = not sharded).
+    pub buckets: u32,
     /// Active orders (orderNo, deduction) already written to MySQL.
     pub orders: Vec<(String, Deduction)>,
 }
@@ -127,6 +135,8 @@ pub enum PreloadOutcome {
 /// One key or member [`StockStore::reconcile`] changed (or, dry, would change).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RedisChange {
+    /// The stock bucket it is in (always 0 unless the sale is sharded).
+    pub bucket: u32,
     /// `stock`, `window`, `deduction` or `buyer`.
     pub kind: String,
     /// The window field, order number or user id.
@@ -156,10 +166,10 @@ pub enum Reconciled {
 pub const BUY_SCRIPT: &str = include_str!("buy.lua");
 
 /// The Redis key `what` (stock, buyers, orders, window, outbox, ...) of `product_id` under
-/// `prefix`. The product id in braces is the hash tag: one product's keys share a cluster slot,
-/// so one script may touch them all.
+/// `prefix` (of its first bucket, if the sale is sharded). The product id in braces is the
+/// hash tag: one product's keys share a cluster slot, so one script may touch them all.
 pub fn product_key(prefix: &str, product_id: u64, what: &str) -> String {
-    format!("{prefix}:{{{product_id}}}:{what}")
+    Bucket::first(product_id).key(prefix, what)
 }
 
 /// Redis stock of every product, behind one multiplexed connection (to a server or a cluster).
@@ -172,6 +182,10 @@ pub struct StockStore {
     lease: Script,
     preload: Script,
     reconcile: Script,
+    lend: Script,
+    receive: Script,
+    /// Buckets per product, as preloaded: fixed for a sale's life, so never stale once read.
+    bucket_counts: Arc<RwLock<HashMap<u64, u32>>>,
 }
 
 impl StockStore {
@@ -185,27 +199,47 @@ impl StockStore {
             lease: Script::new(LEASE_SCRIPT),
             preload: Script::new(include_str!("preload.lua")),
             reconcile: Script::new(include_str!("reconcile.lua")),
+            lend: Script::new(include_str!("lend.lua")),
+            receive: Script::new(include_str!("receive.lua")),
+            bucket_counts: Arc::default(),
         })
     }
 
-    fn key(&self, product_id: u64, what: &str) -> String {
-        product_key(&self.prefix, product_id, what)
+    /// The key `what` of `bucket`.
+    pub fn bucket_key(&self, bucket: Bucket, what: &str) -> String {
+        bucket.key(&self.prefix, what)
     }
 
-    pub fn stock_key(&self, product_id: u64) -> String {
-        self.key(product_id, "stock")
+    /// How many buckets the product's stock is split into: 1 unless its sale was created
+    /// sharded (and 1 for a product that is not preloaded). Read from Redis once per product.
+    pub async fn bucket_count(&self, product_id: u64) -> redis::RedisResult<u32> {
+        if let Some(k) = self.bucket_counts.read().expect("bucket counts lock").get(&product_id) {
+            return Ok(*k);
+        }
+        let (limit, buckets): (Option<String>, Option<u32>) = redis::cmd("HMGET")
+            .arg(self.bucket_key(Bucket::first(product_id), "window"))
+            .arg("limit")
+            .arg("buckets")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        if limit.is_none() {
+            return Ok(1); // not preloaded: its buys hear NO_SUCH_PRODUCT from bucket 0
+        }
+        let k = buckets.unwrap_or(1).max(1);
+        self.bucket_counts.write().expect("bucket counts lock").insert(product_id, k);
+        Ok(k)
     }
-    pub fn buyers_key(&self, product_id: u64) -> String {
-        self.key(product_id, "buyers")
+
+    /// The bucket that decides `user_id`'s buys of the product.
+    pub async fn bucket_for(&self, product_id: u64, user_id: u64) -> redis::RedisResult<Bucket> {
+        let k = self.bucket_count(product_id).await?;
+        Ok(Bucket { product_id, index: bucket_of(user_id, k) })
     }
-    pub fn orders_key(&self, product_id: u64) -> String {
-        self.key(product_id, "orders")
-    }
-    pub fn window_key(&self, product_id: u64) -> String {
-        self.key(product_id, "window")
-    }
-    pub fn outbox_key(&self, product_id: u64) -> String {
-        self.key(product_id, "outbox")
+
+    /// Every bucket of the product (one unless its sale is sharded).
+    pub async fn buckets(&self, product_id: u64) -> redis::RedisResult<Vec<Bucket>> {
+        let k = self.bucket_count(product_id).await?;
+        Ok((0..k).map(|index| Bucket { product_id, index }).collect())
     }
     /// The set of preloaded product ids: where the sweeper finds the outboxes. One key of its
     /// own (no hash tag), read and written only with single-key commands.
@@ -213,16 +247,18 @@ impl StockStore {
         format!("{}:products", self.prefix)
     }
 
-    /// Runs `buy.lua` once for `buys` of one product (EVALSHA, falling back to EVAL when Redis
-    /// lost the script). Each buy is decided in order, as if alone.
-    pub async fn decide(&self, product_id: u64, mode: ScriptMode, buys: &[BuyAttempt]) -> redis::RedisResult<Decided> {
+    /// Runs `buy.lua` once for `buys` of one bucket (EVALSHA, falling back to EVAL when Redis
+    /// lost the script): every buyer must belong to it ([`StockStore::bucket_for`]). Each buy
+    /// is decided in order, as if alone. A sharded sale's SOLD_OUT here means only this bucket
+    /// is dry: see [`StockStore::refill`].
+    pub async fn decide(&self, bucket: Bucket, mode: ScriptMode, buys: &[BuyAttempt]) -> redis::RedisResult<Decided> {
         let mut invocation = self.buy.prepare_invoke();
         invocation
-            .key(self.stock_key(product_id))
-            .key(self.buyers_key(product_id))
-            .key(self.orders_key(product_id))
-            .key(self.window_key(product_id))
-            .key(self.outbox_key(product_id))
+            .key(self.bucket_key(bucket, "stock"))
+            .key(self.bucket_key(bucket, "buyers"))
+            .key(self.bucket_key(bucket, "orders"))
+            .key(self.bucket_key(bucket, "window"))
+            .key(self.bucket_key(bucket, "outbox"))
             .arg(mode.arg());
         for b in buys {
             invocation.arg(b.user_id).arg(b.quantity).arg(&b.order_no);
@@ -231,7 +267,8 @@ impl StockStore {
         parse_decided(&reply, buys.len())
     }
 
-    /// One buy in transaction mode: takes stock (no outbox entry) if every rule allows it.
+    /// One buy in transaction mode: takes stock (no outbox entry) if every rule allows it,
+    /// refilling a dry bucket of a sharded sale first.
     pub async fn take(
         &self,
         product_id: u64,
@@ -239,36 +276,52 @@ impl StockStore {
         quantity: u32,
         order_no: &str,
     ) -> redis::RedisResult<BuyOutcome> {
+        let bucket = self.bucket_for(product_id, user_id).await?;
         let buys = [BuyAttempt { user_id, quantity, order_no: order_no.to_string() }];
-        Ok(self.decide(product_id, ScriptMode::Take, &buys).await?.outcomes.remove(0).0)
+        loop {
+            let outcome = self.decide(bucket, ScriptMode::Take, &buys).await?.outcomes.remove(0).0;
+            if !matches!(outcome, BuyOutcome::SoldOut { .. }) || self.refill(bucket, quantity as u64).await? == 0 {
+                return Ok(outcome);
+            }
+        }
     }
 
     /// What a buy would decide right now, and the product's price, without writing anything.
-    /// Not authoritative: only a taking call is.
+    /// Not authoritative: only a taking call is. A sharded sale's dry bucket counts as sold
+    /// out only if the whole product is.
     pub async fn check(
         &self,
         product_id: u64,
         user_id: u64,
         quantity: u32,
     ) -> redis::RedisResult<(BuyOutcome, String)> {
+        let bucket = self.bucket_for(product_id, user_id).await?;
         let buys = [BuyAttempt { user_id, quantity, order_no: String::new() }];
-        let mut decided = self.decide(product_id, ScriptMode::Check, &buys).await?;
-        Ok((decided.outcomes.remove(0).0, decided.price))
+        let mut decided = self.decide(bucket, ScriptMode::Check, &buys).await?;
+        let mut outcome = decided.outcomes.remove(0).0;
+        if matches!(outcome, BuyOutcome::SoldOut { .. }) && self.bucket_count(product_id).await? > 1 {
+            if let (BuyOutcome::SoldOut { .. }, Some(total)) = (&outcome, self.stock(product_id).await?) {
+                if total >= quantity as i64 {
+                    outcome = BuyOutcome::Taken { stock_left: total };
+                }
+            }
+        }
+        Ok((outcome, decided.price))
     }
 
     async fn run_release(
         &self,
-        product_id: u64,
+        bucket: Bucket,
         order_no: &str,
         entry: Option<(&str, u64)>,
         keep_buyer: bool,
     ) -> redis::RedisResult<i64> {
         let (id, max_age) = entry.unwrap_or(("", 0));
         self.release
-            .key(self.stock_key(product_id))
-            .key(self.buyers_key(product_id))
-            .key(self.orders_key(product_id))
-            .key(self.outbox_key(product_id))
+            .key(self.bucket_key(bucket, "stock"))
+            .key(self.bucket_key(bucket, "buyers"))
+            .key(self.bucket_key(bucket, "orders"))
+            .key(self.bucket_key(bucket, "outbox"))
             .arg(order_no)
             .arg(id)
             .arg(max_age)
@@ -280,13 +333,31 @@ impl StockStore {
     /// Runs `release.lua`: gives the order's stock back and frees its buyer, once.
     /// Returns the quantity given back (0 if the order was not in the deduction log).
     pub async fn release(&self, product_id: u64, order_no: &str) -> redis::RedisResult<u32> {
-        Ok(self.run_release(product_id, order_no, None, false).await?.max(0) as u32)
+        self.release_from_its_bucket(product_id, order_no, false).await
     }
 
     /// Gives back the stock of an order MySQL refused for good. `keep_buyer`: the user holds
     /// another order of the product, so they stay a buyer.
     pub async fn release_rejected(&self, product_id: u64, order_no: &str, keep_buyer: bool) -> redis::RedisResult<u32> {
-        Ok(self.run_release(product_id, order_no, None, keep_buyer).await?.max(0) as u32)
+        self.release_from_its_bucket(product_id, order_no, keep_buyer).await
+    }
+
+    /// An order's deduction is in exactly one bucket's log and `release.lua` acts only where
+    /// it finds it, so trying every bucket gives the stock back once, to the right bucket.
+    async fn release_from_its_bucket(
+        &self,
+        product_id: u64,
+        order_no: &str,
+        keep_buyer: bool,
+    ) -> redis::RedisResult<u32> {
+        let mut given = 0;
+        for bucket in self.buckets(product_id).await? {
+            given += self.run_release(bucket, order_no, None, keep_buyer).await?.max(0) as u32;
+            if given > 0 {
+                break;
+            }
+        }
+        Ok(given)
     }
 
     /// Gives back a buy whose batch the broker surely did not store, if its outbox entry is
@@ -294,31 +365,32 @@ impl StockStore {
     /// belongs to the sweeper now, so the order stands.
     pub async fn release_unsent(
         &self,
-        product_id: u64,
+        bucket: Bucket,
         order_no: &str,
         entry_id: &str,
         max_age_ms: u64,
     ) -> redis::RedisResult<Option<u32>> {
-        let given = self.run_release(product_id, order_no, Some((entry_id, max_age_ms)), false).await?;
+        let given = self.run_release(bucket, order_no, Some((entry_id, max_age_ms)), false).await?;
         Ok((given >= 0).then_some(given as u32))
     }
 
-    /// Removes outbox entries the broker stored. Missing ones are fine (someone else acked).
-    pub async fn ack_sent(&self, product_id: u64, entry_ids: &[String]) -> redis::RedisResult<()> {
+    /// Removes outbox entries of `bucket` the broker stored. Missing ones are fine (someone
+    /// else acked).
+    pub async fn ack_sent(&self, bucket: Bucket, entry_ids: &[String]) -> redis::RedisResult<()> {
         if entry_ids.is_empty() {
             return Ok(());
         }
         redis::cmd("XDEL")
-            .arg(self.outbox_key(product_id))
+            .arg(self.bucket_key(bucket, "outbox"))
             .arg(entry_ids)
             .query_async::<()>(&mut self.conn.clone())
             .await
     }
 
-    /// Up to `count` outbox entries of a product older than `min_age_ms` (Redis clock), oldest first.
+    /// Up to `count` outbox entries of a bucket older than `min_age_ms` (Redis clock), oldest first.
     pub async fn outbox_older_than(
         &self,
-        product_id: u64,
+        bucket: Bucket,
         min_age_ms: u64,
         count: usize,
     ) -> redis::RedisResult<Vec<OutboxEntry>> {
@@ -329,7 +401,7 @@ impl StockStore {
             return Ok(Vec::new());
         }
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(self.outbox_key(product_id))
+            .arg(self.bucket_key(bucket, "outbox"))
             .arg("-")
             .arg(format!("{until}-18446744073709551615"))
             .arg("COUNT")
@@ -339,9 +411,13 @@ impl StockStore {
         Ok(reply.ids.iter().filter_map(parse_outbox_entry).collect())
     }
 
-    /// Entries in a product's outbox: accepted orders the broker has not confirmed yet.
+    /// Entries in a product's outboxes: accepted orders the broker has not confirmed yet.
     pub async fn outbox_len(&self, product_id: u64) -> redis::RedisResult<u64> {
-        self.conn.clone().xlen(self.outbox_key(product_id)).await
+        let mut total = 0;
+        for bucket in self.buckets(product_id).await? {
+            total += self.conn.clone().xlen::<_, u64>(self.bucket_key(bucket, "outbox")).await?;
+        }
+        Ok(total)
     }
 
     /// Every product id ever preloaded (the sweeper's list of outboxes).
@@ -361,10 +437,16 @@ impl StockStore {
         Ok(held == 1)
     }
 
-    /// The deduction-log entry of an order, if Redis took stock for it and still holds it.
+    /// The deduction-log entry of an order, if Redis took stock for it and still holds it
+    /// (in whichever bucket of a sharded sale).
     pub async fn deduction(&self, product_id: u64, order_no: &str) -> redis::RedisResult<Option<Deduction>> {
-        let entry: Option<String> = self.conn.clone().hget(self.orders_key(product_id), order_no).await?;
-        Ok(entry.and_then(|e| parse_deduction(&e)))
+        for bucket in self.buckets(product_id).await? {
+            let entry: Option<String> = self.conn.clone().hget(self.bucket_key(bucket, "orders"), order_no).await?;
+            if let Some(found) = entry.and_then(|e| parse_deduction(&e)) {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     /// After an ambiguous Redis error on a taking call: did the script take stock for this
@@ -381,97 +463,163 @@ impl StockStore {
         None
     }
 
-    /// Stock left in Redis; `None` if the product was never preloaded.
+    /// Stock left in Redis (a sharded sale's buckets together, leaving out the few units a
+    /// loan is moving between two of them); `None` if the product was never preloaded.
     pub async fn stock(&self, product_id: u64) -> redis::RedisResult<Option<i64>> {
-        self.conn.clone().get(self.stock_key(product_id)).await
+        let buckets = self.buckets(product_id).await?;
+        let mut total = None;
+        for bucket in buckets {
+            let left: Option<i64> = self.conn.clone().get(self.bucket_key(bucket, "stock")).await?;
+            if let Some(left) = left {
+                total = Some(total.unwrap_or(0) + left);
+            }
+        }
+        Ok(total)
     }
 
-    /// Stock left for several products in one round trip (`None` = not preloaded); on a
-    /// cluster, where a pipeline may not span slots, one GET per product, all at once.
+    /// Stock left for several products (`None` = not preloaded), as [`StockStore::stock`]:
+    /// from one server in one round trip unless some sale is sharded; on a cluster, where a
+    /// pipeline may not span slots, product by product, all at once.
     pub async fn stocks(&self, product_ids: &[u64]) -> redis::RedisResult<Vec<Option<i64>>> {
         if product_ids.is_empty() {
             return Ok(Vec::new());
         }
-        if self.conn.is_cluster() {
+        let sharded = product_ids
+            .iter()
+            .any(|id| self.bucket_counts.read().expect("bucket counts lock").get(id).is_some_and(|k| *k > 1));
+        if self.conn.is_cluster() || sharded {
             return futures::future::try_join_all(product_ids.iter().map(|id| self.stock(*id))).await;
         }
         let mut pipe = redis::pipe();
         for id in product_ids {
-            pipe.get(self.stock_key(*id));
+            pipe.get(self.bucket_key(Bucket::first(*id), "stock"));
+            pipe.hget(self.bucket_key(Bucket::first(*id), "window"), "buckets");
         }
-        pipe.query_async(&mut self.conn.clone()).await
+        let replies: Vec<(Option<i64>, Option<u32>)> = pipe.query_async(&mut self.conn.clone()).await?;
+        if replies.iter().all(|(_, k)| k.unwrap_or(1) <= 1) {
+            return Ok(replies.into_iter().map(|(stock, _)| stock).collect());
+        }
+        futures::future::try_join_all(product_ids.iter().map(|id| self.stock(*id))).await
     }
 
-    /// Whether the buyer set holds `user_id`.
+    /// Whether the buyer set (of the user's bucket) holds `user_id`.
     pub async fn is_buyer(&self, product_id: u64, user_id: u64) -> redis::RedisResult<bool> {
-        self.conn.clone().sismember(self.buyers_key(product_id), user_id).await
+        let bucket = self.bucket_for(product_id, user_id).await?;
+        self.conn.clone().sismember(self.bucket_key(bucket, "buyers"), user_id).await
     }
 
-    /// A call of `preload.lua` or `reconcile.lua`, which share their layout: KEYS stock, buyers,
-    /// orders, window, outbox; ARGV stock, start, end, limit, price, `flag` (force / dry), then
-    /// one (orderNo, "userId,qty") pair per active order of `snapshot`.
+    /// A call of `preload.lua` or `reconcile.lua` on one bucket; they share their layout: KEYS
+    /// stock, buyers, orders, window, outbox, transfers, received; ARGV the bucket's `share` of
+    /// the stock, start, end, limit, price, `flag` (force / dry), buckets, `epoch`, then one
+    /// (orderNo, "userId,qty") pair per active order of `snapshot` whose user is the bucket's.
     fn snapshot_call<'a>(
         &self,
         script: &'a Script,
-        product_id: u64,
+        bucket: Bucket,
         snapshot: &SaleSnapshot,
+        share: i64,
         flag: bool,
+        epoch: &str,
     ) -> redis::ScriptInvocation<'a> {
         let mut call = script.prepare_invoke();
-        call.key(self.stock_key(product_id))
-            .key(self.buyers_key(product_id))
-            .key(self.orders_key(product_id))
-            .key(self.window_key(product_id))
-            .key(self.outbox_key(product_id))
-            .arg(snapshot.stock)
+        for what in ["stock", "buyers", "orders", "window", "outbox", "transfers", "received"] {
+            call.key(self.bucket_key(bucket, what));
+        }
+        call.arg(share)
             .arg(snapshot.start_ms)
             .arg(snapshot.end_ms)
             .arg(snapshot.per_user_limit)
             .arg(&snapshot.price)
-            .arg(if flag { "1" } else { "0" });
+            .arg(if flag { "1" } else { "0" })
+            .arg(snapshot.buckets.max(1))
+            .arg(epoch);
         for (order_no, d) in &snapshot.orders {
-            call.arg(order_no).arg(format!("{},{}", d.user_id, d.quantity));
+            if bucket_of(d.user_id, snapshot.buckets) == bucket.index {
+                call.arg(order_no).arg(format!("{},{}", d.user_id, d.quantity));
+            }
         }
         call
     }
 
-    /// Loads the product's sale from MySQL's view (`state`, one snapshot) in one script, so
-    /// no buy lands between its check and its write. Orders Redis took that MySQL does not
-    /// hold yet stay taken (see `preload.lua`). Refused while the loaded sale is live unless
-    /// `force`.
+    /// Loads the product's sale from MySQL's view (`state`, one snapshot) in one script per
+    /// bucket, so no buy lands between a bucket's check and its write. Orders Redis took that
+    /// MySQL does not hold yet stay taken (see `preload.lua`). Refused while the loaded sale is
+    /// live unless `force`.
+    ///
+    /// A sharded sale's stock is dealt out first: each bucket gets its units in flight plus an
+    /// even part of the rest ([`shares`]). Bucket 0 is loaded first and answers for the sale
+    /// (SALE_LIVE); the others follow.
     pub async fn preload(
         &self,
         product_id: u64,
         state: &SaleSnapshot,
         force: bool,
     ) -> redis::RedisResult<PreloadOutcome> {
-        let reply: Vec<redis::Value> =
-            self.snapshot_call(&self.preload, product_id, state, force).invoke_async(&mut self.conn.clone()).await?;
-        let text = |i: usize| match reply.get(i) {
-            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-            Some(redis::Value::SimpleString(s)) => s.clone(),
-            _ => String::new(),
+        let k = state.buckets.max(1);
+        let epoch = new_epoch();
+        let buckets: Vec<Bucket> = (0..k).map(|index| Bucket { product_id, index }).collect();
+        let shares = if k == 1 {
+            vec![state.stock]
+        } else {
+            let active: std::collections::HashSet<&str> = state.orders.iter().map(|(no, _)| no.as_str()).collect();
+            let mut in_flight = Vec::with_capacity(buckets.len());
+            for bucket in &buckets {
+                let log: HashMap<String, String> =
+                    self.conn.clone().hgetall(self.bucket_key(*bucket, "orders")).await?;
+                in_flight.push(
+                    log.iter()
+                        .filter(|(no, _)| !active.contains(no.as_str()))
+                        .filter_map(|(_, entry)| parse_deduction(entry))
+                        .map(|d| d.quantity as i64)
+                        .sum::<i64>(),
+                );
+            }
+            match shares(state.stock, &in_flight) {
+                Some(shares) => shares,
+                None => {
+                    let units: i64 = in_flight.iter().sum();
+                    return Ok(PreloadOutcome::Inconsistent { stock: state.stock - units, in_flight_units: units });
+                }
+            }
         };
-        let int = |i: usize| match reply.get(i) {
-            Some(redis::Value::Int(n)) => *n,
-            _ => 0,
-        };
-        let outcome = match text(0).as_str() {
-            "OK" => PreloadOutcome::Loaded { stock: int(1), in_flight_units: int(2), in_flight_orders: int(3) },
-            "SALE_LIVE" => PreloadOutcome::SaleLive { start_ms: int(1), end_ms: int(2) },
-            _ => PreloadOutcome::Inconsistent { stock: int(1), in_flight_units: int(2) },
-        };
-        if matches!(outcome, PreloadOutcome::Loaded { .. }) {
-            // Outside the script: the registry has its own slot on a cluster.
-            self.conn.clone().sadd::<_, _, ()>(self.products_key(), product_id).await?;
+        let (mut stock, mut units, mut orders) = (0, 0, 0);
+        for (bucket, share) in buckets.iter().zip(shares) {
+            let force = force || bucket.index > 0;
+            let reply: Vec<redis::Value> = self
+                .snapshot_call(&self.preload, *bucket, state, share, force, &epoch)
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            let text = |i: usize| match reply.get(i) {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(redis::Value::SimpleString(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let int = |i: usize| match reply.get(i) {
+                Some(redis::Value::Int(n)) => *n,
+                _ => 0,
+            };
+            match text(0).as_str() {
+                "OK" => {
+                    stock += int(1);
+                    units += int(2);
+                    orders += int(3);
+                }
+                "SALE_LIVE" => return Ok(PreloadOutcome::SaleLive { start_ms: int(1), end_ms: int(2) }),
+                _ => return Ok(PreloadOutcome::Inconsistent { stock: int(1), in_flight_units: int(2) }),
+            }
         }
-        Ok(outcome)
+        self.bucket_counts.write().expect("bucket counts lock").insert(product_id, k);
+        // Outside the scripts: the registry has its own slot on a cluster.
+        self.conn.clone().sadd::<_, _, ()>(self.products_key(), product_id).await?;
+        Ok(PreloadOutcome::Loaded { stock, in_flight_units: units, in_flight_orders: orders })
     }
 
     /// Sets the product's Redis state to the true one (see `reconcile.lua`): MySQL's `snapshot`
     /// plus what Redis knows is in flight (deductions MySQL lacks, outbox entries), in one
-    /// script. `dry`: only says what it would change. Orders that only the broker holds are
-    /// invisible to it: call it once the order queue has drained.
+    /// script per bucket (a sharded sale's shares as in [`StockStore::preload`], from a dry
+    /// pass that counts each bucket's units in flight). `dry`: only says what it would change.
+    /// Orders that only the broker holds are invisible to it: call it once the order queue has
+    /// drained.
     pub async fn reconcile(
         &self,
         product_id: u64,
@@ -479,35 +627,66 @@ impl StockStore {
         dry: bool,
     ) -> redis::RedisResult<Reconciled> {
         use redis::FromRedisValue;
-        let reply: Vec<redis::Value> =
-            self.snapshot_call(&self.reconcile, product_id, snapshot, dry).invoke_async(&mut self.conn.clone()).await?;
-        let text = |i: usize| reply.get(i).map(String::from_redis_value).transpose().map(Option::unwrap_or_default);
-        let int = |i: usize| reply.get(i).map(i64::from_redis_value).transpose().map(Option::unwrap_or_default);
-        if text(0)? != "OK" {
-            return Ok(Reconciled::Inconsistent { stock: int(1)?, in_flight_units: int(2)? });
-        }
-        let optional = |s: String| (!s.is_empty()).then_some(s);
-        let stock_before = optional(text(1)?).and_then(|s| s.parse().ok());
-        let mut changes = Vec::with_capacity((reply.len() - 5) / 4);
-        for i in (5..reply.len()).step_by(4) {
-            changes.push(RedisChange {
-                kind: text(i)?,
-                item: text(i + 1)?,
-                before: optional(text(i + 2)?),
-                after: optional(text(i + 3)?),
-            });
+        let k = snapshot.buckets.max(1);
+        let epoch = new_epoch();
+        let buckets: Vec<Bucket> = (0..k).map(|index| Bucket { product_id, index }).collect();
+        let run = |bucket: Bucket, share: i64, dry: bool| {
+            let call = self.snapshot_call(&self.reconcile, bucket, snapshot, share, dry, &epoch);
+            let mut conn = self.conn.clone();
+            async move { call.invoke_async::<Vec<redis::Value>>(&mut conn).await }
+        };
+        let shares = if k == 1 {
+            vec![snapshot.stock]
+        } else {
+            let mut in_flight = Vec::with_capacity(buckets.len());
+            for bucket in &buckets {
+                // With the whole stock as its share no bucket is short: the reply counts its
+                // units in flight (third value when OK, the second when not).
+                let reply = run(*bucket, snapshot.stock, true).await?;
+                let at = if matches!(reply.first(), Some(v) if String::from_redis_value(v)? == "OK") { 3 } else { 2 };
+                in_flight.push(reply.get(at).map(i64::from_redis_value).transpose()?.unwrap_or(0));
+            }
+            match shares(snapshot.stock, &in_flight) {
+                Some(shares) => shares,
+                None => {
+                    let units: i64 = in_flight.iter().sum();
+                    return Ok(Reconciled::Inconsistent { stock: snapshot.stock - units, in_flight_units: units });
+                }
+            }
+        };
+        let mut stock_before: Option<i64> = None;
+        let (mut stock, mut units, mut orders) = (0, 0, 0);
+        let mut changes = Vec::new();
+        for (bucket, share) in buckets.into_iter().zip(shares) {
+            let reply = run(bucket, share, dry).await?;
+            let text = |i: usize| reply.get(i).map(String::from_redis_value).transpose().map(Option::unwrap_or_default);
+            let int = |i: usize| reply.get(i).map(i64::from_redis_value).transpose().map(Option::unwrap_or_default);
+            if text(0)? != "OK" {
+                return Ok(Reconciled::Inconsistent { stock: int(1)?, in_flight_units: int(2)? });
+            }
+            let optional = |s: String| (!s.is_empty()).then_some(s);
+            if let Some(before) = optional(text(1)?).and_then(|s| s.parse::<i64>().ok()) {
+                stock_before = Some(stock_before.unwrap_or(0) + before);
+            }
+            stock += int(2)?;
+            units += int(3)?;
+            orders += int(4)?;
+            for i in (5..reply.len()).step_by(4) {
+                changes.push(RedisChange {
+                    bucket: bucket.index,
+                    kind: text(i)?,
+                    item: text(i + 1)?,
+                    before: optional(text(i + 2)?),
+                    after: optional(text(i + 3)?),
+                });
+            }
         }
         if !dry {
-            // Outside the script: the registry has its own slot on a cluster.
+            self.bucket_counts.write().expect("bucket counts lock").insert(product_id, k);
+            // Outside the scripts: the registry has its own slot on a cluster.
             self.conn.clone().sadd::<_, _, ()>(self.products_key(), product_id).await?;
         }
-        Ok(Reconciled::Repaired {
-            stock_before,
-            stock: int(2)?,
-            in_flight_units: int(3)?,
-            in_flight_orders: int(4)?,
-            changes,
-        })
+        Ok(Reconciled::Repaired { stock_before, stock, in_flight_units: units, in_flight_orders: orders, changes })
     }
 
     /// Whether the product was ever preloaded (the sweeper's registry).
@@ -530,6 +709,27 @@ if current == false or current == ARGV[1] then
 end
 return 0
 "#;
+
+/// A fresh epoch for a preload or reconcile: loans between buckets made before it are dropped
+/// (see receive.lua). Unique per call: the clock in nanoseconds and a counter.
+fn new_epoch() -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{nanos:x}.{}", CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// How a sharded sale's `stock` (MySQL's) is dealt out to buckets that hold `in_flight` units
+/// each: every bucket keeps room for its own units in flight, and the rest is split evenly
+/// (the first buckets get one more when it does not divide). `None` if MySQL holds fewer
+/// units than are in flight.
+pub fn shares(stock: i64, in_flight: &[i64]) -> Option<Vec<i64>> {
+    let k = in_flight.len().max(1) as i64;
+    let free = stock - in_flight.iter().sum::<i64>();
+    if free < 0 {
+        return None;
+    }
+    Some(in_flight.iter().enumerate().map(|(i, units)| units + free / k + i64::from((i as i64) < free % k)).collect())
+}
 
 fn parse_decided(reply: &[redis::Value], buys: usize) -> redis::RedisResult<Decided> {
     use redis::FromRedisValue;
@@ -587,5 +787,13 @@ mod tests {
         assert_eq!(parse_deduction("42,3"), Some(Deduction { user_id: 42, quantity: 3 }));
         assert_eq!(parse_deduction("42"), None);
         assert_eq!(parse_deduction("x,1"), None);
+    }
+
+    #[test]
+    fn shares_keep_each_buckets_units_in_flight_and_split_the_rest_evenly() {
+        assert_eq!(shares(10, &[0, 0, 0, 0]), Some(vec![3, 3, 2, 2]));
+        assert_eq!(shares(10, &[4, 0, 1, 0]), Some(vec![6, 1, 2, 1]));
+        assert_eq!(shares(3, &[2, 2]), None);
+        assert_eq!(shares(0, &[0, 0]), Some(vec![0, 0]));
     }
 }

@@ -3,10 +3,16 @@
 --
 -- KEYS[1] stock  KEYS[2] buyers  KEYS[3] orders (deduction log)  KEYS[4] window
 -- (KEYS[5] outbox: passed, as to reconcile.lua, but not used)
+-- KEYS[6] transfers  KEYS[7] received (a sharded sale's loans between buckets, lend.lua)
 -- ARGV[1] MySQL stock  ARGV[2] start ms  ARGV[3] end ms  ARGV[4] limit  ARGV[5] price
 -- ARGV[6] "1" = forced (load even while the sale is live)
--- ARGV[7..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
+-- ARGV[7] buckets the sale's stock is split into  ARGV[8] this load's epoch
+-- ARGV[9..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
 --           read together with ARGV[1])
+--
+-- A sharded sale is loaded bucket by bucket: ARGV[1] is then this bucket's share of MySQL's
+-- stock and the orders are those of the bucket's users (see buckets.rs). Loans between
+-- buckets are dropped: their units are counted again in the shares.
 --
 -- Orders Redis has taken that MySQL does not hold yet are in flight (in the outbox, in the
 -- broker, in the writer): they keep their deduction and buyer, and their units stay taken, so
@@ -29,7 +35,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 and ARGV[6] ~= '1' then
 end
 
 local active = {}
-for i = 7, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   active[ARGV[i]] = ARGV[i + 1]
 end
 
@@ -50,14 +56,15 @@ if stock < 0 then
   return {'INCONSISTENT', stock, units, #in_flight / 2}
 end
 
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7])
 redis.call('SET', KEYS[1], stock)
-redis.call('HSET', KEYS[4], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'price', ARGV[5])
+redis.call('HSET', KEYS[4], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'price', ARGV[5],
+  'buckets', ARGV[7], 'epoch', ARGV[8])
 local function keep(order_no, entry)
   redis.call('HSET', KEYS[3], order_no, entry)
   redis.call('SADD', KEYS[2], string.match(entry, '^(%d+),'))
 end
-for i = 7, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   keep(ARGV[i], ARGV[i + 1])
 end
 for i = 1, #in_flight, 2 do

@@ -2,10 +2,15 @@
 -- flight, atomically with respect to buys; or, dry, only says what it would change.
 --
 -- KEYS[1] stock  KEYS[2] buyers  KEYS[3] orders (deduction log)  KEYS[4] window  KEYS[5] outbox
+-- KEYS[6] transfers  KEYS[7] received (a sharded sale's loans between buckets, lend.lua)
 -- ARGV[1] MySQL stock  ARGV[2] start ms  ARGV[3] end ms  ARGV[4] limit  ARGV[5] price
 -- ARGV[6] "1" = dry run (change nothing)
--- ARGV[7..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
+-- ARGV[7] buckets the sale's stock is split into  ARGV[8] this run's epoch
+-- ARGV[9..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
 --           read together with ARGV[1]); the same layout as preload.lua's
+--
+-- A sharded sale is repaired bucket by bucket, as preload.lua loads it: ARGV[1] is the
+-- bucket's share, the orders those of its users; loans between buckets are dropped.
 --
 -- In flight = deductions MySQL does not hold, and outbox entries whose order is in neither
 -- (the log lost them, the outbox did not). The true state:
@@ -22,7 +27,7 @@
 local dry = ARGV[6] == '1'
 
 local active = {}
-for i = 7, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   active[ARGV[i]] = ARGV[i + 1]
 end
 
@@ -72,9 +77,13 @@ local function change(kind, item, before, after)
 end
 
 change('stock', 'stock', redis.call('GET', KEYS[1]) or nil, tostring(stock))
-local w = redis.call('HMGET', KEYS[4], 'start', 'end', 'limit', 'price')
-local want = {ARGV[2], ARGV[3], ARGV[4], ARGV[5]}
-for i, field in ipairs({'start', 'end', 'limit', 'price'}) do
+local w = redis.call('HMGET', KEYS[4], 'start', 'end', 'limit', 'price', 'buckets')
+local want = {ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7]}
+-- A sale loaded before sharding existed has no buckets field: it had one.
+if w[5] == false and ARGV[7] == '1' then
+  w[5] = '1'
+end
+for i, field in ipairs({'start', 'end', 'limit', 'price', 'buckets'}) do
   change('window', field, w[i] or nil, want[i])
 end
 
@@ -105,9 +114,10 @@ for user in pairs(buyers) do
 end
 
 if not dry then
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[6], KEYS[7])
   redis.call('SET', KEYS[1], stock)
-  redis.call('HSET', KEYS[4], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'price', ARGV[5])
+  redis.call('HSET', KEYS[4], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'price', ARGV[5],
+    'buckets', ARGV[7], 'epoch', ARGV[8])
   for order_no, entry in pairs(target) do
     redis.call('HSET', KEYS[3], order_no, entry)
   end

@@ -1,0 +1,221 @@
+//! Hot-product sharding: a sale's Redis stock split into K buckets.
+//!
+//! One product's keys share one hash tag, so one Redis core decides every buy of it. A sale
+//! created with `stockBuckets` K > 1 keeps K full sets of keys instead, bucket `b` under the
+//! tag `{P}` (b = 0) or `{P.b}`: K slots, which a Redis Cluster spreads over its masters.
+//! Each user belongs to one bucket ([`bucket_of`]), so one-per-user still holds inside one
+//! script, and every script still touches one slot.
+//!
+//! A bucket that runs dry borrows from the others ([`StockStore::refill`]): `lend.lua` takes
+//! units from a lender and records a pending transfer, `receive.lua` adds them to the
+//! borrower once, and the lender then deletes the record. Killed in between, the record
+//! stays and the sweeper finishes the loan ([`StockStore::finish_stale_transfers`]). A buy
+//! hears SOLD_OUT only when no other bucket had a unit to lend and none was on its way, so
+//! the product sells out exactly: never early, never twice.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use super::StockStore;
+
+/// One bucket of a product's stock: the unit one Redis script works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Bucket {
+    pub product_id: u64,
+    pub index: u32,
+}
+
+impl Bucket {
+    /// The first (for an unsharded sale, the only) bucket of `product_id`.
+    pub fn first(product_id: u64) -> Bucket {
+        Bucket { product_id, index: 0 }
+    }
+
+    /// The Redis key `what` of this bucket under `prefix`. The braces hold the hash tag:
+    /// bucket 0 keeps the product's own tag, so an unsharded sale's keys are the product's.
+    pub fn key(&self, prefix: &str, what: &str) -> String {
+        match self.index {
+            0 => format!("{prefix}:{{{}}}:{what}", self.product_id),
+            b => format!("{prefix}:{{{}.{b}}}:{what}", self.product_id),
+        }
+    }
+}
+
+/// The bucket (0..`buckets`) of `user_id`. Every origin maps a user the same way, so a user's
+/// buys of a sharded sale always meet the same buyers set.
+pub fn bucket_of(user_id: u64, buckets: u32) -> u32 {
+    if buckets <= 1 {
+        return 0;
+    }
+    // splitmix64's finalizer: user ids are often sequential or strided; their buckets must
+    // still be even.
+    let mut z = user_id.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % buckets as u64) as u32
+}
+
+/// How long a buy waits in all for loans already on their way before it hears SOLD_OUT.
+const TRANSIT_WAITS: u32 = 20;
+const TRANSIT_WAIT: Duration = Duration::from_millis(5);
+
+/// A pending loan, as `lend.lua` records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub id: String,
+    pub from: Bucket,
+    pub to: Bucket,
+    pub units: u64,
+    pub epoch: String,
+    pub born_ms: i64,
+}
+
+impl Transfer {
+    fn parse(from: Bucket, id: String, record: &str) -> Option<Transfer> {
+        let mut parts = record.splitn(4, ',');
+        let to = parts.next()?.parse().ok()?;
+        let units = parts.next()?.parse().ok()?;
+        let epoch = parts.next()?.to_string();
+        let born_ms = parts.next()?.parse().ok()?;
+        Some(Transfer { id, from, to: Bucket { product_id: from.product_id, index: to }, units, epoch, born_ms })
+    }
+}
+
+impl StockStore {
+    /// Moves stock into the dry bucket `to` from the product's other buckets: at least `need`
+    /// units if they have them together. Returns the units moved; 0 means every other bucket
+    /// was empty and no loan was on its way, i.e. the product is sold out (for now: a cancel
+    /// may bring a unit back). Buckets are asked in turn starting after `to`, so borrowers
+    /// spread over lenders.
+    pub async fn refill(&self, to: Bucket, need: u64) -> redis::RedisResult<u64> {
+        let buckets = self.bucket_count(to.product_id).await?;
+        if buckets <= 1 || need == 0 {
+            return Ok(0);
+        }
+        for _ in 0..TRANSIT_WAITS {
+            let mut moved = 0;
+            let mut in_transit = 0;
+            for step in 1..buckets {
+                let from = Bucket { product_id: to.product_id, index: (to.index + step) % buckets };
+                let (lent, id, epoch, pending): (u64, String, String, u64) = self
+                    .lend
+                    .key(self.bucket_key(from, "stock"))
+                    .key(self.bucket_key(from, "window"))
+                    .key(self.bucket_key(from, "transfers"))
+                    .key(self.bucket_key(from, "transfer-seq"))
+                    .arg(need - moved)
+                    .arg(to.index)
+                    .arg(from.index)
+                    .invoke_async(&mut self.conn.clone())
+                    .await?;
+                in_transit += pending;
+                if lent > 0 {
+                    moved += self.finish_transfer(from, to, &id, lent, &epoch).await?;
+                    if moved >= need {
+                        return Ok(moved);
+                    }
+                }
+            }
+            if moved > 0 || in_transit == 0 {
+                return Ok(moved);
+            }
+            // Every lender is empty but some units are between two buckets: they land in a
+            // moment (or the sweeper finishes the loan), so look again before saying sold out.
+            tokio::time::sleep(TRANSIT_WAIT).await;
+        }
+        Ok(0)
+    }
+
+    /// Adds a loan to the borrower (once) and deletes the lender's record. Returns the units
+    /// the borrower holds now thanks to it (0 if its epoch is not the borrower's: the record
+    /// stays, see receive.lua).
+    async fn finish_transfer(
+        &self,
+        from: Bucket,
+        to: Bucket,
+        id: &str,
+        units: u64,
+        epoch: &str,
+    ) -> redis::RedisResult<u64> {
+        let received: i64 = self
+            .receive
+            .key(self.bucket_key(to, "stock"))
+            .key(self.bucket_key(to, "window"))
+            .key(self.bucket_key(to, "received"))
+            .arg(id)
+            .arg(units)
+            .arg(epoch)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        if received < 0 {
+            return Ok(0);
+        }
+        self.conn.clone().hdel::<_, _, ()>(self.bucket_key(from, "transfers"), id).await?;
+        Ok(units)
+    }
+
+    /// Loans recorded in `from` and not finished yet.
+    pub async fn pending_transfers(&self, from: Bucket) -> redis::RedisResult<Vec<Transfer>> {
+        let records: Vec<(String, String)> = self.conn.clone().hgetall(self.bucket_key(from, "transfers")).await?;
+        Ok(records.into_iter().filter_map(|(id, record)| Transfer::parse(from, id, &record)).collect())
+    }
+
+    /// Finishes the loans out of `from` older than `min_age_ms` (their lender died or lost
+    /// Redis between lending and receiving). A loan of an epoch `from` no longer has belongs
+    /// to a sale state a preload or reconcile replaced: it is dropped. Returns the loans
+    /// finished or dropped.
+    pub async fn finish_stale_transfers(&self, from: Bucket, min_age_ms: u64) -> redis::RedisResult<usize> {
+        let transfers = self.pending_transfers(from).await?;
+        if transfers.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        let now = secs * 1000 + micros / 1000;
+        let epoch: Option<String> = conn.hget(self.bucket_key(from, "window"), "epoch").await?;
+        let mut done = 0;
+        for t in transfers.into_iter().filter(|t| now - t.born_ms >= min_age_ms as i64) {
+            if epoch.as_deref() != Some(t.epoch.as_str()) {
+                conn.hdel::<_, _, ()>(self.bucket_key(from, "transfers"), &t.id).await?;
+                done += 1;
+            } else if self.finish_transfer(t.from, t.to, &t.id, t.units, &t.epoch).await? > 0 {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_zero_keeps_the_products_own_keys() {
+        assert_eq!(Bucket::first(7).key("seckill", "stock"), "seckill:{7}:stock");
+        assert_eq!(Bucket { product_id: 7, index: 3 }.key("seckill", "stock"), "seckill:{7.3}:stock");
+    }
+
+    #[test]
+    fn sequential_users_spread_evenly_over_the_buckets() {
+        let mut counts = [0u32; 4];
+        for user in 1..=4000 {
+            counts[bucket_of(user, 4) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (900..=1100).contains(&c)), "{counts:?}");
+        assert!((1..100).all(|u| bucket_of(u, 1) == 0));
+        assert_eq!(bucket_of(42, 4), bucket_of(42, 4));
+    }
+
+    #[test]
+    fn loan_records_parse_as_lend_lua_writes_them() {
+        let t = Transfer::parse(Bucket::first(9), "0-3".into(), "2,125,1700,1699999").unwrap();
+        assert_eq!(
+            (t.to, t.units, t.epoch.as_str(), t.born_ms),
+            (Bucket { product_id: 9, index: 2 }, 125, "1700", 1699999)
+        );
+        assert_eq!(Transfer::parse(Bucket::first(9), "x".into(), "2,125"), None);
+    }
+}
