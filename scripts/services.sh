@@ -4,13 +4,18 @@
 #
 #   services.sh install                 install what is missing (apt, cargo install)
 #   services.sh start redis|mysql       start one service unless its port is already open
-#   services.sh start mq dev|test       name server + broker of a profile
+#   services.sh start mq PROFILE [2]    name server + broker of a profile (2: and its broker b)
+#   services.sh start broker PROFILE[-b]  one broker of a profile (broker b with -b)
 #   services.sh start prometheus        Prometheus on $PROMETHEUS_PORT scraping serve and consume
-#   services.sh stop redis|mysql|namesrv-dev|broker-dev|namesrv-test|broker-test
-#   services.sh kill-broker dev|test    SIGKILL the broker (for failure tests)
+#   services.sh stop redis|mysql|namesrv-dev|broker-dev|broker-dev-b|namesrv-test|broker-test|...
+#   services.sh kill-broker PROFILE[-b] SIGKILL a broker (for failure tests)
 #
-# Profiles: dev = name server 9876, broker 10911, RocketMQ's default delay table.
+# Profiles: dev  = name server 9876, broker 10911, RocketMQ's default delay table.
 #           test = name server 9877, broker 10921, a shrunk delay table (level 16 = 3 s).
+#           pair = name server 9878, broker 10961, the test delay table: two brokers of their
+#                  own for the broker-failover test, which kills one.
+# A profile's broker b listens 20 ports above its first broker: same cluster and name server,
+# another broker name, so a topic's queues are on both and a producer can use either.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
@@ -103,7 +108,8 @@ profile_ports() {
   case "$1" in
     dev) NS_PORT=$NAMESRV_PORT; BR_PORT=$BROKER_PORT ;;
     test) NS_PORT=${TEST_NAMESRV_PORT:-9877}; BR_PORT=${TEST_BROKER_PORT:-10921} ;;
-    *) die "unknown profile '$1' (dev or test)" ;;
+    pair) NS_PORT=${PAIR_NAMESRV_PORT:-9878}; BR_PORT=${PAIR_BROKER_PORT:-10961} ;;
+    *) die "unknown profile '$1' (dev, test or pair)" ;;
   esac
 }
 
@@ -117,12 +123,17 @@ start_namesrv() {
   log "namesrv-$profile up on $SECKILL_HOST:$NS_PORT"
 }
 
+# start_broker PROFILE [b]: the profile's first broker, or with b its second.
 start_broker() {
-  local profile="$1"; profile_ports "$profile"
-  if port_open "$BR_PORT"; then log "broker-$profile: port $BR_PORT already open, reusing it"; return; fi
-  local home="$SECKILL_DATA/broker-$profile"; mkdir -p "$home"
+  local profile="$1" which="${2:-}"; profile_ports "$profile"
+  local name="broker-$profile" broker_name="seckill-$profile"
+  if [[ "$which" == b ]]; then
+    name="broker-$profile-b"; broker_name="seckill-$profile-b"; BR_PORT=$((BR_PORT + 20))
+  fi
+  if port_open "$BR_PORT"; then log "$name: port $BR_PORT already open, reusing it"; return; fi
+  local home="$SECKILL_DATA/$name"; mkdir -p "$home"
   local delay_line=""
-  if [[ "$profile" == test ]]; then
+  if [[ "$profile" != dev ]]; then
     # Level 16 (the unpaid-order cancel) = 3 s and the retry levels (3 to 17) 1 s, so lifecycle
     # and retry tests run in seconds; the code still sends level 16. Level 18 = 2 h: tests of
     # the buy path send their cancels there so that their orders stay UNPAID.
@@ -143,7 +154,7 @@ transactionCheckInterval = 5000
 bindAddress = "$SECKILL_HOST"
 
 [broker.brokerIdentity]
-brokerName = "seckill-$profile"
+brokerName = "$broker_name"
 brokerClusterName = "SeckillCluster"
 brokerId = 0
 
@@ -161,9 +172,9 @@ $delay_line
 TOML
   # warn: at info the broker logs every delayed message's countdown ten times a second.
   RUST_LOG="${SECKILL_BROKER_LOG:-warn}" ROCKETMQ_HOME="$home" \
-    start_bg "broker-$profile" "$SECKILL_TOOLS/bin/rocketmq-broker-rust" -c "$home/broker.toml"
-  wait_port "broker-$profile" "$BR_PORT" 60
-  log "broker-$profile up on $SECKILL_HOST:$BR_PORT (registered with $SECKILL_HOST:$NS_PORT; $BROKER_FLUSH_DISK_TYPE)"
+    start_bg "$name" "$SECKILL_TOOLS/bin/rocketmq-broker-rust" -c "$home/broker.toml"
+  wait_port "$name" "$BR_PORT" 60
+  log "$name up on $SECKILL_HOST:$BR_PORT (registered with $SECKILL_HOST:$NS_PORT; $BROKER_FLUSH_DISK_TYPE)"
 }
 
 # Prometheus scraping `serve` and `consume` every 5 s, with config/prometheus/rules.yml. Its
@@ -209,14 +220,24 @@ case "$cmd" in
       redis) start_redis ;;
       redis-cluster) start_redis_cluster ;;
       mysql) start_mysql ;;
-      mq) start_namesrv "${2:-dev}"; start_broker "${2:-dev}" ;;
-      broker) start_broker "${2:-dev}" ;;
+      mq)
+        profile="${2:-dev}"; brokers="${3:-1}"
+        [[ "$profile" == pair ]] && brokers=2
+        [[ "$brokers" == 1 || "$brokers" == 2 ]] || die "start mq $profile: brokers must be 1 or 2, got '$brokers'"
+        start_namesrv "$profile"; start_broker "$profile"
+        [[ "$brokers" == 2 ]] && start_broker "$profile" b
+        true ;;
+      broker)
+        case "${2:-dev}" in
+          *-b) start_broker "${2%-b}" b ;;
+          *) start_broker "${2:-dev}" ;;
+        esac ;;
       prometheus) start_prometheus ;;
-      *) die "start what? redis | redis-cluster | mysql | mq dev|test | broker dev|test | prometheus" ;;
+      *) die "start what? redis | redis-cluster | mysql | mq dev|test|pair [2] | broker <profile>[-b] | prometheus" ;;
     esac ;;
   stop)
-    [[ -n "${1:-}" ]] || die "stop what? redis | mysql | namesrv-<profile> | broker-<profile>"
+    [[ -n "${1:-}" ]] || die "stop what? redis | mysql | namesrv-<profile> | broker-<profile>[-b]"
     stop_pidfile "$1" ;;
   kill-broker) stop_pidfile "broker-${1:-dev}" KILL ;;
-  *) die "usage: services.sh install | start redis|mysql|mq <profile>|broker <profile> | stop NAME | kill-broker <profile>" ;;
+  *) die "usage: services.sh install | start redis|mysql|mq <profile> [2]|broker <profile>[-b] | stop NAME | kill-broker <profile>[-b]" ;;
 esac

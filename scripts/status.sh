@@ -8,11 +8,13 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-# name port: what `make up` starts, then the test broker `make test` adds.
+# name port: what `make up` starts, then the test brokers `make test` adds.
 SERVICES=(
   "redis $REDIS_PORT" "mysql $MYSQL_PORT" "namesrv-dev $NAMESRV_PORT" "broker-dev $BROKER_PORT"
   "origin $ORIGIN_PORT" "consumer $CONSUMER_PORT" "prometheus $PROMETHEUS_PORT" "edge $EDGE_PORT"
   "namesrv-test ${TEST_NAMESRV_PORT:-9877}" "broker-test ${TEST_BROKER_PORT:-10921}"
+  "namesrv-pair ${PAIR_NAMESRV_PORT:-9878}" "broker-pair ${PAIR_BROKER_PORT:-10961}"
+  "broker-pair-b $((${PAIR_BROKER_PORT:-10961} + 20))"
 )
 CORE=8   # the first eight are the stack of `make up`
 

@@ -9,6 +9,8 @@ cd "$SECKILL_ROOT"
 
 "$SECKILL_ROOT/scripts/stack.sh" up
 "$SECKILL_ROOT/scripts/services.sh" start mq test
+# Two brokers of their own for the broker-failover test, which kills one of them.
+"$SECKILL_ROOT/scripts/services.sh" start mq pair
 "$SECKILL_ROOT/scripts/services.sh" start redis-cluster
 promtool check rules config/prometheus/rules.yml >/dev/null || die "config/prometheus/rules.yml does not check"
 # `make status` must see what `make up` started (and says what is missing if not).
@@ -24,6 +26,7 @@ mariadb --no-defaults -h "$SECKILL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$M
 # The e2e tests run the origin in-process against the test broker.
 eval "$("$SECKILL_ROOT/scripts/stack.sh" origin-env | sed 's/^/export /')"
 export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:${TEST_NAMESRV_PORT:-9877}"
+export PAIR_NAMESRV_PORT="${PAIR_NAMESRV_PORT:-9878}"
 export RUST_LOG="${RUST_LOG:-error}"
 SECKILL_REDIS_CLUSTER_URLS="$(for port in $REDIS_CLUSTER_PORTS; do printf 'redis://%s:%s,' "$SECKILL_HOST" "$port"; done)"
 export SECKILL_REDIS_CLUSTER_URLS="${SECKILL_REDIS_CLUSTER_URLS%,}"

@@ -64,6 +64,25 @@ fn check(result: Result<Option<SendResult>, ClientError>) -> Result<(), SendErro
     }
 }
 
+/// Runs `attempt` and, if the broker surely stored nothing, runs it once more: that cannot
+/// duplicate anything, and the client keeps away from a broker a send just failed on, so with
+/// the topic's queues on several brokers the second try goes to another one (a broker killed:
+/// its queues stay in the route until the name server drops it). An unknown outcome is never
+/// tried again here: that is for the callers' own rules (the sweeper, the writer's dedupe).
+async fn once_more_if_not_sent<F, Fut>(topic: &str, attempt: F) -> Result<(), SendError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), SendError>>,
+{
+    match attempt().await {
+        Err(SendError::NotSent(reason)) => {
+            tracing::warn!(%topic, %reason, "the broker refused a send; trying once more");
+            attempt().await
+        }
+        other => other,
+    }
+}
+
 /// One message of a batch: key (the order number) and body.
 pub struct Outgoing {
     pub key: String,
@@ -91,6 +110,10 @@ impl Sender {
             .send_msg_timeout(settings.send_timeout_ms)
             .retry_times_when_send_failed(retries)
             .build();
+        // After a send to a broker fails (a broker killed, unreachable), the client keeps away
+        // from that broker for a while and picks the topic's queues on the others; with one
+        // broker it still picks that one.
+        producer.set_send_latency_fault_enable(true);
         producer.start().await.map_err(|e| anyhow::anyhow!("start producer {group}: {e}"))?;
         // Topics are provisioned here rather than left to auto-creation, so consumers find
         // their routes before the first message arrives.
@@ -112,11 +135,14 @@ impl Sender {
         body: Vec<u8>,
         delay_level: i32,
     ) -> Result<(), SendError> {
-        let mut builder = Message::builder().topic(topic).tags(tag).key(key).body(body);
-        if delay_level > 0 {
-            builder = builder.delay_level(delay_level);
-        }
-        check(self.producer.send(builder.build_unchecked()).await)
+        once_more_if_not_sent(topic, || {
+            let mut builder = Message::builder().topic(topic).tags(tag).key(key).body(body.clone());
+            if delay_level > 0 {
+                builder = builder.delay_level(delay_level);
+            }
+            async move { check(self.producer.send(builder.build_unchecked()).await) }
+        })
+        .await
     }
 
     /// Sends `messages` to `topic` with `tag` as one batch (one request, one queue, one
@@ -125,11 +151,16 @@ impl Sender {
         if messages.is_empty() {
             return Ok(());
         }
-        let batch: Vec<Message> = messages
-            .into_iter()
-            .map(|m| Message::builder().topic(topic).tags(tag).key(m.key).body(m.body).build_unchecked())
-            .collect();
-        check(self.producer.send_batch(batch).await.map(Some))
+        once_more_if_not_sent(topic, || {
+            let batch: Vec<Message> = messages
+                .iter()
+                .map(|m| {
+                    Message::builder().topic(topic).tags(tag).key(m.key.as_str()).body(m.body.clone()).build_unchecked()
+                })
+                .collect();
+            async move { check(self.producer.send_batch(batch).await.map(Some)) }
+        })
+        .await
     }
 
     pub async fn shutdown(&mut self) {

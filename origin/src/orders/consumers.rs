@@ -177,10 +177,22 @@ impl OrderWriter {
         }
         let body = serde_json::to_vec(&CancelMessage::of(unpaid.clone())).expect("serializes");
         let key = unpaid.first().cloned().unwrap_or_default();
-        self.sender
-            .send(&self.cancel_topic, "CANCEL", &key, body, self.cancel_delay_level)
-            .await
-            .map_err(|e| format!("{} orders written but their cancel was not sent: {e}", unpaid.len()))
+        // A cancel sent twice is harmless (an order is cancelled once, in MySQL), so an unknown
+        // outcome is simply tried again, here and soon: a broker killed mid-send times out, and
+        // the next try goes to another broker. Failing the message instead would hand it back
+        // to the broker it came from, which may be the dead one.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.sender.send(&self.cancel_topic, "CANCEL", &key, body.clone(), self.cancel_delay_level).await {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 3 => {
+                    tracing::warn!(orders = unpaid.len(), error = %e, "cancel not sent yet; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+                }
+                Err(e) => return Err(format!("{} orders written but their cancel was not sent: {e}", unpaid.len())),
+            }
+        }
     }
 }
 

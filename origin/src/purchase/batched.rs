@@ -9,8 +9,10 @@
 //!    the outbox. Nothing waits for a timer: at low load a batch is one order.
 //!
 //! Failure rules (the outbox makes every one of them safe):
-//! - broker surely did not store a batch → each buy is given back (stock, buyer, deduction,
-//!   outbox entry) if its entry is still young, and answered 503; else it stays for the sweeper;
+//! - broker surely did not store a batch (even on the sender's second try, which goes to
+//!   another broker when the topic has queues on several) → each buy is given back (stock,
+//!   buyer, deduction, outbox entry) if its entry is still young, and answered 503; else it
+//!   stays for the sweeper;
 //! - the outcome of a send is unknown → nothing is given back; the buyer hears PENDING with
 //!   the order number, and the sweeper re-sends the entry (the writer drops a duplicate);
 //! - Redis failed and the script may have run → the deduction log decides; if even that
@@ -286,16 +288,14 @@ impl Relay {
     }
 
     async fn send(&self, batch: Vec<RelayJob>) {
-        let outgoing = || {
-            batch
-                .iter()
-                .map(|j| Outgoing {
-                    key: j.message.order_no.clone(),
-                    body: serde_json::to_vec(&j.message).expect("order message serializes"),
-                })
-                .collect()
-        };
-        match self.target.sender.send_batch(&self.target.topic, "ORDER", outgoing()).await {
+        let outgoing = batch
+            .iter()
+            .map(|j| Outgoing {
+                key: j.message.order_no.clone(),
+                body: serde_json::to_vec(&j.message).expect("order message serializes"),
+            })
+            .collect();
+        match self.target.sender.send_batch(&self.target.topic, "ORDER", outgoing).await {
             Ok(()) => {
                 self.broker.ok();
                 // The broker holds the orders: that is all a QUEUED answer promises, so the
