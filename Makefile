@@ -4,8 +4,9 @@ SHELL := /bin/bash
 .PHONY: up down status logs test bench torture clean-cache
 
 ## Install what is missing, start the whole stack on 127.0.0.1 with a demo sale, print the URLs.
+## PROFILE=cluster: a Redis Cluster, two brokers, two origins and two consumers (docs/SCALING.md).
 up:
-	@scripts/stack.sh up
+	@PROFILE="$(PROFILE)" scripts/stack.sh up
 
 ## Stop everything `make up` (or `make test`) started, by pid file.
 down:

@@ -34,6 +34,9 @@ export PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 # Prometheus and edge.
 # The Redis Cluster the cluster tests use (scripts/services.sh start redis-cluster): 3 masters.
 export REDIS_CLUSTER_PORTS="${REDIS_CLUSTER_PORTS:-7001 7002 7003}"
+# The cluster profile's second origin (serve) and consumer (make up PROFILE=cluster).
+export ORIGIN2_PORT="${ORIGIN2_PORT:-8082}"
+export CONSUMER2_PORT="${CONSUMER2_PORT:-8083}"
 export TEST_SHOP_ORIGIN_PORT="${TEST_SHOP_ORIGIN_PORT:-8090}"
 export TEST_SHOP_CONSUMER_PORT="${TEST_SHOP_CONSUMER_PORT:-8091}"
 export TEST_SHOP_PROMETHEUS_PORT="${TEST_SHOP_PROMETHEUS_PORT:-9091}"

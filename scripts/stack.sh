@@ -3,12 +3,28 @@
 #   stack.sh up     install what is missing, start every service, the origin (serve + consume)
 #                   and the edge, create the demo sale, wait until all answer, print the URLs
 #   stack.sh down   stop exactly what `up` started (by pid file)
+# PROFILE=cluster (make up PROFILE=cluster): the same stack spread the way production spreads
+# it, on loopback: a Redis Cluster of three masters, two brokers (broker a and b) under one
+# name server, two origins and two consumers (same groups), and the edge over both origins.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$SECKILL_ROOT"
 
 ORIGIN_URL="http://$SECKILL_HOST:$ORIGIN_PORT"
+ORIGIN2_URL="http://$SECKILL_HOST:$ORIGIN2_PORT"
 ORIGIN_BIN="$CARGO_TARGET_DIR/debug/seckill-origin"
+PROFILE_FILE="$SECKILL_RUN/profile"
+# The profile of the stack that is up (its file), else the one asked for (default single).
+if [[ -z "${PROFILE:-}" && -f "$PROFILE_FILE" ]]; then PROFILE="$(cat "$PROFILE_FILE")"; fi
+PROFILE="${PROFILE:-single}"
+[[ "$PROFILE" == single || "$PROFILE" == cluster ]] || die "PROFILE must be single or cluster, got '$PROFILE'"
+
+# The Redis Cluster's seed nodes, comma-separated.
+cluster_urls() {
+  local urls="" port
+  for port in $REDIS_CLUSTER_PORTS; do urls+="redis://$SECKILL_HOST:$port,"; done
+  echo "${urls%,}"
+}
 
 # The origin's settings for this stack (see config/base.toml for every key).
 origin_env() {
@@ -22,6 +38,7 @@ origin_env() {
   export APP_MYSQL__PASSWORD="$MYSQL_PASSWORD" APP_MYSQL__DATABASE="$MYSQL_DATABASE"
   export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:$NAMESRV_PORT"
   export APP_CONFIG_DIR="$SECKILL_ROOT/config"
+  if [[ "$PROFILE" == cluster ]]; then export APP_REDIS__CLUSTER_URLS="$(cluster_urls)"; fi
 }
 
 build_origin() {
@@ -49,6 +66,15 @@ start_origin() {
   fi
   wait_http origin "$ORIGIN_URL/health" 90
   wait_http consumer "http://$SECKILL_HOST:$CONSUMER_PORT/livez" 90
+  if [[ "$PROFILE" == cluster ]]; then
+    # The second origin and consumer: the same settings on their own ports, the same groups.
+    port_open "$ORIGIN2_PORT" && log "origin-2: port $ORIGIN2_PORT already open, reusing it" ||
+      APP_HTTP__PORT="$ORIGIN2_PORT" start_bg origin-2 "$ORIGIN_BIN" serve
+    port_open "$CONSUMER2_PORT" && log "consumer-2: port $CONSUMER2_PORT already open, reusing it" ||
+      APP_CONSUMER__PORT="$CONSUMER2_PORT" start_bg consumer-2 "$ORIGIN_BIN" consume
+    wait_http origin-2 "$ORIGIN2_URL/health" 90
+    wait_http consumer-2 "http://$SECKILL_HOST:$CONSUMER2_PORT/livez" 90
+  fi
 }
 
 demo_sale() {
@@ -74,10 +100,19 @@ demo_sale() {
 }
 
 up() {
+  if [[ -f "$PROFILE_FILE" && "$(cat "$PROFILE_FILE")" != "$PROFILE" ]] && port_open "$ORIGIN_PORT"; then
+    die "the stack is up with PROFILE=$(cat "$PROFILE_FILE"); make down first, then make up PROFILE=$PROFILE"
+  fi
+  mkdir -p "$SECKILL_RUN"; echo "$PROFILE" >"$PROFILE_FILE"
   "$SECKILL_ROOT/scripts/services.sh" install
   "$SECKILL_ROOT/scripts/services.sh" start redis
   "$SECKILL_ROOT/scripts/services.sh" start mysql
-  "$SECKILL_ROOT/scripts/services.sh" start mq dev
+  if [[ "$PROFILE" == cluster ]]; then
+    "$SECKILL_ROOT/scripts/services.sh" start redis-cluster
+    "$SECKILL_ROOT/scripts/services.sh" start mq dev 2
+  else
+    "$SECKILL_ROOT/scripts/services.sh" start mq dev
+  fi
   build_origin
   origin_env
   "$ORIGIN_BIN" migrate >>"$SECKILL_LOGS/migrate.log" 2>&1 || die "migrations failed (see $SECKILL_LOGS/migrate.log)"
@@ -87,7 +122,15 @@ up() {
   if [[ -x "$SECKILL_ROOT/scripts/edge.sh" && "${SECKILL_NO_EDGE:-}" != 1 ]]; then
     "$SECKILL_ROOT/scripts/edge.sh" install
     "$SECKILL_ROOT/scripts/edge.sh" build
-    ORIGIN_URL="$ORIGIN_URL" "$SECKILL_ROOT/scripts/edge.sh" start
+    local origins=""
+    [[ "$PROFILE" == cluster ]] && origins="$ORIGIN_URL,$ORIGIN2_URL"
+    ORIGIN_URL="$ORIGIN_URL" ORIGIN_URLS="$origins" "$SECKILL_ROOT/scripts/edge.sh" start
+  fi
+  local cluster_lines=""
+  if [[ "$PROFILE" == cluster ]]; then
+    cluster_lines="
+    profile:       cluster: Redis Cluster on $REDIS_CLUSTER_PORTS, brokers a and b on $BROKER_PORT and $((BROKER_PORT + 20)),
+                   origins $ORIGIN_URL and $ORIGIN2_URL (the edge spreads users over both), consumers on $CONSUMER_PORT and $CONSUMER2_PORT"
   fi
   cat <<MSG
 
@@ -100,7 +143,7 @@ up() {
     metrics:       $ORIGIN_URL/metrics (serve), http://$SECKILL_HOST:$CONSUMER_PORT/metrics (consume)
     prometheus:    http://$SECKILL_HOST:$PROMETHEUS_PORT/ (rules: config/prometheus/rules.yml; Grafana: config/grafana/)
     demo sale:     product 1, stock 100, price 6999.00
-    logs:          $SECKILL_LOGS
+    logs:          $SECKILL_LOGS$cluster_lines
   Stop everything with: make down
 
 MSG
@@ -110,11 +153,13 @@ down() {
   "$SECKILL_ROOT/scripts/test-shop.sh" down || true
   [[ -x "$SECKILL_ROOT/scripts/edge.sh" ]] && "$SECKILL_ROOT/scripts/edge.sh" stop || true
   local name
-  for name in prometheus origin consumer broker-test namesrv-test broker-dev namesrv-dev mysql redis; do
+  for name in prometheus origin consumer origin-2 consumer-2 broker-test namesrv-test broker-pair broker-pair-b namesrv-pair \
+    broker-dev broker-dev-b namesrv-dev mysql redis; do
     stop_pidfile "$name"
   done
   local port
   for port in $REDIS_CLUSTER_PORTS; do stop_pidfile "redis-cluster-$port"; done
+  rm -f "$PROFILE_FILE"
 }
 
 case "${1:-}" in

@@ -265,10 +265,22 @@ pub async fn http<F>(load: Load<'_>, warmup: &Endpoint, expected: u16, request: 
 where
     F: Fn(u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
 {
+    http_over(load, std::slice::from_ref(warmup), expected, request).await
+}
+
+/// [`http`] spread over several servers: worker `w` keeps its connection to the server of
+/// `warmups[w % n]` (the request's path and body are the same for every server), so the load
+/// splits evenly between them, as an edge spreading users over origins would.
+pub async fn http_over<F>(load: Load<'_>, warmups: &[Endpoint], expected: u16, request: F) -> anyhow::Result<Tally>
+where
+    F: Fn(u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
+{
+    anyhow::ensure!(!warmups.is_empty(), "no server to load");
     let workers = load.workers.max(1) as usize;
+    let server_of = |worker: usize| warmups[worker % warmups.len()].clone();
     let mut opening = tokio::task::JoinSet::new();
     for worker in 0..workers {
-        let warmup = warmup.clone();
+        let warmup = server_of(worker);
         opening.spawn(async move { (worker, open(&warmup).await) });
     }
     let mut connections: Vec<tokio::sync::Mutex<Option<Connection>>> =
@@ -276,18 +288,19 @@ where
     while let Some(opened) = opening.join_next().await {
         let (worker, opened) = opened?;
         *connections[worker].get_mut() =
-            Some(opened.with_context(|| format!("opening connection {worker} to {}", warmup.authority))?);
+            Some(opened.with_context(|| format!("opening connection {worker} to {}", server_of(worker).authority))?);
     }
     let connections = Arc::new(connections);
-    let (request, warmup) = (Arc::new(request), Arc::new(warmup.clone()));
+    let servers: Arc<Vec<Endpoint>> = Arc::new((0..workers).map(server_of).collect());
+    let request = Arc::new(request);
     closed_loop_per_worker(Load { units_per_call: 1, ..load }, move |worker, seq| {
         let req = request(seq);
-        let (connections, warmup) = (Arc::clone(&connections), Arc::clone(&warmup));
+        let (connections, servers) = (Arc::clone(&connections), Arc::clone(&servers));
         async move {
             // Only this worker ever locks its slot: the lock is never contended.
             let mut slot = connections[worker].lock().await;
             let t = Instant::now();
-            let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, send(&mut slot, &warmup, req)).await {
+            let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, send(&mut slot, &servers[worker], req)).await {
                 Ok(Ok(status)) => {
                     Outcome { answer: Answer::Status(status), expected: status == expected, latency: Some(t.elapsed()) }
                 }

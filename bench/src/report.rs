@@ -15,6 +15,8 @@ pub enum RowKey {
     OriginNoIo,
     AcceptedBatched,
     AcceptedTransaction,
+    /// Accepted buys spread over two batched origins.
+    AcceptedTwoOrigins,
     SoldOut,
     Writer,
     EdgeNoIo,
@@ -28,7 +30,7 @@ impl RowKey {
         use RowKey::*;
         match self {
             RedisCeiling | BrokerCeiling | OriginNoIo => "ceiling",
-            AcceptedBatched | AcceptedTransaction | SoldOut => "origin",
+            AcceptedBatched | AcceptedTransaction | AcceptedTwoOrigins | SoldOut => "origin",
             Writer => "writer",
             EdgeNoIo | EdgeAccepted | EdgeSoldOut => "edge",
         }
@@ -107,6 +109,11 @@ const SPECS: &[Spec] = &[
         label: "accepted buys (batched) ÷ Redis EVALSHA ceiling, req/s",
         measure: Measure::Rate(RowKey::AcceptedBatched, &[RowKey::RedisCeiling]),
         target: Target::AtLeast(0.5),
+    },
+    Spec {
+        label: "accepted buys on two origins ÷ on one (batched), req/s",
+        measure: Measure::Rate(RowKey::AcceptedTwoOrigins, &[RowKey::AcceptedBatched]),
+        target: Target::Info,
     },
     Spec {
         label: "accepted buys batched ÷ transaction, req/s",

@@ -102,6 +102,11 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
     let mut bench_products: Vec<u64> = Vec::new();
     if cli.runs(Scenario::Ceilings) || cli.runs(Scenario::Origin) {
         let modes = if cli.runs(Scenario::Origin) { cli.modes() } else { cli.modes()[..1].to_vec() };
+        let mut modes = modes;
+        if cli.runs(Scenario::Origin) && modes.contains(&BuyMode::Batched) {
+            // A second batched origin: the two-origin row spreads the load over both.
+            modes.push(BuyMode::Batched);
+        }
         match start_origins(ctx, &modes).await {
             Ok(o) => origins = o,
             Err(e) => {
@@ -134,11 +139,21 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
             }
         }
         if cli.runs(Scenario::Origin) {
+            let batched: Vec<&BenchOrigin> = origins.iter().filter(|o| o.mode == BuyMode::Batched).collect();
+            let mut measured = Vec::new();
             for origin in &origins {
+                if measured.contains(&origin.mode) {
+                    continue; // the second batched origin: only for the two-origin row
+                }
+                measured.push(origin.mode);
                 let what = format!("origin: accepted buys ({})", origin.mode.as_str());
                 if !out.settle(&what, origin::accepted(ctx, origin, &mut bench_products).await) {
                     break;
                 }
+            }
+            if batched.len() >= 2 && !out.interrupted {
+                let two = origin::accepted_over(ctx, &batched[..2], &mut bench_products).await;
+                out.settle("origin: accepted buys over two origins", two);
             }
             if let (Some(origin), false) = (origins.first(), out.interrupted) {
                 let sold_out = origin::sold_out(ctx, origin, &mut bench_products).await;
@@ -175,10 +190,20 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
     }
     if cli.runs(Scenario::Origin) {
         out.note(
-            "Bench origins: the release `seckill-origin serve`, one per mode, with the stack's settings but database \
-             `seckill_bench`, Redis prefix `seckill-bench`, topic `seckill-bench-order` (not consumed) and their own \
-             tokens; logs in $SECKILL_LOGS/bench-origin-<mode>.log.",
+            "Bench origins: the release `seckill-origin serve`, one per mode and a second batched one, with the \
+             stack's settings but database `seckill_bench`, Redis prefix `seckill-bench`, topic \
+             `seckill-bench-order` (not consumed) and their own tokens; logs in \
+             $SECKILL_LOGS/bench-origin-<mode>.log. The two-origin row sends half its connections to each batched \
+             origin, buying one product, as the edge spreads users over origins.",
         );
+        out.note(format!(
+            "Redis: {} (`make up PROFILE=cluster` runs the stack, and so the bench origins, on a Redis Cluster).",
+            if ctx.stack.settings.redis.cluster_urls.trim().is_empty() {
+                format!("one server, {}", ctx.stack.settings.redis.url)
+            } else {
+                format!("a cluster, seeds {}", ctx.stack.settings.redis.cluster_urls)
+            }
+        ));
     }
 
     for origin in origins.drain(..) {

@@ -45,6 +45,30 @@ pub async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
     Ok(load_row(key, format!("accepted buys, {} mode", origin.mode.as_str()), clients, &tally, "200"))
 }
 
+/// Accepted buys spread evenly over `origins` (batched ones): half the connections to each,
+/// one product they all sell, as an edge spreading users over origins. Records the product.
+pub async fn accepted_over(ctx: &Ctx, origins: &[&BenchOrigin], products: &mut Vec<u64>) -> anyhow::Result<Row> {
+    let first = origins.first().ok_or_else(|| anyhow::anyhow!("no origin"))?;
+    let product = first.admin.create_product(stock_for(ctx.cli.stop())).await?;
+    products.push(product);
+    let users = ctx.user_block();
+    let servers: Vec<Endpoint> =
+        origins.iter().map(|o| Endpoint::parse(&format!("{}/livez", o.url))).collect::<anyhow::Result<_>>()?;
+    let buy = Endpoint::parse(&format!("{}/api/seckill", first.url))?;
+    let secret = first.secret.clone();
+    let clients = ctx.cli.connections;
+    let title = format!("origin: accepted buys over {} origins", origins.len());
+    let tally = load::http_over(
+        Load { title: &title, workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &servers,
+        200,
+        move |seq| buy_request(&buy, Some(&secret), users + seq, product),
+    )
+    .await?;
+    let name = format!("accepted buys, batched mode, over {} origins", origins.len());
+    Ok(load_row(RowKey::AcceptedTwoOrigins, name, clients, &tally, "200"))
+}
+
 /// Sold-out buys on `origin`. Records the product it creates in `products`.
 pub async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
     let product = origin.admin.create_product(1).await?;
@@ -84,34 +108,43 @@ pub fn joined(a: Option<String>, b: Option<String>) -> Option<String> {
 }
 
 /// Deletes the Redis keys of the bench origins' products (`seckill-bench:{id}:*`) once the
-/// origins are stopped: nothing consumes their orders, so they would stay "in flight".
+/// origins are stopped: nothing consumes their orders, so they would stay "in flight". On a
+/// cluster every seed node (each a master) is scanned for the keys it holds.
 pub async fn delete_keys(ctx: &Ctx, products: &[u64]) -> anyhow::Result<()> {
     if products.is_empty() {
         return Ok(());
     }
-    let client = redis::Client::open(ctx.stack.settings.redis.url.as_str())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    for id in products {
-        let pattern = format!("{KEY_PREFIX}:{{{id}}}:*");
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            keys.extend(batch);
-            cursor = next;
-            if cursor == 0 {
-                break;
+    let redis = &ctx.stack.settings.redis;
+    let mut nodes: Vec<&str> = redis.cluster_urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    if nodes.is_empty() {
+        nodes.push(redis.url.as_str());
+    }
+    for node in nodes {
+        let client = redis::Client::open(node)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        for id in products {
+            let pattern = format!("{KEY_PREFIX}:{{{id}}}:*");
+            let mut keys: Vec<String> = Vec::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                keys.extend(batch);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
             }
-        }
-        if !keys.is_empty() {
-            let _: () = conn.del(&keys).await?;
+            // One key per DEL: on a cluster node a multi-key DEL must stay within one slot.
+            for key in keys {
+                let _: () = conn.del(&key).await?;
+            }
         }
     }
     Ok(())
