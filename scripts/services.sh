@@ -63,10 +63,25 @@ start_redis_cluster() {
       --cluster-node-timeout 5000 --appendonly yes --appendfsync "$REDIS_APPENDFSYNC" --save "" --logfile ""
     wait_port "redis-cluster-$port" "$port" 20
   done
+  # A restarted node loads its AOF first (LOADING) and then finds its peers again from
+  # nodes.conf: wait for both before deciding that the cluster was never created.
+  local i
+  for port in "${ports[@]}"; do
+    for ((i = 0; i < 300; i++)); do
+      [[ "$(redis-cli -h "$SECKILL_HOST" -p "$port" ping 2>/dev/null)" == PONG ]] && break
+      sleep 0.1
+    done
+  done
+  if grep -q "myself" "$SECKILL_DATA/redis-cluster-${ports[0]}/nodes.conf" 2>/dev/null &&
+    [[ "$(grep -c "master" "$SECKILL_DATA/redis-cluster-${ports[0]}/nodes.conf")" -ge "${#ports[@]}" ]]; then
+    for ((i = 0; i < 100; i++)); do
+      redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok" && break
+      sleep 0.1
+    done
+  fi
   if ! redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok"; then
     redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes >>"$SECKILL_LOGS/redis-cluster.log" 2>&1 ||
       die "redis-cluster: create failed (log: $SECKILL_LOGS/redis-cluster.log)"
-    local i
     for ((i = 0; i < 100; i++)); do
       redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok" && break
       sleep 0.1
