@@ -49,6 +49,19 @@ start_redis() {
   log "redis up on $SECKILL_HOST:$REDIS_PORT (appendfsync $REDIS_APPENDFSYNC)"
 }
 
+# redis_cluster_ok PORT: the cluster that node PORT belongs to serves every slot.
+redis_cluster_ok() { redis-cli -h "$SECKILL_HOST" -p "$1" cluster info 2>/dev/null | grep -q "cluster_state:ok"; }
+
+# wait_redis_cluster_ok PORT TENTHS: poll redis_cluster_ok for up to TENTHS tenths of a second.
+wait_redis_cluster_ok() {
+  local i
+  for ((i = 0; i < $2; i++)); do
+    redis_cluster_ok "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # Three masters on REDIS_CLUSTER_PORTS (each its own redis-server with --cluster-enabled), the
 # slots spread over them by `redis-cli --cluster create` once; later starts reuse the data.
 start_redis_cluster() {
@@ -72,22 +85,15 @@ start_redis_cluster() {
       sleep 0.1
     done
   done
-  if grep -q "myself" "$SECKILL_DATA/redis-cluster-${ports[0]}/nodes.conf" 2>/dev/null &&
-    [[ "$(grep -c "master" "$SECKILL_DATA/redis-cluster-${ports[0]}/nodes.conf")" -ge "${#ports[@]}" ]]; then
-    for ((i = 0; i < 100; i++)); do
-      redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok" && break
-      sleep 0.1
-    done
+  # A node that already knows every master (its nodes.conf) only needs time to find them again.
+  if [[ "$(grep -c master "$SECKILL_DATA/redis-cluster-${ports[0]}/nodes.conf" 2>/dev/null)" -ge "${#ports[@]}" ]]; then
+    wait_redis_cluster_ok "${ports[0]}" 100 || true
   fi
-  if ! redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok"; then
+  if ! redis_cluster_ok "${ports[0]}"; then
     redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes >>"$SECKILL_LOGS/redis-cluster.log" 2>&1 ||
       die "redis-cluster: create failed (log: $SECKILL_LOGS/redis-cluster.log)"
-    for ((i = 0; i < 100; i++)); do
-      redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok" && break
-      sleep 0.1
-    done
   fi
-  redis-cli -h "$SECKILL_HOST" -p "${ports[0]}" cluster info | grep -q "cluster_state:ok" ||
+  wait_redis_cluster_ok "${ports[0]}" 100 ||
     die "redis-cluster: the cluster is not ok (log: $SECKILL_LOGS/redis-cluster.log)"
   log "redis-cluster up: ${seeds[*]} (3 masters, 16384 slots)"
 }

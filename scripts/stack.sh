@@ -51,27 +51,27 @@ admin() { # admin METHOD PATH [JSON]
     ${3:+-d "$3"} "$ORIGIN_URL$2"
 }
 
+# start_once NAME PORT CMD...: start CMD as NAME unless PORT is already open. By its port, not
+# its pid file: after a reboot that pid may belong to anything.
+start_once() {
+  local name="$1" port="$2"; shift 2
+  if port_open "$port"; then
+    log "$name: port $port already open, reusing it"
+  else
+    start_bg "$name" "$@"
+  fi
+}
+
 start_origin() {
   origin_env
-  if port_open "$ORIGIN_PORT"; then
-    log "origin: port $ORIGIN_PORT already open, reusing it"
-  else
-    start_bg origin "$ORIGIN_BIN" serve
-  fi
-  # By its port, not its pid file: after a reboot that pid may belong to anything.
-  if port_open "$CONSUMER_PORT"; then
-    log "consumer: port $CONSUMER_PORT already open, reusing it"
-  else
-    start_bg consumer "$ORIGIN_BIN" consume
-  fi
+  start_once origin "$ORIGIN_PORT" "$ORIGIN_BIN" serve
+  start_once consumer "$CONSUMER_PORT" "$ORIGIN_BIN" consume
   wait_http origin "$ORIGIN_URL/health" 90
   wait_http consumer "http://$SECKILL_HOST:$CONSUMER_PORT/livez" 90
   if [[ "$PROFILE" == cluster ]]; then
     # The second origin and consumer: the same settings on their own ports, the same groups.
-    port_open "$ORIGIN2_PORT" && log "origin-2: port $ORIGIN2_PORT already open, reusing it" ||
-      APP_HTTP__PORT="$ORIGIN2_PORT" start_bg origin-2 "$ORIGIN_BIN" serve
-    port_open "$CONSUMER2_PORT" && log "consumer-2: port $CONSUMER2_PORT already open, reusing it" ||
-      APP_CONSUMER__PORT="$CONSUMER2_PORT" start_bg consumer-2 "$ORIGIN_BIN" consume
+    APP_HTTP__PORT="$ORIGIN2_PORT" start_once origin-2 "$ORIGIN2_PORT" "$ORIGIN_BIN" serve
+    APP_CONSUMER__PORT="$CONSUMER2_PORT" start_once consumer-2 "$CONSUMER2_PORT" "$ORIGIN_BIN" consume
     wait_http origin-2 "$ORIGIN2_URL/health" 90
     wait_http consumer-2 "http://$SECKILL_HOST:$CONSUMER2_PORT/livez" 90
   fi

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use seckill_origin::stock::buckets::Transfer;
 use seckill_origin::stock::{Bucket, RedisConnection};
 use sqlx::MySqlPool;
 
@@ -64,19 +65,18 @@ impl ProductState {
                 .await
                 .unwrap();
             for (id, record) in loans {
-                let fields: Vec<&str> = record.split(',').collect();
-                if epoch.as_deref() != fields.get(2).copied() {
+                let loan = Transfer::parse(from, id, &record).expect("a loan record as lend.lua writes it");
+                if epoch.as_deref() != Some(loan.epoch.as_str()) {
                     continue;
                 }
-                let to = Bucket { product_id: self.product, index: fields[0].parse().unwrap() };
                 let received: bool = redis::cmd("SISMEMBER")
-                    .arg(to.key(&self.key_prefix, "received"))
-                    .arg(&id)
+                    .arg(loan.to.key(&self.key_prefix, "received"))
+                    .arg(&loan.id)
                     .query_async(&mut self.redis.clone())
                     .await
                     .unwrap();
                 if !received {
-                    units += fields[1].parse::<i64>().unwrap();
+                    units += loan.units as i64;
                 }
             }
         }

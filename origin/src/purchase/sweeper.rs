@@ -60,13 +60,16 @@ impl Sweeper {
     pub async fn sweep_once(&self) -> Result<usize, String> {
         let mut sent = 0;
         let batch_max = self.settings.batch_max.max(1);
+        // Each bucket, and whether its sale is sharded (only then can it have loans).
         let mut buckets = Vec::new();
         for product_id in self.stock.preloaded_products().await.map_err(|e| e.to_string())? {
-            buckets.extend(self.stock.buckets(product_id).await.map_err(|e| e.to_string())?);
+            let of_product = self.stock.buckets(product_id).await.map_err(|e| e.to_string())?;
+            let sharded = of_product.len() > 1;
+            buckets.extend(of_product.into_iter().map(|bucket| (bucket, sharded)));
         }
-        for bucket in buckets {
+        for (bucket, sharded) in buckets {
             let product_id = bucket.product_id;
-            if self.stock.bucket_count(product_id).await.map_err(|e| e.to_string())? > 1 {
+            if sharded {
                 let finished = self
                     .stock
                     .finish_stale_transfers(bucket, self.settings.sweep_after_ms)

@@ -73,7 +73,8 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    fn parse(from: Bucket, id: String, record: &str) -> Option<Transfer> {
+    /// The loan `id` out of `from`, from its record in the lender's `transfers` hash.
+    pub fn parse(from: Bucket, id: String, record: &str) -> Option<Transfer> {
         let mut parts = record.splitn(4, ',');
         let to = parts.next()?.parse().ok()?;
         let units = parts.next()?.parse().ok()?;
@@ -171,9 +172,8 @@ impl StockStore {
         if transfers.is_empty() {
             return Ok(0);
         }
+        let now = self.now_ms().await?;
         let mut conn = self.conn.clone();
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-        let now = secs * 1000 + micros / 1000;
         let epoch: Option<String> = conn.hget(self.bucket_key(from, "window"), "epoch").await?;
         let mut done = 0;
         for t in transfers.into_iter().filter(|t| now - t.born_ms >= min_age_ms as i64) {

@@ -300,10 +300,8 @@ impl StockStore {
         let mut decided = self.decide(bucket, ScriptMode::Check, &buys).await?;
         let mut outcome = decided.outcomes.remove(0).0;
         if matches!(outcome, BuyOutcome::SoldOut { .. }) && self.bucket_count(product_id).await? > 1 {
-            if let (BuyOutcome::SoldOut { .. }, Some(total)) = (&outcome, self.stock(product_id).await?) {
-                if total >= quantity as i64 {
-                    outcome = BuyOutcome::Taken { stock_left: total };
-                }
+            if let Some(total) = self.stock(product_id).await?.filter(|total| *total >= quantity as i64) {
+                outcome = BuyOutcome::Taken { stock_left: total };
             }
         }
         Ok((outcome, decided.price))
@@ -350,14 +348,13 @@ impl StockStore {
         order_no: &str,
         keep_buyer: bool,
     ) -> redis::RedisResult<u32> {
-        let mut given = 0;
         for bucket in self.buckets(product_id).await? {
-            given += self.run_release(bucket, order_no, None, keep_buyer).await?.max(0) as u32;
+            let given = self.run_release(bucket, order_no, None, keep_buyer).await?;
             if given > 0 {
-                break;
+                return Ok(given as u32);
             }
         }
-        Ok(given)
+        Ok(0)
     }
 
     /// Gives back a buy whose batch the broker surely did not store, if its outbox entry is
@@ -394,9 +391,7 @@ impl StockStore {
         min_age_ms: u64,
         count: usize,
     ) -> redis::RedisResult<Vec<OutboxEntry>> {
-        let mut conn = self.conn.clone();
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-        let until = (secs * 1000 + micros / 1000) - min_age_ms as i64;
+        let until = self.now_ms().await? - min_age_ms as i64;
         if until <= 0 {
             return Ok(Vec::new());
         }
@@ -406,9 +401,15 @@ impl StockStore {
             .arg(format!("{until}-18446744073709551615"))
             .arg("COUNT")
             .arg(count)
-            .query_async(&mut conn)
+            .query_async(&mut self.conn.clone())
             .await?;
         Ok(reply.ids.iter().filter_map(parse_outbox_entry).collect())
+    }
+
+    /// Redis's clock in ms: the one clock every origin shares (outbox entry and loan ages).
+    async fn now_ms(&self) -> redis::RedisResult<i64> {
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut self.conn.clone()).await?;
+        Ok(secs * 1000 + micros / 1000)
     }
 
     /// Entries in a product's outboxes: accepted orders the broker has not confirmed yet.
@@ -478,16 +479,13 @@ impl StockStore {
     }
 
     /// Stock left for several products (`None` = not preloaded), as [`StockStore::stock`]:
-    /// from one server in one round trip unless some sale is sharded; on a cluster, where a
-    /// pipeline may not span slots, product by product, all at once.
+    /// from one server in one round trip (and one more per sharded sale); on a cluster, where
+    /// a pipeline may not span slots, product by product, all at once.
     pub async fn stocks(&self, product_ids: &[u64]) -> redis::RedisResult<Vec<Option<i64>>> {
         if product_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sharded = product_ids
-            .iter()
-            .any(|id| self.bucket_counts.read().expect("bucket counts lock").get(id).is_some_and(|k| *k > 1));
-        if self.conn.is_cluster() || sharded {
+        if self.conn.is_cluster() {
             return futures::future::try_join_all(product_ids.iter().map(|id| self.stock(*id))).await;
         }
         let mut pipe = redis::pipe();
@@ -496,10 +494,14 @@ impl StockStore {
             pipe.hget(self.bucket_key(Bucket::first(*id), "window"), "buckets");
         }
         let replies: Vec<(Option<i64>, Option<u32>)> = pipe.query_async(&mut self.conn.clone()).await?;
-        if replies.iter().all(|(_, k)| k.unwrap_or(1) <= 1) {
-            return Ok(replies.into_iter().map(|(stock, _)| stock).collect());
-        }
-        futures::future::try_join_all(product_ids.iter().map(|id| self.stock(*id))).await
+        // A sharded sale's other buckets are read on their own; the rest came in the pipeline.
+        futures::future::try_join_all(product_ids.iter().zip(replies).map(|(id, (stock, buckets))| async move {
+            match buckets {
+                Some(k) if k > 1 => self.stock(*id).await,
+                _ => Ok(stock),
+            }
+        }))
+        .await
     }
 
     /// Whether the buyer set (of the user's bucket) holds `user_id`.
