@@ -33,6 +33,9 @@ use crate::stock::{bucket_of, Bucket, BuyAttempt, BuyOutcome, ScriptMode, StockS
 
 type Reply = oneshot::Sender<Result<Placed, BuyFailure>>;
 
+/// The answer to a buy that Redis could not decide and that surely took nothing.
+const STOCK_UNAVAILABLE: &str = "the stock service is unavailable; nothing was bought, try again shortly";
+
 struct DecideJob {
     product_id: u64,
     attempt: BuyAttempt,
@@ -164,9 +167,7 @@ impl Decider {
             Err(e) => {
                 tracing::warn!(product_id, error = %e, "cannot read the sale's buckets");
                 for job in jobs {
-                    let _ = job.reply.send(Err(BuyFailure::Unavailable(
-                        "the stock service is unavailable; nothing was bought, try again shortly",
-                    )));
+                    let _ = job.reply.send(Err(BuyFailure::Unavailable(STOCK_UNAVAILABLE)));
                 }
                 return;
             }
@@ -237,9 +238,7 @@ impl Decider {
                 // A dry bucket's buys took nothing, and a loan cut short is finished by the sweeper.
                 tracing::warn!(product_id, bucket = bucket.index, error = %e, "cannot refill a dry bucket");
                 for (job, _) in dry {
-                    let _ = job.reply.send(Err(BuyFailure::Unavailable(
-                        "the stock service is unavailable; nothing was bought, try again shortly",
-                    )));
+                    let _ = job.reply.send(Err(BuyFailure::Unavailable(STOCK_UNAVAILABLE)));
                 }
             }
         }
@@ -254,12 +253,10 @@ impl Decider {
         for job in jobs {
             let order_no = job.attempt.order_no;
             let answer = if surely_not_run {
-                Err(BuyFailure::Unavailable("the stock service is unavailable; nothing was bought, try again shortly"))
+                Err(BuyFailure::Unavailable(STOCK_UNAVAILABLE))
             } else {
                 match self.stock.settle_deduction(product_id, &order_no).await {
-                    Some(false) => Err(BuyFailure::Unavailable(
-                        "the stock service is unavailable; nothing was bought, try again shortly",
-                    )),
+                    Some(false) => Err(BuyFailure::Unavailable(STOCK_UNAVAILABLE)),
                     Some(true) | None => Ok(Placed::Pending(order_no)),
                 }
             };

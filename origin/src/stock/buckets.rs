@@ -1,8 +1,9 @@
 //! Hot-product sharding: a sale's Redis stock split into K buckets.
 //!
 //! One product's keys share one hash tag, so one Redis core decides every buy of it. A sale
-//! created with `stockBuckets` K > 1 keeps K full sets of keys instead, bucket `b` under the
-//! tag `{P}` (b = 0) or `{P.b}`: K slots, which a Redis Cluster spreads over its masters.
+//! created with `stockBuckets` K > 1 keeps K full sets of keys instead, bucket `b` under a tag
+//! of its own ([`Bucket::tag`]): K slots, chosen evenly round the cluster's slot ring so that a
+//! Redis Cluster puts them on different masters.
 //! Each user belongs to one bucket ([`bucket_of`]), so one-per-user still holds inside one
 //! script, and every script still touches one slot.
 //!
@@ -13,6 +14,8 @@
 //! hears SOLD_OUT only when no other bucket had a unit to lend and none was on its way, so
 //! the product sells out exactly: never early, never twice.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -32,14 +35,67 @@ impl Bucket {
         Bucket { product_id, index: 0 }
     }
 
-    /// The Redis key `what` of this bucket under `prefix`. The braces hold the hash tag:
-    /// bucket 0 keeps the product's own tag, so an unsharded sale's keys are the product's.
+    /// The `buckets` buckets of `product_id` (at least one), in index order.
+    pub fn all(product_id: u64, buckets: u32) -> Vec<Bucket> {
+        (0..buckets.max(1)).map(|index| Bucket { product_id, index }).collect()
+    }
+
+    /// The Redis key `what` of this bucket under `prefix`. The braces hold the hash tag.
     pub fn key(&self, prefix: &str, what: &str) -> String {
+        format!("{prefix}:{{{}}}:{what}", self.tag())
+    }
+
+    /// This bucket's hash tag. Bucket 0 keeps the product's own, `P`, so an unsharded sale's
+    /// keys are the product's. Bucket b ≥ 1 is `P.b.n`, with the smallest n whose slot lies
+    /// just past the bucket's target slot: slot(`P`) plus the b-th fraction of the van der
+    /// Corput sequence (½, ¼, ¾, ⅛, ⅝, …) of the ring of 16,384 slots.
+    ///
+    /// Why: tags `P.b` would land on slots at random, and four random slots leave one of
+    /// three masters with two or more buckets more often than not. The first K targets of
+    /// that sequence split the ring evenly for K a power of two, and leave no gap wider than
+    /// 2/K of it for any K, so a cluster whose masters each own one run of slots (as `redis-cli
+    /// --cluster create` deals them) gives every master a bucket once that gap is narrower
+    /// than a master's run: a 4-bucket sale uses all three masters of a three-master cluster.
+    /// The tag is a pure function of (P, b), so every origin computes the same one; it is
+    /// searched for once per process and remembered.
+    pub fn tag(&self) -> String {
         match self.index {
-            0 => format!("{prefix}:{{{}}}:{what}", self.product_id),
-            b => format!("{prefix}:{{{}.{b}}}:{what}", self.product_id),
+            0 => self.product_id.to_string(),
+            b => format!("{}.{b}.{}", self.product_id, spread_suffix(self.product_id, b)),
         }
     }
+}
+
+/// Slots of a Redis Cluster.
+const SLOTS: u32 = 16384;
+/// How far past its target slot a bucket's slot may lie: ¼ of the gap between the targets of
+/// the largest sale (64 buckets), so the spread holds for every K. About 256 tries find one.
+const SLOT_WINDOW: u32 = 64;
+
+/// The Redis Cluster slot of hash tag `tag` (CRC16/XMODEM mod 16,384, as the cluster hashes).
+pub fn slot_of_tag(tag: &str) -> u32 {
+    u32::from(crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes())) % SLOTS
+}
+
+/// Bucket `index`'s target on the slot ring, as an offset from the product's own slot: the
+/// `index`-th van der Corput fraction (bits of `index` mirrored behind the binary point).
+fn target_offset(index: u32) -> u32 {
+    let fraction = index.reverse_bits() as u64; // index / 2^32 mirrored, as a 0.32 fixed point
+    ((fraction * SLOTS as u64) >> 32) as u32
+}
+
+/// The n of bucket `index`'s tag `P.index.n` (see [`Bucket::tag`]).
+fn spread_suffix(product_id: u64, index: u32) -> u32 {
+    static FOUND: LazyLock<Mutex<HashMap<(u64, u32), u32>>> = LazyLock::new(Default::default);
+    let mut found = FOUND.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *found.entry((product_id, index)).or_insert_with(|| {
+        let target = (slot_of_tag(&product_id.to_string()) + target_offset(index)) % SLOTS;
+        // CRC16 of distinct suffixes hits any window of 64 slots within a few thousand tries;
+        // the bound only keeps a pathological case from spinning (it then takes n = 0).
+        (0..1_000_000u32)
+            .find(|n| (slot_of_tag(&format!("{product_id}.{index}.{n}")) + SLOTS - target) % SLOTS < SLOT_WINDOW)
+            .unwrap_or(0)
+    })
 }
 
 /// The bucket (0..`buckets`) of `user_id`. Every origin maps a user the same way, so a user's
@@ -190,12 +246,55 @@ impl StockStore {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
     fn bucket_zero_keeps_the_products_own_keys() {
         assert_eq!(Bucket::first(7).key("seckill", "stock"), "seckill:{7}:stock");
-        assert_eq!(Bucket { product_id: 7, index: 3 }.key("seckill", "stock"), "seckill:{7.3}:stock");
+        let third = Bucket { product_id: 7, index: 3 };
+        assert!(third.key("seckill", "stock").starts_with("seckill:{7.3."), "{}", third.key("seckill", "stock"));
+        assert_eq!(third.tag(), third.tag(), "a pure function of product and bucket");
+    }
+
+    #[test]
+    fn slots_are_the_clusters() {
+        // CLUSTER KEYSLOT of these tags on a real Redis.
+        assert_eq!(slot_of_tag("1"), 9842);
+        assert_eq!(slot_of_tag("123456789"), 12739);
+    }
+
+    /// The master (0, 1 or 2) owning `slot` when three masters split the ring into even runs,
+    /// as `redis-cli --cluster create` does.
+    fn master_of(slot: u32) -> u32 {
+        match slot {
+            0..=5460 => 0,
+            5461..=10922 => 1,
+            _ => 2,
+        }
+    }
+
+    #[test]
+    fn a_4_bucket_sale_uses_all_three_masters_of_a_three_master_cluster_whatever_its_id() {
+        for product in 1..=300 {
+            let slots: Vec<u32> = Bucket::all(product, 4).iter().map(|b| slot_of_tag(&b.tag())).collect();
+            let masters: HashSet<u32> = slots.iter().map(|s| master_of(*s)).collect();
+            assert_eq!(masters.len(), 3, "product {product}: slots {slots:?}");
+        }
+    }
+
+    #[test]
+    fn any_k_buckets_leave_no_gap_wider_than_2_over_k_of_the_ring() {
+        for k in [2u32, 3, 5, 8, 13, 64] {
+            for product in [1u64, 2, 77, 40_000] {
+                let mut slots: Vec<u32> = Bucket::all(product, k).iter().map(|b| slot_of_tag(&b.tag())).collect();
+                slots.sort();
+                let gaps = slots.windows(2).map(|w| w[1] - w[0]).chain([slots[0] + SLOTS - slots[k as usize - 1]]);
+                let widest = gaps.max().unwrap();
+                assert!(widest <= 2 * SLOTS / k + SLOT_WINDOW, "K = {k}, product {product}: gap {widest}, {slots:?}");
+            }
+        }
     }
 
     #[test]

@@ -239,7 +239,7 @@ impl StockStore {
     /// Every bucket of the product (one unless its sale is sharded).
     pub async fn buckets(&self, product_id: u64) -> redis::RedisResult<Vec<Bucket>> {
         let k = self.bucket_count(product_id).await?;
-        Ok((0..k).map(|index| Bucket { product_id, index }).collect())
+        Ok(Bucket::all(product_id, k))
     }
     /// The set of preloaded product ids: where the sweeper finds the outboxes. One key of its
     /// own (no hash tag), read and written only with single-key commands.
@@ -559,7 +559,7 @@ impl StockStore {
     ) -> redis::RedisResult<PreloadOutcome> {
         let k = state.buckets.max(1);
         let epoch = new_epoch();
-        let buckets: Vec<Bucket> = (0..k).map(|index| Bucket { product_id, index }).collect();
+        let buckets = Bucket::all(product_id, k);
         let shares = if k == 1 {
             vec![state.stock]
         } else {
@@ -631,7 +631,7 @@ impl StockStore {
         use redis::FromRedisValue;
         let k = snapshot.buckets.max(1);
         let epoch = new_epoch();
-        let buckets: Vec<Bucket> = (0..k).map(|index| Bucket { product_id, index }).collect();
+        let buckets = Bucket::all(product_id, k);
         let run = |bucket: Bucket, share: i64, dry: bool| {
             let call = self.snapshot_call(&self.reconcile, bucket, snapshot, share, dry, &epoch);
             let mut conn = self.conn.clone();
@@ -775,7 +775,8 @@ fn parse_outbox_entry(raw: &redis::streams::StreamId) -> Option<OutboxEntry> {
     })
 }
 
-fn parse_deduction(entry: &str) -> Option<Deduction> {
+/// A deduction-log entry as `buy.lua` writes it: `"userId,quantity"`.
+pub fn parse_deduction(entry: &str) -> Option<Deduction> {
     let (user, qty) = entry.split_once(',')?;
     Some(Deduction { user_id: user.parse().ok()?, quantity: qty.parse().ok()? })
 }
