@@ -78,6 +78,13 @@ mkdir -p "$SECKILL_CACHE" "$SECKILL_TOOLS" "$SECKILL_LOGS" "$SECKILL_PIDS" "$SEC
 log() { printf '[seckill] %s\n' "$*" >&2; }
 die() { printf '[seckill] error: %s\n' "$*" >&2; exit 1; }
 
+# The Redis Cluster's seed nodes (REDIS_CLUSTER_PORTS), comma-separated, as redis:// URLs.
+redis_cluster_urls() {
+  local urls="" port
+  for port in $REDIS_CLUSTER_PORTS; do urls+="redis://$SECKILL_HOST:$port,"; done
+  echo "${urls%,}"
+}
+
 # port_open PORT: true if something accepts TCP connections on $SECKILL_HOST:PORT.
 port_open() { (exec 3<>"/dev/tcp/$SECKILL_HOST/$1") 2>/dev/null; }
 

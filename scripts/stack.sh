@@ -19,13 +19,6 @@ if [[ -z "${PROFILE:-}" && -f "$PROFILE_FILE" ]]; then PROFILE="$(cat "$PROFILE_
 PROFILE="${PROFILE:-single}"
 [[ "$PROFILE" == single || "$PROFILE" == cluster ]] || die "PROFILE must be single or cluster, got '$PROFILE'"
 
-# The Redis Cluster's seed nodes, comma-separated.
-cluster_urls() {
-  local urls="" port
-  for port in $REDIS_CLUSTER_PORTS; do urls+="redis://$SECKILL_HOST:$port,"; done
-  echo "${urls%,}"
-}
-
 # The origin's settings for this stack (see config/base.toml for every key).
 origin_env() {
   export APP_HTTP__HOST="$SECKILL_HOST" APP_HTTP__PORT="$ORIGIN_PORT"
@@ -38,7 +31,7 @@ origin_env() {
   export APP_MYSQL__PASSWORD="$MYSQL_PASSWORD" APP_MYSQL__DATABASE="$MYSQL_DATABASE"
   export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:$NAMESRV_PORT"
   export APP_CONFIG_DIR="$SECKILL_ROOT/config"
-  if [[ "$PROFILE" == cluster ]]; then export APP_REDIS__CLUSTER_URLS="$(cluster_urls)"; fi
+  if [[ "$PROFILE" == cluster ]]; then export APP_REDIS__CLUSTER_URLS="$(redis_cluster_urls)"; fi
 }
 
 build_origin() {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use seckill_origin::stock::buckets::Transfer;
-use seckill_origin::stock::{Bucket, RedisConnection};
+use seckill_origin::stock::{bucket_of, parse_deduction, Bucket, RedisConnection};
 use sqlx::MySqlPool;
 
 use crate::wait_until;
@@ -34,7 +34,7 @@ impl ProductState {
             .query_async(&mut self.redis.clone())
             .await
             .expect("HGET window buckets");
-        (0..k.unwrap_or(1).max(1)).map(|index| Bucket { product_id: self.product, index }).collect()
+        Bucket::all(self.product, k.unwrap_or(1))
     }
 
     /// Reads `what` of every bucket with `cmd` (HLEN, XLEN, GET, ...), one reply per bucket.
@@ -153,8 +153,8 @@ impl ProductState {
         let mut misplaced = 0;
         for (index, log) in logs.into_iter().enumerate() {
             for (order_no, entry) in log {
-                let user: u64 = entry.split(',').next().and_then(|u| u.parse().ok()).unwrap_or(0);
-                if seckill_origin::stock::bucket_of(user, stocks.len() as u32) != index as u32 {
+                let user = parse_deduction(&entry).map_or(0, |d| d.user_id);
+                if bucket_of(user, stocks.len() as u32) != index as u32 {
                     misplaced += 1;
                 }
                 deductions.insert(order_no, entry);

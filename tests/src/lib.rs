@@ -206,8 +206,14 @@ impl TestApp {
 
     /// `POST /api/seckill` with a raw body, signed in as `user_id`.
     pub async fn buy_raw_as(&self, user_id: u64, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.buy_raw_at(&self.server.url(), user_id, body).await
+    }
+
+    /// `POST /api/seckill` with a raw body, signed in as `user_id`, to the origin at `origin`
+    /// (`http://host:port`): this app's, or another serving the same sale.
+    pub async fn buy_raw_at(&self, origin: &str, user_id: u64, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.http
-            .post(self.url("/api/seckill"))
+            .post(format!("{origin}/api/seckill"))
             .header("x-seckill-edge-secret", EDGE_SECRET)
             .bearer_auth(self.token_for(user_id))
             .header("content-type", "application/json")
@@ -218,7 +224,22 @@ impl TestApp {
     }
 
     pub async fn buy(&self, user_id: u64, product_id: u64) -> (u16, Value) {
-        read(self.buy_raw(json!({ "userId": user_id, "productId": product_id }).to_string()).await).await
+        self.buy_at(&self.server.url(), user_id, product_id).await
+    }
+
+    /// A buy sent to the origin at `origin` (`http://host:port`).
+    pub async fn buy_at(&self, origin: &str, user_id: u64, product_id: u64) -> (u16, Value) {
+        let body = json!({ "userId": user_id, "productId": product_id }).to_string();
+        read(self.buy_raw_at(origin, user_id, body).await).await
+    }
+
+    /// The text of `GET {url}/metrics` (an origin's or a consumer's listener).
+    pub async fn scrape(&self, url: &str) -> String {
+        let resp = self.http.get(format!("{url}/metrics")).send().await.expect("scrape /metrics");
+        assert_eq!(resp.status(), 200);
+        let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(kind.starts_with("application/openmetrics-text"), "content type {kind}");
+        resp.text().await.unwrap()
     }
 
     /// A buy that must be accepted: asserts 200 and returns its order number.
@@ -546,6 +567,7 @@ pub fn origin_command(settings: &Settings, args: &[&str]) -> std::process::Comma
         ("APP_LOG__FORMAT", format!("{:?}", s.log.format).to_lowercase()),
         ("APP_AUTH__TOKEN_KEYS", s.auth.token_keys.clone()),
         ("APP_REDIS__URL", s.redis.url.clone()),
+        ("APP_REDIS__CLUSTER_URLS", s.redis.cluster_urls.clone()),
         ("APP_REDIS__KEY_PREFIX", s.redis.key_prefix.clone()),
         ("APP_MYSQL__HOST", s.mysql.host.clone()),
         ("APP_MYSQL__PORT", s.mysql.port.to_string()),
@@ -573,6 +595,11 @@ pub fn origin_command(settings: &Settings, args: &[&str]) -> std::process::Comma
 /// `scripts/services.sh` of this repository, for tests that stop and start services.
 pub fn services_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh")
+}
+
+/// The value of `series` (its name with any labels, as written) in a `/metrics` text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Runs `scripts/services.sh ARGS`, panicking with its output if it fails.

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use seckill_e2e::{read, wait_until, TestApp};
+use seckill_e2e::{metric_value, read, wait_until, OriginProcess, TestApp};
 use seckill_origin::configuration::BuyMode;
 use seckill_origin::stock::bucket_of;
 use serde_json::json;
@@ -243,9 +243,12 @@ async fn a_sale_sharded_into_4_buckets_sells_exactly_its_stock_once_per_user_und
     let app = on_the_redis_cluster().await;
     let product =
         app.create_sale(json!({ "name": "Hot phone", "price": "6999.00", "stock": 1000, "stockBuckets": 4 })).await;
-    let buckets: Vec<_> = (0..4).map(|index| seckill_origin::stock::Bucket { product_id: product, index }).collect();
+    let buckets = seckill_origin::stock::Bucket::all(product, 4);
     let keys = buckets.iter().map(|b| b.key(&app.settings.redis.key_prefix, "stock")).collect();
-    assert_eq!(slots_of(&app, keys).await.len(), 4, "each bucket is a slot of its own");
+    let slots = slots_of(&app, keys).await;
+    assert_eq!(slots.len(), 4, "each bucket is a slot of its own");
+    let masters = masters_of(&app, &slots).await;
+    assert_eq!(masters.len(), 3, "the 4 buckets use all 3 masters: slots {slots:?} on {masters:?}");
     let of_bucket = |b: u32, n: usize| (1..).filter(move |u| bucket_of(*u, 4) == b).take(n);
     let buyers = of_bucket(0, 1400).chain(of_bucket(1, 200)).chain(of_bucket(2, 200)).chain(of_bucket(3, 200));
     let app = burst_of_3000_on(app, product, buyers).await;
@@ -255,18 +258,62 @@ async fn a_sale_sharded_into_4_buckets_sells_exactly_its_stock_once_per_user_und
     println!("loans bucket 0 took in during the burst: {loans}");
 }
 
+/// The whole cluster profile at once (what `make up PROFILE=cluster` runs, on loopback): the
+/// Redis Cluster of three masters, two brokers under one name server (`scripts/services.sh start
+/// mq pair`, which `make test` runs), two origins (`seckill-origin serve` processes: an origin
+/// in this process would share its cores with the other tests' bursts and lose every race) and
+/// two consumers in the same groups (this test's in-process one and a `seckill-origin consume`).
+/// The burst alternates between the origins; both origins sell and both consumers write orders;
+/// the same exact-stock checks and every invariant hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_burst_of_3000_buys_over_two_origins_two_consumers_two_brokers_and_a_redis_cluster_sells_exactly_the_stock() {
+    seckill_e2e::services(&["start", "mq", "pair"]);
+    let (id, mut settings) = redis_cluster_settings();
+    let port = std::env::var("PAIR_NAMESRV_PORT").unwrap_or_else(|_| "9878".into());
+    settings.rocketmq.namesrv_addr = format!("127.0.0.1:{port}");
+    let app = TestApp::spawn_with(id, settings).await;
+    assert!(app.redis.is_cluster(), "the test reads the cluster");
+    let mut second = app.settings.clone();
+    second.consumer.port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let origin_1 = OriginProcess::start(&app.settings, &format!("cluster-profile-serve-1-{}", app.id)).await;
+    let origin_2 = OriginProcess::start(&app.settings, &format!("cluster-profile-serve-2-{}", app.id)).await;
+    let _consumer_2 = OriginProcess::consume(&second, &format!("cluster-profile-consume-{}", app.id));
+    let consumer_2 = format!("http://127.0.0.1:{}", second.consumer.port);
+
+    let product = app.create_product(1000).await;
+    let origins = vec![origin_1.url.clone(), origin_2.url.clone()];
+    let app = burst_of_3000_over(app, &origins, product, 1..=2000).await;
+
+    let written = r#"seckill_orders_total{event="written"}"#;
+    let by_first = app.workers().metrics.orders_written.get();
+    let by_second = metric_value(&app.scrape(&consumer_2).await, written).expect("consumer 2 counts what it wrote");
+    println!("orders written: {by_first} by the in-process consumer, {by_second} by the consume process");
+    assert_eq!(by_first + by_second as u64, 1000, "each order written once, by one of the two");
+    assert!(by_first > 0 && by_second > 0.0, "both consumers of the group wrote orders");
+    let queued = |text: &str| metric_value(text, r#"seckill_buys_total{outcome="queued"}"#).unwrap_or(0.0);
+    let (at_1, at_2) = (queued(&app.scrape(&origins[0]).await), queued(&app.scrape(&origins[1]).await));
+    println!("QUEUED answers: {at_1} by origin 1, {at_2} by origin 2");
+    assert!(at_1 > 0.0 && at_2 > 0.0, "both origins took buys: {at_1} and {at_2}");
+}
+
 /// A test app whose Redis is the test Redis Cluster of three masters (`scripts/services.sh
 /// start redis-cluster`, which `make test` runs; its seed nodes in `SECKILL_REDIS_CLUSTER_URLS`).
 async fn on_the_redis_cluster() -> TestApp {
+    let (id, settings) = redis_cluster_settings();
+    let app = TestApp::spawn_with(id, settings).await;
+    assert!(app.redis.is_cluster(), "the test reads the cluster");
+    app
+}
+
+/// Isolated settings whose Redis is the test Redis Cluster.
+fn redis_cluster_settings() -> (String, seckill_origin::configuration::Settings) {
     let urls = std::env::var("SECKILL_REDIS_CLUSTER_URLS").expect(
         "SECKILL_REDIS_CLUSTER_URLS names the test Redis Cluster's nodes: `scripts/services.sh start redis-cluster` \
          starts one and `make test` sets it",
     );
     let (id, mut settings) = seckill_e2e::isolated_settings();
     settings.redis.cluster_urls = urls;
-    let app = TestApp::spawn_with(id, settings).await;
-    assert!(app.redis.is_cluster(), "the test reads the cluster");
-    app
+    (id, settings)
 }
 
 /// The distinct cluster slots of `keys`.
@@ -280,15 +327,45 @@ async fn slots_of(app: &TestApp, keys: Vec<String>) -> HashSet<i64> {
     .collect()
 }
 
+/// The masters (host:port) that own `slots`, as `CLUSTER SLOTS` of the app's cluster says.
+async fn masters_of(app: &TestApp, slots: &HashSet<i64>) -> HashSet<String> {
+    let ranges: Vec<redis::Value> =
+        redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut app.redis.clone()).await.unwrap();
+    let mut masters = HashSet::new();
+    for range in ranges {
+        let redis::Value::Array(fields) = range else { panic!("a CLUSTER SLOTS range: {range:?}") };
+        let (start, end): (i64, i64) =
+            (redis::from_redis_value(&fields[0]).unwrap(), redis::from_redis_value(&fields[1]).unwrap());
+        let master: Vec<redis::Value> = redis::from_redis_value(&fields[2]).unwrap();
+        let (host, port): (String, i64) =
+            (redis::from_redis_value(&master[0]).unwrap(), redis::from_redis_value(&master[1]).unwrap());
+        if slots.iter().any(|s| (start..=end).contains(s)) {
+            masters.insert(format!("{host}:{port}"));
+        }
+    }
+    masters
+}
+
 async fn burst_of_3000(mode: BuyMode) {
     let app = TestApp::spawn_in_mode(mode).await;
     let product = app.create_product(1000).await;
     burst_of_3000_on(app, product, 1..=2000).await;
 }
 
-/// 3,000 concurrent buys (the 2,000 `buyers`, 1,000 of them twice) of `product`'s 1,000 units:
-/// exactly 1,000 QUEUED, one per user, each one order; then every invariant.
 async fn burst_of_3000_on(app: TestApp, product: u64, buyers: impl Iterator<Item = u64>) -> Arc<TestApp> {
+    let origins = vec![app.server.url()];
+    burst_of_3000_over(app, &origins, product, buyers).await
+}
+
+/// 3,000 concurrent buys (the 2,000 `buyers`, 1,000 of them twice) of `product`'s 1,000 units,
+/// spread over `origins` (the i-th request to origin i mod n): exactly 1,000 QUEUED, one per
+/// user, each one order; then every invariant.
+async fn burst_of_3000_over(
+    app: TestApp,
+    origins: &[String],
+    product: u64,
+    buyers: impl Iterator<Item = u64>,
+) -> Arc<TestApp> {
     let app = Arc::new(app);
 
     let buyers: Vec<u64> = buyers.collect();
@@ -300,9 +377,10 @@ async fn burst_of_3000_on(app: TestApp, product: u64, buyers: impl Iterator<Item
 
     let tasks: Vec<_> = users
         .iter()
-        .map(|&user| {
-            let app = Arc::clone(&app);
-            tokio::spawn(async move { (user, app.buy(user, product).await) })
+        .enumerate()
+        .map(|(i, &user)| {
+            let (app, origin) = (Arc::clone(&app), origins[i % origins.len()].clone());
+            tokio::spawn(async move { (user, app.buy_at(&origin, user, product).await) })
         })
         .collect();
     let mut by_code: HashMap<String, usize> = HashMap::new();

@@ -4,22 +4,10 @@
 
 use std::time::Duration;
 
-use seckill_e2e::{wait_until, TestApp};
+use seckill_e2e::{metric_value, wait_until, TestApp};
 use seckill_origin::startup::Workers;
 
 /// The value of the series `series` (name with labels, exactly as exposed), if present.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-async fn scrape(app: &TestApp, url: &str) -> String {
-    let resp = app.http.get(format!("{url}/metrics")).send().await.expect("scrape /metrics");
-    assert_eq!(resp.status(), 200);
-    let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(kind.starts_with("application/openmetrics-text"), "content type {kind}");
-    resp.text().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_and_its_lag() {
     let (id, mut settings) = seckill_e2e::isolated_settings();
@@ -32,20 +20,20 @@ async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_and_its_lag() 
     assert_eq!(status, 409);
     assert_eq!(app.buy_raw("{").await.status(), 400);
 
-    let serve = scrape(&app, &app.server.url()).await;
-    assert_eq!(value(&serve, "seckill_buy_requests_total"), Some(3.0), "{serve}");
-    assert_eq!(value(&serve, r#"seckill_buys_total{outcome="queued"}"#), Some(1.0), "{serve}");
-    assert_eq!(value(&serve, r#"seckill_buys_total{outcome="bad_request"}"#), Some(1.0), "{serve}");
-    assert_eq!(value(&serve, r#"seckill_buy_rejections_total{code="ALREADY_BOUGHT"}"#), Some(1.0), "{serve}");
-    assert_eq!(value(&serve, "seckill_buy_duration_seconds_count"), Some(3.0), "{serve}");
+    let serve = app.scrape(&app.server.url()).await;
+    assert_eq!(metric_value(&serve, "seckill_buy_requests_total"), Some(3.0), "{serve}");
+    assert_eq!(metric_value(&serve, r#"seckill_buys_total{outcome="queued"}"#), Some(1.0), "{serve}");
+    assert_eq!(metric_value(&serve, r#"seckill_buys_total{outcome="bad_request"}"#), Some(1.0), "{serve}");
+    assert_eq!(metric_value(&serve, r#"seckill_buy_rejections_total{code="ALREADY_BOUGHT"}"#), Some(1.0), "{serve}");
+    assert_eq!(metric_value(&serve, "seckill_buy_duration_seconds_count"), Some(3.0), "{serve}");
 
     // The consumer's own listener: the order it wrote, and its groups' lag.
     let consume_url = format!("http://{}", app.workers().addr);
     let written = r#"seckill_orders_total{event="written"}"#;
     let writer_lag = format!(r#"seckill_consumer_lag_messages{{group="{}"}}"#, settings.rocketmq.order_writer_group);
-    let consume = scrape(&app, &consume_url).await;
-    assert_eq!(value(&consume, written), Some(1.0), "{consume}");
-    assert!(value(&consume, "seckill_writer_batch_size_count").is_some_and(|n| n >= 1.0), "{consume}");
+    let consume = app.scrape(&consume_url).await;
+    assert_eq!(metric_value(&consume, written), Some(1.0), "{consume}");
+    assert!(metric_value(&consume, "seckill_writer_batch_size_count").is_some_and(|n| n >= 1.0), "{consume}");
 
     // A backlog: the consumers stop, 40 buys queue in the broker, a new consume starts.
     app.workers.take().unwrap().shutdown().await;
@@ -54,31 +42,31 @@ async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_and_its_lag() 
     }
     app.workers = Some(Workers::start(settings.clone()).await.expect("restart the consumers"));
     let consume_url = format!("http://{}", app.workers().addr);
-    let at_start = scrape(&app, &consume_url).await;
-    let lag = value(&at_start, &writer_lag).expect("the writer's lag is exposed");
+    let at_start = app.scrape(&consume_url).await;
+    let lag = metric_value(&at_start, &writer_lag).expect("the writer's lag is exposed");
     assert!(lag >= 1.0, "a backlog of 40 orders shows as lag: {at_start}");
     let drained = wait_until(Duration::from_secs(60), || async {
-        let text = scrape(&app, &consume_url).await;
-        value(&text, &writer_lag) == Some(0.0) && value(&text, written) == Some(40.0)
+        let text = app.scrape(&consume_url).await;
+        metric_value(&text, &writer_lag) == Some(0.0) && metric_value(&text, written) == Some(40.0)
     })
     .await;
-    assert!(drained, "lag back to 0 and 40 orders written: {}", scrape(&app, &consume_url).await);
+    assert!(drained, "lag back to 0 and 40 orders written: {}", app.scrape(&consume_url).await);
 
     // The sale's stock in both stores: equal once drained (100 − 41); Redis above MySQL shows.
     let stock = |store: &str| format!(r#"seckill_stock_units{{product_id="{product}",store="{store}"}}"#);
     let both = |redis: f64, mysql: f64| {
         let (app, consume_url, stock) = (&app, &consume_url, &stock);
         async move {
-            let text = scrape(app, consume_url).await;
-            value(&text, &stock("redis")) == Some(redis) && value(&text, &stock("mysql")) == Some(mysql)
+            let text = app.scrape(consume_url).await;
+            metric_value(&text, &stock("redis")) == Some(redis) && metric_value(&text, &stock("mysql")) == Some(mysql)
         }
     };
-    assert!(wait_until(Duration::from_secs(10), || both(59.0, 59.0)).await, "{}", scrape(&app, &consume_url).await);
+    assert!(wait_until(Duration::from_secs(10), || both(59.0, 59.0)).await, "{}", app.scrape(&consume_url).await);
     let key = app.product_key(product, "stock");
     let _: () = redis::cmd("SET").arg(&key).arg(70).query_async(&mut app.redis.clone()).await.unwrap();
     let seen = wait_until(Duration::from_secs(10), || both(70.0, 59.0)).await;
     let _: () = redis::cmd("SET").arg(&key).arg(59).query_async(&mut app.redis.clone()).await.unwrap();
-    assert!(seen, "Redis above MySQL is exposed: {}", scrape(&app, &consume_url).await);
+    assert!(seen, "Redis above MySQL is exposed: {}", app.scrape(&consume_url).await);
     app.check().await;
 }
 
@@ -86,7 +74,7 @@ async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_and_its_lag() 
 async fn health_stores_one_broker_probe_per_interval_however_often_it_is_called() {
     let app = TestApp::spawn().await;
     let probes =
-        || async { value(&scrape(&app, &app.server.url()).await, "seckill_health_probes_total").unwrap() as u64 };
+        || async { metric_value(&app.scrape(&app.server.url()).await, "seckill_health_probes_total").unwrap() as u64 };
     let started = std::time::Instant::now();
     let calls = futures::future::join_all((0..20).map(|_| app.http.get(app.url("/health")).send())).await;
     for _ in 0..20 {

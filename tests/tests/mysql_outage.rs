@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use seckill_e2e::{services, wait_until, TestApp};
+use seckill_e2e::{services, services_script, wait_until, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_mysql_outage_during_the_drain_loses_no_order_and_writes_none_twice() {
@@ -18,6 +18,7 @@ async fn a_mysql_outage_during_the_drain_loses_no_order_and_writes_none_twice() 
     // Stop MariaDB while the buys are still arriving and the writer is draining.
     tokio::time::sleep(Duration::from_millis(300)).await;
     services(&["stop", "mysql"]);
+    let _restart = MysqlBackOnDrop;
     let mut queued = 0;
     for t in tasks {
         let (status, body) = t.await.unwrap();
@@ -60,4 +61,17 @@ async fn a_mysql_outage_during_the_drain_loses_no_order_and_writes_none_twice() 
     let (_, letters) = app.admin_get("/admin/dead-letters").await;
     assert_eq!(letters["deadLetters"].as_array().map(Vec::len), Some(0), "{letters}");
     app.check().await;
+}
+
+/// Starts MariaDB again if the test ends (a failed assertion) while it is stopped: every later
+/// test binary needs it. `start mysql` does nothing when it is already up.
+struct MysqlBackOnDrop;
+
+impl Drop for MysqlBackOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Not `services`, which panics on failure: a panic while panicking aborts.
+            let _ = std::process::Command::new("bash").arg(services_script()).args(["start", "mysql"]).status();
+        }
+    }
 }
