@@ -36,11 +36,19 @@ impl Admin {
     /// `POST /admin/products` then `POST /admin/products/{id}/preload`: a product on sale now,
     /// with `stock` units, in MySQL and in Redis. Returns its id.
     pub async fn create_product(&self, stock: u64) -> anyhow::Result<u64> {
+        self.create_sale(json!({ "stock": stock })).await
+    }
+
+    /// Like [`Admin::create_product`], with more of the sale's fields (`stock` among them) in
+    /// `fields`; the name and price are the bench's.
+    pub async fn create_sale(&self, mut fields: Value) -> anyhow::Result<u64> {
+        fields["name"] = json!(PRODUCT_NAME);
+        fields["price"] = json!(PRICE);
         let resp = self
             .client
             .post(format!("{}/admin/products", self.base))
             .bearer_auth(&self.token)
-            .json(&json!({ "name": PRODUCT_NAME, "price": PRICE, "stock": stock }))
+            .json(&fields)
             .send()
             .await
             .with_context(|| format!("POST {}/admin/products", self.base))?;

@@ -17,6 +17,8 @@ pub enum RowKey {
     AcceptedTransaction,
     /// Accepted buys spread over two batched origins.
     AcceptedTwoOrigins,
+    /// Accepted buys of one sale split into stock buckets.
+    AcceptedSharded,
     SoldOut,
     Writer,
     EdgeNoIo,
@@ -30,7 +32,7 @@ impl RowKey {
         use RowKey::*;
         match self {
             RedisCeiling | BrokerCeiling | OriginNoIo => "ceiling",
-            AcceptedBatched | AcceptedTransaction | AcceptedTwoOrigins | SoldOut => "origin",
+            AcceptedBatched | AcceptedTransaction | AcceptedTwoOrigins | AcceptedSharded | SoldOut => "origin",
             Writer => "writer",
             EdgeNoIo | EdgeAccepted | EdgeSoldOut => "edge",
         }
@@ -113,6 +115,11 @@ const SPECS: &[Spec] = &[
     Spec {
         label: "accepted buys on two origins ÷ on one (batched), req/s",
         measure: Measure::Rate(RowKey::AcceptedTwoOrigins, &[RowKey::AcceptedBatched]),
+        target: Target::Info,
+    },
+    Spec {
+        label: "accepted buys of a 4-bucket sale ÷ of an unsharded one (batched), req/s",
+        measure: Measure::Rate(RowKey::AcceptedSharded, &[RowKey::AcceptedBatched]),
         target: Target::Info,
     },
     Spec {

@@ -1,9 +1,13 @@
 //! The `make up` edge (`wrangler dev`, forwarding to the stack's origin): a route it answers
 //! itself (its dev ceiling), accepted buys and sold-out buys, at min(--connections, 64).
-//! Products are created on the stack's origin with its admin token.
+//! Products are created on the stack's origin with its admin token; they are real sales of
+//! the `make up` shop, so each one ends shortly after the run ([`sale`]).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::origin::{joined, sell_out, stock_for};
 use super::{load_row, Ctx};
+use crate::cli::Stop;
 use crate::load::{self, Endpoint, Load};
 use crate::origin_api::{buy_request, Admin};
 use crate::report::{Row, RowKey};
@@ -31,10 +35,22 @@ pub async fn no_io(ctx: &Ctx) -> anyhow::Result<Row> {
     Ok(row)
 }
 
+/// The fields of an edge-bench sale of `stock` units: it ends two minutes after the run's
+/// duration (half an hour for a request count), so the shop that `make up` serves shows it as
+/// ended rather than on sale for good.
+fn sale(ctx: &Ctx, stock: u64) -> serde_json::Value {
+    let run = match ctx.cli.stop() {
+        Stop::Duration(d) => d + Duration::from_secs(120),
+        Stop::Count(_) => Duration::from_secs(30 * 60),
+    };
+    let ends = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + run;
+    serde_json::json!({ "stock": stock, "endAt": ends.as_millis() as i64 })
+}
+
 /// Accepted buys through the edge: a fresh product on the stack's origin, distinct users.
 pub async fn accepted(ctx: &Ctx) -> anyhow::Result<Row> {
     let admin = Admin::new(&ctx.stack.origin_url, &ctx.stack.admin_token)?;
-    let product = admin.create_product(stock_for(ctx.cli.stop())).await?;
+    let product = admin.create_sale(sale(ctx, stock_for(ctx.cli.stop()))).await?;
     let users = ctx.user_block();
     let buy = Endpoint::parse(&format!("{}/api/seckill", ctx.stack.edge_url))?;
     let clients = ctx.cli.edge_connections();
@@ -52,7 +68,7 @@ pub async fn accepted(ctx: &Ctx) -> anyhow::Result<Row> {
 /// through the edge first; the edge then answers from its sold-out flag while it lasts.
 pub async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
     let admin = Admin::new(&ctx.stack.origin_url, &ctx.stack.admin_token)?;
-    let product = admin.create_product(1).await?;
+    let product = admin.create_sale(sale(ctx, 1)).await?;
     let users = ctx.user_block();
     let url = format!("{}/api/seckill", ctx.stack.edge_url);
     let setup = sell_out(&url, None, users, product).await?;

@@ -101,8 +101,7 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
     let mut origins: Vec<BenchOrigin> = Vec::new();
     let mut bench_products: Vec<u64> = Vec::new();
     if cli.runs(Scenario::Ceilings) || cli.runs(Scenario::Origin) {
-        let modes = if cli.runs(Scenario::Origin) { cli.modes() } else { cli.modes()[..1].to_vec() };
-        let mut modes = modes;
+        let mut modes = if cli.runs(Scenario::Origin) { cli.modes() } else { cli.modes()[..1].to_vec() };
         if cli.runs(Scenario::Origin) && modes.contains(&BuyMode::Batched) {
             // A second batched origin: the two-origin row spreads the load over both.
             modes.push(BuyMode::Batched);
@@ -155,6 +154,10 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
                 let two = origin::accepted_over(ctx, &batched[..2], &mut bench_products).await;
                 out.settle("origin: accepted buys over two origins", two);
             }
+            if let (Some(origin), false) = (batched.first(), out.interrupted) {
+                let sharded = origin::accepted_sharded(ctx, origin, &mut bench_products).await;
+                out.settle("origin: accepted buys of a sharded sale", sharded);
+            }
             if let (Some(origin), false) = (origins.first(), out.interrupted) {
                 let sold_out = origin::sold_out(ctx, origin, &mut bench_products).await;
                 out.settle("origin: sold-out buys", sold_out);
@@ -194,7 +197,9 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
              stack's settings but database `seckill_bench`, Redis prefix `seckill-bench`, topic \
              `seckill-bench-order` (not consumed) and their own tokens; logs in \
              $SECKILL_LOGS/bench-origin-<mode>.log. The two-origin row sends half its connections to each batched \
-             origin, buying one product, as the edge spreads users over origins.",
+             origin, buying one product, as the edge spreads users over origins. The sharded row buys one sale created \
+             with `stockBuckets` 4 on the first batched origin; the origin maps each user to a bucket, and on a Redis \
+             Cluster each bucket is a slot of its own.",
         );
         out.note(format!(
             "Redis: {} (`make up PROFILE=cluster` runs the stack, and so the bench origins, on a Redis Cluster).",

@@ -3,6 +3,7 @@
 //! (every answer 409 SOLD_OUT: a product of stock 1, bought once first).
 
 use redis::AsyncCommands;
+use serde_json::json;
 
 use super::{load_row, Ctx};
 use crate::cli::{BuyMode, Stop};
@@ -22,42 +23,48 @@ pub fn stock_for(stop: Stop) -> u64 {
     }
 }
 
+/// The buckets of the sharded-sale row's product.
+pub const SHARDED_BUCKETS: u32 = 4;
+
 /// Accepted buys on `origin`. Records the product it creates in `products`.
 pub async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
     let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
     products.push(product);
-    let users = ctx.user_block();
-    let buy = Endpoint::parse(&format!("{}/api/seckill", origin.url))?;
-    let secret = origin.secret.clone();
-    let clients = ctx.cli.connections;
-    let title = format!("origin: accepted buys ({})", origin.mode.as_str());
-    let tally = load::http(
-        Load { title: &title, workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &buy.at("/livez"),
-        200,
-        move |seq| buy_request(&buy, Some(&secret), users + seq, product),
-    )
-    .await?;
     let key = match origin.mode {
         BuyMode::Batched => RowKey::AcceptedBatched,
         BuyMode::Transaction => RowKey::AcceptedTransaction,
     };
-    Ok(load_row(key, format!("accepted buys, {} mode", origin.mode.as_str()), clients, &tally, "200"))
+    accepted_of(ctx, &[origin], product, key, format!("accepted buys, {} mode", origin.mode.as_str())).await
 }
 
-/// Accepted buys spread evenly over `origins` (batched ones): half the connections to each,
-/// one product they all sell, as an edge spreading users over origins. Records the product.
-pub async fn accepted_over(ctx: &Ctx, origins: &[&BenchOrigin], products: &mut Vec<u64>) -> anyhow::Result<Row> {
-    let first = origins.first().ok_or_else(|| anyhow::anyhow!("no origin"))?;
-    let product = first.admin.create_product(stock_for(ctx.cli.stop())).await?;
+/// Accepted buys on `origin` of one sale split into [`SHARDED_BUCKETS`] stock buckets (hot-
+/// product sharding; on a Redis Cluster each bucket is a slot of its own). Records the product.
+pub async fn accepted_sharded(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
+    let sale = json!({ "stock": stock_for(ctx.cli.stop()), "stockBuckets": SHARDED_BUCKETS });
+    let product = origin.admin.create_sale(sale).await?;
     products.push(product);
+    let name = format!("accepted buys, {} mode, one sale in {SHARDED_BUCKETS} buckets", origin.mode.as_str());
+    accepted_of(ctx, &[origin], product, RowKey::AcceptedSharded, name).await
+}
+
+/// Accepted buys of `product`, a distinct user per buy, spread evenly over `origins` (each
+/// keeps 1/n of the connections, as an edge spreading users over origins): the row `key`, `name`.
+async fn accepted_of(
+    ctx: &Ctx,
+    origins: &[&BenchOrigin],
+    product: u64,
+    key: RowKey,
+    name: String,
+) -> anyhow::Result<Row> {
+    let first = origins.first().ok_or_else(|| anyhow::anyhow!("no origin"))?;
     let users = ctx.user_block();
     let servers: Vec<Endpoint> =
         origins.iter().map(|o| Endpoint::parse(&format!("{}/livez", o.url))).collect::<anyhow::Result<_>>()?;
+    // Path and body are the same on every origin; the load sends each to its worker's server.
     let buy = Endpoint::parse(&format!("{}/api/seckill", first.url))?;
     let secret = first.secret.clone();
     let clients = ctx.cli.connections;
-    let title = format!("origin: accepted buys over {} origins", origins.len());
+    let title = format!("origin: {name}");
     let tally = load::http_over(
         Load { title: &title, workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
         &servers,
@@ -65,8 +72,17 @@ pub async fn accepted_over(ctx: &Ctx, origins: &[&BenchOrigin], products: &mut V
         move |seq| buy_request(&buy, Some(&secret), users + seq, product),
     )
     .await?;
+    Ok(load_row(key, name, clients, &tally, "200"))
+}
+
+/// Accepted buys spread evenly over `origins` (batched ones), one product they all sell.
+/// Records the product.
+pub async fn accepted_over(ctx: &Ctx, origins: &[&BenchOrigin], products: &mut Vec<u64>) -> anyhow::Result<Row> {
+    let first = origins.first().ok_or_else(|| anyhow::anyhow!("no origin"))?;
+    let product = first.admin.create_product(stock_for(ctx.cli.stop())).await?;
+    products.push(product);
     let name = format!("accepted buys, batched mode, over {} origins", origins.len());
-    Ok(load_row(RowKey::AcceptedTwoOrigins, name, clients, &tally, "200"))
+    accepted_of(ctx, origins, product, RowKey::AcceptedTwoOrigins, name).await
 }
 
 /// Sold-out buys on `origin`. Records the product it creates in `products`.
@@ -123,7 +139,8 @@ pub async fn delete_keys(ctx: &Ctx, products: &[u64]) -> anyhow::Result<()> {
         let client = redis::Client::open(node)?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         for id in products {
-            let pattern = format!("{KEY_PREFIX}:{{{id}}}:*");
+            // `{P}:…` and a sharded sale's other buckets, `{P.b.n}:…` (but not `{P7}:…`).
+            let pattern = format!("{KEY_PREFIX}:{{{id}[.}}]*");
             let mut keys: Vec<String> = Vec::new();
             let mut cursor = 0u64;
             loop {
