@@ -49,6 +49,8 @@ pub struct Metrics {
     pub writer_batch_seconds: Histogram,
     /// Messages the broker holds that a consumer group has not consumed yet.
     pub consumer_lag: Family<[(&'static str, String); 1], Gauge>,
+    /// Queues of a group's topics this process consumes (its share after the last rebalance).
+    consumer_queues: Family<[(&'static str, String); 1], Gauge>,
     /// Each live sale's stock, `store` = `redis` or `mysql` (see `stock::watch`).
     stock_units: Family<[(&'static str, String); 2], Gauge>,
 }
@@ -84,6 +86,7 @@ impl Default for Metrics {
             writer_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             writer_batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             consumer_lag: Family::default(),
+            consumer_queues: Family::default(),
             stock_units: Family::default(),
             rejections: Labelled::default(),
             registry: Registry::default(),
@@ -110,6 +113,11 @@ impl Default for Metrics {
             "consumer_lag_messages",
             "Messages the broker holds that the group has not consumed (its retry topic included)",
             metrics.consumer_lag.clone(),
+        );
+        registry.register(
+            "consumer_queues",
+            "Queues of the group's topics this process consumes, as the group's last rebalance shared them",
+            metrics.consumer_queues.clone(),
         );
         registry.register(
             "stock_units",
@@ -155,6 +163,11 @@ impl Metrics {
     /// Sets `group`'s consumer lag.
     pub fn set_lag(&self, group: &str, lag: u64) {
         self.consumer_lag.get_or_create(&[("group", group.to_string())]).set(lag.min(i64::MAX as u64) as i64);
+    }
+
+    /// Sets how many of `group`'s queues this process consumes.
+    pub fn set_queues(&self, group: &str, queues: usize) {
+        self.consumer_queues.get_or_create(&[("group", group.to_string())]).set(queues.min(i64::MAX as usize) as i64);
     }
 
     /// Replaces `seckill_stock_units` with `(product, MySQL stock, Redis stock)` for each
@@ -220,6 +233,7 @@ mod tests {
         Metrics::incr(&m.orders_written);
         m.buy_seconds.observe(0.002);
         m.set_lag("seckill-order-writer", 7);
+        m.set_queues("seckill-order-writer", 8);
         let text = m.exposition();
         for line in [
             "seckill_buy_requests_total 1",
@@ -229,6 +243,7 @@ mod tests {
             "seckill_orders_total{event=\"written\"} 1",
             "seckill_buy_duration_seconds_count 1",
             "seckill_consumer_lag_messages{group=\"seckill-order-writer\"} 7",
+            "seckill_consumer_queues{group=\"seckill-order-writer\"} 8",
         ] {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
         }

@@ -260,8 +260,21 @@ impl Workers {
         let stocks = tokio::spawn(stock_watch::watch(db.clone(), stock_for_watch, Arc::clone(&metrics), every));
         let relay = tokio::spawn(events::relay(db, Arc::clone(&sender), mq.event_topic.clone()));
         let lag = tokio::spawn(lag::watch(Arc::clone(&messaging), groups, Arc::clone(&metrics), every));
+        let consumers = vec![writer, canceller, keeper];
+        // Read at scrape time: the client reports a share only when a rebalance changes it.
+        let shares: Arc<Vec<_>> =
+            Arc::new(consumers.iter().map(|c| (c.group().to_string(), c.queue_share())).collect());
+        let metrics_page = move |State(m): State<Arc<Metrics>>| {
+            let shares = Arc::clone(&shares);
+            async move {
+                for (group, share) in shares.iter() {
+                    m.set_queues(group, share.get().0);
+                }
+                m.response()
+            }
+        };
         let app = axum::Router::new()
-            .route("/metrics", axum::routing::get(|State(m): State<Arc<Metrics>>| async move { m.response() }))
+            .route("/metrics", axum::routing::get(metrics_page))
             .route("/livez", axum::routing::get(crate::health::livez))
             .with_state(Arc::clone(&metrics));
         let http = tokio::spawn(async move {
@@ -270,13 +283,13 @@ impl Workers {
             }
         });
         tracing::info!(writer = %mq.order_writer_group, canceller = %mq.canceller_group, %addr, "consumers running");
-        Ok(Self {
-            metrics,
-            addr,
-            consumers: vec![writer, canceller, keeper],
-            background: vec![relay, lag, stocks, http],
-            _messaging: messaging,
-        })
+        Ok(Self { metrics, addr, consumers, background: vec![relay, lag, stocks, http], _messaging: messaging })
+    }
+
+    /// This process's share of `group`'s queues as (assigned to it, all), if it consumes for
+    /// `group`.
+    pub fn queue_share(&self, group: &str) -> Option<(usize, usize)> {
+        self.consumers.iter().find(|c| c.group() == group).map(|c| c.queue_share().get())
     }
 
     pub async fn shutdown(&mut self) {

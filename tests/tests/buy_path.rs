@@ -279,6 +279,20 @@ async fn a_burst_of_3000_buys_over_two_origins_two_consumers_two_brokers_and_a_r
     let origin_2 = OriginProcess::start(&app.settings, &format!("cluster-profile-serve-2-{}", app.id)).await;
     let _consumer_2 = OriginProcess::consume(&second, &format!("cluster-profile-consume-{}", app.id));
     let consumer_2 = format!("http://127.0.0.1:{}", second.consumer.port);
+    // A member joins the group at its next rebalance; one that joined after the burst would
+    // find every order already written (a clean-clone run saw 1,000 to 0).
+    let group = app.settings.rocketmq.order_writer_group.clone();
+    let series = format!(r#"seckill_consumer_queues{{group="{group}"}}"#);
+    let share = || async {
+        let (first, all) = app.workers().queue_share(&group).expect("the in-process consumer writes orders");
+        let page = app.http.get(format!("{consumer_2}/metrics")).send().await.ok()?.text().await.ok()?;
+        Some((first, metric_value(&page, &series)? as usize, all))
+    };
+    let shared = wait_until(Duration::from_secs(90), || async {
+        matches!(share().await, Some((first, second, all)) if first > 0 && second > 0 && first + second == all)
+    })
+    .await;
+    assert!(shared, "the two consumers split the order topic's queues: (first, second, all) = {:?}", share().await);
 
     let product = app.create_product(1000).await;
     let origins = vec![origin_1.url.clone(), origin_2.url.clone()];

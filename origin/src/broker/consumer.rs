@@ -1,16 +1,17 @@
 //! Push consumers (clustering) whose listeners run async handlers on the app's runtime.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rocketmq_client_rust::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, DefaultMQPushConsumer, MQPushConsumer,
-    MessageListenerConcurrently,
+    MessageListenerConcurrently, MessageQueueListener,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::common::message::message_queue::MessageQueue;
 use tokio::runtime::Handle;
 
 use super::Messaging;
@@ -33,6 +34,44 @@ pub type BatchHandler = Arc<dyn Fn(Vec<MessageExt>) -> BatchHandlerFuture + Send
 /// A running consumer; dropping it does not stop it, call [`Consumer::shutdown`].
 pub struct Consumer {
     inner: DefaultMQPushConsumer,
+    group: String,
+    share: Arc<QueueShare>,
+}
+
+/// The queues of a consumer's topics that the group's last rebalance gave this instance. A
+/// member with none is idle: the group has more members than the topics have queues, or the
+/// member has not been through a rebalance yet (a new member waits for one before it pulls).
+#[derive(Default)]
+pub struct QueueShare {
+    /// Topic → (queues assigned to this instance, queues of the topic on every broker).
+    by_topic: Mutex<HashMap<String, (usize, usize)>>,
+}
+
+impl QueueShare {
+    /// (assigned to this instance, all), summed over the subscribed topics.
+    pub fn get(&self) -> (usize, usize) {
+        let map = self.by_topic.lock().expect("queue share lock");
+        map.values().fold((0, 0), |(a, n), (mine, all)| (a + mine, n + all))
+    }
+}
+
+/// Records each rebalance's outcome for the subscribed topics (not the group's retry topic,
+/// which the client subscribes on its own).
+struct ShareListener {
+    share: Arc<QueueShare>,
+    topics: Vec<String>,
+}
+
+impl MessageQueueListener for ShareListener {
+    fn message_queue_changed(&self, topic: &str, all: &HashSet<MessageQueue>, assigned: &HashSet<MessageQueue>) {
+        if self.topics.iter().any(|t| t == topic) {
+            self.share
+                .by_topic
+                .lock()
+                .expect("queue share lock")
+                .insert(topic.to_string(), (assigned.len(), all.len()));
+        }
+    }
 }
 
 impl Consumer {
@@ -71,6 +110,9 @@ impl Consumer {
     ) -> anyhow::Result<Self> {
         let settings = messaging.settings();
         let batch = batch.clamp(1, 1024);
+        let share = Arc::new(QueueShare::default());
+        let listener =
+            ShareListener { share: Arc::clone(&share), topics: topics.iter().map(|t| t.to_string()).collect() };
         let mut inner = DefaultMQPushConsumer::builder(messaging.client_runtime())
             .client_config(messaging.client_config())
             .consumer_group(group.to_string())
@@ -82,6 +124,7 @@ impl Consumer {
             .pull_batch_size((batch * 2).clamp(32, 1024))
             .consume_thread_min(8)
             .consume_thread_max(32)
+            .message_queue_listener(Some(Arc::new(listener)))
             .build();
         for topic in topics {
             inner.subscribe(*topic, "*").await.map_err(|e| anyhow::anyhow!("subscribe {group} to {topic}: {e}"))?;
@@ -92,7 +135,16 @@ impl Consumer {
             group: group.to_string(),
         });
         inner.start().await.map_err(|e| anyhow::anyhow!("start consumer {group}: {e}"))?;
-        Ok(Self { inner })
+        Ok(Self { inner, group: group.to_string(), share })
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// This instance's share of the group's queues, as the last rebalance left it.
+    pub fn queue_share(&self) -> Arc<QueueShare> {
+        Arc::clone(&self.share)
     }
 
     pub async fn shutdown(&mut self) {
