@@ -9,7 +9,7 @@ use seckill_origin::startup::Workers;
 
 /// The value of the series `series` (name with labels, exactly as exposed), if present.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_and_its_lag() {
+async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_its_queues_and_its_lag() {
     let (id, mut settings) = seckill_e2e::isolated_settings();
     settings.consumer.lag_interval_ms = 200;
     let mut app = TestApp::spawn_with(id, settings.clone()).await;
@@ -34,6 +34,13 @@ async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_and_its_lag() 
     let consume = app.scrape(&consume_url).await;
     assert_eq!(metric_value(&consume, written), Some(1.0), "{consume}");
     assert!(metric_value(&consume, "seckill_writer_batch_size_count").is_some_and(|n| n >= 1.0), "{consume}");
+    // It wrote an order, so it has been through a rebalance; as its group's only member it
+    // holds every queue of the order topic.
+    let writer_group = &settings.rocketmq.order_writer_group;
+    let (mine, all) = app.workers().queue_share(writer_group).expect("the writer's share");
+    assert!(all > 0 && mine == all, "the only member holds {mine} of {all} queues");
+    let writer_queues = format!(r#"seckill_consumer_queues{{group="{writer_group}"}}"#);
+    assert_eq!(metric_value(&consume, &writer_queues), Some(all as f64), "{consume}");
 
     // A backlog: the consumers stop, 40 buys queue in the broker, a new consume starts.
     app.workers.take().unwrap().shutdown().await;
