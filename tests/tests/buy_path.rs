@@ -292,7 +292,9 @@ async fn a_burst_of_3000_buys_over_two_origins_two_consumers_two_brokers_and_a_r
         matches!(share().await, Some((first, second, all)) if first > 0 && second > 0 && first + second == all)
     })
     .await;
-    assert!(shared, "the two consumers split the order topic's queues: (first, second, all) = {:?}", share().await);
+    let split = share().await;
+    assert!(shared, "the two consumers split the order topic's queues: (first, second, all) = {split:?}");
+    println!("the order topic's queues (first consumer, second, all): {split:?}");
 
     let product = app.create_product(1000).await;
     let origins = vec![origin_1.url.clone(), origin_2.url.clone()];
