@@ -260,10 +260,12 @@ impl Workers {
         let stocks = tokio::spawn(stock_watch::watch(db.clone(), stock_for_watch, Arc::clone(&metrics), every));
         let relay = tokio::spawn(events::relay(db, Arc::clone(&sender), mq.event_topic.clone()));
         let lag = tokio::spawn(lag::watch(Arc::clone(&messaging), groups, Arc::clone(&metrics), every));
-        let consumers = vec![writer, canceller, keeper];
-        // Read at scrape time: the client reports a share only when a rebalance changes it.
+        // Read at scrape time: the client reports a share only when a rebalance changes it. Not
+        // the dead-letter keeper's: its topics have one queue per broker, so all but one or two
+        // members of a group hold none of them, and that is fine.
         let shares: Arc<Vec<_>> =
-            Arc::new(consumers.iter().map(|c| (c.group().to_string(), c.queue_share())).collect());
+            Arc::new([&writer, &canceller].iter().map(|c| (c.group().to_string(), c.queue_share())).collect());
+        let consumers = vec![writer, canceller, keeper];
         let metrics_page = move |State(m): State<Arc<Metrics>>| {
             let shares = Arc::clone(&shares);
             async move {
