@@ -368,6 +368,7 @@ async fn burst_of_3000(mode: BuyMode) {
     burst_of_3000_on(app, product, 1..=2000).await;
 }
 
+/// [`burst_of_3000_over`] the app's own origin alone.
 async fn burst_of_3000_on(app: TestApp, product: u64, buyers: impl Iterator<Item = u64>) -> Arc<TestApp> {
     let origins = vec![app.server.url()];
     burst_of_3000_over(app, &origins, product, buyers).await

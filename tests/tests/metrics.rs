@@ -1,13 +1,13 @@
 //! Prometheus metrics of both processes: `serve` counts buys (by outcome and code, with a
-//! latency histogram) and `consume` counts the orders it wrote and the lag of its groups,
-//! each at its own `GET /metrics`, with each live sale's stock in Redis and in MySQL.
+//! latency histogram) and `consume` counts the orders it wrote, the queues it holds and the
+//! lag of its groups, each at its own `GET /metrics`, with each live sale's stock in Redis and
+//! in MySQL.
 
 use std::time::Duration;
 
 use seckill_e2e::{metric_value, wait_until, TestApp};
 use seckill_origin::startup::Workers;
 
-/// The value of the series `series` (name with labels, exactly as exposed), if present.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serve_counts_buys_and_consume_counts_the_orders_it_wrote_its_queues_and_its_lag() {
     let (id, mut settings) = seckill_e2e::isolated_settings();
