@@ -70,6 +70,13 @@ _bad() { printf '[seckill] error: %s must be one of %s, got %s\n' "$1" "$2" "$3"
 [[ "$REDIS_APPENDFSYNC" =~ ^(everysec|always|no)$ ]] || _bad REDIS_APPENDFSYNC "everysec always no" "$REDIS_APPENDFSYNC"
 [[ "$MYSQL_FLUSH_LOG_AT_TRX_COMMIT" =~ ^[012]$ ]] || _bad MYSQL_FLUSH_LOG_AT_TRX_COMMIT "0 1 2" "$MYSQL_FLUSH_LOG_AT_TRX_COMMIT"
 
+# The delay table of the test brokers (make test, make torture; scripts/services.sh): level 16
+# (the unpaid-order cancel) 3 s and the retry levels (3 to 17) 1 s, so lifecycle and retry tests
+# run in seconds; the code still sends level 16. Level 18 = 2 h: tests of the buy path send
+# their cancels there so that their orders stay UNPAID. The origins of those runs are told the
+# same table (APP_ROCKETMQ__DELAY_LEVELS): they refuse a cancel level shorter than the pay timeout.
+export TEST_DELAY_LEVELS="${TEST_DELAY_LEVELS:-1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 3s 1s 2h}"
+
 # Pinned tool versions.
 export ROCKETMQ_VERSION="${ROCKETMQ_VERSION:-1.0.0}"
 

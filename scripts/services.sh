@@ -155,10 +155,7 @@ start_broker() {
   local home="$SECKILL_DATA/$name"; mkdir -p "$home"
   local delay_line=""
   if [[ "$profile" != dev ]]; then
-    # Level 16 (the unpaid-order cancel) = 3 s and the retry levels (3 to 17) 1 s, so lifecycle
-    # and retry tests run in seconds; the code still sends level 16. Level 18 = 2 h: tests of
-    # the buy path send their cancels there so that their orders stay UNPAID.
-    delay_line='messageDelayLevel = "1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 3s 1s 2h"'
+    delay_line="messageDelayLevel = \"$TEST_DELAY_LEVELS\""   # env.sh says why
   fi
   cat >"$home/broker.toml" <<TOML
 [broker]

@@ -26,6 +26,7 @@ mariadb --no-defaults -h "$SECKILL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER" -p"$M
 # The e2e tests run the origin in-process against the test broker.
 eval "$("$SECKILL_ROOT/scripts/stack.sh" origin-env | sed 's/^/export /')"
 export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:${TEST_NAMESRV_PORT:-9877}"
+export APP_ROCKETMQ__DELAY_LEVELS="$TEST_DELAY_LEVELS"
 export PAIR_NAMESRV_PORT="${PAIR_NAMESRV_PORT:-9878}"
 export RUST_LOG="${RUST_LOG:-error}"
 export SECKILL_REDIS_CLUSTER_URLS="$(redis_cluster_urls)"

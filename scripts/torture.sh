@@ -15,6 +15,7 @@ cd "$SECKILL_ROOT"
 "$SECKILL_ROOT/scripts/services.sh" start mq test
 eval "$("$SECKILL_ROOT/scripts/stack.sh" origin-env | sed 's/^/export /')"
 export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:${TEST_NAMESRV_PORT:-9877}"
+export APP_ROCKETMQ__DELAY_LEVELS="$TEST_DELAY_LEVELS"
 export RUST_LOG="${RUST_LOG:-error}"
 log "building the origin and the torture (cargo target: $CARGO_TARGET_DIR)"
 cargo build --quiet -p seckill-origin -p seckill-e2e --bins

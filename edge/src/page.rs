@@ -25,6 +25,8 @@ mod tests {
             "NO_SUCH_ORDER",
             "ORDER_PENDING",
             "ORDER_CANCELLED",
+            "ORDER_REFUSED",
+            "SALE_FROZEN",
         ] {
             assert!(SHOP_PAGE_HTML.contains(&format!("{code}:")), "no message for {code}");
         }

@@ -16,10 +16,10 @@ use crate::dead_letters;
 use crate::error::{parse_json, ApiError, ErrorBody};
 use crate::metrics::MetricsSnapshot;
 use crate::orders::{self, OrderStatus, StatusCounts};
+use crate::preload::Preloaded;
 use crate::products::{self, NewProduct, Product};
 use crate::reconcile::{Reconciler, Report, MAX_QUEUE_WAIT};
 use crate::state::AppState;
-use crate::stock::PreloadOutcome;
 
 /// The admin routes, each with its description; [`crate::http::routes`] guards them.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -81,24 +81,13 @@ struct PreloadFlags {
     force: Option<String>,
 }
 
-/// What a preload put into Redis.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Preloaded {
-    /// Units on sale in Redis now: MySQL's stock less the units in flight.
-    pub stock: i64,
-    pub mysql_stock: u32,
-    /// Units (and orders) Redis took that MySQL has not written yet; they stay taken.
-    pub in_flight_units: i64,
-    pub in_flight_orders: i64,
-}
-
 /// `POST /admin/products/{id}/preload[?force=true]`: loads the sale into Redis from MySQL
 /// (stock, window, price, buyers and deduction log of the active orders) in one script, so no
 /// buy lands in between. Orders Redis took that MySQL has not written yet stay taken. Refused
 /// (409 `SALE_LIVE`) while the loaded sale's window is open, and (409 `REDIS_STATE_LOST`) when
-/// Redis lost a product it had loaded, unless forced: orders of a lost state may still be in
-/// the queue, invisible to both Redis and MySQL; [`reconcile`] waits for the queue to drain.
+/// Redis does not hold what MySQL recorded for a loaded sale, unless forced: orders of a lost
+/// state may still be in the queue, invisible to both Redis and MySQL; [`reconcile`] waits
+/// for the queue to drain. See [`crate::preload`].
 #[utoipa::path(
     post, path = "/admin/products/{id}/preload", tag = "admin", security(("adminToken" = [])),
     params(
@@ -110,7 +99,7 @@ pub struct Preloaded {
         (status = 400, description = "`BAD_REQUEST`: bad id or flag", body = ErrorBody),
         (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
         (status = 404, description = "`NO_SUCH_PRODUCT`", body = ErrorBody),
-        (status = 409, description = "`SALE_LIVE`, `REDIS_STATE_LOST` or `INCONSISTENT`; nothing changed", body = ErrorBody),
+        (status = 409, description = "`SALE_LIVE`, `REDIS_STATE_LOST`, `INCONSISTENT` or `SALE_BUSY`", body = ErrorBody),
         (status = 503, description = "`UNAVAILABLE`: Redis or MySQL is down", body = ErrorBody),
     )
 )]
@@ -121,36 +110,7 @@ async fn preload(
 ) -> Result<Json<Preloaded>, ApiError> {
     let id = product_id(&raw)?;
     let force = flag("force", flags.force.as_deref())?;
-    let (product, snapshot) = products::sale_snapshot(state.db(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
-    let stock = state.stock();
-    if !force && stock.stock(id).await?.is_none() && stock.was_preloaded(id).await? {
-        return Err(ApiError::conflict(
-            "REDIS_STATE_LOST",
-            format!(
-                "Redis lost product {id}'s sale state; orders may still be in the queue. Repair it with \
-                 POST /admin/products/{id}/reconcile, which waits for the queue to drain"
-            ),
-        ));
-    }
-    match stock.preload(id, &snapshot, force).await? {
-        PreloadOutcome::Loaded { stock, in_flight_units, in_flight_orders } => {
-            Ok(Json(Preloaded { stock, mysql_stock: product.stock, in_flight_units, in_flight_orders }))
-        }
-        PreloadOutcome::SaleLive { .. } => Err(ApiError::conflict(
-            "SALE_LIVE",
-            format!("product {id}'s sale is live; preloading it now needs ?force=true"),
-        )),
-        PreloadOutcome::Inconsistent { stock, in_flight_units } => Err(ApiError::conflict(
-            "INCONSISTENT",
-            format!(
-                "Redis holds {in_flight_units} units of product {id} in flight but MySQL has only {} left \
-                 (would load {stock}); nothing was changed",
-                product.stock
-            ),
-        )),
-    }
+    Ok(Json(crate::preload::preload(state.db(), state.stock(), id, force).await?))
 }
 
 #[derive(Deserialize)]
@@ -199,7 +159,7 @@ async fn reconcile(
         db: state.db(),
         stock: state.stock(),
         messaging: state.messaging(),
-        writer_group: &state.settings().rocketmq.order_writer_group,
+        rocketmq: &state.settings().rocketmq,
     };
     Ok(Json(reconciler.run(id, dry_run, std::time::Duration::from_secs(wait)).await?))
 }
@@ -338,9 +298,9 @@ async fn overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiEr
     }
     let mq = &state.settings().rocketmq;
     let mut consumers = Vec::new();
-    for group in [&mq.order_writer_group, &mq.canceller_group] {
+    for (group, topic) in [(&mq.order_writer_group, &mq.order_topic), (&mq.canceller_group, &mq.cancel_topic)] {
         // Boxed: the admin client's future is too deep to inline into a handler's.
-        let (lag, error) = match Box::pin(group_lag(state.messaging(), group)).await {
+        let (lag, error) = match Box::pin(group_lag(state.messaging(), group, Some(topic))).await {
             Ok(lag) => (Some(lag), None),
             Err(e) => (None, Some(e.to_string())),
         };

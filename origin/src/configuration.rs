@@ -2,6 +2,7 @@
 //! `APP_<SECTION>__<KEY>` environment variables, later sources winning.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use sqlx::mysql::MySqlConnectOptions;
@@ -109,6 +110,22 @@ pub struct RedisSettings {
     #[serde(default)]
     pub cluster_urls: String,
     pub key_prefix: String,
+    /// How often each `serve` process checks that Redis still holds what MySQL recorded for
+    /// every loaded sale, and that the server did not restart or fail over (`fencing`).
+    #[serde(default = "default_fence_check_ms")]
+    pub fence_check_ms: u64,
+    /// Whether the origins heal a frozen sale themselves (a reconcile once the order queue
+    /// has drained); false leaves it frozen for an operator's reconcile.
+    #[serde(default = "default_true")]
+    pub fence_auto_heal: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_fence_check_ms() -> u64 {
+    250
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,11 +153,67 @@ pub struct RocketMqSettings {
     pub queue_nums: i32,
     /// Most order messages the writer takes in one MySQL transaction.
     pub writer_batch_max: u32,
+    /// The broker's delay table (its `messageDelayLevel`), level 1 first: what each delay
+    /// level waits, so start-up can refuse a cancel level shorter than the pay timeout.
+    #[serde(default = "default_delay_levels")]
+    pub delay_levels: String,
+    /// The delay level at which the canceller sends again the orders of a cancel message it
+    /// could not finish (or that arrived before the order expired).
+    #[serde(default = "default_cancel_retry_delay_level")]
+    pub cancel_retry_delay_level: i32,
+}
+
+/// RocketMQ's default `messageDelayLevel`.
+pub const DEFAULT_DELAY_LEVELS: &str = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
+
+fn default_delay_levels() -> String {
+    DEFAULT_DELAY_LEVELS.into()
+}
+
+fn default_cancel_retry_delay_level() -> i32 {
+    3
+}
+
+impl RocketMqSettings {
+    /// How long the broker holds a message sent at delay `level` (1 = the table's first),
+    /// read from `delay_levels` ("1s 5s 10s ... 2h"; units s, m, h, d).
+    pub fn delay_of(&self, level: i32) -> Result<Duration, String> {
+        let entry = usize::try_from(level)
+            .ok()
+            .and_then(|l| l.checked_sub(1))
+            .and_then(|i| self.delay_levels.split_whitespace().nth(i))
+            .ok_or_else(|| format!("rocketmq.delay_levels has no level {level}: {:?}", self.delay_levels))?;
+        let (number, unit) = entry.split_at(entry.find(|c: char| !c.is_ascii_digit()).unwrap_or(entry.len()));
+        let n: u64 = number.parse().map_err(|_| format!("rocketmq.delay_levels: bad delay {entry:?}"))?;
+        let secs = match unit {
+            "s" => n,
+            "m" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86_400,
+            _ => return Err(format!("rocketmq.delay_levels: bad unit in {entry:?} (s, m, h or d)")),
+        };
+        Ok(Duration::from_secs(secs))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderSettings {
     pub pay_timeout_secs: u64,
+    /// The unpaid-order backstop (in `consume`) cancels UNPAID orders this long past their
+    /// `expire_at`: those whose delayed cancel was lost, dead-lettered or is late.
+    #[serde(default = "default_backstop_grace_secs")]
+    pub backstop_grace_secs: u64,
+    /// How often the backstop looks.
+    #[serde(default = "default_backstop_interval_ms")]
+    pub backstop_interval_ms: u64,
+}
+
+fn default_backstop_grace_secs() -> u64 {
+    60
+}
+
+fn default_backstop_interval_ms() -> u64 {
+    5_000
 }
 
 /// The admin token `config/base.toml` ships with (public: local use only).
@@ -150,6 +223,29 @@ impl Settings {
     /// Whether this is the local environment: login route on, development secrets allowed.
     pub fn is_local(&self) -> bool {
         self.environment == "local"
+    }
+
+    /// Why the unpaid-order cancel cannot work as configured, naming the settings: its delay
+    /// level must wait at least `orders.pay_timeout_secs`, else every cancel arrives while
+    /// its order may still be paid.
+    pub fn cancel_timing_problem(&self) -> Option<String> {
+        let mq = &self.rocketmq;
+        let delay = match mq.delay_of(mq.cancel_delay_level) {
+            Ok(delay) => delay,
+            Err(e) => return Some(format!("rocketmq.cancel_delay_level {}: {e}", mq.cancel_delay_level)),
+        };
+        if let Err(e) = mq.delay_of(mq.cancel_retry_delay_level) {
+            return Some(format!("rocketmq.cancel_retry_delay_level {}: {e}", mq.cancel_retry_delay_level));
+        }
+        (delay.as_secs() < self.orders.pay_timeout_secs).then(|| {
+            format!(
+                "rocketmq.cancel_delay_level {} waits {} s on the broker (rocketmq.delay_levels) but \
+                 orders.pay_timeout_secs is {}: the cancel would come before the order expires",
+                mq.cancel_delay_level,
+                delay.as_secs(),
+                self.orders.pay_timeout_secs
+            )
+        })
     }
 
     /// What makes these settings unsafe to serve with, each naming its setting: an empty edge
@@ -221,4 +317,40 @@ pub fn load_from(dir: &Path) -> Result<Settings, config::ConfigError> {
         .add_source(config::Environment::with_prefix("APP").prefix_separator("_").separator("__").try_parsing(true))
         .build()?
         .try_deserialize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        load_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")).expect("base.toml loads")
+    }
+
+    #[test]
+    fn delay_levels_read_as_the_broker_reads_them() {
+        let mut s = settings();
+        s.rocketmq.delay_levels = DEFAULT_DELAY_LEVELS.into();
+        assert_eq!(s.rocketmq.delay_of(1), Ok(Duration::from_secs(1)));
+        assert_eq!(s.rocketmq.delay_of(16), Ok(Duration::from_secs(1800)));
+        assert_eq!(s.rocketmq.delay_of(18), Ok(Duration::from_secs(7200)));
+        assert!(s.rocketmq.delay_of(19).unwrap_err().contains("no level 19"));
+        assert!(s.rocketmq.delay_of(0).is_err());
+        s.rocketmq.delay_levels = "1s 2x".into();
+        assert!(s.rocketmq.delay_of(2).unwrap_err().contains("bad unit"));
+    }
+
+    #[test]
+    fn a_cancel_level_shorter_than_the_pay_timeout_is_refused_naming_both() {
+        let mut s = settings();
+        s.rocketmq.delay_levels = DEFAULT_DELAY_LEVELS.into();
+        s.rocketmq.cancel_delay_level = 16;
+        s.orders.pay_timeout_secs = 1800;
+        assert_eq!(s.cancel_timing_problem(), None);
+        s.orders.pay_timeout_secs = 1801;
+        let problem = s.cancel_timing_problem().unwrap();
+        assert!(problem.contains("cancel_delay_level 16") && problem.contains("pay_timeout_secs"), "{problem}");
+        s.rocketmq.cancel_delay_level = 40;
+        assert!(s.cancel_timing_problem().unwrap().contains("no level 40"));
+    }
 }

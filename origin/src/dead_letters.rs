@@ -51,6 +51,29 @@ pub async fn keep(db: &MySqlPool, msg: &MessageExt) -> Result<(), String> {
     Ok(())
 }
 
+/// Stores an order message `group` can never read (it is not an order), as a dead letter with
+/// `reason`, at its first delivery: retrying it would fail the same way for hours.
+pub async fn keep_unreadable(db: &MySqlPool, group: &str, msg: &MessageExt, reason: &str) -> Result<(), String> {
+    let body = msg.body().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO tb_dead_letter (msg_id, consumer_group, topic, tags, message_key, body, reason, reconsume_times) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE msg_id = msg_id",
+    )
+    .bind(msg.msg_id().to_string())
+    .bind(group)
+    .bind(msg.topic().to_string())
+    .bind(msg.get_tags().map(|t| t.to_string()))
+    .bind(msg.get_keys().map(|k| k.to_string()))
+    .bind(body)
+    .bind(reason.chars().take(512).collect::<String>())
+    .bind(msg.reconsume_times())
+    .execute(db)
+    .await
+    .map_err(|e| e.to_string())?;
+    tracing::warn!(%group, msg_id = %msg.msg_id(), %reason, "unreadable message kept as a dead letter");
+    Ok(())
+}
+
 type DeadLetterRow = (
     u64,
     String,

@@ -37,9 +37,16 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String, flag_ttl: Option<u64> },
     #[error("{0}")]
     Unavailable(String),
+    /// Not now, and nothing was done: try again in a few seconds (503 with `Retry-After`),
+    /// e.g. `SALE_FROZEN` while a sale's Redis state is being healed.
+    #[error("{message}")]
+    TryLater { code: &'static str, message: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
+
+/// The `Retry-After` of a [`ApiError::TryLater`] answer.
+pub const RETRY_LATER_SECS: u64 = 2;
 
 impl ApiError {
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
@@ -80,6 +87,7 @@ impl ApiError {
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            ApiError::TryLater { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
@@ -101,8 +109,14 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response = (status, Json(ErrorBody { code: code.into(), message })).into_response();
-        if let ApiError::Conflict { flag_ttl: Some(ttl), .. } = self {
-            response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(ttl));
+        match self {
+            ApiError::Conflict { flag_ttl: Some(ttl), .. } => {
+                response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(ttl));
+            }
+            ApiError::TryLater { .. } => {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(RETRY_LATER_SECS));
+            }
+            _ => {}
         }
         response
     }

@@ -115,12 +115,7 @@ async fn run(command: Command, settings: configuration::Settings) -> anyhow::Res
             let db = startup::connect_mysql(&settings).await?;
             let stock = StockStore::connect(&settings.redis).await?;
             let messaging = Messaging::start(&settings.rocketmq)?;
-            let reconciler = Reconciler {
-                db: &db,
-                stock: &stock,
-                messaging: &messaging,
-                writer_group: &settings.rocketmq.order_writer_group,
-            };
+            let reconciler = Reconciler { db: &db, stock: &stock, messaging: &messaging, rocketmq: &settings.rocketmq };
             match reconciler.run(product_id, dry_run, Duration::from_secs(wait_secs)).await {
                 Ok(report) => {
                     println!("{}", serde_json::to_string_pretty(&report)?);

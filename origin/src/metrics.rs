@@ -39,6 +39,8 @@ pub struct Metrics {
     pub orders_cancelled: Counter,
     pub cancels_skipped: Counter,
     pub cancels_repeated: Counter,
+    /// Orders the unpaid-order backstop cancelled (their delayed cancel never came).
+    pub backstop_cancels: Counter,
     pub dead_letters: Counter,
     pub order_batches: Counter,
     /// Probe messages `/health` stored on the broker (at most one per probe interval).
@@ -53,6 +55,14 @@ pub struct Metrics {
     consumer_queues: Family<[(&'static str, String); 1], Gauge>,
     /// Each live sale's stock, `store` = `redis` or `mysql` (see `stock::watch`).
     stock_units: Family<[(&'static str, String); 2], Gauge>,
+    /// Sales this process froze (their Redis state regressed or was lost; see `fencing`).
+    pub sales_frozen: Counter,
+    /// Frozen sales this process healed with a reconcile.
+    pub sales_healed: Counter,
+    /// Heal attempts that could not finish (the queue had not drained, or the reconcile failed).
+    pub heals_deferred: Counter,
+    /// Sales frozen now (as this process's fence last read MySQL).
+    pub frozen_sales: Gauge,
 }
 
 impl Default for Metrics {
@@ -64,6 +74,8 @@ impl Default for Metrics {
             (buy("queued"), buy("pending"), buy("rejected"), buy("bad_request"), buy("unavailable"));
         let orders = Labelled::default();
         let order = |event| orders.get_or_create(&[("event", event)]).clone();
+        let fence = Labelled::default();
+        let fence_event = |event| fence.get_or_create(&[("event", event)]).clone();
         let metrics = Metrics {
             buy_requests: Counter::default(),
             buy_queued,
@@ -80,6 +92,7 @@ impl Default for Metrics {
             orders_cancelled: order("cancelled"),
             cancels_skipped: order("cancel_skipped"),
             cancels_repeated: order("cancel_repeated"),
+            backstop_cancels: order("backstop_cancelled"),
             dead_letters: Counter::default(),
             order_batches: Counter::default(),
             health_probes: Counter::default(),
@@ -88,6 +101,10 @@ impl Default for Metrics {
             consumer_lag: Family::default(),
             consumer_queues: Family::default(),
             stock_units: Family::default(),
+            sales_frozen: fence_event("frozen"),
+            sales_healed: fence_event("healed"),
+            heals_deferred: fence_event("heal_deferred"),
+            frozen_sales: Gauge::default(),
             rejections: Labelled::default(),
             registry: Registry::default(),
         };
@@ -123,6 +140,12 @@ impl Default for Metrics {
             "stock_units",
             "Units left of each live sale, as Redis and as MySQL hold them",
             metrics.stock_units.clone(),
+        );
+        registry.register("sale_fence", "Sales frozen because their Redis state regressed, and heals", fence);
+        registry.register(
+            "frozen_sales",
+            "Sales whose buys are refused until a reconcile heals them",
+            metrics.frozen_sales.clone(),
         );
         Metrics { registry, ..metrics }
     }

@@ -20,8 +20,9 @@ use crate::broker::sender::Sender;
 use crate::broker::Messaging;
 use crate::configuration::{BuyMode, Settings};
 use crate::dead_letters;
+use crate::fencing::watch::Fence;
 use crate::metrics::Metrics;
-use crate::orders::consumers::{self, OrderWriter};
+use crate::orders::consumers::{Canceller, OrderWriter};
 use crate::orders::events;
 use crate::orders::node_lease;
 use crate::purchase::batched::{BatchedBuyer, RelayTarget};
@@ -106,6 +107,7 @@ impl Server {
                     Arc::new(Sender::start_with_retries(&messaging, &format!("{producer_group}-relay"), 0).await?);
                 let topic = settings.rocketmq.order_topic.clone();
                 let sweeper = Sweeper {
+                    db: db.clone(),
                     stock: stock.clone(),
                     sender: Arc::clone(&relay_sender),
                     topic: topic.clone(),
@@ -128,6 +130,18 @@ impl Server {
         let addr = listener.local_addr()?;
         let sold_out = SoldOutMemo::new(Duration::from_millis(settings.buy.sold_out_cache_ms));
         let mode = settings.buy.mode;
+        let metrics = Arc::new(Metrics::default());
+        let fence = Fence {
+            db: db.clone(),
+            stock: stock.clone(),
+            messaging: Arc::clone(&messaging),
+            rocketmq: settings.rocketmq.clone(),
+            redis_name: settings.redis.cluster_urls.trim().is_empty().then(|| settings.redis.url.clone()),
+            metrics: Arc::clone(&metrics),
+            every: Duration::from_millis(settings.redis.fence_check_ms.max(20)),
+            auto_heal: settings.redis.fence_auto_heal,
+        };
+        background.push(tokio::spawn(fence.run()));
         let state = AppState::new(Inner {
             settings,
             db,
@@ -135,7 +149,7 @@ impl Server {
             buyer,
             sender,
             order_nos: Arc::clone(&order_nos),
-            metrics: Metrics::default(),
+            metrics,
             sold_out,
             broker,
             messaging: Arc::clone(&messaging),
@@ -173,7 +187,7 @@ impl Server {
         // Nothing mints any more: the node can go to the next origin at once.
         let (order_nos, db) = (self.state.order_nos(), self.state.db());
         order_nos.revoke();
-        if let Err(e) = node_lease::release(db, order_nos.node(), &self.holder).await {
+        if let Err(e) = node_lease::release(db, order_nos.node(), &self.holder, order_nos.last_minted_unix_ms()).await {
             tracing::warn!(error = %e, "could not release the order-number node lease; it runs out by itself");
         }
         result
@@ -196,6 +210,9 @@ pub struct Workers {
 
 impl Workers {
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        if let Some(problem) = settings.cancel_timing_problem() {
+            anyhow::bail!("refusing to consume: {problem}");
+        }
         let db = connect_mysql(&settings).await?;
         let stock = StockStore::connect(&settings.redis).await.context("connect to Redis")?;
         let messaging = Arc::new(Messaging::start(&settings.rocketmq)?);
@@ -210,7 +227,10 @@ impl Workers {
             Arc::new(Sender::start(&messaging, &format!("{}-consume", settings.rocketmq.producer_group)).await?);
         let mq = settings.rocketmq.clone();
         // The lag before anything is consumed: a backlog shows from the first scrape on.
-        let groups = vec![mq.order_writer_group.clone(), mq.canceller_group.clone()];
+        let groups = vec![
+            (mq.order_writer_group.clone(), mq.order_topic.clone()),
+            (mq.canceller_group.clone(), mq.cancel_topic.clone()),
+        ];
         lag::refresh(&messaging, &groups, &metrics).await;
 
         let writer = OrderWriter {
@@ -231,13 +251,22 @@ impl Workers {
             writer.handler(),
         )
         .await?;
-        let canceller = Consumer::start(
-            &messaging,
-            &mq.canceller_group,
-            &mq.cancel_topic,
-            consumers::canceller(db.clone(), stock.clone(), Arc::clone(&metrics)),
-        )
-        .await?;
+        let cancel = Arc::new(Canceller {
+            db: db.clone(),
+            stock: stock.clone(),
+            metrics: Arc::clone(&metrics),
+            sender: Arc::clone(&sender),
+            group: mq.canceller_group.clone(),
+            topic: mq.cancel_topic.clone(),
+            retry_delay_level: mq.cancel_retry_delay_level,
+        });
+        let canceller =
+            Consumer::start(&messaging, &mq.canceller_group, &mq.cancel_topic, Arc::clone(&cancel).handler()).await?;
+        let orders = &settings.orders;
+        let backstop = tokio::spawn(cancel.backstop(
+            Duration::from_secs(orders.backstop_grace_secs),
+            Duration::from_millis(orders.backstop_interval_ms.max(100)),
+        ));
         let stock_for_watch = stock;
         let dlq_topics =
             [dead_letters::dlq_topic(&mq.order_writer_group), dead_letters::dlq_topic(&mq.canceller_group)];
@@ -285,7 +314,8 @@ impl Workers {
             }
         });
         tracing::info!(writer = %mq.order_writer_group, canceller = %mq.canceller_group, %addr, "consumers running");
-        Ok(Self { metrics, addr, consumers, background: vec![relay, lag, stocks, http], _messaging: messaging })
+        let background = vec![relay, lag, stocks, http, backstop];
+        Ok(Self { metrics, addr, consumers, background, _messaging: messaging })
     }
 
     /// This process's share of `group`'s queues as (assigned to it, all), if it consumes for

@@ -27,7 +27,7 @@ pub struct Inner {
     /// A plain producer (dead-letter replays, health probes).
     pub sender: Arc<Sender>,
     pub order_nos: Arc<OrderNoGenerator>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub sold_out: SoldOutMemo,
     pub broker: Arc<BrokerHealth>,
     /// The process's RocketMQ client runtime (admin reads such as the order queue's lag).

@@ -101,10 +101,31 @@ impl ProductState {
         (outbox, deductions - self.active_orders().await.len() as i64)
     }
 
-    /// Polls until the outbox is empty and every deduction in Redis has its active order in
-    /// MySQL; false if that does not happen within `limit`.
+    /// Why the sale is frozen (MySQL's record, `fencing`), if it is.
+    pub async fn frozen(&self) -> Option<String> {
+        sqlx::query_scalar::<_, Option<String>>("SELECT frozen_reason FROM tb_seckill_product WHERE id = ?")
+            .bind(self.product)
+            .fetch_optional(&self.db)
+            .await
+            .expect("read the sale's freeze")
+            .flatten()
+    }
+
+    /// Refused orders of the product by reason (`tb_rejected_order`), most frequent first.
+    pub async fn refusals(&self) -> Vec<(String, i64)> {
+        sqlx::query_as(
+            "SELECT reason, COUNT(*) AS n FROM tb_rejected_order WHERE product_id = ? GROUP BY reason ORDER BY n DESC, reason",
+        )
+        .bind(self.product)
+        .fetch_all(&self.db)
+        .await
+        .expect("read refused orders")
+    }
+
+    /// Polls until the outbox is empty, every deduction in Redis has its active order in
+    /// MySQL and the sale is not frozen (healed); false if that does not happen within `limit`.
     pub async fn wait_drained(&self, limit: Duration) -> bool {
-        wait_until(limit, || async { self.in_flight().await == (0, 0) }).await
+        wait_until(limit, || async { self.in_flight().await == (0, 0) && self.frozen().await.is_none() }).await
     }
 
     /// Every invariant that does not hold, as a sentence (empty = all hold), for a drained
@@ -113,9 +134,11 @@ impl ProductState {
     ///   units of active orders = `initial`, and MySQL stock = `initial` − units of active
     ///   orders (nothing is in flight once drained);
     /// - no oversell: active units ≤ `initial`;
-    /// - the deduction log holds exactly the active orders, the buyers set exactly their
-    ///   users, `tb_user_seckill` exactly one row per active order, and no user holds two
-    ///   active orders.
+    /// - the deduction log holds exactly the active orders (no deduction without its order),
+    ///   the buyers set exactly their users (no buyer without an active order, and no refused
+    ///   order's buyer still blocked), `tb_user_seckill` exactly one row per active order, and
+    ///   no user holds two active orders;
+    /// - the sale is not frozen (a regressed Redis was healed).
     pub async fn violations(&self, initial: i64) -> Vec<String> {
         let mut broken = Vec::new();
         let active = self.active_orders().await;
@@ -174,6 +197,29 @@ impl ProductState {
         }
         let mut buyers: Vec<u64> =
             self.per_bucket::<Vec<u64>>("SMEMBERS", "buyers").await.into_iter().flatten().collect();
+        let holders_of_active: std::collections::HashSet<u64> = active.iter().map(|(_, u, _)| *u).collect();
+        let idle_buyers = buyers.iter().filter(|b| !holders_of_active.contains(b)).count();
+        if idle_buyers > 0 {
+            broken.push(format!("{idle_buyers} buyers in Redis hold no active order (they cannot buy again)"));
+        }
+        let refused: Vec<(String, u64)> =
+            sqlx::query_as("SELECT order_no, user_id FROM tb_rejected_order WHERE product_id = ?")
+                .bind(self.product)
+                .fetch_all(&self.db)
+                .await
+                .expect("read refused orders");
+        let blocked = refused
+            .iter()
+            .filter(|(no, user)| {
+                deductions.contains_key(no) || (buyers.contains(user) && !holders_of_active.contains(user))
+            })
+            .count();
+        if blocked > 0 {
+            broken.push(format!("{blocked} refused orders still hold their deduction or block their buyer"));
+        }
+        if let Some(reason) = self.frozen().await {
+            broken.push(format!("the sale is still frozen: {reason}"));
+        }
         let mut users: Vec<u64> = active.iter().map(|(_, u, _)| *u).collect();
         buyers.sort_unstable();
         users.sort_unstable();

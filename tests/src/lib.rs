@@ -95,10 +95,12 @@ impl TestApp {
     }
 
     /// Like [`TestApp::spawn`], with the production cancel delay level (16; 3 s on the test
-    /// broker): unpaid orders are cancelled 3 s after they are written.
+    /// broker) and a pay timeout of 3 s: unpaid orders are cancelled 3 s after they are written.
     pub async fn spawn_lifecycle() -> TestApp {
         let (id, mut settings) = isolated_settings();
         settings.rocketmq.cancel_delay_level = 16;
+        // Payable for as long as level 16 waits there: the cancel finds the order expired.
+        settings.orders.pay_timeout_secs = 3;
         Self::spawn_with(id, settings).await
     }
 
@@ -278,6 +280,14 @@ impl TestApp {
             .await
             .expect("read an order's owner");
         if let Some((user,)) = row {
+            return Some(user);
+        }
+        let refused: Option<(u64,)> = sqlx::query_as("SELECT user_id FROM tb_rejected_order WHERE order_no = ?")
+            .bind(order_no)
+            .fetch_optional(&self.db)
+            .await
+            .expect("read a refused order's owner");
+        if let Some((user,)) = refused {
             return Some(user);
         }
         let product = seckill_origin::orders::order_no::product_of(order_no)?;
@@ -582,6 +592,10 @@ pub fn origin_command(settings: &Settings, args: &[&str]) -> std::process::Comma
         ("APP_ROCKETMQ__ORDER_WRITER_GROUP", mq.order_writer_group.clone()),
         ("APP_ROCKETMQ__CANCELLER_GROUP", mq.canceller_group.clone()),
         ("APP_ROCKETMQ__CANCEL_DELAY_LEVEL", mq.cancel_delay_level.to_string()),
+        ("APP_ROCKETMQ__DELAY_LEVELS", mq.delay_levels.clone()),
+        ("APP_ORDERS__PAY_TIMEOUT_SECS", s.orders.pay_timeout_secs.to_string()),
+        ("APP_ORDERS__BACKSTOP_GRACE_SECS", s.orders.backstop_grace_secs.to_string()),
+        ("APP_REDIS__FENCE_AUTO_HEAL", s.redis.fence_auto_heal.to_string()),
         ("APP_BUY__MODE", format!("{:?}", s.buy.mode).to_lowercase()),
         ("APP_BUY__SWEEP_AFTER_MS", s.buy.sweep_after_ms.to_string()),
         ("APP_CONSUMER__PORT", s.consumer.port.to_string()),

@@ -157,3 +157,43 @@ async fn an_origin_that_loses_its_node_lease_takes_no_buys_until_it_holds_anothe
     app.assert_invariants(product, 10).await;
     app.check().await;
 }
+
+/// A graceful handover of a node id from an origin whose clock runs ahead of MySQL's (by 800
+/// ms, within the allowed margin): the old holder's numbers carry its clock, the lease's end
+/// MySQL's. Before, the next holder minted from the lease's end and, once its clock reached the
+/// old holder's last milliseconds, repeated their numbers (the writer's dedupe then dropped a
+/// QUEUED order). Now the release records the last minted ms and the next holder mints after
+/// it plus the margin.
+#[tokio::test]
+async fn a_graceful_handover_from_an_origin_whose_clock_is_ahead_repeats_no_number() {
+    use seckill_origin::orders::node_lease;
+    use seckill_origin::orders::order_no::OrderNoGenerator;
+    let app = TestApp::spawn().await;
+    // Every node id but 900 is taken, so both holders get that one.
+    let ours = app.server.state.order_nos().node();
+    lease_all_others(&app, &[900, ours]).await;
+    let ttl = Duration::from_secs(30);
+    let first = node_lease::claim(&app.db, "ahead", ttl).await.unwrap();
+    assert_eq!(first.node, 900);
+    let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    // The clock 800 ms ahead: its numbers start 800 ms in MySQL's future.
+    let ahead = OrderNoGenerator::leased(900, now_ms() + 800);
+    ahead.extend_until(std::time::Instant::now() + ttl);
+    let mut seen: HashSet<String> = (0..2_000).map(|_| ahead.next(1).unwrap()).collect();
+    ahead.revoke();
+    node_lease::release(&app.db, 900, "ahead", ahead.last_minted_unix_ms()).await.unwrap();
+
+    let second = node_lease::claim(&app.db, "next", ttl).await.unwrap();
+    assert_eq!(second.node, 900, "the released node is reused at once");
+    let next = OrderNoGenerator::leased(900, second.floor_unix_ms);
+    next.extend_until(std::time::Instant::now() + ttl);
+    let until = std::time::Instant::now() + Duration::from_millis(1_200);
+    let mut minted = 0;
+    while std::time::Instant::now() < until {
+        let number = next.next(1).unwrap();
+        assert!(seen.insert(number.clone()), "order number {number} minted twice across the handover");
+        minted += 1;
+    }
+    assert!(minted > 1_000, "the next holder minted {minted} numbers");
+    app.check().await;
+}

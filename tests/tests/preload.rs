@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use seckill_e2e::{wait_until, TestApp};
+use seckill_e2e::{isolated_settings, wait_until, TestApp};
 use seckill_origin::startup::Workers;
 
 #[tokio::test]
@@ -100,12 +100,14 @@ async fn a_live_sale_is_reloaded_only_when_forced_and_orders_in_flight_stay_take
 }
 
 #[tokio::test]
-async fn after_redis_loses_a_loaded_sale_preload_waits_for_force() {
-    let app = TestApp::spawn().await;
+async fn after_redis_loses_a_loaded_sale_a_plain_preload_is_refused_and_the_sale_stays_frozen_until_repaired() {
+    let (id, mut settings) = isolated_settings();
+    settings.redis.fence_auto_heal = false; // the operator's path: the heal is tests/tests/redis_loss.rs
+    let app = TestApp::spawn_with(id, settings).await;
     let product = app.create_product(5).await;
     let order_no = app.buy_queued(1, product).await;
     app.wait_order_status(&order_no, "UNPAID", 30).await;
-    // Redis loses the product's keys (not the registry of loaded products).
+    // Redis loses the product's keys.
     let mut redis = app.redis.clone();
     for key in ["stock", "buyers", "orders", "window", "outbox"] {
         let _: () = redis::cmd("DEL").arg(app.product_key(product, key)).query_async(&mut redis).await.unwrap();
@@ -114,10 +116,19 @@ async fn after_redis_loses_a_loaded_sale_preload_waits_for_force() {
     let (status, body) = app.admin_post(&path, None).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("REDIS_STATE_LOST")), "{body}");
     assert_eq!(app.stock(product).await["redis"], serde_json::Value::Null, "a refused preload changes nothing");
+    let frozen = wait_until(Duration::from_secs(5), || async { app.buy(2, product).await.0 == 503 }).await;
+    assert!(frozen, "the fence froze the sale");
+    let (status, body) = app.admin_post(&format!("/admin/products/{product}/reconcile"), None).await;
+    assert_eq!((status, body["thawed"].as_bool()), (200, Some(true)), "{body}");
+    let (status, body) = app.buy(1, product).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("ALREADY_BOUGHT")),
+        "the holder of an order is a buyer again"
+    );
+    // A forced preload is the operator's word that MySQL's view is right, even on a live sale.
     let (status, body) = app.admin_post(&format!("{path}?force=true"), None).await;
     assert_eq!((status, body["stock"].as_i64()), (200, Some(4)), "{body}");
-    let drained = wait_until(Duration::from_secs(5), || async { app.buy(1, product).await.0 == 409 }).await;
-    assert!(drained, "the user with an active order is a buyer again");
     app.assert_invariants(product, 5).await;
     app.check().await;
 }

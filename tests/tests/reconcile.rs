@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use seckill_e2e::{wait_until, TestApp};
+use seckill_e2e::{isolated_settings, wait_until, TestApp};
 use seckill_origin::startup::Workers;
 use seckill_origin::stock::{Deduction, Reconciled, RedisChange, SaleSnapshot};
 use serde_json::Value;
@@ -20,13 +20,21 @@ async fn flush(app: &TestApp) {
     }
 }
 
+/// An app whose origins freeze a sale Redis lost but leave the healing to the operator's
+/// reconcile: the runbook's manual path, step by step.
+async fn spawn_healed_by_hand() -> TestApp {
+    let (id, mut settings) = isolated_settings();
+    settings.redis.fence_auto_heal = false;
+    TestApp::spawn_with(id, settings).await
+}
+
 fn changes_of<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
     report["changes"].as_array().unwrap().iter().filter(|c| c["kind"] == kind).collect()
 }
 
 #[tokio::test]
 async fn after_redis_lost_everything_reconcile_waits_for_the_queue_then_the_sale_sells_exactly_its_stock() {
-    let mut app = TestApp::spawn().await;
+    let mut app = spawn_healed_by_hand().await;
     let product = app.create_product(10).await;
     let written = [app.buy_queued(1, product).await, app.buy_queued(2, product).await];
     for order_no in &written {
@@ -37,8 +45,15 @@ async fn after_redis_lost_everything_reconcile_waits_for_the_queue_then_the_sale
     let queued = [app.buy_queued(3, product).await, app.buy_queued(4, product).await];
 
     flush(&app).await;
-    let (status, body) = app.buy(5, product).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("NO_SUCH_PRODUCT")), "nothing is sold meanwhile: {body}");
+    // MySQL recorded the sale as loaded: the origin's fence freezes it, and nothing is sold
+    // until it is repaired.
+    let frozen = wait_until(Duration::from_secs(5), || async {
+        let (status, body) = app.buy(5, product).await;
+        assert!(matches!(status, 404 | 503), "nothing is sold meanwhile: {status} {body}");
+        (status, body["code"].as_str()) == (503, Some("SALE_FROZEN"))
+    })
+    .await;
+    assert!(frozen, "the flushed sale was not frozen");
 
     let path = format!("/admin/products/{product}/reconcile");
     let (status, dry) = app.admin_post(&format!("{path}?dryRun=true"), None).await;
@@ -59,6 +74,7 @@ async fn after_redis_lost_everything_reconcile_waits_for_the_queue_then_the_sale
     app.workers = Some(Workers::start(app.settings.clone()).await.unwrap());
     let (status, report) = app.admin_post(&format!("{path}?waitSecs=60"), None).await;
     assert_eq!(status, 200, "{report}");
+    assert_eq!(report["thawed"], true, "the reconcile lifted the freeze: {report}");
     for order_no in &queued {
         app.wait_order_status(order_no, "UNPAID", 30).await;
     }
@@ -97,7 +113,7 @@ async fn after_redis_lost_everything_reconcile_waits_for_the_queue_then_the_sale
 
 #[tokio::test]
 async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_holds() {
-    let app = TestApp::spawn().await;
+    let app = spawn_healed_by_hand().await;
     let product = app.create_product(10).await;
     let active = app.buy_queued(1, product).await;
     app.wait_order_status(&active, "UNPAID", 30).await;
@@ -129,7 +145,9 @@ async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_hol
         buckets: 1,
         orders: vec![(active.clone(), Deduction { user_id: 1, quantity: 1 })],
     };
-    let dry = stock.reconcile(product, &snapshot, true).await.unwrap();
+    // The epoch MySQL recorded: a run under another one would be a load the fence did not expect.
+    let epoch = seckill_origin::fencing::load_record(&app.db, product).await.unwrap().unwrap().epoch.unwrap();
+    let dry = stock.reconcile(product, &snapshot, true, &epoch).await.unwrap();
     let Reconciled::Repaired { stock_before, stock: after, in_flight_units, in_flight_orders, mut changes } = dry
     else {
         panic!("{dry:?}")
@@ -159,7 +177,7 @@ async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_hol
     let unchanged: i64 = redis::cmd("GET").arg(key("stock")).query_async(&mut redis).await.unwrap();
     assert_eq!(unchanged, 42, "dry");
 
-    let applied = stock.reconcile(product, &snapshot, false).await.unwrap();
+    let applied = stock.reconcile(product, &snapshot, false, &epoch).await.unwrap();
     assert!(matches!(applied, Reconciled::Repaired { stock: 4, .. }), "{applied:?}");
     let log: std::collections::HashMap<String, String> =
         redis::cmd("HGETALL").arg(key("orders")).query_async(&mut redis).await.unwrap();
@@ -168,12 +186,12 @@ async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_hol
     assert_eq!(log.len(), 3, "{log:?}");
     assert_eq!((log["IN-LOG"].as_str(), log["IN-OUTBOX"].as_str()), ("7,2", "8,3"));
     assert_eq!(buyers, vec![1, 7, 8]);
-    let second = stock.reconcile(product, &snapshot, true).await.unwrap();
+    let second = stock.reconcile(product, &snapshot, true, &epoch).await.unwrap();
     assert!(matches!(&second, Reconciled::Repaired { changes, .. } if changes.is_empty()), "{second:?}");
 
     // More units in flight than MySQL has left: refused, nothing changed.
     let short = SaleSnapshot { stock: 4, ..snapshot.clone() };
-    let refused = stock.reconcile(product, &short, false).await.unwrap();
+    let refused = stock.reconcile(product, &short, false, &epoch).await.unwrap();
     assert_eq!(refused, Reconciled::Inconsistent { stock: -1, in_flight_units: 5 });
 
     // Put the made-up state back to the true one before the invariant checker looks.
@@ -208,7 +226,7 @@ async fn bad_reconcile_requests_are_400s_naming_the_problem() {
 
 #[tokio::test]
 async fn the_reconcile_command_repairs_a_flushed_sale_and_prints_its_report() {
-    let app = TestApp::spawn().await;
+    let app = spawn_healed_by_hand().await;
     let product = app.create_product(5).await;
     let order_no = app.buy_queued(1, product).await;
     app.wait_order_status(&order_no, "UNPAID", 30).await;

@@ -11,11 +11,15 @@ use rocketmq_client_rust::{ConsumerAdmin, DefaultMQAdminExt};
 use super::Messaging;
 use crate::metrics::Metrics;
 
-/// Messages of `group`'s subscriptions (retry topic included) that the broker holds and the
-/// group has not committed: 0 means every message stored so far was handled (written, refused
-/// for good, or dead-lettered). A message waiting in the broker's delay queue for its next
-/// retry is not counted until it is due.
-pub async fn group_lag(messaging: &Messaging, group: &str) -> anyhow::Result<u64> {
+/// Messages of `topic` and of `group`'s retry topic that the broker holds and the group has not
+/// committed: 0 means every message stored so far was handled (written, refused for good, or
+/// dead-lettered). A message waiting in the broker's delay queue for its next retry is not
+/// counted until it is due.
+///
+/// Name the topic: without it the broker counts only the topics the group has committed an
+/// offset for, so a group that has not consumed yet (or a queue it never read) looks drained.
+/// `None` counts just those (for groups whose topics this process does not know).
+pub async fn group_lag(messaging: &Messaging, group: &str, topic: Option<&str>) -> anyhow::Result<u64> {
     // Each probe is its own admin client: two probes sharing an instance name would share (and
     // the first to finish would shut down) one client's connections.
     static PROBES: AtomicU64 = AtomicU64::new(0);
@@ -28,18 +32,34 @@ pub async fn group_lag(messaging: &Messaging, group: &str) -> anyhow::Result<u64
     *admin.client_config_mut() = messaging.client_config();
     admin.client_config_mut().set_instance_name(CheetahString::from_string(name));
     admin.start().await.map_err(|e| anyhow::anyhow!("cannot start a broker admin client: {e}"))?;
-    let stats =
-        admin.examine_consume_stats(CheetahString::from_string(group.to_string()), None, None, None, None).await;
+    let group_name = CheetahString::from_string(group.to_string());
+    let topics: Vec<Option<CheetahString>> = match topic {
+        None => vec![None],
+        Some(topic) => vec![Some(topic.to_string().into()), Some(format!("%RETRY%{group}").into())],
+    };
+    let mut lag = 0;
+    let mut failure = None;
+    for topic in topics {
+        match admin.examine_consume_stats(group_name.clone(), topic, None, None, None).await {
+            Ok(stats) => lag += stats.compute_total_diff().max(0) as u64,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
     admin.shutdown().await;
-    let stats = stats.map_err(|e| anyhow::anyhow!("cannot read the offsets of consumer group {group}: {e}"))?;
-    Ok(stats.compute_total_diff().max(0) as u64)
+    match failure {
+        Some(e) => Err(anyhow::anyhow!("cannot read the offsets of consumer group {group}: {e}")),
+        None => Ok(lag),
+    }
 }
 
-/// Reads the lag of each of `groups` once and sets it in `metrics`; a group whose offsets
-/// cannot be read keeps its last value.
-pub async fn refresh(messaging: &Messaging, groups: &[String], metrics: &Metrics) {
-    for group in groups {
-        match group_lag(messaging, group).await {
+/// Reads the lag of each of `groups` (group, its topic) once and sets it in `metrics`; a group
+/// whose offsets cannot be read keeps its last value.
+pub async fn refresh(messaging: &Messaging, groups: &[(String, String)], metrics: &Metrics) {
+    for (group, topic) in groups {
+        match group_lag(messaging, group, Some(topic)).await {
             Ok(lag) => metrics.set_lag(group, lag),
             Err(e) => tracing::debug!(error = %e, group, "consumer lag not read"),
         }
@@ -47,7 +67,7 @@ pub async fn refresh(messaging: &Messaging, groups: &[String], metrics: &Metrics
 }
 
 /// [`refresh`] every `every`, for as long as the task runs.
-pub async fn watch(messaging: Arc<Messaging>, groups: Vec<String>, metrics: Arc<Metrics>, every: Duration) {
+pub async fn watch(messaging: Arc<Messaging>, groups: Vec<(String, String)>, metrics: Arc<Metrics>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -13,6 +13,9 @@ pub enum CancelOutcome {
     AlreadyCancelled { product_id: u64 },
     /// Paid in time: left alone.
     Paid,
+    /// Still UNPAID and its `expire_at` has not passed: it may still be paid, so it is not
+    /// cancelled now (a cancel that came early is sent again for later).
+    NotYetDue { product_id: u64 },
     /// No such order in MySQL.
     Missing,
 }
@@ -23,10 +26,12 @@ pub enum CancelOutcome {
 pub async fn cancel_if_unpaid(pool: &MySqlPool, order_no: &str) -> sqlx::Result<CancelOutcome> {
     let mut tx = pool.begin().await?;
     let cancelled = sqlx::query(
-        "UPDATE tb_seckill_order SET status = 'CANCELLED', cancelled_at = ? WHERE order_no = ? AND status = 'UNPAID'",
+        "UPDATE tb_seckill_order SET status = 'CANCELLED', cancelled_at = ? \
+         WHERE order_no = ? AND status = 'UNPAID' AND expire_at <= ?",
     )
     .bind(chrono::Utc::now().naive_utc())
     .bind(order_no)
+    .bind(chrono::Utc::now().naive_utc())
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -44,6 +49,7 @@ pub async fn cancel_if_unpaid(pool: &MySqlPool, order_no: &str) -> sqlx::Result<
         tx.rollback().await?;
         return Ok(match status.as_str() {
             "CANCELLED" => CancelOutcome::AlreadyCancelled { product_id },
+            "UNPAID" => CancelOutcome::NotYetDue { product_id },
             _ => CancelOutcome::Paid,
         });
     }
@@ -75,4 +81,18 @@ pub async fn cancel_if_unpaid(pool: &MySqlPool, order_no: &str) -> sqlx::Result<
     events::record(&mut tx, order_no, OrderEvent::Cancelled, user_id, product_id, quantity).await?;
     tx.commit().await?;
     Ok(CancelOutcome::Cancelled { product_id, quantity })
+}
+
+/// UNPAID orders whose `expire_at` passed at least `grace` ago, oldest first, at most
+/// `limit`: the unpaid-order backstop's work (their delayed cancel was lost, dead-lettered,
+/// or is late).
+pub async fn overdue(pool: &MySqlPool, grace: std::time::Duration, limit: u32) -> sqlx::Result<Vec<String>> {
+    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
+    sqlx::query_scalar(
+        "SELECT order_no FROM tb_seckill_order WHERE status = 'UNPAID' AND expire_at <= ? ORDER BY expire_at LIMIT ?",
+    )
+    .bind(cutoff.naive_utc())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }

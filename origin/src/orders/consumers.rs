@@ -77,7 +77,18 @@ impl OrderWriter {
                     index_of.insert(order.order_no.clone(), i);
                     orders.push(order);
                 }
-                Err(e) => failed.push((i, format!("unreadable order message {}: {e}", msg.msg_id()))),
+                // Unreadable now is unreadable on every redelivery: kept for an operator at
+                // once (tb_dead_letter, GET /admin/dead-letters), not retried for hours.
+                Err(e) => {
+                    let reason = format!("unreadable order message: {e}");
+                    if let Err(not_kept) =
+                        crate::dead_letters::keep_unreadable(&self.db, &self.group, msg, &reason).await
+                    {
+                        failed.push((i, format!("{reason}; not recorded yet: {not_kept}")));
+                    } else {
+                        Metrics::incr(&self.metrics.dead_letters);
+                    }
+                }
             }
         }
 
@@ -142,10 +153,24 @@ impl OrderWriter {
             writer::reject(&self.db, &self.group, order, refusal, detail).await.map_err(|e| e.to_string())?;
         if recorded == Written::Created {
             Metrics::incr(&self.metrics.orders_rejected);
-            tracing::warn!(order_no = %order.order_no, reason = refusal.code(), %detail, "order refused; its stock goes back");
+            tracing::warn!(order_no = %order.order_no, reason = refusal.code(), %detail, "order refused; its buyer is told");
+        }
+        if *refusal == Refusal::StockShortage {
+            // Redis sold a unit MySQL does not have: its state regressed or was loaded from a
+            // stale view. Freeze the sale; the origins' fence heals it by reconcile.
+            let reason = format!("order {} found MySQL short: Redis sold stock it should not have had", order.order_no);
+            if crate::fencing::freeze(&self.db, order.product_id, &reason).await.map_err(|e| e.to_string())? {
+                Metrics::incr(&self.metrics.sales_frozen);
+                tracing::error!(product_id = order.product_id, %reason, "sale frozen");
+            }
         }
         self.stock
-            .release_rejected(order.product_id, &order.order_no, refusal.user_keeps_another_order())
+            .release_rejected(
+                order.product_id,
+                &order.order_no,
+                refusal.user_keeps_another_order(),
+                refusal.gives_units_back(),
+            )
             .await
             .map_err(|e| format!("order {} refused but its Redis stock is not back yet: {e}", order.order_no))?;
         Ok(())
@@ -160,11 +185,12 @@ impl OrderWriter {
             for (order_no, status, product_id, refusal) in statuses {
                 match (status.as_deref(), refusal) {
                     (Some("UNPAID"), _) => unpaid.push(order_no),
-                    (None, Some(refusal)) => {
-                        let keep_buyer = refusal == Refusal::DuplicateActiveOrder.code();
-                        self.stock.release_rejected(product_id, &order_no, keep_buyer).await.map_err(|e| {
-                            format!("order {order_no} refused but its Redis stock is not back yet: {e}")
-                        })?;
+                    (None, Some(code)) => {
+                        let refusal = Refusal::from_code(&code).unwrap_or(Refusal::StockShortage);
+                        let (keep_buyer, give_back) = (refusal.user_keeps_another_order(), refusal.gives_units_back());
+                        self.stock.release_rejected(product_id, &order_no, keep_buyer, give_back).await.map_err(
+                            |e| format!("order {order_no} refused but its Redis stock is not back yet: {e}"),
+                        )?;
                     }
                     _ => {}
                 }
@@ -224,43 +250,130 @@ async fn statuses(
 /// The canceller: UNPAID → CANCELLED in MySQL (stock back, user record gone), then the stock
 /// back in Redis with `release.lua`, which acts once. A redelivery after the MySQL commit finds
 /// the order CANCELLED and still makes sure Redis got its stock back; a paid order is left alone.
-pub fn canceller(db: MySqlPool, stock: StockStore, metrics: Arc<Metrics>) -> Handler {
-    Arc::new(move |msg| {
-        let (db, stock, metrics) = (db.clone(), stock.clone(), Arc::clone(&metrics));
-        Box::pin(async move {
-            let body = msg.body().unwrap_or_default();
-            let cancel: CancelMessage = serde_json::from_slice(&body)
-                .map_err(|e| format!("unreadable cancel message {}: {e}", msg.msg_id()))?;
-            for order_no in cancel.into_order_nos() {
-                cancel_one(&db, &stock, &metrics, &order_no).await?;
-            }
-            Ok(())
-        })
-    })
+///
+/// Each order of a message is handled on its own: the ones that failed (or are not due yet,
+/// a cancel that came before `expire_at`) are sent again in a new message at
+/// `retry_delay_level`, so one bad order never holds back the others. The backstop
+/// ([`Canceller::backstop`]) cancels through the same path whatever a lost message left.
+pub struct Canceller {
+    pub db: MySqlPool,
+    pub stock: StockStore,
+    pub metrics: Arc<Metrics>,
+    pub sender: Arc<Sender>,
+    pub group: String,
+    pub topic: String,
+    pub retry_delay_level: i32,
 }
 
-async fn cancel_one(db: &MySqlPool, stock: &StockStore, metrics: &Metrics, order_no: &str) -> Result<(), String> {
-    let product_id = match canceller::cancel_if_unpaid(db, order_no).await.map_err(|e| e.to_string())? {
-        CancelOutcome::Cancelled { product_id, .. } => {
-            Metrics::incr(&metrics.orders_cancelled);
-            product_id
+/// What [`Canceller::cancel_one`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// Cancelled (now or before) and its stock is back, or nothing was to be done (paid,
+    /// missing).
+    Done,
+    /// Still payable: not cancelled yet.
+    NotYetDue,
+}
+
+impl Canceller {
+    pub fn handler(self: Arc<Self>) -> Handler {
+        Arc::new(move |msg| {
+            let this = Arc::clone(&self);
+            Box::pin(async move { this.handle(&msg).await })
+        })
+    }
+
+    async fn handle(&self, msg: &MessageExt) -> Result<(), String> {
+        let body = msg.body().unwrap_or_default();
+        let cancel: CancelMessage = match serde_json::from_slice(&body) {
+            Ok(cancel) => cancel,
+            Err(e) => {
+                let reason = format!("unreadable cancel message: {e}");
+                crate::dead_letters::keep_unreadable(&self.db, &self.group, msg, &reason).await?;
+                Metrics::incr(&self.metrics.dead_letters);
+                return Ok(());
+            }
+        };
+        let mut again = Vec::new();
+        for order_no in cancel.into_order_nos() {
+            match self.cancel_one(&order_no).await {
+                Ok(Cancelled::Done) => {}
+                Ok(Cancelled::NotYetDue) => again.push(order_no),
+                Err(e) => {
+                    tracing::warn!(%order_no, error = %e, "cancel not finished; sent again for later");
+                    again.push(order_no);
+                }
+            }
         }
-        CancelOutcome::AlreadyCancelled { product_id } => {
-            Metrics::incr(&metrics.cancels_repeated);
-            product_id
-        }
-        CancelOutcome::Paid => {
-            Metrics::incr(&metrics.cancels_skipped);
+        if again.is_empty() {
             return Ok(());
         }
-        CancelOutcome::Missing => {
-            tracing::warn!(%order_no, "cancel for an order MySQL does not have; ignored");
-            return Ok(());
+        let key = again.first().cloned().unwrap_or_default();
+        let body = serde_json::to_vec(&CancelMessage::of(again)).expect("serializes");
+        // Failing here hands the whole message back to the broker: its orders are cancelled
+        // once whatever runs them again.
+        self.sender.send(&self.topic, "CANCEL", &key, body, self.retry_delay_level).await.map_err(|e| e.to_string())
+    }
+
+    /// Cancels one order if it is unpaid and past its `expire_at`, and gives its stock back
+    /// in Redis (once).
+    pub async fn cancel_one(&self, order_no: &str) -> Result<Cancelled, String> {
+        let metrics = &self.metrics;
+        let product_id = match canceller::cancel_if_unpaid(&self.db, order_no).await.map_err(|e| e.to_string())? {
+            CancelOutcome::Cancelled { product_id, .. } => {
+                Metrics::incr(&metrics.orders_cancelled);
+                product_id
+            }
+            CancelOutcome::AlreadyCancelled { product_id } => {
+                Metrics::incr(&metrics.cancels_repeated);
+                product_id
+            }
+            CancelOutcome::Paid => {
+                Metrics::incr(&metrics.cancels_skipped);
+                return Ok(Cancelled::Done);
+            }
+            CancelOutcome::NotYetDue { .. } => return Ok(Cancelled::NotYetDue),
+            CancelOutcome::Missing => {
+                tracing::warn!(%order_no, "cancel for an order MySQL does not have; ignored");
+                return Ok(Cancelled::Done);
+            }
+        };
+        self.stock
+            .release(product_id, order_no)
+            .await
+            .map_err(|e| format!("order {order_no} cancelled but Redis stock not given back yet: {e}"))?;
+        Ok(Cancelled::Done)
+    }
+
+    /// The unpaid-order backstop: every `every`, cancels the UNPAID orders more than `grace`
+    /// past their `expire_at` through [`Canceller::cancel_one`], so a lost or dead-lettered
+    /// cancel message changes nothing but timing. Several processes may run it: a cancel
+    /// happens once. Runs until dropped.
+    pub async fn backstop(self: Arc<Self>, grace: std::time::Duration, every: std::time::Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            let overdue = match canceller::overdue(&self.db, grace, 500).await {
+                Ok(overdue) => overdue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "unpaid-order backstop cannot read MySQL");
+                    continue;
+                }
+            };
+            let mut cancelled = 0;
+            for order_no in &overdue {
+                match self.cancel_one(order_no).await {
+                    Ok(Cancelled::Done) => cancelled += 1,
+                    Ok(Cancelled::NotYetDue) => {}
+                    Err(e) => tracing::warn!(%order_no, error = %e, "backstop cancel not finished; next round"),
+                }
+            }
+            if cancelled > 0 {
+                self.metrics.backstop_cancels.inc_by(cancelled);
+                tracing::warn!(
+                    orders = cancelled,
+                    "unpaid-order backstop cancelled orders whose cancel message never came"
+                );
+            }
         }
-    };
-    stock
-        .release(product_id, order_no)
-        .await
-        .map_err(|e| format!("order {order_no} cancelled but Redis stock not given back yet: {e}"))?;
-    Ok(())
+    }
 }

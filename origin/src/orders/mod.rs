@@ -14,7 +14,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
-/// An order's state. `Queued` exists only in Redis (accepted, not yet written to MySQL).
+/// An order's state. `Queued` exists only in Redis (accepted, not yet written to MySQL);
+/// `Refused`: the writer could not place it (`tb_rejected_order`, with the reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
@@ -22,6 +23,7 @@ pub enum OrderStatus {
     Unpaid,
     Paid,
     Cancelled,
+    Refused,
 }
 
 impl OrderStatus {
@@ -31,6 +33,7 @@ impl OrderStatus {
             OrderStatus::Unpaid => "UNPAID",
             OrderStatus::Paid => "PAID",
             OrderStatus::Cancelled => "CANCELLED",
+            OrderStatus::Refused => "REFUSED",
         }
     }
 

@@ -14,12 +14,19 @@ use sqlx::MySqlPool;
 
 use super::order_no::{OrderNoGenerator, MAX_NODES};
 
+/// The largest difference an origin's clock may have with MySQL's: order numbers carry the
+/// origin's clock while leases end on MySQL's, so a node's next holder mints only after the
+/// old lease's end and the old holder's last minted millisecond plus this margin, and an origin
+/// whose clock is further off refuses to start.
+pub const MAX_CLOCK_SKEW_MS: u64 = 1_000;
+
 /// A claimed node id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim {
     pub node: u64,
     /// Milliseconds since the Unix epoch before which the node may have minted numbers for a
-    /// previous holder (its lease's end), 0 for a node never claimed.
+    /// previous holder (the later of its lease's end and its last minted ms, plus
+    /// [`MAX_CLOCK_SKEW_MS`]), 0 for a node never claimed.
     pub floor_unix_ms: u64,
 }
 
@@ -32,8 +39,8 @@ pub async fn claim(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Resul
         // lease we replace, whoever else is claiming.
         let mut tx = db.begin().await?;
         let lapsed: Option<(u16, i64)> = sqlx::query_as(
-            "SELECT node_id, CAST(UNIX_TIMESTAMP(lease_until) * 1000 AS SIGNED) FROM tb_origin_node \
-             WHERE lease_until < NOW(3) ORDER BY node_id LIMIT 1 FOR UPDATE",
+            "SELECT node_id, GREATEST(CAST(UNIX_TIMESTAMP(lease_until) * 1000 AS SIGNED), last_minted_ms) \
+             FROM tb_origin_node WHERE lease_until < NOW(3) ORDER BY node_id LIMIT 1 FOR UPDATE",
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -48,7 +55,8 @@ pub async fn claim(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Resul
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(Claim { node: u64::from(node), floor_unix_ms: until_ms.max(0) as u64 + 1 });
+            let floor_unix_ms = until_ms.max(0) as u64 + MAX_CLOCK_SKEW_MS + 1;
+            return Ok(Claim { node: u64::from(node), floor_unix_ms });
         }
         tx.rollback().await?;
         // No lapsed lease: a node id never claimed. The primary key settles a race.
@@ -77,14 +85,21 @@ pub async fn claim(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Resul
     anyhow::bail!("could not claim an order-number node id in tb_origin_node: too many origins starting at once")
 }
 
-/// Renews `holder`'s lease of `node` for `ttl`. `Ok(false)`: the lease is gone (it ran out
-/// and another origin took the node over).
-pub async fn renew(db: &MySqlPool, node: u64, holder: &str, ttl: Duration) -> sqlx::Result<bool> {
+/// Renews `holder`'s lease of `node` for `ttl`, recording `last_minted_unix_ms`. `Ok(false)`:
+/// the lease is gone (it ran out and another origin took the node over).
+pub async fn renew(
+    db: &MySqlPool,
+    node: u64,
+    holder: &str,
+    ttl: Duration,
+    last_minted_unix_ms: u64,
+) -> sqlx::Result<bool> {
     let renewed = sqlx::query(
-        "UPDATE tb_origin_node SET lease_until = GREATEST(lease_until, NOW(3) + INTERVAL ? MICROSECOND) \
-         WHERE node_id = ? AND holder = ?",
+        "UPDATE tb_origin_node SET lease_until = GREATEST(lease_until, NOW(3) + INTERVAL ? MICROSECOND), \
+         last_minted_ms = GREATEST(last_minted_ms, ?) WHERE node_id = ? AND holder = ?",
     )
     .bind(ttl.as_micros() as u64)
+    .bind(last_minted_unix_ms)
     .bind(node)
     .bind(holder)
     .execute(db)
@@ -94,15 +109,37 @@ pub async fn renew(db: &MySqlPool, node: u64, holder: &str, ttl: Duration) -> sq
     Ok(renewed.rows_affected() == 1)
 }
 
-/// Gives the node back at a clean stop, so the next start can reuse it at once.
-pub async fn release(db: &MySqlPool, node: u64, holder: &str) -> sqlx::Result<()> {
-    // Ends now, not earlier: the next holder's floor is this moment, after our last number.
-    sqlx::query("UPDATE tb_origin_node SET lease_until = NOW(3) WHERE node_id = ? AND holder = ?")
-        .bind(node)
-        .bind(holder)
-        .execute(db)
-        .await?;
+/// Gives the node back at a clean stop (after minting stopped), so the next start can reuse it
+/// at once, recording the last millisecond minted under it.
+pub async fn release(db: &MySqlPool, node: u64, holder: &str, last_minted_unix_ms: u64) -> sqlx::Result<()> {
+    // Ends now, not earlier, and says how far our clock minted: the next holder's floor is past
+    // both, whichever clock is ahead.
+    sqlx::query(
+        "UPDATE tb_origin_node SET lease_until = NOW(3), last_minted_ms = GREATEST(last_minted_ms, ?) \
+         WHERE node_id = ? AND holder = ?",
+    )
+    .bind(last_minted_unix_ms)
+    .bind(node)
+    .bind(holder)
+    .execute(db)
+    .await?;
     Ok(())
+}
+
+fn local_unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Why this host's clock (`local_ms`) is too far from MySQL's (`mysql_ms`) to mint order
+/// numbers, if it is.
+pub fn clock_skew_problem(mysql_ms: i64, local_ms: i64) -> Option<String> {
+    let skew = local_ms - mysql_ms;
+    (skew.unsigned_abs() > MAX_CLOCK_SKEW_MS).then(|| {
+        format!(
+            "this host's clock is {skew} ms from MySQL's; order numbers need them within {MAX_CLOCK_SKEW_MS} ms \
+             (run NTP on both)"
+        )
+    })
 }
 
 /// How long a lease written after `asked` (this process's clock) lets us mint: a little less
@@ -114,6 +151,11 @@ fn proven_until(asked: Instant, ttl: Duration) -> Instant {
 
 /// Claims a node for `holder` and returns a generator minting under it.
 pub async fn start(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Result<Arc<OrderNoGenerator>> {
+    let mysql_ms: i64 =
+        sqlx::query_scalar("SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)").fetch_one(db).await?;
+    if let Some(problem) = clock_skew_problem(mysql_ms, local_unix_ms()) {
+        anyhow::bail!("{problem}");
+    }
     let asked = Instant::now();
     let claim = claim(db, holder, ttl).await.context("claim an order-number node id")?;
     let generator = Arc::new(OrderNoGenerator::leased(claim.node, claim.floor_unix_ms));
@@ -133,7 +175,7 @@ pub async fn keep(db: MySqlPool, generator: Arc<OrderNoGenerator>, holder: Strin
         tick.tick().await;
         let started = Instant::now();
         let node = generator.node();
-        match renew(&db, node, &holder, ttl).await {
+        match renew(&db, node, &holder, ttl, generator.last_minted_unix_ms()).await {
             Ok(true) => generator.extend_until(proven_until(started, ttl)),
             Ok(false) => {
                 tracing::error!(node, "order-number node lease lost; claiming another");
@@ -151,5 +193,19 @@ pub async fn keep(db: MySqlPool, generator: Arc<OrderNoGenerator>, holder: Strin
             // when the last proven lease runs out.
             Err(e) => tracing::warn!(node, error = %e, "cannot renew the order-number node lease"),
         }
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_within_the_margin_of_mysqls_may_mint_and_one_beyond_it_is_named() {
+        assert_eq!(clock_skew_problem(1_000_000, 1_000_000 + MAX_CLOCK_SKEW_MS as i64), None);
+        assert_eq!(clock_skew_problem(1_000_000, 1_000_000 - MAX_CLOCK_SKEW_MS as i64), None);
+        let ahead = clock_skew_problem(1_000_000, 1_002_500).unwrap();
+        assert!(ahead.contains("2500 ms"), "{ahead}");
+        assert!(clock_skew_problem(1_000_000, 998_000).unwrap().contains("-2000 ms"));
     }
 }

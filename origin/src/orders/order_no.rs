@@ -64,6 +64,12 @@ impl OrderNoGenerator {
         Self { state: Mutex::new(state) }
     }
 
+    /// The highest millisecond (Unix, this process's clock) minted so far, or the floor the
+    /// generator was given: a node's next holder mints after it.
+    pub fn last_minted_unix_ms(&self) -> u64 {
+        self.state.lock().expect("order number lock").last_ms + EPOCH_MS
+    }
+
     /// The node id numbers are minted under now.
     pub fn node(&self) -> u64 {
         self.state.lock().expect("order number lock").node

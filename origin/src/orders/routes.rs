@@ -30,6 +30,30 @@ pub struct OrderView {
     /// When an unpaid order is cancelled (epoch milliseconds); absent while `QUEUED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expire_at: Option<i64>,
+    /// Why a `REFUSED` order could not be placed: its reason code (`STOCK_SHORTAGE`,
+    /// `DUPLICATE_ACTIVE_ORDER`, `NO_SUCH_PRODUCT`, `AMOUNT_TOO_LARGE`) and what it means.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<RefusalView>,
+}
+
+/// Why an order was refused, as its buyer sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusalView {
+    #[schema(example = "STOCK_SHORTAGE")]
+    pub reason: String,
+    pub message: String,
+}
+
+/// What a refusal reason means to the buyer.
+fn refusal_message(reason: &str) -> &'static str {
+    match reason {
+        "STOCK_SHORTAGE" => "the last units were sold twice during a stock-service failure; this order could not be placed and nothing is owed",
+        "DUPLICATE_ACTIVE_ORDER" => "you already hold an order of this product; this second one was not placed",
+        "NO_SUCH_PRODUCT" => "the product is no longer sold; this order could not be placed",
+        "AMOUNT_TOO_LARGE" => "the order's amount is too large to record; it was not placed",
+        _ => "this order could not be placed",
+    }
 }
 
 /// A paid order.
@@ -62,6 +86,24 @@ pub async fn lookup(state: &AppState, order_no: &str) -> Result<Option<OrderView
             status,
             amount: Some(row.amount.round_dp(2).to_string()),
             expire_at: Some(row.expire_at.and_utc().timestamp_millis()),
+            refusal: None,
+        }));
+    }
+    let refused: Option<(u64, u64, u32, String)> =
+        sqlx::query_as("SELECT user_id, product_id, quantity, reason FROM tb_rejected_order WHERE order_no = ?")
+            .bind(order_no)
+            .fetch_optional(state.db())
+            .await?;
+    if let Some((user_id, product_id, quantity, reason)) = refused {
+        return Ok(Some(OrderView {
+            order_no: order_no.to_string(),
+            user_id,
+            product_id,
+            quantity,
+            status: OrderStatus::Refused,
+            amount: None,
+            expire_at: None,
+            refusal: Some(RefusalView { message: refusal_message(&reason).to_string(), reason }),
         }));
     }
     Ok(state.stock().deduction(product_id, order_no).await?.map(|d| OrderView {
@@ -72,6 +114,7 @@ pub async fn lookup(state: &AppState, order_no: &str) -> Result<Option<OrderView
         status: OrderStatus::Queued,
         amount: None,
         expire_at: None,
+        refusal: None,
     }))
 }
 
@@ -114,7 +157,7 @@ pub async fn get_order(
         (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
         (status = 403, description = "`FORBIDDEN`: userId names someone else, or not through the edge", body = ErrorBody),
         (status = 404, description = "`NO_SUCH_ORDER`", body = ErrorBody),
-        (status = 409, description = "`ORDER_CANCELLED`, `ORDER_EXPIRED` or `ORDER_PENDING`", body = ErrorBody),
+        (status = 409, description = "`ORDER_CANCELLED`, `ORDER_EXPIRED`, `ORDER_REFUSED` or `ORDER_PENDING`", body = ErrorBody),
         (status = 503, description = "`UNAVAILABLE`: the order is changing or MySQL is down; try again", body = ErrorBody),
     )
 )]
@@ -140,6 +183,10 @@ pub async fn pay(
             OrderStatus::Cancelled => Err(ApiError::conflict(
                 "ORDER_CANCELLED",
                 format!("order {order_no} was cancelled because it was not paid in time"),
+            )),
+            OrderStatus::Refused => Err(ApiError::conflict(
+                "ORDER_REFUSED",
+                format!("order {order_no} was refused and cannot be paid; nothing is owed"),
             )),
             OrderStatus::Queued => Err(ApiError::conflict(
                 "ORDER_PENDING",

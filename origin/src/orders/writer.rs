@@ -30,6 +30,12 @@ pub enum Refusal {
     DuplicateActiveOrder,
     /// price × quantity does not fit `tb_seckill_order.amount` (DECIMAL(14,2)).
     AmountTooLarge,
+    /// MySQL has fewer units left than the order takes: Redis sold stock that does not exist
+    /// (it lost writes, or was loaded from a stale view). The sale is frozen and healed
+    /// (`fencing`); the order's deduction is dropped without giving units back.
+    StockShortage,
+    /// The order names a product MySQL does not have.
+    NoSuchProduct,
 }
 
 impl Refusal {
@@ -37,7 +43,22 @@ impl Refusal {
         match self {
             Refusal::DuplicateActiveOrder => "DUPLICATE_ACTIVE_ORDER",
             Refusal::AmountTooLarge => "AMOUNT_TOO_LARGE",
+            Refusal::StockShortage => "STOCK_SHORTAGE",
+            Refusal::NoSuchProduct => "NO_SUCH_PRODUCT",
         }
+    }
+
+    /// The refusal whose [`Refusal::code`] is `code`.
+    pub fn from_code(code: &str) -> Option<Refusal> {
+        [Refusal::DuplicateActiveOrder, Refusal::AmountTooLarge, Refusal::StockShortage, Refusal::NoSuchProduct]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+
+    /// Whether the order's units go back on sale in Redis: not when they never existed in
+    /// MySQL (the Redis stock that sold them was too high, and reconcile sets it right).
+    pub fn gives_units_back(&self) -> bool {
+        !matches!(self, Refusal::StockShortage | Refusal::NoSuchProduct)
     }
 
     /// Whether the user stays a buyer of the product in Redis once this order is given back.
@@ -51,12 +72,6 @@ pub enum WriteError {
     /// Transient (connection lost, deadlock, timeout): the broker should redeliver.
     #[error("mysql: {0}")]
     Database(#[from] sqlx::Error),
-    /// Redis took stock MySQL does not have: Redis and MySQL disagree (e.g. a preload from
-    /// stale data). Retried, then dead-lettered for an operator; never silently dropped.
-    #[error("product {product_id} has less stock in MySQL than order {order_no} takes")]
-    StockShortage { product_id: u64, order_no: String },
-    #[error("order {order_no} names product {product_id}, which MySQL does not have")]
-    NoSuchProduct { product_id: u64, order_no: String },
     /// The order can never be written; see [`reject`].
     #[error("order {order_no} refused for good: {}", refusal.code())]
     Refused { order_no: String, refusal: Refusal, detail: String },
@@ -198,8 +213,16 @@ async fn take_stock(
             .await?;
         let order_no = order_no.to_string();
         return Err(match exists {
-            Some(_) => WriteError::StockShortage { product_id, order_no },
-            None => WriteError::NoSuchProduct { product_id, order_no },
+            Some(_) => WriteError::Refused {
+                order_no,
+                refusal: Refusal::StockShortage,
+                detail: format!("product {product_id} has fewer units left in MySQL than the order's {quantity}"),
+            },
+            None => WriteError::Refused {
+                order_no,
+                refusal: Refusal::NoSuchProduct,
+                detail: format!("MySQL has no product {product_id}"),
+            },
         });
     }
     // Our UPDATE holds the row lock, so this reads our own decrement.

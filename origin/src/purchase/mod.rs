@@ -267,6 +267,14 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
         BuyOutcome::NoSuchProduct => {
             ApiError::not_found("NO_SUCH_PRODUCT", format!("product {} is not on sale", r.product_id))
         }
+        BuyOutcome::Frozen => ApiError::TryLater {
+            code: "SALE_FROZEN",
+            message: format!(
+                "the sale of product {} is paused while its stock is checked against the order database; \
+                 nothing was bought, try again in a few seconds",
+                r.product_id
+            ),
+        },
         BuyOutcome::Taken { .. } => unreachable!("a taken buy is not a rejection"),
     }
 }

@@ -18,12 +18,15 @@ use std::time::Duration;
 use crate::broker::sender::{Outgoing, Sender};
 use crate::configuration::BuySettings;
 use crate::orders::OrderMessage;
-use crate::stock::StockStore;
+use crate::stock::{Bucket, StockStore};
 
 /// Name of the lease in Redis (`<prefix>:lease:<name>`).
 const LEASE: &str = "outbox-sweeper";
 
 pub struct Sweeper {
+    /// Where the loaded sales are listed (`fencing::loaded_sales`): MySQL, which a Redis loss
+    /// cannot empty.
+    pub db: sqlx::MySqlPool,
     pub stock: StockStore,
     pub sender: Arc<Sender>,
     pub topic: String,
@@ -62,8 +65,8 @@ impl Sweeper {
         let batch_max = self.settings.batch_max.max(1);
         // Each bucket, and whether its sale is sharded (only then can it have loans).
         let mut buckets = Vec::new();
-        for product_id in self.stock.preloaded_products().await.map_err(|e| e.to_string())? {
-            let of_product = self.stock.buckets(product_id).await.map_err(|e| e.to_string())?;
+        for sale in crate::fencing::loaded_sales(&self.db).await.map_err(|e| e.to_string())? {
+            let of_product = Bucket::all(sale.product_id, sale.buckets);
             let sharded = of_product.len() > 1;
             buckets.extend(of_product.into_iter().map(|bucket| (bucket, sharded)));
         }

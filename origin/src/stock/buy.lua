@@ -5,7 +5,7 @@
 --
 -- KEYS[1] stock   (string int)           KEYS[2] buyers (set of userId)
 -- KEYS[3] orders  (hash orderNo -> "userId,qty": the deduction log)
--- KEYS[4] window  (hash start, end (ms; 0 = open), limit, price)
+-- KEYS[4] window  (hash start, end (ms; 0 = open), limit, price; frozen while the sale is fenced)
 -- KEYS[5] outbox  (stream: accepted orders the broker has not stored yet)
 -- ARGV[1] mode: "buy"   take stock and add an outbox entry per taken buy (batched mode)
 --               "take"  take stock only (transaction mode: the broker holds the half message)
@@ -14,7 +14,7 @@
 --
 -- Returns {price, nowMs, code1, n1, id1, code2, n2, id2, ...} where code/n is
 --   "OK"/stock left | "SOLD_OUT"/stock left | "ALREADY_BOUGHT"/0 | "NOT_STARTED"/start ms
---   | "ENDED"/end ms | "OVER_LIMIT"/limit | "NO_SUCH_PRODUCT"/0
+--   | "ENDED"/end ms | "OVER_LIMIT"/limit | "NO_SUCH_PRODUCT"/0 | "SALE_FROZEN"/0
 -- and id is the buy's outbox entry id ("" unless taken in "buy" mode). An outbox entry holds
 -- o = orderNo, u = userId, q = quantity, p = price, t = nowMs: everything the order message
 -- needs, so a sweeper can send it if the origin that wrote it dies.
@@ -35,7 +35,13 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local window = redis.call('HMGET', KEYS[4], 'start', 'end', 'limit', 'price')
+local window = redis.call('HMGET', KEYS[4], 'start', 'end', 'limit', 'price', 'frozen')
+-- Frozen: this Redis may have lost writes (a restart, a failover, a flush) or is being
+-- reloaded; nothing is sold until a reconcile has set it to the true state again. Checked
+-- first: after a flush the window holds nothing but this field.
+if window[5] then
+  return all('SALE_FROZEN', 0, window[4] or '', now)
+end
 if not window[3] then
   return all('NO_SUCH_PRODUCT', 0, '', now)
 end

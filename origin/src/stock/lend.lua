@@ -19,7 +19,8 @@ local give = math.max(tonumber(ARGV[1]), math.floor(stock / 2))
 if give > stock then
   give = stock
 end
-if give <= 0 or epoch == '' then
+-- A frozen bucket lends nothing: its stock may be stale (see buy.lua).
+if give <= 0 or epoch == '' or redis.call('HEXISTS', KEYS[2], 'frozen') == 1 then
   return {0, '', epoch, pending}
 end
 local t = redis.call('TIME')

@@ -45,6 +45,9 @@ pub enum BuyOutcome {
     },
     /// The product was never preloaded into Redis.
     NoSuchProduct,
+    /// The sale is frozen (its Redis state may have regressed, or is being reloaded): nothing
+    /// is sold until a reconcile heals it (see [`crate::fencing`]).
+    Frozen,
 }
 
 /// How `buy.lua` runs (see its header).
@@ -119,6 +122,16 @@ pub struct SaleSnapshot {
     pub buckets: u32,
     /// Active orders (orderNo, deduction) already written to MySQL.
     pub orders: Vec<(String, Deduction)>,
+}
+
+/// One bucket's fence as Redis holds it ([`StockStore::fence_states`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketFence {
+    pub bucket: Bucket,
+    /// The epoch of the preload or reconcile that last wrote it; `None` if Redis lost it.
+    pub epoch: Option<String>,
+    /// Why it is frozen, if it is.
+    pub frozen: Option<String>,
 }
 
 /// What [`StockStore::preload`] did.
@@ -241,12 +254,6 @@ impl StockStore {
         let k = self.bucket_count(product_id).await?;
         Ok(Bucket::all(product_id, k))
     }
-    /// The set of preloaded product ids: where the sweeper finds the outboxes. One key of its
-    /// own (no hash tag), read and written only with single-key commands.
-    fn products_key(&self) -> String {
-        format!("{}:products", self.prefix)
-    }
-
     /// Runs `buy.lua` once for `buys` of one bucket (EVALSHA, falling back to EVAL when Redis
     /// lost the script): every buyer must belong to it ([`StockStore::bucket_for`]). Each buy
     /// is decided in order, as if alone. A sharded sale's SOLD_OUT here means only this bucket
@@ -313,6 +320,7 @@ impl StockStore {
         order_no: &str,
         entry: Option<(&str, u64)>,
         keep_buyer: bool,
+        give_back: bool,
     ) -> redis::RedisResult<i64> {
         let (id, max_age) = entry.unwrap_or(("", 0));
         self.release
@@ -324,6 +332,7 @@ impl StockStore {
             .arg(id)
             .arg(max_age)
             .arg(if keep_buyer { "1" } else { "0" })
+            .arg(if give_back { "0" } else { "1" })
             .invoke_async(&mut self.conn.clone())
             .await
     }
@@ -331,13 +340,21 @@ impl StockStore {
     /// Runs `release.lua`: gives the order's stock back and frees its buyer, once.
     /// Returns the quantity given back (0 if the order was not in the deduction log).
     pub async fn release(&self, product_id: u64, order_no: &str) -> redis::RedisResult<u32> {
-        self.release_from_its_bucket(product_id, order_no, false).await
+        self.release_from_its_bucket(product_id, order_no, false, true).await
     }
 
-    /// Gives back the stock of an order MySQL refused for good. `keep_buyer`: the user holds
-    /// another order of the product, so they stay a buyer.
-    pub async fn release_rejected(&self, product_id: u64, order_no: &str, keep_buyer: bool) -> redis::RedisResult<u32> {
-        self.release_from_its_bucket(product_id, order_no, keep_buyer).await
+    /// Removes the deduction of an order MySQL refused for good, once. `keep_buyer`: the user
+    /// holds another order of the product, so they stay a buyer. `give_back`: its units go
+    /// back on sale; false when MySQL refused it for want of those units (Redis sold stock it
+    /// should not have had, so there is nothing to give back).
+    pub async fn release_rejected(
+        &self,
+        product_id: u64,
+        order_no: &str,
+        keep_buyer: bool,
+        give_back: bool,
+    ) -> redis::RedisResult<u32> {
+        self.release_from_its_bucket(product_id, order_no, keep_buyer, give_back).await
     }
 
     /// An order's deduction is in exactly one bucket's log and `release.lua` acts only where
@@ -347,9 +364,10 @@ impl StockStore {
         product_id: u64,
         order_no: &str,
         keep_buyer: bool,
+        give_back: bool,
     ) -> redis::RedisResult<u32> {
         for bucket in self.buckets(product_id).await? {
-            let given = self.run_release(bucket, order_no, None, keep_buyer).await?;
+            let given = self.run_release(bucket, order_no, None, keep_buyer, give_back).await?;
             if given > 0 {
                 return Ok(given as u32);
             }
@@ -367,7 +385,7 @@ impl StockStore {
         entry_id: &str,
         max_age_ms: u64,
     ) -> redis::RedisResult<Option<u32>> {
-        let given = self.run_release(bucket, order_no, Some((entry_id, max_age_ms)), false).await?;
+        let given = self.run_release(bucket, order_no, Some((entry_id, max_age_ms)), false, true).await?;
         Ok((given >= 0).then_some(given as u32))
     }
 
@@ -419,11 +437,6 @@ impl StockStore {
             total += self.conn.clone().xlen::<_, u64>(self.bucket_key(bucket, "outbox")).await?;
         }
         Ok(total)
-    }
-
-    /// Every product id ever preloaded (the sweeper's list of outboxes).
-    pub async fn preloaded_products(&self) -> redis::RedisResult<Vec<u64>> {
-        self.conn.clone().smembers(self.products_key()).await
     }
 
     /// Takes or renews the lease `name` for `holder` for `ttl_ms`; true if `holder` holds it.
@@ -512,8 +525,10 @@ impl StockStore {
 
     /// A call of `preload.lua` or `reconcile.lua` on one bucket; they share their layout: KEYS
     /// stock, buyers, orders, window, outbox, transfers, received; ARGV the bucket's `share` of
-    /// the stock, start, end, limit, price, `flag` (force / dry), buckets, `epoch`, then one
-    /// (orderNo, "userId,qty") pair per active order of `snapshot` whose user is the bucket's.
+    /// the stock, start, end, limit, price, `flag` (force / dry), buckets, `epoch`, whether to
+    /// leave the bucket frozen (a sharded sale's buckets stay frozen until every one of them is
+    /// done), then one (orderNo, "userId,qty") pair per active order of `snapshot` whose user
+    /// is the bucket's.
     fn snapshot_call<'a>(
         &self,
         script: &'a Script,
@@ -534,7 +549,8 @@ impl StockStore {
             .arg(&snapshot.price)
             .arg(if flag { "1" } else { "0" })
             .arg(snapshot.buckets.max(1))
-            .arg(epoch);
+            .arg(epoch)
+            .arg(if snapshot.buckets > 1 { "1" } else { "0" });
         for (order_no, d) in &snapshot.orders {
             if bucket_of(d.user_id, snapshot.buckets) == bucket.index {
                 call.arg(order_no).arg(format!("{},{}", d.user_id, d.quantity));
@@ -548,21 +564,31 @@ impl StockStore {
     /// MySQL does not hold yet stay taken (see `preload.lua`). Refused while the loaded sale is
     /// live unless `force`.
     ///
-    /// A sharded sale's stock is dealt out first: each bucket gets its units in flight plus an
-    /// even part of the rest ([`shares`]). Bucket 0 is loaded first and answers for the sale
-    /// (SALE_LIVE); the others follow.
+    /// Every bucket's window takes `epoch` (MySQL's [`crate::fencing`] record names the same).
+    ///
+    /// A sharded sale is first frozen in every bucket (no buy lands while it is dealt out, so
+    /// no bucket is left on an old split next to a new one), then its stock is dealt out: each
+    /// bucket gets its units in flight plus an even part of the rest ([`shares`]); each bucket
+    /// is loaded frozen and, once every one is, unfrozen. An error or INCONSISTENT half way
+    /// leaves the sale frozen (buys answer 503), never mixed; a re-run completes it.
     pub async fn preload(
         &self,
         product_id: u64,
         state: &SaleSnapshot,
         force: bool,
+        epoch: &str,
     ) -> redis::RedisResult<PreloadOutcome> {
         let k = state.buckets.max(1);
-        let epoch = new_epoch();
         let buckets = Bucket::all(product_id, k);
         let shares = if k == 1 {
             vec![state.stock]
         } else {
+            if !force {
+                if let Some((start_ms, end_ms)) = self.live_window(buckets[0]).await? {
+                    return Ok(PreloadOutcome::SaleLive { start_ms, end_ms });
+                }
+            }
+            self.freeze_buckets(&buckets, epoch).await?;
             let active: std::collections::HashSet<&str> = state.orders.iter().map(|(no, _)| no.as_str()).collect();
             let mut in_flight = Vec::with_capacity(buckets.len());
             for bucket in &buckets {
@@ -586,9 +612,9 @@ impl StockStore {
         };
         let (mut stock, mut units, mut orders) = (0, 0, 0);
         for (bucket, share) in buckets.iter().zip(shares) {
-            let force = force || bucket.index > 0;
+            let force = force || k > 1;
             let reply: Vec<redis::Value> = self
-                .snapshot_call(&self.preload, *bucket, state, share, force, &epoch)
+                .snapshot_call(&self.preload, *bucket, state, share, force, epoch)
                 .invoke_async(&mut self.conn.clone())
                 .await?;
             let text = |i: usize| match reply.get(i) {
@@ -611,8 +637,9 @@ impl StockStore {
             }
         }
         self.bucket_counts.write().expect("bucket counts lock").insert(product_id, k);
-        // Outside the scripts: the registry has its own slot on a cluster.
-        self.conn.clone().sadd::<_, _, ()>(self.products_key(), product_id).await?;
+        if k > 1 {
+            self.unfreeze(&buckets, epoch).await?;
+        }
         Ok(PreloadOutcome::Loaded { stock, in_flight_units: units, in_flight_orders: orders })
     }
 
@@ -622,18 +649,24 @@ impl StockStore {
     /// pass that counts each bucket's units in flight). `dry`: only says what it would change.
     /// Orders that only the broker holds are invisible to it: call it once the order queue has
     /// drained.
+    /// A real run gives every bucket's window `epoch`; a sharded sale is frozen, repaired and
+    /// unfrozen as in [`StockStore::preload`].
     pub async fn reconcile(
         &self,
         product_id: u64,
         snapshot: &SaleSnapshot,
         dry: bool,
+        epoch: &str,
     ) -> redis::RedisResult<Reconciled> {
         use redis::FromRedisValue;
         let k = snapshot.buckets.max(1);
-        let epoch = new_epoch();
         let buckets = Bucket::all(product_id, k);
+        let all_buckets = buckets.clone();
+        if k > 1 && !dry {
+            self.freeze_buckets(&buckets, epoch).await?;
+        }
         let run = |bucket: Bucket, share: i64, dry: bool| {
-            let call = self.snapshot_call(&self.reconcile, bucket, snapshot, share, dry, &epoch);
+            let call = self.snapshot_call(&self.reconcile, bucket, snapshot, share, dry, epoch);
             let mut conn = self.conn.clone();
             async move { call.invoke_async::<Vec<redis::Value>>(&mut conn).await }
         };
@@ -685,15 +718,89 @@ impl StockStore {
         }
         if !dry {
             self.bucket_counts.write().expect("bucket counts lock").insert(product_id, k);
-            // Outside the scripts: the registry has its own slot on a cluster.
-            self.conn.clone().sadd::<_, _, ()>(self.products_key(), product_id).await?;
+            if k > 1 {
+                self.unfreeze(&all_buckets, epoch).await?;
+            }
         }
         Ok(Reconciled::Repaired { stock_before, stock, in_flight_units: units, in_flight_orders: orders, changes })
     }
 
-    /// Whether the product was ever preloaded (the sweeper's registry).
-    pub async fn was_preloaded(&self, product_id: u64) -> redis::RedisResult<bool> {
-        self.conn.clone().sismember(self.products_key(), product_id).await
+    /// The loaded sale's window if it is open now (bucket 0 answers for the sale).
+    async fn live_window(&self, bucket: Bucket) -> redis::RedisResult<Option<(i64, i64)>> {
+        let (stock, start, end): (Option<i64>, Option<i64>, Option<i64>) = redis::pipe()
+            .get(self.bucket_key(bucket, "stock"))
+            .hget(self.bucket_key(bucket, "window"), "start")
+            .hget(self.bucket_key(bucket, "window"), "end")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let now = self.now_ms().await?;
+        let (start, end) = (start.unwrap_or(0), end.unwrap_or(0));
+        let open = stock.is_some() && (start == 0 || now >= start) && (end == 0 || now < end);
+        Ok(open.then_some((start, end)))
+    }
+
+    /// Freezes `buckets` (each window's `frozen` field = `reason`): their buys answer
+    /// SALE_FROZEN until a preload or reconcile unfreezes them. After a flush this writes a
+    /// window of its own, holding nothing else.
+    pub async fn freeze_buckets(&self, buckets: &[Bucket], reason: &str) -> redis::RedisResult<()> {
+        for bucket in buckets {
+            self.conn.clone().hset::<_, _, _, ()>(self.bucket_key(*bucket, "window"), "frozen", reason).await?;
+        }
+        Ok(())
+    }
+
+    /// Unfreezes the buckets a sharded preload or reconcile froze with `epoch`; a freeze for
+    /// another reason (a regression found meanwhile) stays.
+    async fn unfreeze(&self, buckets: &[Bucket], epoch: &str) -> redis::RedisResult<()> {
+        let script = Script::new(
+            "if redis.call('HGET', KEYS[1], 'frozen') == ARGV[1] then redis.call('HDEL', KEYS[1], 'frozen') end",
+        );
+        for bucket in buckets {
+            script
+                .key(self.bucket_key(*bucket, "window"))
+                .arg(epoch)
+                .invoke_async::<()>(&mut self.conn.clone())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Each of the product's `buckets` buckets as Redis holds it: (the epoch it was loaded
+    /// with, its freeze reason). `(None, None)` for a bucket Redis does not hold.
+    pub async fn fence_states(&self, product_id: u64, buckets: u32) -> redis::RedisResult<Vec<BucketFence>> {
+        let mut states = Vec::new();
+        for bucket in Bucket::all(product_id, buckets.max(1)) {
+            let (epoch, frozen): (Option<String>, Option<String>) = redis::cmd("HMGET")
+                .arg(self.bucket_key(bucket, "window"))
+                .arg("epoch")
+                .arg("frozen")
+                .query_async(&mut self.conn.clone())
+                .await?;
+            states.push(BucketFence { bucket, epoch, frozen });
+        }
+        Ok(states)
+    }
+
+    /// Who the Redis server is: its run id (new at every start) and replication id (new at a
+    /// failover), so a change says acknowledged writes may be gone. `None` on a cluster,
+    /// where each master answers for its own slots (there the per-sale epochs fence).
+    pub async fn server_identity(&self) -> redis::RedisResult<Option<String>> {
+        if self.conn.is_cluster() {
+            return Ok(None);
+        }
+        let server: String = redis::cmd("INFO").arg("server").query_async(&mut self.conn.clone()).await?;
+        let replication: String = redis::cmd("INFO").arg("replication").query_async(&mut self.conn.clone()).await?;
+        let field = |text: &str, name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+                .map(str::trim)
+                .map(String::from)
+        };
+        Ok(Some(format!(
+            "run_id={} master_replid={}",
+            field(&server, "run_id").unwrap_or_default(),
+            field(&replication, "master_replid").unwrap_or_default()
+        )))
     }
 
     /// Answers PING: for health checks.
@@ -713,8 +820,9 @@ return 0
 "#;
 
 /// A fresh epoch for a preload or reconcile: loans between buckets made before it are dropped
-/// (see receive.lua). Unique per call: the clock in nanoseconds and a counter.
-fn new_epoch() -> String {
+/// (see receive.lua), and a bucket holding another epoch than MySQL's record is fenced
+/// ([`crate::fencing`]). Unique per call: the clock in nanoseconds and a counter.
+pub fn new_epoch() -> String {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{nanos:x}.{}", CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
@@ -756,6 +864,7 @@ fn parse_decided(reply: &[redis::Value], buys: usize) -> redis::RedisResult<Deci
             "ENDED" => BuyOutcome::Ended { end_ms: n },
             "OVER_LIMIT" => BuyOutcome::OverLimit { limit: n },
             "NO_SUCH_PRODUCT" => BuyOutcome::NoSuchProduct,
+            "SALE_FROZEN" => BuyOutcome::Frozen,
             other => return Err(bad(other)),
         };
         outcomes.push((outcome, (!id.is_empty()).then_some(id)));

@@ -7,7 +7,8 @@
 -- ARGV[1] MySQL stock  ARGV[2] start ms  ARGV[3] end ms  ARGV[4] limit  ARGV[5] price
 -- ARGV[6] "1" = forced (load even while the sale is live)
 -- ARGV[7] buckets the sale's stock is split into  ARGV[8] this load's epoch
--- ARGV[9..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
+-- ARGV[9] "1" = leave the sale frozen (window field frozen = this epoch), "0" = unfreeze it
+-- ARGV[10..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
 --           read together with ARGV[1])
 --
 -- A sharded sale is loaded bucket by bucket: ARGV[1] is then this bucket's share of MySQL's
@@ -35,7 +36,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 and ARGV[6] ~= '1' then
 end
 
 local active = {}
-for i = 9, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   active[ARGV[i]] = ARGV[i + 1]
 end
 
@@ -60,11 +61,14 @@ redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7])
 redis.call('SET', KEYS[1], stock)
 redis.call('HSET', KEYS[4], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'price', ARGV[5],
   'buckets', ARGV[7], 'epoch', ARGV[8])
+if ARGV[9] == '1' then
+  redis.call('HSET', KEYS[4], 'frozen', ARGV[8])
+end
 local function keep(order_no, entry)
   redis.call('HSET', KEYS[3], order_no, entry)
   redis.call('SADD', KEYS[2], string.match(entry, '^(%d+),'))
 end
-for i = 9, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   keep(ARGV[i], ARGV[i + 1])
 end
 for i = 1, #in_flight, 2 do

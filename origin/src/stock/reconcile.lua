@@ -6,7 +6,8 @@
 -- ARGV[1] MySQL stock  ARGV[2] start ms  ARGV[3] end ms  ARGV[4] limit  ARGV[5] price
 -- ARGV[6] "1" = dry run (change nothing)
 -- ARGV[7] buckets the sale's stock is split into  ARGV[8] this run's epoch
--- ARGV[9..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
+-- ARGV[9] "1" = leave the sale frozen (window field frozen = this epoch), "0" = unfreeze it
+-- ARGV[10..] pairs: orderNo, "userId,qty" of every active order MySQL holds (one snapshot,
 --           read together with ARGV[1]); the same layout as preload.lua's
 --
 -- A sharded sale is repaired bucket by bucket, as preload.lua loads it: ARGV[1] is the
@@ -27,7 +28,7 @@
 local dry = ARGV[6] == '1'
 
 local active = {}
-for i = 9, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   active[ARGV[i]] = ARGV[i + 1]
 end
 
@@ -118,6 +119,11 @@ if not dry then
   redis.call('SET', KEYS[1], stock)
   redis.call('HSET', KEYS[4], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'price', ARGV[5],
     'buckets', ARGV[7], 'epoch', ARGV[8])
+  if ARGV[9] == '1' then
+    redis.call('HSET', KEYS[4], 'frozen', ARGV[8])
+  else
+    redis.call('HDEL', KEYS[4], 'frozen')
+  end
   for order_no, entry in pairs(target) do
     redis.call('HSET', KEYS[3], order_no, entry)
   end

@@ -6,13 +6,16 @@
 -- ARGV[2] outbox entry id, or "" (a cancel or a rejection: the order left the outbox long ago)
 -- ARGV[3] with an entry id: the entry's age limit in ms (the sweeper owns older entries)
 -- ARGV[4] "1" to keep the user in the buyers set (they hold another order of this product)
+-- ARGV[5] "1" to drop the deduction without giving its units back: MySQL refused the order
+--         because the units never existed there (Redis sold stock it should not have had)
 --
 -- With an entry id this is the relay giving back a buy whose batch the broker surely did not
 -- store. It acts only if the entry is still in the outbox and younger than the age limit:
 -- a missing entry was sent by someone (its order is coming), an old one may be in the
 -- sweeper's hands. Returns -1 then, and changes nothing.
 --
--- Returns the quantity given back, 0 if the order was not in the deduction log, or -1.
+-- Returns the quantity given back (or dropped), 0 if the order was not in the deduction log,
+-- or -1.
 
 if ARGV[2] ~= '' then
   local t = redis.call('TIME')
@@ -32,7 +35,9 @@ if not entry then
 end
 local user, qty = string.match(entry, '^(%d+),(%d+)$')
 redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('INCRBY', KEYS[1], qty)
+if ARGV[5] ~= '1' then
+  redis.call('INCRBY', KEYS[1], qty)
+end
 if ARGV[4] ~= '1' then
   redis.call('SREM', KEYS[2], user)
 end

@@ -14,15 +14,32 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     log: PathBuf,
+    persistence: Persistence,
+}
+
+/// What a Redis server of a test keeps across a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// The AOF with `appendfsync everysec` (the stack's default).
+    Aof,
+    /// Only the snapshots a test asks for with `SAVE`: a kill -9 and restart loads the last
+    /// one, losing every write after it (what a crash that lost the AOF's tail, or a failover
+    /// to a lagging replica, leaves).
+    SnapshotOnly,
 }
 
 impl RedisServer {
     /// `redis-server` on a free port of 127.0.0.1, data and AOF in `dir`, `appendfsync
     /// everysec` (the stack's default).
     pub async fn start(dir: &Path, log: &Path) -> anyhow::Result<RedisServer> {
+        Self::start_with(dir, log, Persistence::Aof).await
+    }
+
+    /// [`RedisServer::start`] keeping what `persistence` says.
+    pub async fn start_with(dir: &Path, log: &Path, persistence: Persistence) -> anyhow::Result<RedisServer> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = RedisServer { child: None, port, dir: dir.to_path_buf(), log: log.to_path_buf() };
+        let mut server = RedisServer { child: None, port, dir: dir.to_path_buf(), log: log.to_path_buf(), persistence };
         server.spawn().await?;
         Ok(server)
     }
@@ -37,7 +54,11 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
-            .args(["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--logfile", ""])
+            .args(match self.persistence {
+                Persistence::Aof => ["--appendonly", "yes", "--appendfsync", "everysec"],
+                Persistence::SnapshotOnly => ["--appendonly", "no", "--appendfsync", "no"],
+            })
+            .args(["--save", "", "--logfile", ""])
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -71,6 +92,52 @@ impl RedisServer {
         }
         self.spawn().await?;
         Ok(down.elapsed())
+    }
+}
+
+impl RedisServer {
+    /// Kills Redis with SIGKILL and starts it again from the snapshot a `SAVE` left, without
+    /// its AOF: every write after the snapshot is gone, as after a failover to a replica that
+    /// lagged that far behind. An AOF server turns its AOF on again (rewritten from the
+    /// snapshot) before this returns.
+    pub async fn crash_back_to_snapshot(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join("appendonlydir"));
+        let mode = self.persistence;
+        self.persistence = Persistence::SnapshotOnly;
+        let spawned = self.spawn().await;
+        self.persistence = mode;
+        spawned?;
+        if mode == Persistence::Aof {
+            let mut c = redis::Client::open(self.url())?.get_multiplexed_async_connection().await?;
+            redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("yes").query_async::<()>(&mut c).await?;
+            let rewritten = wait_until(Duration::from_secs(30), || {
+                let mut c = c.clone();
+                async move {
+                    let info: String =
+                        redis::cmd("INFO").arg("persistence").query_async(&mut c).await.unwrap_or_default();
+                    info.contains("aof_enabled:1")
+                        && info.contains("aof_rewrite_in_progress:0")
+                        && info.contains("aof_rewrite_scheduled:0")
+                }
+            })
+            .await;
+            anyhow::ensure!(rewritten, "Redis did not turn its AOF back on (log {})", self.log.display());
+        }
+        Ok(())
+    }
+
+    /// Kills Redis with SIGKILL (a crash: nothing is flushed) and starts it again on the same
+    /// port and folder, from whatever it had persisted.
+    pub async fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        self.spawn().await
     }
 }
 

@@ -81,6 +81,19 @@ pub fn markdown(o: &Outcome, started_at: &str) -> String {
         or.redis_stock.map_or("none".into(), |s| s.to_string())
     );
 
+    let f = &o.fence;
+    let _ = writeln!(md, "\n## Fence (Redis losing writes)\n\n| | |\n|---|---:|");
+    let _ = writeln!(md, "| time the sale was frozen (sampled every 100 ms) | {:.1} s |", f.frozen_for.as_secs_f64());
+    let _ = writeln!(md, "| buys answered 503 SALE_FROZEN | {} |", f.frozen_answers);
+    let _ = writeln!(md, "| heals (reconcile runs of the sale) | {} |", f.heals);
+    let refusals: i64 = f.refusals.iter().map(|(_, n)| n).sum();
+    let reasons: Vec<String> = f.refusals.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let _ = writeln!(
+        md,
+        "| orders refused by the writer, visible to their buyers | {refusals}{} |",
+        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+    );
+
     let _ = writeln!(md, "\n## Time\n\n| | |\n|---|---:|");
     let _ = writeln!(md, "| burst (first request to last answer and payment) | {:.1} s |", o.burst.as_secs_f64());
     let _ = writeln!(
