@@ -27,6 +27,7 @@ mod tests {
             "ORDER_CANCELLED",
             "ORDER_REFUSED",
             "SALE_FROZEN",
+            "BUSY",
         ] {
             assert!(SHOP_PAGE_HTML.contains(&format!("{code}:")), "no message for {code}");
         }

@@ -89,6 +89,22 @@ pub struct BuySettings {
     /// Length of the lease on this origin's order-number node id (`tb_origin_node`), renewed
     /// every third of it. A dead origin's node is free again after this long.
     pub node_lease_ms: u64,
+    /// Most buys waiting for the decider at once; past it a buy is answered 503 `BUSY` with
+    /// nothing taken, so a stalled Redis cannot pile up work to run long after its buyers left.
+    #[serde(default = "default_queue_max")]
+    pub queue_max: usize,
+    /// A buy that waited this long for its turn is answered 503 `BUSY` without running its
+    /// script: its buyer (or the edge, `ORIGIN_TIMEOUT_MS`) has stopped waiting.
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
+}
+
+fn default_queue_max() -> usize {
+    8192
+}
+
+fn default_queue_timeout_ms() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -131,6 +131,7 @@ impl Server {
         let sold_out = SoldOutMemo::new(Duration::from_millis(settings.buy.sold_out_cache_ms));
         let mode = settings.buy.mode;
         let metrics = Arc::new(Metrics::default());
+        let loaded_sales = crate::fencing::LoadedIds::default();
         let fence = Fence {
             db: db.clone(),
             stock: stock.clone(),
@@ -140,6 +141,7 @@ impl Server {
             metrics: Arc::clone(&metrics),
             every: Duration::from_millis(settings.redis.fence_check_ms.max(20)),
             auto_heal: settings.redis.fence_auto_heal,
+            loaded: Arc::clone(&loaded_sales),
         };
         background.push(tokio::spawn(fence.run()));
         let state = AppState::new(Inner {
@@ -150,6 +152,7 @@ impl Server {
             sender,
             order_nos: Arc::clone(&order_nos),
             metrics,
+            loaded_sales,
             sold_out,
             broker,
             messaging: Arc::clone(&messaging),

@@ -28,6 +28,8 @@ pub struct Inner {
     pub sender: Arc<Sender>,
     pub order_nos: Arc<OrderNoGenerator>,
     pub metrics: Arc<Metrics>,
+    /// The sales MySQL says were loaded, as this process's fence last read them.
+    pub loaded_sales: crate::fencing::LoadedIds,
     pub sold_out: SoldOutMemo,
     pub broker: Arc<BrokerHealth>,
     /// The process's RocketMQ client runtime (admin reads such as the order queue's lag).
@@ -58,6 +60,11 @@ impl AppState {
     pub fn order_nos(&self) -> &OrderNoGenerator {
         &self.0.order_nos
     }
+    /// Whether MySQL says `product_id`'s sale was loaded into Redis (as the fence last read).
+    pub fn was_loaded(&self, product_id: u64) -> bool {
+        self.0.loaded_sales.read().expect("loaded sales lock").contains(&product_id)
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }

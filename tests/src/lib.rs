@@ -104,6 +104,22 @@ impl TestApp {
         Self::spawn_with(id, settings).await
     }
 
+    /// Like [`TestApp::spawn_with`], on a Redis server of the test's own (which it may flush,
+    /// pause or crash without touching other tests), keeping what `persistence` says.
+    pub async fn spawn_on_own_redis(
+        id: String,
+        mut settings: Settings,
+        persistence: torture::redis_server::Persistence,
+    ) -> (TestApp, torture::redis_server::RedisServer) {
+        let dir = std::env::temp_dir().join(format!("seckill-test-redis-{id}"));
+        let redis = torture::redis_server::RedisServer::start_with(&dir, &dir.with_extension("log"), persistence)
+            .await
+            .expect("a Redis server of the test's own");
+        settings.redis.url = redis.url();
+        settings.redis.cluster_urls = String::new();
+        (TestApp::spawn_with(id, settings).await, redis)
+    }
+
     /// Like [`TestApp::spawn`] with the given buy mode.
     pub async fn spawn_in_mode(mode: BuyMode) -> TestApp {
         let (id, mut settings) = isolated_settings();

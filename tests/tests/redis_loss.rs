@@ -16,12 +16,8 @@ use serde_json::json;
 
 /// A test app on a Redis server of its own (the test flushes or crashes it).
 async fn app_on_own_redis(persistence: Persistence) -> (TestApp, RedisServer) {
-    let (id, mut settings) = isolated_settings();
-    let dir = std::env::temp_dir().join(format!("seckill-redis-loss-{id}"));
-    let redis = RedisServer::start_with(&dir, &dir.with_extension("log"), persistence).await.expect("a Redis server");
-    settings.redis.url = redis.url();
-    settings.redis.cluster_urls = String::new();
-    (TestApp::spawn_with(id, settings).await, redis)
+    let (id, settings) = isolated_settings();
+    TestApp::spawn_on_own_redis(id, settings, persistence).await
 }
 
 async fn redis_cmd(app: &TestApp, args: &[&str]) {

@@ -29,6 +29,11 @@ use crate::stock::{BucketFence, StockStore};
 /// reconcile (their queue wait comes before the lease is taken).
 pub const OPERATION_TTL: Duration = Duration::from_secs(60);
 
+/// The ids of the sales MySQL says were loaded, as the fence last read them: a buy that finds
+/// no such sale in Redis although MySQL loaded it met a Redis that lost it (503
+/// `SALE_FROZEN`, not 404), even before the fence has frozen it.
+pub type LoadedIds = std::sync::Arc<std::sync::RwLock<std::collections::HashSet<u64>>>;
+
 /// A sale MySQL says was loaded into Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedSale {

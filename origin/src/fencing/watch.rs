@@ -16,8 +16,9 @@
 //! (`STOCK_SHORTAGE`, visible to its buyer) and freezes the sale too: never an oversell.
 //!
 //! Each heal round (every second) reconciles every frozen sale whose order queue has drained
-//! (lag 0, its retry topic included), under the sale's operation lease; a sale whose heal
-//! failed is tried again after a growing pause (at most a minute).
+//! (lag 0, its retry topic included), under the sale's operation lease; a sale whose queue has
+//! not drained is looked at again next round, one whose reconcile failed after a growing pause
+//! (at most a minute).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct Fence {
     pub every: Duration,
     /// Heal frozen sales (else an operator reconciles them).
     pub auto_heal: bool,
+    /// Updated at every check.
+    pub loaded: super::LoadedIds,
 }
 
 impl Fence {
@@ -85,7 +88,9 @@ impl Fence {
             }
         }
         let mut frozen = Vec::new();
-        for mut sale in loaded_sales(&self.db).await? {
+        let sales = loaded_sales(&self.db).await?;
+        *self.loaded.write().expect("loaded sales lock") = sales.iter().map(|s| s.product_id).collect();
+        for mut sale in sales {
             if sale.in_operation {
                 if sale.frozen.is_some() {
                     frozen.push(sale);
@@ -131,8 +136,10 @@ impl Fence {
                 }
                 Err(e) => {
                     self.metrics.heals_deferred.inc();
-                    let pause =
-                        backoff.get(&sale.product_id).map_or(HEAL_EVERY, |(_, p)| (*p * 2).min(MAX_HEAL_BACKOFF));
+                    let pause = match &e {
+                        ApiError::Conflict { code: "ORDERS_IN_QUEUE", .. } => HEAL_EVERY,
+                        _ => backoff.get(&sale.product_id).map_or(HEAL_EVERY, |(_, p)| (*p * 2).min(MAX_HEAL_BACKOFF)),
+                    };
                     backoff.insert(sale.product_id, (Instant::now() + pause, pause));
                     tracing::info!(product_id = sale.product_id, error = %e, retry_in_ms = pause.as_millis() as u64, "frozen sale not healed yet");
                 }

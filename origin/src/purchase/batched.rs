@@ -15,8 +15,13 @@
 //!   stays for the sweeper;
 //! - the outcome of a send is unknown → nothing is given back; the buyer hears PENDING with
 //!   the order number, and the sweeper re-sends the entry (the writer drops a duplicate);
-//! - Redis failed and the script may have run → the deduction log decides; if even that
-//!   cannot be read, PENDING.
+//! - Redis failed and the script may have run → the deduction log decides (one read per
+//!   bucket for the whole call, within 2 s); if even that cannot be read, PENDING;
+//! - a give-back whose outcome is unknown → the deduction log decides: gone means nothing is
+//!   held (503), present means the order stands (PENDING);
+//! - more than `buy.queue_max` buys waiting, or a buy that waited `buy.queue_timeout_ms` for its
+//!   turn → 503 `BUSY`, nothing taken: a stalled Redis does not pile up work that would run
+//!   long after its buyers stopped waiting.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,11 +40,18 @@ type Reply = oneshot::Sender<Result<Placed, BuyFailure>>;
 
 /// The answer to a buy that Redis could not decide and that surely took nothing.
 const STOCK_UNAVAILABLE: &str = "the stock service is unavailable; nothing was bought, try again shortly";
+/// The answer to a buy turned away before its script ran: too many waiting, or waited too long.
+const BUSY: &str = "the shop is too busy to take this buy now; nothing was bought, try again shortly";
+/// How long the deduction log may take to settle a failed script call's buys: long enough
+/// for a restarted Redis to answer again, short enough to hold a decider slot only briefly.
+const SETTLE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct DecideJob {
     product_id: u64,
     attempt: BuyAttempt,
     reply: Reply,
+    /// When the buy arrived: one that waited past `queue_timeout` is not run.
+    arrived: std::time::Instant,
 }
 
 struct RelayJob {
@@ -52,7 +64,7 @@ struct RelayJob {
 /// The batched buy path of one origin. Cheap to share; its stages run as background tasks
 /// until it is dropped.
 pub struct BatchedBuyer {
-    decide: mpsc::UnboundedSender<DecideJob>,
+    decide: mpsc::Sender<DecideJob>,
     broker: Arc<BrokerHealth>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -65,9 +77,16 @@ pub struct RelayTarget {
 
 impl BatchedBuyer {
     pub fn start(stock: StockStore, target: RelayTarget, broker: Arc<BrokerHealth>, settings: &BuySettings) -> Self {
-        let (decide_tx, decide_rx) = mpsc::unbounded_channel();
-        let (relay_tx, relay_rx) = mpsc::unbounded_channel();
-        let decider = Decider { stock: stock.clone(), relay: relay_tx, batch_max: settings.batch_max.max(1) };
+        let (decide_tx, decide_rx) = mpsc::channel(settings.queue_max.max(1));
+        // Taken buys wait for the relay here: bounded too, so a slow broker holds the decider
+        // back and new buys meet a full decide queue (503 BUSY) instead of taking stock.
+        let (relay_tx, relay_rx) = mpsc::channel(settings.queue_max.max(1));
+        let decider = Decider {
+            stock: stock.clone(),
+            relay: relay_tx,
+            batch_max: settings.batch_max.max(1),
+            queue_timeout: std::time::Duration::from_millis(settings.queue_timeout_ms.max(1)),
+        };
         let relay = Relay {
             stock,
             target: Arc::new(target),
@@ -91,9 +110,13 @@ impl BatchedBuyer {
         }
         let (reply, answer) = oneshot::channel();
         let attempt = BuyAttempt { user_id: request.user_id, quantity: request.quantity, order_no: order_no.clone() };
-        let job = DecideJob { product_id: request.product_id, attempt, reply };
-        if self.decide.send(job).is_err() {
-            return Err(BuyFailure::Unavailable("the origin is shutting down; nothing was bought"));
+        let job = DecideJob { product_id: request.product_id, attempt, reply, arrived: std::time::Instant::now() };
+        match self.decide.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => return Err(BuyFailure::Busy(BUSY)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(BuyFailure::Unavailable("the origin is shutting down; nothing was bought"))
+            }
         }
         // A dropped reply means a stage task died after taking the job: the outcome is unknown.
         answer.await.unwrap_or(Ok(Placed::Pending(order_no)))
@@ -112,7 +135,7 @@ impl Drop for BatchedBuyer {
 /// one of `in_flight` slots is free, and hands it to `work`. Jobs that arrive while every slot
 /// is busy wait and join the next batch, so batches grow with load and no job ever waits for a
 /// timer. Runs until every sender of `jobs` is gone.
-async fn group_commit<J, W, F>(mut jobs: mpsc::UnboundedReceiver<J>, in_flight: usize, batch_max: usize, work: W)
+async fn group_commit<J, W, F>(mut jobs: mpsc::Receiver<J>, in_flight: usize, batch_max: usize, work: W)
 where
     J: Send + 'static,
     W: Fn(Vec<J>) -> F,
@@ -139,12 +162,13 @@ where
 
 struct Decider {
     stock: StockStore,
-    relay: mpsc::UnboundedSender<RelayJob>,
+    relay: mpsc::Sender<RelayJob>,
     batch_max: usize,
+    queue_timeout: std::time::Duration,
 }
 
 impl Decider {
-    async fn run(self, jobs: mpsc::UnboundedReceiver<DecideJob>, in_flight: usize) {
+    async fn run(self, jobs: mpsc::Receiver<DecideJob>, in_flight: usize) {
         let this = Arc::new(self);
         let batch_max = this.batch_max;
         group_commit(jobs, in_flight, batch_max, move |batch: Vec<DecideJob>| {
@@ -152,6 +176,10 @@ impl Decider {
             async move {
                 let mut by_product: HashMap<u64, Vec<DecideJob>> = HashMap::new();
                 for job in batch {
+                    if job.arrived.elapsed() >= this.queue_timeout {
+                        let _ = job.reply.send(Err(BuyFailure::Busy(BUSY)));
+                        continue;
+                    }
                     by_product.entry(job.product_id).or_default().push(job);
                 }
                 futures::future::join_all(by_product.into_iter().map(|(p, jobs)| this.decide_product(p, jobs))).await;
@@ -191,7 +219,7 @@ impl Decider {
         let attempts: Vec<BuyAttempt> = jobs.iter().map(|j| j.attempt.clone()).collect();
         let decided = match self.stock.decide(bucket, ScriptMode::Buy, &attempts).await {
             Ok(decided) => decided,
-            Err(e) => return self.settle_after_redis_error(product_id, jobs, e).await,
+            Err(e) => return self.settle_after_redis_error(bucket, jobs, e).await,
         };
         let price: Option<Decimal> = decided.price.parse().ok();
         let mut dry = Vec::new();
@@ -207,7 +235,7 @@ impl Decider {
                         accepted_at: decided.now_ms,
                     };
                     let relay_job = RelayJob { bucket, entry_id, message, reply: job.reply };
-                    if let Err(mpsc::error::SendError(lost)) = self.relay.send(relay_job) {
+                    if let Err(mpsc::error::SendError(lost)) = self.relay.send(relay_job).await {
                         // Shutting down: the entry stays in the outbox for the sweeper.
                         let _ = lost.reply.send(Ok(Placed::Pending(lost.message.order_no)));
                     }
@@ -245,20 +273,22 @@ impl Decider {
     }
 
     /// The script call failed. If Redis refused the connection, the script surely did not run.
-    /// Otherwise it may have: Redis answers a connection in order, so a read of the deduction
-    /// log settles it — an order in the log has its outbox entry, which the sweeper will send.
-    async fn settle_after_redis_error(&self, product_id: u64, jobs: Vec<DecideJob>, error: redis::RedisError) {
-        tracing::warn!(product_id, %error, "buy script failed");
-        let surely_not_run = error.is_connection_refusal();
-        for job in jobs {
-            let order_no = job.attempt.order_no;
-            let answer = if surely_not_run {
-                Err(BuyFailure::Unavailable(STOCK_UNAVAILABLE))
-            } else {
-                match self.stock.settle_deduction(product_id, &order_no).await {
-                    Some(false) => Err(BuyFailure::Unavailable(STOCK_UNAVAILABLE)),
-                    Some(true) | None => Ok(Placed::Pending(order_no)),
-                }
+    /// Otherwise it may have: Redis answers a connection in order, so one read of the bucket's
+    /// deduction log settles the whole call — an order in the log has its outbox entry, which
+    /// the sweeper will send; one not in it took nothing. Only if Redis cannot say within
+    /// [`SETTLE_DEADLINE`] is the answer PENDING.
+    async fn settle_after_redis_error(&self, bucket: Bucket, jobs: Vec<DecideJob>, error: redis::RedisError) {
+        tracing::warn!(product_id = bucket.product_id, %error, buys = jobs.len(), "buy script failed");
+        let found = if error.is_connection_refusal() {
+            Some(vec![false; jobs.len()])
+        } else {
+            let order_nos: Vec<String> = jobs.iter().map(|j| j.attempt.order_no.clone()).collect();
+            self.stock.settle_deductions(bucket, &order_nos, SETTLE_DEADLINE).await
+        };
+        for (i, job) in jobs.into_iter().enumerate() {
+            let answer = match found.as_ref().map(|f| f[i]) {
+                Some(false) => Err(BuyFailure::Unavailable(STOCK_UNAVAILABLE)),
+                Some(true) | None => Ok(Placed::Pending(job.attempt.order_no)),
             };
             let _ = job.reply.send(answer);
         }
@@ -274,7 +304,7 @@ struct Relay {
 }
 
 impl Relay {
-    async fn run(self, jobs: mpsc::UnboundedReceiver<RelayJob>, in_flight: usize) {
+    async fn run(self, jobs: mpsc::Receiver<RelayJob>, in_flight: usize) {
         let this = Arc::new(self);
         let batch_max = this.batch_max;
         group_commit(jobs, in_flight, batch_max, move |batch: Vec<RelayJob>| {
@@ -318,12 +348,20 @@ impl Relay {
                         .stock
                         .release_unsent(job.bucket, &job.message.order_no, &job.entry_id, self.sweep_after_ms)
                         .await;
+                    let not_bought = "the order queue is unavailable; nothing was bought, try again shortly";
                     let answer = match given_back {
-                        Ok(Some(_)) => Err(BuyFailure::Unavailable(
-                            "the order queue is unavailable; nothing was bought, try again shortly",
-                        )),
-                        // Too late, or Redis cannot say: the order stands and the sweeper sends it.
-                        Ok(None) | Err(_) => Ok(Placed::Pending(job.message.order_no)),
+                        Ok(Some(_)) => Err(BuyFailure::Unavailable(not_bought)),
+                        // Too late: the entry was sent or is the sweeper's; the order stands.
+                        Ok(None) => Ok(Placed::Pending(job.message.order_no)),
+                        // The give-back may have run: the deduction log says whether anything
+                        // is still held (release.lua removes entry and deduction together).
+                        Err(_) => {
+                            let order_no = std::slice::from_ref(&job.message.order_no);
+                            match self.stock.settle_deductions(job.bucket, order_no, SETTLE_DEADLINE).await {
+                                Some(held) if !held[0] => Err(BuyFailure::Unavailable(not_bought)),
+                                _ => Ok(Placed::Pending(job.message.order_no)),
+                            }
+                        }
                     };
                     let _ = job.reply.send(answer);
                 }

@@ -61,6 +61,9 @@ pub enum BuyFailure {
     Rejected(BuyOutcome),
     /// A service is down and surely nothing was taken.
     Unavailable(&'static str),
+    /// Turned away before its script ran (too many buys waiting, or this one waited too
+    /// long); nothing was taken.
+    Busy(&'static str),
 }
 
 /// A validated buy whose buyer is the signed-in user (one definition with the edge).
@@ -109,7 +112,7 @@ pub struct Accepted {
         (status = 404, description = "`NO_SUCH_PRODUCT`: not on sale", body = ErrorBody),
         (status = 409, description = "`SOLD_OUT`, `ALREADY_BOUGHT`, `NOT_STARTED` or `ENDED`", body = ErrorBody,
          headers(("x-seckill-flag-ttl" = u64, description = "Seconds the edge may cache this answer"))),
-        (status = 503, description = "`UNAVAILABLE`: a service is down and nothing was taken", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`: a service is down; `BUSY`: too many buys waiting; `SALE_FROZEN`: the sale is paused while Redis is healed. Nothing was taken; `Retry-After` says when to try again (BUSY, SALE_FROZEN)", body = ErrorBody),
     )
 )]
 pub async fn buy(
@@ -168,9 +171,14 @@ async fn answer_buy(
             );
             (StatusCode::ACCEPTED, Accepted { order_no, status: "PENDING", message })
         }
-        Err(BuyFailure::Rejected(outcome)) => {
+        Err(BuyFailure::Rejected(mut outcome)) => {
             if outcome == (BuyOutcome::SoldOut { stock_left: 0 }) {
                 state.sold_out().remember(request.product_id);
+            }
+            // Not in Redis, yet MySQL loaded it: Redis lost it and the fence is about to
+            // freeze it. Try again shortly, not "no such product".
+            if outcome == BuyOutcome::NoSuchProduct && state.was_loaded(request.product_id) {
+                outcome = BuyOutcome::Frozen;
             }
             let error = rejection(state, &request, outcome);
             match error {
@@ -182,6 +190,10 @@ async fn answer_buy(
         Err(BuyFailure::Unavailable(message)) => {
             Metrics::incr(&metrics.buy_unavailable);
             return Err(ApiError::Unavailable(message.into()));
+        }
+        Err(BuyFailure::Busy(message)) => {
+            Metrics::incr(&metrics.buy_unavailable);
+            return Err(ApiError::TryLater { code: "BUSY", message: message.into() });
         }
     };
     let mut response = (status, Json(body)).into_response();

@@ -1,9 +1,8 @@
 //! One Redis server or a Redis Cluster, behind the same commands.
 //!
 //! Every script and command of a product names only keys under the product's hash tag, so on a
-//! cluster each runs on the one master that holds the product's slot; the few keys that span
-//! products (the set of preloaded products, the sweeper's lease) are single keys read and
-//! written with single-key commands. Only [`RedisConnection::is_cluster`] callers that fetch
+//! cluster each runs on the one master that holds the product's slot; the one key that spans
+//! products (the sweeper's lease) is read and written with single-key commands. Only [`RedisConnection::is_cluster`] callers that fetch
 //! several products at once need to know which it is: a cluster refuses a pipeline across slots.
 
 use std::time::Duration;
@@ -20,7 +19,21 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub enum RedisConnection {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    /// Two connections to one cluster: scripts go through one that never retries (a script
+    /// whose connection broke may have run, and running `buy.lua` or `release.lua` twice
+    /// answers a buyer wrongly), every other command through one that retries twice.
+    Cluster {
+        scripts: ClusterConnection,
+        others: ClusterConnection,
+    },
+}
+
+/// Whether `cmd` runs a script (EVAL, EVALSHA and their read-only forms).
+fn is_script(cmd: &Cmd) -> bool {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => name.len() >= 4 && name[..4].eq_ignore_ascii_case(b"EVAL"),
+        _ => false,
+    }
 }
 
 impl RedisConnection {
@@ -35,16 +48,20 @@ impl RedisConnection {
             let manager = ConnectionManager::new_with_config(redis::Client::open(url)?, config).await?;
             return Ok(Self::Single(manager));
         }
-        let client = ClusterClientBuilder::new(seeds)
-            .connection_timeout(TIMEOUT)
-            .response_timeout(TIMEOUT)
-            .retries(2)
-            .build()?;
-        Ok(Self::Cluster(client.get_async_connection().await?))
+        let client = |retries| {
+            ClusterClientBuilder::new(seeds.clone())
+                .connection_timeout(TIMEOUT)
+                .response_timeout(TIMEOUT)
+                .retries(retries)
+                .build()
+        };
+        let scripts = client(0)?.get_async_connection().await?;
+        let others = client(2)?.get_async_connection().await?;
+        Ok(Self::Cluster { scripts, others })
     }
 
     pub fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(_))
+        matches!(self, Self::Cluster { .. })
     }
 }
 
@@ -52,7 +69,8 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Cluster { scripts, .. } if is_script(cmd) => scripts.req_packed_command(cmd),
+            Self::Cluster { others, .. } => others.req_packed_command(cmd),
         }
     }
 
@@ -64,14 +82,28 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster { others, .. } => others.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Single(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
+            Self::Cluster { others, .. } => others.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_are_told_from_other_commands_by_their_name() {
+        assert!(is_script(redis::cmd("EVALSHA").arg("abc").arg(0)));
+        assert!(is_script(redis::cmd("eval").arg("return 1").arg(0)));
+        assert!(is_script(redis::cmd("EVALSHA_RO").arg("abc").arg(0)));
+        assert!(!is_script(redis::cmd("GET").arg("k")));
+        assert!(!is_script(redis::cmd("EXISTS").arg("k")));
     }
 }

@@ -463,6 +463,34 @@ impl StockStore {
         Ok(None)
     }
 
+    /// Which of `order_nos` `bucket`'s deduction log holds: one HMGET, tried again every 150 ms
+    /// (a restarting Redis, a connection being made again) until `deadline`. `None` if Redis
+    /// cannot say in time.
+    pub async fn settle_deductions(
+        &self,
+        bucket: Bucket,
+        order_nos: &[String],
+        deadline: std::time::Duration,
+    ) -> Option<Vec<bool>> {
+        let read = async {
+            loop {
+                let found: redis::RedisResult<Vec<Option<String>>> = redis::cmd("HMGET")
+                    .arg(self.bucket_key(bucket, "orders"))
+                    .arg(order_nos)
+                    .query_async(&mut self.conn.clone())
+                    .await;
+                match found {
+                    Ok(found) => return found.iter().map(Option::is_some).collect(),
+                    Err(e) => {
+                        tracing::warn!(product_id = bucket.product_id, error = %e, "cannot read the deduction log yet")
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            }
+        };
+        tokio::time::timeout(deadline, read).await.ok()
+    }
+
     /// After an ambiguous Redis error on a taking call: did the script take stock for this
     /// order? Redis answers a connection in order, so a read of the deduction log settles it.
     /// Tries three times, 100 ms apart and growing; `None` if Redis still cannot say.

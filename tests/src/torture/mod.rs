@@ -159,10 +159,19 @@ impl Stack {
         Some(state.in_flight().await)
     }
 
+    /// Runs `cmd` on the run's Redis, once more if the first try fails: the watcher's
+    /// connection hears of a restart only when its next command breaks.
+    async fn redis_do<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match cmd.query_async(&mut self.watcher.clone()).await {
+            Ok(reply) => Ok(reply),
+            Err(_) => cmd.query_async(&mut self.watcher.clone()).await,
+        }
+    }
+
     /// The product's Redis stock (None while Redis is away or does not hold it).
     async fn redis_stock(&self) -> Option<i64> {
         let key = seckill_origin::stock::product_key(&self.settings.redis.key_prefix, self.product, "stock");
-        redis::cmd("GET").arg(key).query_async::<Option<i64>>(&mut self.watcher.clone()).await.ok().flatten()
+        self.redis_do::<Option<i64>>(redis::cmd("GET").arg(key)).await.ok().flatten()
     }
 
     /// Entries in the product's outbox (None while Redis is away).
@@ -360,7 +369,7 @@ async fn inject_faults(stack: &mut Stack, total: u64, sent: &AtomicU64, started:
     reached(0.70).await;
     // A failover to a replica one second behind: the sale goes on for a second after the
     // snapshot, then Redis comes back without that second.
-    let saved = redis::cmd("SAVE").query_async::<()>(&mut stack.watcher.clone()).await;
+    let saved = stack.redis_do::<()>(&redis::cmd("SAVE")).await;
     let stock_at_save = stack.redis_stock().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stock_at_crash = stack.redis_stock().await;
@@ -379,7 +388,7 @@ async fn inject_faults(stack: &mut Stack, total: u64, sent: &AtomicU64, started:
 
     reached(0.75).await;
     let keys_before = dbsize(stack).await;
-    let flushed = redis::cmd("FLUSHALL").query_async::<()>(&mut stack.watcher.clone()).await;
+    let flushed = stack.redis_do::<()>(&redis::cmd("FLUSHALL")).await;
     record(
         "FLUSHALL mid-sale".into(),
         match flushed {
