@@ -62,7 +62,7 @@ pub async fn preload(db: &MySqlPool, stock: &StockStore, id: u64, force: bool) -
             }
         }
         let epoch = new_epoch();
-        op.record_epoch(db, &epoch).await?;
+        op.record_epoch(db, Some(&epoch)).await?;
         let outcome = match stock.preload(id, &snapshot, force, &epoch).await {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -79,7 +79,7 @@ pub async fn preload(db: &MySqlPool, stock: &StockStore, id: u64, force: bool) -
                 Ok(Preloaded { stock: left, mysql_stock: product.stock, in_flight_units, in_flight_orders })
             }
             PreloadOutcome::SaleLive { .. } => {
-                op.restore_epoch(db, record.epoch.as_deref()).await?;
+                op.record_epoch(db, record.epoch.as_deref()).await?;
                 Err(ApiError::conflict(
                     "SALE_LIVE",
                     format!("product {id}'s sale is live; preloading it now needs ?force=true"),
@@ -91,7 +91,7 @@ pub async fn preload(db: &MySqlPool, stock: &StockStore, id: u64, force: bool) -
                     fencing::freeze(db, id, "a preload found more units in flight than MySQL has left").await?;
                     "the sale stays frozen"
                 } else {
-                    op.restore_epoch(db, record.epoch.as_deref()).await?;
+                    op.record_epoch(db, record.epoch.as_deref()).await?;
                     "nothing was changed"
                 };
                 Err(ApiError::conflict(

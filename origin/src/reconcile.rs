@@ -100,7 +100,7 @@ impl Reconciler<'_> {
         lag: u64,
     ) -> Result<Report, ApiError> {
         let epoch = new_epoch();
-        op.record_epoch(self.db, &epoch).await?;
+        op.record_epoch(self.db, Some(&epoch)).await?;
         let found = match self.stock.reconcile(id, &snapshot, false, &epoch).await {
             Ok(found) => found,
             Err(e) => {

@@ -169,9 +169,13 @@ async fn a_graceful_handover_from_an_origin_whose_clock_is_ahead_repeats_no_numb
     use seckill_origin::orders::node_lease;
     use seckill_origin::orders::order_no::OrderNoGenerator;
     let app = TestApp::spawn().await;
-    // Every node id but 900 is taken, so both holders get that one.
+    // Every node id but 900 is taken (900's lease ran out), so both holders get that one.
     let ours = app.server.state.order_nos().node();
     lease_all_others(&app, &[900, ours]).await;
+    sqlx::query("INSERT INTO tb_origin_node (node_id, holder, lease_until, claimed_at) VALUES (900, 'gone', NOW(3) - INTERVAL 1 SECOND, NOW(3))")
+        .execute(&app.db)
+        .await
+        .unwrap();
     let ttl = Duration::from_secs(30);
     let first = node_lease::claim(&app.db, "ahead", ttl).await.unwrap();
     assert_eq!(first.node, 900);
@@ -182,6 +186,8 @@ async fn a_graceful_handover_from_an_origin_whose_clock_is_ahead_repeats_no_numb
     let mut seen: HashSet<String> = (0..2_000).map(|_| ahead.next(1).unwrap()).collect();
     ahead.revoke();
     node_lease::release(&app.db, 900, "ahead", ahead.last_minted_unix_ms()).await.unwrap();
+    // The lease ended at NOW(3); a claim takes leases that ended before its own NOW(3).
+    tokio::time::sleep(Duration::from_millis(5)).await;
 
     let second = node_lease::claim(&app.db, "next", ttl).await.unwrap();
     assert_eq!(second.node, 900, "the released node is reused at once");

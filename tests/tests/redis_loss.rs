@@ -40,6 +40,18 @@ async fn wait_healed(app: &TestApp, product: u64, secs: u64) {
     assert!(healed, "product {product} still frozen after {secs} s: {:?}", state.frozen().await);
 }
 
+/// Each of `users` buys once: QUEUED (its order number is added to `queued`) or SOLD_OUT.
+async fn sell_to(app: &TestApp, product: u64, users: std::ops::Range<u64>, queued: &mut Vec<String>) {
+    for user in users {
+        let (status, body) = app.buy(user, product).await;
+        match status {
+            200 => queued.push(body["orderNo"].as_str().unwrap().to_string()),
+            409 => assert_eq!(body["code"], "SOLD_OUT", "{body}"),
+            other => panic!("user {user}: {other} {body}"),
+        }
+    }
+}
+
 /// Every 200 QUEUED answer became exactly one order, or a refusal its buyer can read at
 /// `GET /api/orders/{orderNo}`; returns (orders, refusals).
 async fn every_queued_answer_is_an_order_or_a_visible_refusal(app: &TestApp, queued: &[String]) -> (usize, usize) {
@@ -108,14 +120,7 @@ async fn a_flush_with_orders_queued_refuses_a_plain_preload_then_heals_and_sells
         let (status, body) = app.buy(user, product).await;
         assert_eq!((status, body["code"].as_str()), (409, Some("ALREADY_BOUGHT")), "user {user}: {body}");
     }
-    for user in 100..140 {
-        let (status, body) = app.buy(user, product).await;
-        match status {
-            200 => queued.push(body["orderNo"].as_str().unwrap().to_string()),
-            409 => assert_eq!(body["code"], "SOLD_OUT", "{body}"),
-            other => panic!("{other}: {body}"),
-        }
-    }
+    sell_to(&app, product, 100..140, &mut queued).await;
     assert_eq!(queued.len(), 30, "exactly the 20 units left were sold after the heal");
     let (orders, refusals) = every_queued_answer_is_an_order_or_a_visible_refusal(&app, &queued).await;
     assert_eq!((orders, refusals), (30, 0));
@@ -192,14 +197,7 @@ async fn a_redis_crash_that_lost_its_last_writes_freezes_the_sale_and_every_200_
     let heals = app.count(&format!("SELECT COUNT(*) FROM tb_reconcile_run WHERE product_id = {product}")).await;
     assert!(heals >= 1, "the crash was noticed and healed by a logged reconcile");
     // After the heal, the rest sells exactly.
-    for user in 300..330 {
-        let (status, body) = app.buy(user, product).await;
-        match status {
-            200 => queued.push(body["orderNo"].as_str().unwrap().to_string()),
-            409 => assert_eq!(body["code"], "SOLD_OUT", "{body}"),
-            other => panic!("{other}: {body}"),
-        }
-    }
+    sell_to(&app, product, 300..330, &mut queued).await;
     let (orders, refusals) = every_queued_answer_is_an_order_or_a_visible_refusal(&app, &queued).await;
     eprintln!("crash: {orders} orders, {refusals} refusals, {frozen_answers} SALE_FROZEN answers, {heals} heals");
     assert_eq!(orders, 20, "every unit sold once, none twice");
@@ -322,14 +320,7 @@ async fn a_sharded_sale_left_half_reconciled_is_frozen_and_a_rerun_completes_it(
     assert_eq!((status, body["code"].as_str()), (503, Some("SALE_FROZEN")), "never sold from a mixed state: {body}");
     // The fence sees the mixed epochs, and the re-run (its heal) completes the sale.
     wait_healed(&app, product, 60).await;
-    for user in 100..160 {
-        let (status, body) = app.buy(user, product).await;
-        match status {
-            200 => queued.push(body["orderNo"].as_str().unwrap().to_string()),
-            409 => assert_eq!(body["code"], "SOLD_OUT", "{body}"),
-            other => panic!("{other}: {body}"),
-        }
-    }
+    sell_to(&app, product, 100..160, &mut queued).await;
     let (orders, refusals) = every_queued_answer_is_an_order_or_a_visible_refusal(&app, &queued).await;
     assert_eq!((orders, refusals), (40, 0), "the sale sold out exactly");
     app.check().await;

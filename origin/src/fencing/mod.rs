@@ -199,18 +199,9 @@ impl Operation {
     }
 
     /// Records `epoch` as the sale's load epoch: before the scripts, so a Redis that never
-    /// got them (the process died, Redis failed) holds another epoch and is fenced.
-    pub async fn record_epoch(&self, db: &MySqlPool, epoch: &str) -> sqlx::Result<()> {
-        sqlx::query("UPDATE tb_seckill_product SET load_epoch = ? WHERE id = ?")
-            .bind(epoch)
-            .bind(self.product_id)
-            .execute(db)
-            .await?;
-        Ok(())
-    }
-
-    /// Puts back the epoch an operation that changed nothing replaced (`None`: never loaded).
-    pub async fn restore_epoch(&self, db: &MySqlPool, epoch: Option<&str>) -> sqlx::Result<()> {
+    /// got them (the process died, Redis failed) holds another epoch and is fenced. An
+    /// operation that changed nothing puts the one it replaced back (`None`: never loaded).
+    pub async fn record_epoch(&self, db: &MySqlPool, epoch: Option<&str>) -> sqlx::Result<()> {
         sqlx::query("UPDATE tb_seckill_product SET load_epoch = ? WHERE id = ?")
             .bind(epoch)
             .bind(self.product_id)

@@ -340,26 +340,17 @@ impl StockStore {
     /// Runs `release.lua`: gives the order's stock back and frees its buyer, once.
     /// Returns the quantity given back (0 if the order was not in the deduction log).
     pub async fn release(&self, product_id: u64, order_no: &str) -> redis::RedisResult<u32> {
-        self.release_from_its_bucket(product_id, order_no, false, true).await
+        self.release_rejected(product_id, order_no, false, true).await
     }
 
     /// Removes the deduction of an order MySQL refused for good, once. `keep_buyer`: the user
     /// holds another order of the product, so they stay a buyer. `give_back`: its units go
     /// back on sale; false when MySQL refused it for want of those units (Redis sold stock it
     /// should not have had, so there is nothing to give back).
-    pub async fn release_rejected(
-        &self,
-        product_id: u64,
-        order_no: &str,
-        keep_buyer: bool,
-        give_back: bool,
-    ) -> redis::RedisResult<u32> {
-        self.release_from_its_bucket(product_id, order_no, keep_buyer, give_back).await
-    }
-
+    ///
     /// An order's deduction is in exactly one bucket's log and `release.lua` acts only where
     /// it finds it, so trying every bucket gives the stock back once, to the right bucket.
-    async fn release_from_its_bucket(
+    pub async fn release_rejected(
         &self,
         product_id: u64,
         order_no: &str,
