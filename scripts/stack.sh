@@ -158,6 +158,7 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  origin-env) origin_env; env | grep '^APP_' ;;
+  # NAME=value lines, each value quoted for the shell (callers eval them).
+  origin-env) origin_env; env | grep '^APP_' | while IFS='=' read -r name value; do printf '%s=%q\n' "$name" "$value"; done ;;
   *) die "usage: stack.sh up | down" ;;
 esac

@@ -58,13 +58,27 @@ pub struct LoadRecord {
 
 type LoadedRow = (u64, u32, String, Option<String>, i64);
 
-/// Every sale MySQL says was loaded: where the sweeper finds outboxes and the fence looks.
+/// Every sale MySQL says was loaded: where the sweeper finds outboxes.
 pub async fn loaded_sales(db: &MySqlPool) -> sqlx::Result<Vec<LoadedSale>> {
-    let rows: Vec<LoadedRow> = sqlx::query_as(
+    sales_where(db, "load_epoch IS NOT NULL").await
+}
+
+/// The loaded sales the fence watches: those that have not ended, or ended within the hour,
+/// and every frozen one (a freeze is healed whenever the sale ended).
+pub async fn watched_sales(db: &MySqlPool) -> sqlx::Result<Vec<LoadedSale>> {
+    sales_where(
+        db,
+        "load_epoch IS NOT NULL AND (end_at IS NULL OR end_at > NOW(3) - INTERVAL 1 HOUR OR frozen_since IS NOT NULL)",
+    )
+    .await
+}
+
+async fn sales_where(db: &MySqlPool, condition: &str) -> sqlx::Result<Vec<LoadedSale>> {
+    let rows: Vec<LoadedRow> = sqlx::query_as(&format!(
         "SELECT id, stock_buckets, load_epoch, frozen_reason, \
          CAST(operation_until IS NOT NULL AND operation_until > NOW(3) AS SIGNED) \
-         FROM tb_seckill_product WHERE load_epoch IS NOT NULL ORDER BY id",
-    )
+         FROM tb_seckill_product WHERE {condition} ORDER BY id"
+    ))
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -102,11 +116,12 @@ pub async fn freeze(db: &MySqlPool, product_id: u64, reason: &str) -> sqlx::Resu
     Ok(done.rows_affected() == 1)
 }
 
-/// Freezes every loaded sale that is not frozen yet; returns how many.
+/// Freezes every loaded sale that is not frozen yet and has not ended over an hour ago (the
+/// ones [`watched_sales`] lists); returns how many.
 pub async fn freeze_all(db: &MySqlPool, reason: &str) -> sqlx::Result<u64> {
     let done = sqlx::query(
         "UPDATE tb_seckill_product SET frozen_since = NOW(3), frozen_reason = ? \
-         WHERE load_epoch IS NOT NULL AND frozen_since IS NULL",
+         WHERE load_epoch IS NOT NULL AND frozen_since IS NULL AND (end_at IS NULL OR end_at > NOW(3) - INTERVAL 1 HOUR)",
     )
     .bind(truncate(reason))
     .execute(db)

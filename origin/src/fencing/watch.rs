@@ -6,7 +6,8 @@
 //!    against the one MySQL last saw under its URL: a restart or failover since means writes
 //!    it acknowledged may be gone (AOF `everysec` loses up to a second, a promoted replica
 //!    what it had not received), so every loaded sale is frozen.
-//! 2. Every loaded sale not in a preload or reconcile: each bucket must hold the epoch MySQL
+//! 2. Every loaded sale not in a preload or reconcile (and not ended over an hour ago, unless
+//!    frozen: [`super::watched_sales`]): each bucket must hold the epoch MySQL
 //!    recorded ([`super::judge`]); one that does not (lost, older, left frozen) freezes the
 //!    sale. A sale frozen in MySQL is frozen in every bucket of Redis (after a flush that
 //!    writes a window holding only the freeze).
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::MySqlPool;
 
-use super::{judge, loaded_sales, LoadedSale};
+use super::{judge, watched_sales, LoadedSale};
 use crate::broker::Messaging;
 use crate::configuration::RocketMqSettings;
 use crate::error::ApiError;
@@ -88,7 +89,7 @@ impl Fence {
             }
         }
         let mut frozen = Vec::new();
-        let sales = loaded_sales(&self.db).await?;
+        let sales = watched_sales(&self.db).await?;
         *self.loaded.write().expect("loaded sales lock") = sales.iter().map(|s| s.product_id).collect();
         for mut sale in sales {
             if sale.in_operation {
@@ -117,7 +118,7 @@ impl Fence {
     }
 
     async fn heal_round(&self, backoff: &mut HashMap<u64, (Instant, Duration)>) {
-        let frozen = match loaded_sales(&self.db).await {
+        let frozen = match watched_sales(&self.db).await {
             Ok(sales) => sales.into_iter().filter(|s| s.frozen.is_some() && !s.in_operation),
             Err(e) => {
                 tracing::warn!(error = %e, "frozen sales not read; no heal this round");
