@@ -147,7 +147,11 @@ async fn the_sweeper_finishes_a_loan_cut_short_and_drops_one_from_before_the_pre
 /// invariants hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reconcile_rebuilds_a_lost_bucket_of_a_sharded_sale() {
-    let app = TestApp::spawn().await;
+    // The operator's reconcile, not the origin's own heal (tests/tests/redis_loss.rs): the
+    // fence freezes the sale and leaves it to this run.
+    let (id, mut settings) = seckill_e2e::isolated_settings();
+    settings.redis.fence_auto_heal = false;
+    let app = TestApp::spawn_with(id, settings).await;
     let product = sharded_sale(&app, 40, 4).await;
     for user in 1..=12 {
         app.buy_queued(user, product).await;
@@ -161,9 +165,12 @@ async fn reconcile_rebuilds_a_lost_bucket_of_a_sharded_sale() {
     let lost_buyers: Vec<u64> = (1..=12).filter(|u| bucket_of(*u, 4) == 2).collect();
     assert!(!lost_buyers.is_empty());
 
+    let frozen = wait_until(Duration::from_secs(5), || async { state.frozen().await.is_some() }).await;
+    assert!(frozen, "the fence froze the sale that lost a bucket");
     let (status, report) = app.admin_post(&format!("/admin/products/{product}/reconcile?waitSecs=60"), None).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!((report["redisStock"].as_i64(), report["mysqlStock"].as_i64()), (Some(28), Some(28)), "{report}");
+    assert_eq!(report["thawed"], true, "the reconcile lifted the freeze: {report}");
     // Every bucket's stock is dealt out again; only the lost bucket's orders, buyers and
     // window come back.
     let changes = report["changes"].as_array().unwrap();
