@@ -11,7 +11,7 @@ use sqlx::MySqlPool;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::fencing::{self, LoadedSale, Operation};
+use crate::fencing::{self, Operation};
 use crate::products;
 use crate::stock::{new_epoch, PreloadOutcome, StockStore};
 
@@ -41,16 +41,9 @@ pub async fn preload(db: &MySqlPool, stock: &StockStore, id: u64, force: bool) -
     })?;
     let result = async {
         let record = fencing::load_record(db, id).await?.unwrap_or(fencing::LoadRecord { epoch: None, frozen: None });
-        if let (false, Some(epoch)) = (force, record.epoch.clone()) {
-            let sale = LoadedSale {
-                product_id: id,
-                buckets: snapshot.buckets,
-                epoch,
-                frozen: record.frozen.clone(),
-                in_operation: false,
-            };
+        if let (false, Some(epoch)) = (force, record.epoch.as_deref()) {
             let fences = stock.fence_states(id, snapshot.buckets).await?;
-            if let Some(why) = record.frozen.clone().or_else(|| fencing::judge(&sale, &fences)) {
+            if let Some(why) = record.frozen.clone().or_else(|| fencing::judge(epoch, &fences)) {
                 return Err(ApiError::conflict(
                     "REDIS_STATE_LOST",
                     format!(

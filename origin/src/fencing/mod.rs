@@ -156,14 +156,14 @@ pub async fn redis_server_changed(db: &MySqlPool, name: &str, identity: &str) ->
     Ok(before.filter(|b| b != identity))
 }
 
-/// What is wrong with a sale's Redis state, given MySQL's record and each bucket as Redis
-/// holds it; `None` if every bucket holds the recorded epoch and none is frozen.
-pub fn judge(sale: &LoadedSale, buckets: &[BucketFence]) -> Option<String> {
+/// What is wrong with a sale's Redis state, given the epoch MySQL recorded and each bucket as
+/// Redis holds it; `None` if every bucket holds the recorded epoch and none is frozen.
+pub fn judge(recorded: &str, buckets: &[BucketFence]) -> Option<String> {
     buckets.iter().find_map(|b| match (&b.epoch, &b.frozen) {
         (None, _) => Some(format!("Redis lost bucket {} of the sale (its window is gone)", b.bucket.index)),
-        (Some(epoch), _) if *epoch != sale.epoch => Some(format!(
-            "Redis bucket {} holds load epoch {epoch}, MySQL recorded {}: Redis went back to an older state",
-            b.bucket.index, sale.epoch
+        (Some(epoch), _) if epoch != recorded => Some(format!(
+            "Redis bucket {} holds load epoch {epoch}, MySQL recorded {recorded}: Redis went back to an older state",
+            b.bucket.index
         )),
         (Some(_), Some(frozen)) => Some(format!("bucket {} was left frozen ({frozen})", b.bucket.index)),
         _ => None,
@@ -288,10 +288,6 @@ mod tests {
     use super::*;
     use crate::stock::Bucket;
 
-    fn sale(epoch: &str) -> LoadedSale {
-        LoadedSale { product_id: 7, buckets: 2, epoch: epoch.into(), frozen: None, in_operation: false }
-    }
-
     fn bucket(index: u32, epoch: Option<&str>, frozen: Option<&str>) -> BucketFence {
         BucketFence {
             bucket: Bucket { product_id: 7, index },
@@ -302,16 +298,16 @@ mod tests {
 
     #[test]
     fn a_sale_whose_buckets_hold_the_recorded_epoch_is_sound() {
-        assert_eq!(judge(&sale("e2"), &[bucket(0, Some("e2"), None), bucket(1, Some("e2"), None)]), None);
+        assert_eq!(judge("e2", &[bucket(0, Some("e2"), None), bucket(1, Some("e2"), None)]), None);
     }
 
     #[test]
     fn a_lost_window_an_older_epoch_or_a_leftover_freeze_is_judged() {
-        let lost = judge(&sale("e2"), &[bucket(0, Some("e2"), None), bucket(1, None, Some("x"))]).unwrap();
+        let lost = judge("e2", &[bucket(0, Some("e2"), None), bucket(1, None, Some("x"))]).unwrap();
         assert!(lost.contains("lost bucket 1"), "{lost}");
-        let older = judge(&sale("e2"), &[bucket(0, Some("e1"), None), bucket(1, Some("e2"), None)]).unwrap();
+        let older = judge("e2", &[bucket(0, Some("e1"), None), bucket(1, Some("e2"), None)]).unwrap();
         assert!(older.contains("epoch e1") && older.contains("e2"), "{older}");
-        let left = judge(&sale("e2"), &[bucket(0, Some("e2"), Some("e2")), bucket(1, Some("e2"), None)]).unwrap();
+        let left = judge("e2", &[bucket(0, Some("e2"), Some("e2")), bucket(1, Some("e2"), None)]).unwrap();
         assert!(left.contains("left frozen"), "{left}");
     }
 }

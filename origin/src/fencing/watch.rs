@@ -65,13 +65,16 @@ impl Fence {
         let mut backoff: HashMap<u64, (Instant, Duration)> = HashMap::new();
         loop {
             tokio::time::sleep(self.every).await;
-            if let Err(e) = self.check_once().await {
-                tracing::warn!(error = %e, "fence check failed; trying again");
-                continue;
-            }
+            let frozen = match self.check_once().await {
+                Ok(frozen) => frozen,
+                Err(e) => {
+                    tracing::warn!(error = %e, "fence check failed; trying again");
+                    continue;
+                }
+            };
             if self.auto_heal && last_heal.elapsed() >= HEAL_EVERY {
                 last_heal = Instant::now();
-                self.heal_round(&mut backoff).await;
+                self.heal_round(frozen, &mut backoff).await;
             }
         }
     }
@@ -100,7 +103,7 @@ impl Fence {
             }
             let fences = self.stock.fence_states(sale.product_id, sale.buckets).await?;
             if sale.frozen.is_none() {
-                let Some(reason) = judge(&sale, &fences) else { continue };
+                let Some(reason) = judge(&sale.epoch, &fences) else { continue };
                 if super::freeze(&self.db, sale.product_id, &reason).await? {
                     self.metrics.sales_frozen.inc();
                     tracing::error!(product_id = sale.product_id, %reason, "sale frozen: Redis does not hold what MySQL recorded");
@@ -117,15 +120,9 @@ impl Fence {
         Ok(frozen)
     }
 
-    async fn heal_round(&self, backoff: &mut HashMap<u64, (Instant, Duration)>) {
-        let frozen = match watched_sales(&self.db).await {
-            Ok(sales) => sales.into_iter().filter(|s| s.frozen.is_some() && !s.in_operation),
-            Err(e) => {
-                tracing::warn!(error = %e, "frozen sales not read; no heal this round");
-                return;
-            }
-        };
-        let frozen: Vec<LoadedSale> = frozen.collect();
+    /// Heals `frozen` (the sales the check just found frozen), each once its pause is over.
+    async fn heal_round(&self, frozen: Vec<LoadedSale>, backoff: &mut HashMap<u64, (Instant, Duration)>) {
+        let frozen: Vec<LoadedSale> = frozen.into_iter().filter(|s| !s.in_operation).collect();
         backoff.retain(|id, _| frozen.iter().any(|s| s.product_id == *id));
         for sale in frozen {
             if backoff.get(&sale.product_id).is_some_and(|(next, _)| Instant::now() < *next) {

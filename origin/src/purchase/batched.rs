@@ -343,27 +343,37 @@ impl Relay {
             Err(SendError::NotSent(reason)) => {
                 self.broker.failed();
                 tracing::warn!(%reason, orders = batch.len(), "the broker refused a batch; giving its stock back");
+                let not_bought = "the order queue is unavailable; nothing was bought, try again shortly";
+                // A give-back whose answer was lost may have run: the deduction log says whether
+                // anything is still held (release.lua removes entry and deduction together),
+                // read once per bucket for all of them, not once per buy.
+                let mut unsure: HashMap<Bucket, Vec<RelayJob>> = HashMap::new();
                 for job in batch {
                     let given_back = self
                         .stock
                         .release_unsent(job.bucket, &job.message.order_no, &job.entry_id, self.sweep_after_ms)
                         .await;
-                    let not_bought = "the order queue is unavailable; nothing was bought, try again shortly";
                     let answer = match given_back {
                         Ok(Some(_)) => Err(BuyFailure::Unavailable(not_bought)),
                         // Too late: the entry was sent or is the sweeper's; the order stands.
                         Ok(None) => Ok(Placed::Pending(job.message.order_no)),
-                        // The give-back may have run: the deduction log says whether anything
-                        // is still held (release.lua removes entry and deduction together).
                         Err(_) => {
-                            let order_no = std::slice::from_ref(&job.message.order_no);
-                            match self.stock.settle_deductions(job.bucket, order_no, SETTLE_DEADLINE).await {
-                                Some(held) if !held[0] => Err(BuyFailure::Unavailable(not_bought)),
-                                _ => Ok(Placed::Pending(job.message.order_no)),
-                            }
+                            unsure.entry(job.bucket).or_default().push(job);
+                            continue;
                         }
                     };
                     let _ = job.reply.send(answer);
+                }
+                for (bucket, jobs) in unsure {
+                    let order_nos: Vec<String> = jobs.iter().map(|j| j.message.order_no.clone()).collect();
+                    let held = self.stock.settle_deductions(bucket, &order_nos, SETTLE_DEADLINE).await;
+                    for (i, job) in jobs.into_iter().enumerate() {
+                        let answer = match held.as_ref().map(|h| h[i]) {
+                            Some(false) => Err(BuyFailure::Unavailable(not_bought)),
+                            Some(true) | None => Ok(Placed::Pending(job.message.order_no)),
+                        };
+                        let _ = job.reply.send(answer);
+                    }
                 }
             }
             Err(SendError::Unknown(reason)) => {
