@@ -2,6 +2,7 @@
 //! replays) and batches (the buy path's relay and sweeper).
 
 use rocketmq_client_rust::{ClientError, DefaultMQProducer, SendResult, SendStatus};
+use rocketmq_error::ViewValueRef;
 use rocketmq_model::common::message::message_single::Message;
 
 use super::Messaging;
@@ -28,7 +29,6 @@ impl SendError {
 /// Codes of client errors raised before a request reached the broker, or of a broker that
 /// answered with a refusal. Anything else (timeouts above all) leaves the outcome unknown.
 const SURELY_NOT_SENT: &[&str] = &[
-    "transport.connection.failed",
     "transport.connection.timeout",
     "transport.admission.queue_saturated",
     "transport.dns.failed",
@@ -44,10 +44,32 @@ const SURELY_NOT_SENT: &[&str] = &[
     "core.argument.invalid",
 ];
 
+/// `transport.connection.failed` covers both a connection that never opened and one that
+/// closed while the broker was answering (a broker killed mid-request may have stored the
+/// batch). Only the phases before any byte was written make it a sure "not sent"; the
+/// client's "closed" phase is raised on either side of the write, so it stays unknown.
+const CONNECTION_FAILED: &str = "transport.connection.failed";
+const PHASES_BEFORE_THE_WRITE: &[&str] = &["endpoint_validation", "connect", "before_write"];
+
+/// The `phase` the transport recorded on an error, if any.
+fn phase(e: &ClientError) -> Option<String> {
+    let error = e.clone().into_shared_error();
+    let view = error.diagnostic_view().ok()?;
+    let field = view.fields().find(|f| f.name() == "phase")?;
+    match field.value() {
+        ViewValueRef::Text(text) => Some(text.to_string()),
+        _ => None,
+    }
+}
+
 fn classify(e: &ClientError) -> SendError {
     let code = e.descriptor().code().as_str();
-    let text = format!("{e} [{code}]");
-    if e.broker_response_code().is_some() || SURELY_NOT_SENT.iter().any(|p| code.starts_with(p)) {
+    let phase = phase(e);
+    let text = format!("{e} [{code}{}]", phase.as_deref().map(|p| format!(" phase={p}")).unwrap_or_default());
+    let surely_not_sent = e.broker_response_code().is_some()
+        || SURELY_NOT_SENT.iter().any(|p| code.starts_with(p))
+        || (code == CONNECTION_FAILED && phase.is_some_and(|p| PHASES_BEFORE_THE_WRITE.contains(&p.as_str())));
+    if surely_not_sent {
         SendError::NotSent(text)
     } else {
         SendError::Unknown(text)
@@ -165,5 +187,43 @@ impl Sender {
 
     pub async fn shutdown(&mut self) {
         self.producer.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rocketmq_error::{fields, Error, ErrorContext};
+
+    use super::*;
+
+    fn connection_failed(phase: &str) -> ClientError {
+        ClientError::from_error(
+            Error::new(&rocketmq_error::TRANSPORT_CONNECTION_FAILED)
+                .with_context(ErrorContext::new().with_text(fields::PHASE, phase)),
+        )
+    }
+
+    #[test]
+    fn a_connection_that_never_opened_surely_sent_nothing() {
+        for phase in ["connect", "before_write", "endpoint_validation"] {
+            assert!(classify(&connection_failed(phase)).is_not_sent(), "{phase}");
+        }
+    }
+
+    #[test]
+    fn a_connection_lost_during_or_after_the_write_leaves_the_outcome_unknown() {
+        for phase in ["closed", "writing", "awaiting_response", "read"] {
+            assert!(matches!(classify(&connection_failed(phase)), SendError::Unknown(_)), "{phase}");
+        }
+        let no_phase = ClientError::from_error(Error::new(&rocketmq_error::TRANSPORT_CONNECTION_FAILED));
+        assert!(matches!(classify(&no_phase), SendError::Unknown(_)));
+    }
+
+    #[test]
+    fn a_timeout_is_unknown_and_a_missing_route_is_not_sent() {
+        let timeout = ClientError::from_error(Error::new(&rocketmq_error::CORE_OPERATION_TIMED_OUT));
+        assert!(matches!(classify(&timeout), SendError::Unknown(_)));
+        let saturated = ClientError::from_error(Error::new(&rocketmq_error::TRANSPORT_ADMISSION_QUEUE_SATURATED));
+        assert!(classify(&saturated).is_not_sent());
     }
 }
