@@ -32,8 +32,10 @@ export EDGE_PORT="${EDGE_PORT:-8787}"
 export PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 # The test shop (scripts/test-shop.sh), where the edge tests buy: its own origin, consumer,
 # Prometheus and edge.
-# The Redis Cluster the cluster tests use (scripts/services.sh start redis-cluster): 3 masters.
+# The Redis Cluster the cluster tests use (scripts/services.sh start redis-cluster): 3 masters
+# (the seed nodes) and a replica of each.
 export REDIS_CLUSTER_PORTS="${REDIS_CLUSTER_PORTS:-7001 7002 7003}"
+export REDIS_CLUSTER_REPLICA_PORTS="${REDIS_CLUSTER_REPLICA_PORTS:-7004 7005 7006}"
 # The cluster profile's second origin (serve) and consumer (make up PROFILE=cluster).
 export ORIGIN2_PORT="${ORIGIN2_PORT:-8082}"
 export CONSUMER2_PORT="${CONSUMER2_PORT:-8083}"

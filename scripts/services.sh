@@ -52,6 +52,12 @@ start_redis() {
 # redis_cluster_ok PORT: the cluster that node PORT belongs to serves every slot.
 redis_cluster_ok() { redis-cli -h "$SECKILL_HOST" -p "$1" cluster info 2>/dev/null | grep -q "cluster_state:ok"; }
 
+# redis_cluster_replicated PORT: how many masters of node PORT's cluster have a replica in sync.
+redis_cluster_replicated() {
+  redis-cli -h "$SECKILL_HOST" -p "$1" cluster nodes 2>/dev/null |
+    awk '$3 ~ /slave/ && $3 !~ /fail/ && $8 == "connected" { print $4 }' | sort -u | wc -l
+}
+
 # wait_redis_cluster_ok PORT TENTHS: poll redis_cluster_ok for up to TENTHS tenths of a second.
 wait_redis_cluster_ok() {
   local i
@@ -62,11 +68,14 @@ wait_redis_cluster_ok() {
   return 1
 }
 
-# Three masters on REDIS_CLUSTER_PORTS (each its own redis-server with --cluster-enabled), the
-# slots spread over them by `redis-cli --cluster create` once; later starts reuse the data.
+# Three masters and one replica each: six redis-servers with --cluster-enabled on
+# REDIS_CLUSTER_PORTS and REDIS_CLUSTER_REPLICA_PORTS, joined by `redis-cli --cluster create
+# --cluster-replicas 1` once (it picks which node serves which; later starts reuse the data).
+# A master that dies is replaced by its replica after --cluster-node-timeout; a node that
+# comes back rejoins as a replica.
 start_redis_cluster() {
   local port ports=() seeds=()
-  read -r -a ports <<<"$REDIS_CLUSTER_PORTS"
+  read -r -a ports <<<"$REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS"
   for port in "${ports[@]}"; do
     seeds+=("$SECKILL_HOST:$port")
     if port_open "$port"; then log "redis-cluster: port $port already open, reusing it"; continue; fi
@@ -85,17 +94,26 @@ start_redis_cluster() {
       sleep 0.1
     done
   done
-  # A node that already knows every master (its nodes.conf) only needs time to find them again.
-  if [[ "$(grep -c master "$SECKILL_DATA/redis-cluster-${ports[0]}/nodes.conf" 2>/dev/null)" -ge "${#ports[@]}" ]]; then
+  # A node that already knows every node (its nodes.conf) only needs time to find them again.
+  local known
+  known="$(grep -cE 'master|slave' "$SECKILL_DATA/redis-cluster-${ports[0]}/nodes.conf" 2>/dev/null || true)"
+  if [[ "${known:-0}" -ge "${#ports[@]}" ]]; then
     wait_redis_cluster_ok "${ports[0]}" 100 || true
+  elif [[ "${known:-0}" -gt 1 ]]; then
+    die "redis-cluster: $SECKILL_DATA/redis-cluster-${ports[0]} holds a cluster of ${known} nodes, not ${#ports[@]}; make down, remove $SECKILL_DATA/redis-cluster-*, start again"
   fi
   if ! redis_cluster_ok "${ports[0]}"; then
-    redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes >>"$SECKILL_LOGS/redis-cluster.log" 2>&1 ||
+    redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes >>"$SECKILL_LOGS/redis-cluster.log" 2>&1 ||
       die "redis-cluster: create failed (log: $SECKILL_LOGS/redis-cluster.log)"
   fi
   wait_redis_cluster_ok "${ports[0]}" 100 ||
     die "redis-cluster: the cluster is not ok (log: $SECKILL_LOGS/redis-cluster.log)"
-  log "redis-cluster up: ${seeds[*]} (3 masters, 16384 slots)"
+  # Replicas attach by a full sync after the create: wait until every master has its replica.
+  for ((i = 0; i < 300; i++)); do
+    [[ "$(redis_cluster_replicated "${ports[0]}")" -ge "$(wc -w <<<"$REDIS_CLUSTER_PORTS")" ]] && break
+    sleep 0.1
+  done
+  log "redis-cluster up: ${seeds[*]} (3 masters with a replica each, 16384 slots)"
 }
 
 mysql_cli() { mariadb --no-defaults -S "$SECKILL_DATA/mysql/mysql.sock" -u root "$@"; }

@@ -31,7 +31,11 @@ origin_env() {
   export APP_MYSQL__PASSWORD="$MYSQL_PASSWORD" APP_MYSQL__DATABASE="$MYSQL_DATABASE"
   export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:$NAMESRV_PORT"
   export APP_CONFIG_DIR="$SECKILL_ROOT/config"
-  if [[ "$PROFILE" == cluster ]]; then export APP_REDIS__CLUSTER_URLS="$(redis_cluster_urls)"; fi
+  if [[ "$PROFILE" == cluster ]]; then
+    export APP_REDIS__CLUSTER_URLS="$(redis_cluster_urls)"
+    # Strict durability with replicas: a buy is QUEUED only once a replica holds it.
+    if [[ "$DURABILITY" == strict ]]; then export APP_REDIS__REPLICA_ACKS=1; fi
+  fi
 }
 
 build_origin() {
@@ -122,7 +126,7 @@ up() {
   local cluster_lines=""
   if [[ "$PROFILE" == cluster ]]; then
     cluster_lines="
-    profile:       cluster: Redis Cluster on $REDIS_CLUSTER_PORTS, brokers a and b on $BROKER_PORT and $((BROKER_PORT + 20)),
+    profile:       cluster: Redis Cluster masters $REDIS_CLUSTER_PORTS, replicas $REDIS_CLUSTER_REPLICA_PORTS, brokers a and b on $BROKER_PORT and $((BROKER_PORT + 20)),
                    origins $ORIGIN_URL and $ORIGIN2_URL (the edge spreads users over both), consumers on $CONSUMER_PORT and $CONSUMER2_PORT"
   fi
   cat <<MSG
@@ -151,7 +155,7 @@ down() {
     stop_pidfile "$name"
   done
   local port
-  for port in $REDIS_CLUSTER_PORTS; do stop_pidfile "redis-cluster-$port"; done
+  for port in $REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS; do stop_pidfile "redis-cluster-$port"; done
   rm -f "$PROFILE_FILE"
 }
 

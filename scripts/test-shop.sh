@@ -28,6 +28,8 @@ urls() {
   echo "PROMETHEUS_URL=http://$SECKILL_HOST:$TEST_SHOP_PROMETHEUS_PORT"
   echo "ORIGIN2_URL=http://$SECKILL_HOST:$TEST_SHOP_ORIGIN2_PORT"
   echo "EDGE2_URL=http://$SECKILL_HOST:$TEST_SHOP_EDGE2_PORT"
+  echo "SHOP_REDIS=$SECKILL_HOST:$REDIS_PORT"
+  echo "SHOP_KEY_PREFIX=$KEY_PREFIX"
 }
 
 # The stack's origin settings, then the test shop's own ports, database, key prefix, topics, groups.

@@ -87,11 +87,22 @@ impl OriginConfig {
 
     /// Starts `seckill-origin serve` in `mode` on `port` and waits until `/health` says 200.
     pub async fn start(&self, mode: BuyMode, port: u16) -> anyhow::Result<BenchOrigin> {
-        let log = self.open_log(mode, &format!("serve, mode {}, port {port}", mode.as_str()))?;
+        self.start_with(mode, port, &[]).await
+    }
+
+    /// [`OriginConfig::start`] with more `APP_*` settings (`extra`), e.g. strict durability.
+    pub async fn start_with(
+        &self,
+        mode: BuyMode,
+        port: u16,
+        extra: &[(&'static str, String)],
+    ) -> anyhow::Result<BenchOrigin> {
+        let log = self.open_log(mode, &format!("serve, mode {}, port {port}, {extra:?}", mode.as_str()))?;
         let mut command = Command::new(&self.binary);
         command
             .arg("serve")
             .envs(self.overrides(mode, port))
+            .envs(extra.iter().cloned())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -19,6 +19,9 @@ pub enum RowKey {
     AcceptedTwoOrigins,
     /// Accepted buys of one sale split into stock buckets.
     AcceptedSharded,
+    /// Accepted buys (batched) on an origin that waits for a Redis replica (`redis.replica_acks`
+    /// = 1, strict durability); only on a Redis Cluster with replicas.
+    AcceptedReplicaAck,
     SoldOut,
     Writer,
     EdgeNoIo,
@@ -32,7 +35,8 @@ impl RowKey {
         use RowKey::*;
         match self {
             RedisCeiling | BrokerCeiling | OriginNoIo => "ceiling",
-            AcceptedBatched | AcceptedTransaction | AcceptedTwoOrigins | AcceptedSharded | SoldOut => "origin",
+            AcceptedBatched | AcceptedTransaction | AcceptedTwoOrigins | AcceptedSharded | AcceptedReplicaAck
+            | SoldOut => "origin",
             Writer => "writer",
             EdgeNoIo | EdgeAccepted | EdgeSoldOut => "edge",
         }
@@ -120,6 +124,11 @@ const SPECS: &[Spec] = &[
     Spec {
         label: "accepted buys of a 4-bucket sale ÷ of an unsharded one (batched), req/s",
         measure: Measure::Rate(RowKey::AcceptedSharded, &[RowKey::AcceptedBatched]),
+        target: Target::Info,
+    },
+    Spec {
+        label: "accepted buys waiting for a Redis replica ÷ not waiting (batched), req/s",
+        measure: Measure::Rate(RowKey::AcceptedReplicaAck, &[RowKey::AcceptedBatched]),
         target: Target::Info,
     },
     Spec {

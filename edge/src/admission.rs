@@ -7,6 +7,11 @@
 //! 4. the (signed-in user, product) bought flag → 409 `ALREADY_BOUGHT` at the edge;
 //! 5. otherwise forward, and let the origin's answer set a flag ([`flag_from_answer`]).
 //!
+//! An order's answer may clear one: a buyer who reads their order as `REFUSED` (Redis had
+//! sold a unit it did not have, and the sale was frozen and healed) or `CANCELLED` holds no
+//! active order of the product, so the bought flag goes at once ([`flag_cleared_by_order`])
+//! instead of turning them away for the rest of its TTL.
+//!
 //! A flag only ever turns buys away, so a stale one costs a wrong rejection, never an oversell.
 //! That is why each lives no longer than the origin allows: stock comes back when unpaid orders
 //! are cancelled, and a user whose order was cancelled may buy again.
@@ -102,6 +107,24 @@ pub fn flag_from_answer(
         _ => return None,
     };
     Some(FlagToSet { flag, ttl_secs })
+}
+
+/// Which flag, if any, the origin's answer to `GET /api/orders/{orderNo}` for `user_id` clears:
+/// the (user, product) bought flag when the order is `REFUSED` or `CANCELLED`.
+pub fn flag_cleared_by_order(user_id: u64, status: u16, body: &str) -> Option<Flag> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct OrderState {
+        status: String,
+        product_id: u64,
+        user_id: u64,
+    }
+    if status != 200 {
+        return None;
+    }
+    let order: OrderState = serde_json::from_str(body).ok()?;
+    let gone = matches!(order.status.as_str(), "REFUSED" | "CANCELLED");
+    (gone && order.user_id == user_id).then_some(Flag::Bought { user_id, product_id: order.product_id })
 }
 
 /// Reads `x-seckill-flag-ttl`: whole seconds, at least 1, capped at `max_ttl_secs`.
@@ -215,5 +238,19 @@ mod tests {
         }
         assert_eq!(parse_flag_ttl(None, 3600), None);
         assert_eq!(parse_flag_ttl(Some("5"), 0), None, "a cap of 0 turns flags off");
+    }
+
+    #[test]
+    fn a_refused_or_cancelled_order_clears_its_buyers_bought_flag() {
+        let order = |status: &str| format!(r#"{{"orderNo":"1-1","userId":42,"productId":8,"quantity":1,"status":"{status}"}}"#);
+        let bought = Flag::Bought { user_id: 42, product_id: 8 };
+        assert_eq!(flag_cleared_by_order(42, 200, &order("REFUSED")), Some(bought));
+        assert_eq!(flag_cleared_by_order(42, 200, &order("CANCELLED")), Some(bought));
+        for active in ["QUEUED", "UNPAID", "PAID"] {
+            assert_eq!(flag_cleared_by_order(42, 200, &order(active)), None, "{active}");
+        }
+        assert_eq!(flag_cleared_by_order(7, 200, &order("REFUSED")), None, "another user's order clears nothing");
+        assert_eq!(flag_cleared_by_order(42, 404, r#"{"code":"NO_SUCH_ORDER","message":"x"}"#), None);
+        assert_eq!(flag_cleared_by_order(42, 200, "not json"), None);
     }
 }

@@ -14,7 +14,9 @@ use worker::{
     RequestInit, Response, Result,
 };
 
-use crate::admission::{flag_from_answer, flags_to_check, Flag, FlagToSet, DEFAULT_MAX_FLAG_TTL_SECS};
+use crate::admission::{
+    flag_cleared_by_order, flag_from_answer, flags_to_check, Flag, FlagToSet, DEFAULT_MAX_FLAG_TTL_SECS,
+};
 use crate::answers::{EdgeError, DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 use crate::identity::signed_in;
 use crate::limits::{self, IP_LIMITER, USER_LIMITER};
@@ -146,10 +148,7 @@ async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -
         },
         (Route::ProductList, _) => product_list(settings).await,
         (Route::Buy, Some(caller)) => buy(&mut req, &env, settings, &ctx, &caller).await,
-        (Route::Order { order_no }, Some(caller)) => {
-            let path = format!("/api/orders/{order_no}");
-            forward(settings, Method::Get, &path, None, Some(&caller)).await
-        }
+        (Route::Order { order_no }, Some(caller)) => order(settings, order_no, &caller).await,
         (Route::PayOrder { order_no }, Some(caller)) => match read_body(&mut req, MAX_SMALL_BODY_BYTES).await? {
             Ok(body) => {
                 let path = format!("/api/orders/{order_no}/pay");
@@ -292,6 +291,24 @@ async fn buy(req: &mut Request, env: &Env, settings: &Settings, ctx: &Context, c
     }
     extra.extend(pass_headers);
     json_response(status, body, &extra)
+}
+
+/// `GET /api/orders/{orderNo}`, forwarded; an order its buyer reads as REFUSED or CANCELLED
+/// clears their bought flag before the answer goes back, so their next buy reaches the origin.
+async fn order(settings: &Settings, order_no: &str, caller: &Caller) -> Result<Response> {
+    let path = format!("/api/orders/{order_no}");
+    let mut answer = match send_to_origin(settings, Method::Get, &path, None, Some(caller)).await {
+        Ok(answer) => answer,
+        Err(failed) => return edge_error(&failed),
+    };
+    let status = answer.status_code();
+    let body = answer.text().await?;
+    if let Some(flag) = flag_cleared_by_order(caller.user_id, status, &body) {
+        if let Err(e) = Cache::default().delete(flag.cache_key(), false).await {
+            console_warn!("could not clear {flag:?}: {e}");
+        }
+    }
+    json_response(status, body, &[(DECIDED_BY_HEADER, "origin".to_owned())])
 }
 
 /// What the (cached) product list says about `product_id`'s sale. Without a list (the origin

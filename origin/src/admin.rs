@@ -497,7 +497,8 @@ pub struct RejectedOrderList {
 }
 
 /// `GET /admin/rejected-orders?productId=&limit=`: orders the writer refused for good, newest
-/// first, with the reason; their stock went back to Redis.
+/// first, with the reason; their buyers were released in Redis, and their units given back
+/// unless MySQL never had them (`STOCK_SHORTAGE`, `NO_SUCH_PRODUCT`).
 #[utoipa::path(
     get, path = "/admin/rejected-orders", tag = "admin", security(("adminToken" = [])),
     params(

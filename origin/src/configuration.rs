@@ -134,6 +134,20 @@ pub struct RedisSettings {
     /// has drained); false leaves it frozen for an operator's reconcile.
     #[serde(default = "default_true")]
     pub fence_auto_heal: bool,
+    /// Strict durability with replicas: how many replicas must hold a buy's (and a loan's)
+    /// write before it is answered QUEUED or the loan is passed on (Redis `WAIT`). 0 = answer
+    /// once the master has it (a failover to a replica that had not received it is then
+    /// fenced and healed, with refusals; see docs/DESIGN.md "When Redis loses writes").
+    #[serde(default)]
+    pub replica_acks: u32,
+    /// How long (ms) a buy waits for those replicas; past it the buy is answered 202 PENDING
+    /// and its order is left to the sweeper, which sends it only if the write survived.
+    #[serde(default = "default_replica_ack_timeout_ms")]
+    pub replica_ack_timeout_ms: u64,
+}
+
+fn default_replica_ack_timeout_ms() -> u64 {
+    200
 }
 
 fn default_true() -> bool {

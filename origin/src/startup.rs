@@ -137,7 +137,7 @@ impl Server {
             stock: stock.clone(),
             messaging: Arc::clone(&messaging),
             rocketmq: settings.rocketmq.clone(),
-            redis_name: settings.redis.cluster_urls.trim().is_empty().then(|| settings.redis.url.clone()),
+            redis_name: redis_name(&settings.redis),
             metrics: Arc::clone(&metrics),
             every: Duration::from_millis(settings.redis.fence_check_ms.max(20)),
             auto_heal: settings.redis.fence_auto_heal,
@@ -340,4 +340,20 @@ impl Workers {
 /// This host's name, for lease holders (empty if it cannot be read).
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
+/// The name the fence records the Redis identity under in `tb_redis_server` (at most 255
+/// characters): the server's URL, or a cluster's seed URLs (one record for the whole cluster:
+/// its identity lists every master); a longer list is named by its SHA-256.
+fn redis_name(redis: &crate::configuration::RedisSettings) -> String {
+    let name = match redis.cluster_urls.trim() {
+        "" => redis.url.clone(),
+        seeds => format!("cluster {seeds}"),
+    };
+    if name.len() <= 255 {
+        return name;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    format!("cluster sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }

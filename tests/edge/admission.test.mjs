@@ -7,7 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   EDGE_SECRET, EDGE_URL, ORIGIN_URL, buyViaEdge, createProduct, decidedByEdge, flagTtlSecs, freshUserId,
-  getViaEdge, inParallel, originBuyRequests, payViaEdge, signToken, sleep, waitFor,
+  getViaEdge, inParallel, originBuyRequests, payViaEdge, redisCli, rejectedOrders, SHOP_KEY_PREFIX, signToken,
+  sleep, waitFor,
 } from "./stack.mjs";
 
 /** Sells the only unit of a fresh product and returns the origin's SOLD_OUT answer (with its TTL). */
@@ -68,6 +69,37 @@ test("a user who bought is turned away at the edge on a second try", async () =>
   const other = await buyViaEdge({ userId: freshUserId(), productId });
   assert.equal(other.status, 200, other.text);
   assert.equal(await originBuyRequests(), before + 1);
+});
+
+test("a buyer whose order was refused is let through again once they read it", async () => {
+  const productId = await createProduct({ name: "Edge Refused Buyer", stock: 1 });
+  // Redis gets a unit MySQL does not have (as after a lost write): of the two orders it sells,
+  // MySQL's guarded decrement refuses one, and the origin freezes and heals the sale.
+  redisCli("INCRBY", `${SHOP_KEY_PREFIX}:{${productId}}:stock`, "1");
+  const buyers = [freshUserId(), freshUserId()];
+  for (const userId of buyers) {
+    const bought = await buyViaEdge({ userId, productId });
+    assert.equal(bought.status, 200, bought.text);
+    flagTtlSecs(bought); // the edge remembers both buyers
+  }
+  const refused = await waitFor(async () => (await rejectedOrders(productId))[0] ?? null, { timeoutMs: 30_000 });
+  assert.ok(refused, "one of the two orders is refused");
+  assert.equal(refused.reason, "STOCK_SHORTAGE");
+  const { userId, orderNo } = refused;
+  const token = signToken(userId);
+
+  // Until they read their order, the edge still turns them away from its flag...
+  const early = await buyViaEdge({ userId, productId });
+  assert.equal(early.body.code, "ALREADY_BOUGHT", early.text);
+  assert.ok(decidedByEdge(early), early.text);
+  // ...reading it through the edge says REFUSED and clears the flag...
+  const order = await getViaEdge(`/api/orders/${orderNo}`, { token });
+  assert.equal(order.status, 200, order.text);
+  assert.equal(order.body.status, "REFUSED", order.text);
+  // ...so the next buy is the origin's to decide (frozen while it heals, then sold out).
+  const again = await buyViaEdge({ userId, productId });
+  assert.ok(!decidedByEdge(again), `the edge still turned the refused buyer away: ${again.text}`);
+  assert.notEqual(again.body.code, "ALREADY_BOUGHT", again.text);
 });
 
 test("malformed bodies are 400 at the edge, in the origin's words, and never reach it", async () => {

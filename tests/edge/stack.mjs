@@ -1,6 +1,7 @@
 // Talking to the running stack: buys through the edge, setup and counters on the origin's
 // admin API. URLs and tokens come from the environment (scripts/edge.sh test sets them).
 
+import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,6 +16,9 @@ export const ORIGIN_URL = process.env.ORIGIN_URL ?? "http://127.0.0.1:8080";
 export const ADMIN_TOKEN = process.env.ADMIN_TOKEN ?? "dev-admin-token";
 export const EDGE_SECRET = process.env.EDGE_SECRET ?? "dev-edge-secret";
 export const TOKEN_KEYS = process.env.TOKEN_KEYS ?? "dev:seckill-local-development-signing-key-not-secret";
+/** The shop's Redis (host:port) and key prefix, for tests that change what Redis holds. */
+export const SHOP_REDIS = process.env.SHOP_REDIS ?? "127.0.0.1:6379";
+export const SHOP_KEY_PREFIX = process.env.SHOP_KEY_PREFIX ?? "seckill-edge-test";
 export const TEST_OUTPUT = process.env.TEST_OUTPUT ?? new URL("../../test-output/", import.meta.url).pathname;
 
 export { sleep };
@@ -140,6 +144,17 @@ export async function edgeSeesRoom(productId, room) {
 }
 
 /** The claims of a pass (or any token), read without checking it. */
+/** Runs one command on the shop's Redis with redis-cli; returns its output. */
+export function redisCli(...args) {
+  const [host, port] = SHOP_REDIS.split(":");
+  return execFileSync("redis-cli", ["-h", host, "-p", port, ...args], { encoding: "utf8" }).trim();
+}
+
+/** `GET /admin/rejected-orders?productId=`: the orders the writer refused for good. */
+export async function rejectedOrders(productId) {
+  return (await admin("GET", `/admin/rejected-orders?productId=${productId}`)).rejectedOrders;
+}
+
 export const claimsOf = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
 
 /** Waits until the edge's (cached, about a second) product list shows the sale on sale. */

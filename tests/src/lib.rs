@@ -6,6 +6,7 @@
 //! variables); `make test` points them at the test broker.
 
 pub mod invariants;
+pub mod redis_faults;
 pub mod torture;
 
 use std::future::Future;
@@ -118,6 +119,17 @@ impl TestApp {
         settings.redis.url = redis.url();
         settings.redis.cluster_urls = String::new();
         (TestApp::spawn_with(id, settings).await, redis)
+    }
+
+    /// Like [`TestApp::spawn_with`], on a Redis Cluster of the test's own (three masters with a
+    /// replica each), whose nodes it may pause or kill without touching other tests.
+    pub async fn spawn_on_own_cluster(id: String, mut settings: Settings) -> (TestApp, torture::redis_cluster::RedisCluster) {
+        let dir = std::env::temp_dir().join(format!("seckill-test-cluster-{id}"));
+        let cluster = torture::redis_cluster::RedisCluster::start(&dir, &dir.with_extension("log"))
+            .await
+            .expect("a Redis Cluster of the test's own");
+        settings.redis.cluster_urls = cluster.seed_urls();
+        (TestApp::spawn_with(id, settings).await, cluster)
     }
 
     /// Like [`TestApp::spawn`] with the given buy mode.

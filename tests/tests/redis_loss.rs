@@ -6,10 +6,10 @@
 //! healed by reconcile once the queue has drained, and an order that cannot be placed is a
 //! refusal its buyer sees.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use seckill_e2e::torture::redis_server::{Persistence, RedisServer};
+use seckill_e2e::redis_faults::{buyers_arrive, every_queued_answer_is_an_order_or_a_visible_refusal, sell_to, wait_healed};
 use seckill_e2e::{isolated_settings, wait_until, TestApp};
 use seckill_origin::startup::Workers;
 use serde_json::json;
@@ -26,59 +26,6 @@ async fn redis_cmd(app: &TestApp, args: &[&str]) {
         cmd.arg(*a);
     }
     let _: redis::Value = cmd.query_async(&mut app.redis.clone()).await.expect(args[0]);
-}
-
-/// Waits until the fence has healed the sale (a reconcile run is logged for it and it is no
-/// longer frozen); panics after `secs`.
-async fn wait_healed(app: &TestApp, product: u64, secs: u64) {
-    let state = app.product_state(product);
-    let runs = format!("SELECT COUNT(*) FROM tb_reconcile_run WHERE product_id = {product}");
-    let healed = wait_until(Duration::from_secs(secs), || async {
-        app.count(&runs).await > 0 && state.frozen().await.is_none()
-    })
-    .await;
-    assert!(healed, "product {product} still frozen after {secs} s: {:?}", state.frozen().await);
-}
-
-/// Each of `users` buys once: QUEUED (its order number is added to `queued`) or SOLD_OUT.
-async fn sell_to(app: &TestApp, product: u64, users: std::ops::Range<u64>, queued: &mut Vec<String>) {
-    for user in users {
-        let (status, body) = app.buy(user, product).await;
-        match status {
-            200 => queued.push(body["orderNo"].as_str().unwrap().to_string()),
-            409 => assert_eq!(body["code"], "SOLD_OUT", "{body}"),
-            other => panic!("user {user}: {other} {body}"),
-        }
-    }
-}
-
-/// Every 200 QUEUED answer became exactly one order, or a refusal its buyer can read at
-/// `GET /api/orders/{orderNo}`; returns (orders, refusals).
-async fn every_queued_answer_is_an_order_or_a_visible_refusal(app: &TestApp, queued: &[String]) -> (usize, usize) {
-    let (mut orders, mut refusals) = (0, 0);
-    for order_no in queued {
-        let settled = wait_until(Duration::from_secs(60), || async {
-            let (status, body) = app.order(order_no).await;
-            status == 200 && body["status"] != "QUEUED"
-        })
-        .await;
-        let (status, body) = app.order(order_no).await;
-        assert!(settled && status == 200, "order {order_no} never settled: {status} {body}");
-        match body["status"].as_str() {
-            Some("UNPAID") => orders += 1,
-            Some("REFUSED") => {
-                assert!(body["refusal"]["reason"].is_string() && body["refusal"]["message"].is_string(), "{body}");
-                refusals += 1;
-            }
-            other => panic!("order {order_no}: unexpected status {other:?}: {body}"),
-        }
-    }
-    let distinct: HashSet<&String> = queued.iter().collect();
-    assert_eq!(distinct.len(), queued.len(), "no order number answered twice");
-    let written = app.count("SELECT COUNT(*) FROM tb_seckill_order").await as usize;
-    let refused = app.count("SELECT COUNT(*) FROM tb_rejected_order").await as usize;
-    assert_eq!(written + refused, queued.len(), "every 200 is one order or one refusal, nothing else");
-    (orders, refusals)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -156,43 +103,10 @@ async fn a_redis_crash_that_lost_its_last_writes_freezes_the_sale_and_every_200_
     // Buyers arrive at once: the ones Redis forgot and new ones. Until the fence sees the new
     // server they may buy from the regressed state; whatever they are told, every 200 ends
     // as one order or a visible refusal, and no unit is sold twice.
-    let mut buys = tokio::task::JoinSet::new();
-    for user in (6..=10).chain(200..240) {
-        let app_url = app.server.url();
-        let client = app.http.clone();
-        let token = app.token_for(user);
-        buys.spawn(async move {
-            let mut answers = Vec::new();
-            for _ in 0..3 {
-                let resp = client
-                    .post(format!("{app_url}/api/seckill"))
-                    .header("x-seckill-edge-secret", seckill_e2e::EDGE_SECRET)
-                    .bearer_auth(&token)
-                    .json(&json!({ "userId": user, "productId": product }))
-                    .send()
-                    .await
-                    .expect("buy");
-                let (status, body) = seckill_e2e::read(resp).await;
-                assert!(matches!(status, 200 | 409 | 503), "user {user}: {status} {body}");
-                let frozen = body["code"] == "SALE_FROZEN";
-                answers.push((status, body));
-                if !frozen {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(700)).await;
-            }
-            answers
-        });
-    }
-    let mut frozen_answers = 0;
-    while let Some(answers) = buys.join_next().await {
-        for (status, body) in answers.unwrap() {
-            if status == 200 {
-                queued.push(body["orderNo"].as_str().unwrap().to_string());
-            }
-            frozen_answers += usize::from(body["code"] == "SALE_FROZEN");
-        }
-    }
+    let arrivals = buyers_arrive(&app, product, (6..=10).chain(200..240)).await;
+    assert!(arrivals.pending.is_empty(), "a live Redis leaves no outcome unknown: {:?}", arrivals.pending);
+    queued.extend(arrivals.queued);
+    let frozen_answers = arrivals.frozen;
     wait_healed(&app, product, 60).await;
     let heals = app.count(&format!("SELECT COUNT(*) FROM tb_reconcile_run WHERE product_id = {product}")).await;
     assert!(heals >= 1, "the crash was noticed and healed by a logged reconcile");

@@ -113,6 +113,18 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
             }
         }
     }
+    // On a Redis Cluster (whose masters have replicas: `make up PROFILE=cluster`), one more
+    // batched origin waits for a replica before answering: strict durability's cost.
+    let on_cluster = !ctx.stack.settings.redis.cluster_urls.trim().is_empty();
+    let mut replica_ack_origin: Option<BenchOrigin> = None;
+    if on_cluster && cli.runs(Scenario::Origin) && cli.modes().contains(&BuyMode::Batched) && !origins.is_empty() {
+        match start_replica_ack_origin(ctx, &origins).await {
+            Ok(o) => replica_ack_origin = Some(o),
+            Err(e) => {
+                let _ = out.settle("bench origin waiting for a replica", Err(e));
+            }
+        }
+    }
 
     // The ceilings and the origin's buys run in interleaved rounds; each row keeps its median.
     // Nothing has filed a row yet: every row until the merge below comes from the rounds.
@@ -157,6 +169,10 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
             if let (Some(origin), false) = (batched.first(), out.interrupted) {
                 let sharded = origin::accepted_sharded(ctx, origin, &mut bench_products).await;
                 out.settle("origin: accepted buys of a sharded sale", sharded);
+            }
+            if let (Some(origin), false) = (replica_ack_origin.as_ref(), out.interrupted) {
+                let strict = origin::accepted_replica_ack(ctx, origin, &mut bench_products).await;
+                out.settle("origin: accepted buys waiting for a replica", strict);
             }
             if let (Some(origin), false) = (origins.first(), out.interrupted) {
                 let sold_out = origin::sold_out(ctx, origin, &mut bench_products).await;
@@ -211,7 +227,7 @@ pub async fn run_all(ctx: &Ctx) -> Outcome {
         ));
     }
 
-    for origin in origins.drain(..) {
+    for origin in origins.drain(..).chain(replica_ack_origin.take()) {
         let mode = origin.mode;
         match origin.stop().await {
             Ok(Some(status)) if !status.success() => {
@@ -296,6 +312,21 @@ async fn start_origins(ctx: &Ctx, modes: &[BuyMode]) -> anyhow::Result<Vec<Bench
         origins.push(config.start(*mode, port).await?);
     }
     Ok(origins)
+}
+
+/// A batched origin like the others but with `redis.replica_acks` = 1, on a port none of
+/// `others` uses.
+async fn start_replica_ack_origin(ctx: &Ctx, others: &[BenchOrigin]) -> anyhow::Result<BenchOrigin> {
+    let config = OriginConfig {
+        binary: ctx.stack.origin_binary()?,
+        logs: ctx.stack.logs.clone(),
+        admin_token: format!("bench-admin-{}", ctx.run),
+        edge_secret: format!("bench-edge-secret-{}", ctx.run),
+    };
+    let taken: Vec<u16> = others.iter().filter_map(|o| o.url.rsplit(':').next()?.parse().ok()).collect();
+    let port = crate::origin_proc::free_port(18080, &taken);
+    eprintln!("starting the bench origin (batched, waiting for a Redis replica) on 127.0.0.1:{port}");
+    config.start_with(BuyMode::Batched, port, &[("APP_REDIS__REPLICA_ACKS", "1".into())]).await
 }
 
 /// A report row from an HTTP or broker load; `expected` names the answer every call should

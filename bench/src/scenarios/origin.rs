@@ -37,6 +37,15 @@ pub async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
     accepted_of(ctx, &[origin], product, key, format!("accepted buys, {} mode", origin.mode.as_str())).await
 }
 
+/// Accepted buys on `origin`, a batched origin started with `redis.replica_acks` = 1: each
+/// buy is answered QUEUED only once a replica holds it. Records the product.
+pub async fn accepted_replica_ack(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
+    let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
+    products.push(product);
+    let name = "accepted buys, batched mode, QUEUED once a Redis replica holds them (redis.replica_acks = 1)".into();
+    accepted_of(ctx, &[origin], product, RowKey::AcceptedReplicaAck, name).await
+}
+
 /// Accepted buys on `origin` of one sale split into [`SHARDED_BUCKETS`] stock buckets (hot-
 /// product sharding; on a Redis Cluster each bucket is a slot of its own). Records the product.
 pub async fn accepted_sharded(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {

@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 
 use super::Messaging;
 use crate::orders::OrderMessage;
-use crate::stock::{BuyOutcome, StockStore};
+use crate::stock::{Bucket, BuyOutcome, StockStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuyError {
@@ -135,7 +135,16 @@ impl TransactionListener for BuyTransaction {
                 None => {}
             }
         }
-        *call.outcome.lock().expect("buy outcome lock") = Some(result.map_err(|e| e.to_string()));
+        let mut result = result.map_err(|e| e.to_string());
+        if state == LocalTransactionState::CommitMessage
+            && !self.app.block_on(self.stock.replicated(Bucket::first(o.product_id)))
+        {
+            // Strict durability: not committed before a replica holds the deduction; the
+            // check-back commits it once one does, or rolls it back if a failover lost it.
+            result = Err("the replicas did not confirm the deduction in time".into());
+            state = LocalTransactionState::Unknown;
+        }
+        *call.outcome.lock().expect("buy outcome lock") = Some(result);
         state
     }
 
@@ -145,7 +154,10 @@ impl TransactionListener for BuyTransaction {
             return LocalTransactionState::RollbackMessage;
         };
         match self.app.block_on(self.stock.deduction(order.product_id, &order.order_no)) {
-            Ok(Some(_)) => LocalTransactionState::CommitMessage,
+            Ok(Some(_)) if self.app.block_on(self.stock.replicated_after_read(Bucket::first(order.product_id))) => {
+                LocalTransactionState::CommitMessage
+            }
+            Ok(Some(_)) => LocalTransactionState::Unknown,
             Ok(None) => LocalTransactionState::RollbackMessage,
             Err(e) => {
                 tracing::warn!(order_no = %order.order_no, error = %e, "check-back cannot read Redis; asking again later");

@@ -2,18 +2,23 @@
 //! regressed and heals what is frozen.
 //!
 //! Each check (every `redis.fence_check_ms`):
-//! 1. The server's identity (run id and replication id, [`StockStore::server_identity`])
-//!    against the one MySQL last saw under its URL: a restart or failover since means writes
-//!    it acknowledged may be gone (AOF `everysec` loses up to a second, a promoted replica
-//!    what it had not received), so every loaded sale is frozen.
+//! 1. The server's identity (run id and replication id, [`StockStore::server_identity`]; on a
+//!    cluster, those of every master) against the one MySQL last saw under its name: a
+//!    restart or failover since means writes it acknowledged may be gone (AOF `everysec` loses
+//!    up to a second, a promoted replica what it had not received), so every loaded sale is
+//!    frozen. A master that cannot be read fails the check, which is tried again.
 //! 2. Every loaded sale not in a preload or reconcile (and not ended over an hour ago, unless
 //!    frozen: [`super::watched_sales`]): each bucket must hold the epoch MySQL
 //!    recorded ([`super::judge`]); one that does not (lost, older, left frozen) freezes the
 //!    sale. A sale frozen in MySQL is frozen in every bucket of Redis (after a flush that
 //!    writes a window holding only the freeze).
 //!
-//! Between a loss and the check that sees it, buys still land on the regressed state; an
-//! order Redis sold from units MySQL does not have is refused by the writer
+//! A failed buy script call (the first thing a restart or a failover shows this process: the
+//! cluster's script connection follows no redirect) holds every buy of this process as
+//! SALE_FROZEN until the next check has read the identity again ([`StockStore::decide`]).
+//! A loss that shows no error here (a FLUSHALL, another process's failover seen by a sale this
+//! process did not sell) is seen by the next check; buys in between may land on the regressed
+//! state, and an order Redis sold from units MySQL does not have is refused by the writer
 //! (`STOCK_SHORTAGE`, visible to its buyer) and freezes the sale too: never an oversell.
 //!
 //! Each heal round (every second) reconciles every frozen sale whose order queue has drained
@@ -48,8 +53,8 @@ pub struct Fence {
     /// The order topic and its writer's group: their lag says whether orders may still be in
     /// the queue.
     pub rocketmq: RocketMqSettings,
-    /// The Redis server's name in `tb_redis_server` (its URL); `None` on a cluster.
-    pub redis_name: Option<String>,
+    /// The Redis server's name in `tb_redis_server` (its URL, or the cluster's seed URLs).
+    pub redis_name: String,
     pub metrics: Arc<Metrics>,
     pub every: Duration,
     /// Heal frozen sales (else an operator reconciles them).
@@ -81,15 +86,13 @@ impl Fence {
 
     /// One check (see the module doc); returns the sales frozen now.
     pub async fn check_once(&self) -> anyhow::Result<Vec<LoadedSale>> {
-        if let Some(name) = &self.redis_name {
-            if let Some(identity) = self.stock.server_identity().await? {
-                if let Some(before) = super::redis_server_changed(&self.db, name, &identity).await? {
-                    let reason = format!("the Redis server restarted or failed over ({before} → {identity})");
-                    let frozen = super::freeze_all(&self.db, &reason).await?;
-                    self.metrics.sales_frozen.inc_by(frozen);
-                    tracing::error!(frozen, %reason, "Redis may have lost acknowledged writes: sales frozen");
-                }
-            }
+        let suspicion = self.stock.suspicion_mark();
+        let identity = self.stock.server_identity().await?;
+        if let Some(before) = super::redis_server_changed(&self.db, &self.redis_name, &identity).await? {
+            let reason = format!("the Redis server restarted or failed over ({before} → {identity})");
+            let frozen = super::freeze_all(&self.db, &reason).await?;
+            self.metrics.sales_frozen.inc_by(frozen);
+            tracing::error!(frozen, %reason, "Redis may have lost acknowledged writes: sales frozen");
         }
         let mut frozen = Vec::new();
         let sales = watched_sales(&self.db).await?;
@@ -117,6 +120,9 @@ impl Fence {
             frozen.push(sale);
         }
         self.metrics.frozen_sales.set(frozen.len() as i64);
+        // Whatever made a buy script fail before this check is answered for, and every sale it
+        // froze is frozen in Redis too: buys run again (on the sales that are not frozen).
+        self.stock.clear_suspicion(suspicion);
         Ok(frozen)
     }
 

@@ -19,6 +19,9 @@
 //!   bucket for the whole call, within 2 s); if even that cannot be read, PENDING;
 //! - a give-back whose outcome is unknown → the deduction log decides: gone means nothing is
 //!   held (503), present means the order stands (PENDING);
+//! - strict durability (`redis.replica_acks` > 0) and the replicas did not confirm a call's
+//!   writes in time → its taken buys are answered PENDING and left in the outbox: the sweeper
+//!   sends each one only once a replica holds it, so a failover forgets no QUEUED order;
 //! - more than `buy.queue_max` buys waiting, or a buy that waited `buy.queue_timeout_ms` for its
 //!   turn → 503 `BUSY`, nothing taken: a stalled Redis does not pile up work that would run
 //!   long after its buyers stopped waiting.
@@ -222,9 +225,18 @@ impl Decider {
             Err(e) => return self.settle_after_redis_error(bucket, jobs, e).await,
         };
         let price: Option<Decimal> = decided.price.parse().ok();
+        // Strict durability: a taken buy is relayed (and answered QUEUED) only once a replica
+        // holds its deduction, so a failover cannot forget an order the broker has. Not
+        // confirmed in time, it is answered PENDING and stays in the outbox: the sweeper sends
+        // it if the write survived, and nothing was sold if it did not.
+        let replicated = !decided.outcomes.iter().any(|(o, _)| matches!(o, BuyOutcome::Taken { .. }))
+            || self.stock.replicated(bucket).await;
         let mut dry = Vec::new();
         for (job, (outcome, entry_id)) in jobs.into_iter().zip(decided.outcomes) {
             match (outcome, entry_id, price) {
+                (BuyOutcome::Taken { .. }, Some(_), Some(_)) if !replicated => {
+                    let _ = job.reply.send(Ok(Placed::Pending(job.attempt.order_no)));
+                }
                 (BuyOutcome::Taken { .. }, Some(entry_id), Some(price)) => {
                     let message = OrderMessage {
                         order_no: job.attempt.order_no,

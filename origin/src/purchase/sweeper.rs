@@ -110,6 +110,11 @@ impl Sweeper {
                 if outgoing.is_empty() {
                     break;
                 }
+                // Strict durability: send only orders whose deduction a failover can no longer
+                // undo; the others wait for the next round.
+                if !self.stock.replicated_after_read(bucket).await {
+                    break;
+                }
                 self.sender.send_batch(&self.topic, "ORDER", outgoing).await.map_err(|e| e.to_string())?;
                 self.stock.ack_sent(bucket, &ids).await.map_err(|e| e.to_string())?;
                 sent += ids.len();

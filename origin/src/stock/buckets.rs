@@ -169,6 +169,13 @@ impl StockStore {
                     .await?;
                 in_transit += pending;
                 if lent > 0 {
+                    // Strict durability: the borrower gets the units only once a failover of
+                    // the lender cannot undo the loan (it would then hold them twice). Not
+                    // confirmed in time, the loan is in transit and the sweeper finishes it.
+                    if !self.replicated(from).await {
+                        in_transit += 1;
+                        continue;
+                    }
                     moved += self.finish_transfer(from, to, &id, lent, &epoch).await?;
                     if moved >= need {
                         return Ok(moved);
@@ -232,7 +239,12 @@ impl StockStore {
         let mut conn = self.conn.clone();
         let epoch: Option<String> = conn.hget(self.bucket_key(from, "window"), "epoch").await?;
         let mut done = 0;
-        for t in transfers.into_iter().filter(|t| now - t.born_ms >= min_age_ms as i64) {
+        let stale: Vec<Transfer> = transfers.into_iter().filter(|t| now - t.born_ms >= min_age_ms as i64).collect();
+        // Strict durability: only loans a failover of the lender can no longer undo.
+        if stale.is_empty() || !self.replicated_after_read(from).await {
+            return Ok(0);
+        }
+        for t in stale {
             if epoch.as_deref() != Some(t.epoch.as_str()) {
                 conn.hdel::<_, _, ()>(self.bucket_key(from, "transfers"), &t.id).await?;
                 done += 1;

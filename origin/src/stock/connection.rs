@@ -10,6 +10,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 /// How long connecting and each reply may take before the call fails (and the buy answers
@@ -62,6 +63,27 @@ impl RedisConnection {
 
     pub fn is_cluster(&self) -> bool {
         matches!(self, Self::Cluster { .. })
+    }
+
+    /// Waits until `replicas` replicas of the master that serves `slot` hold every write this
+    /// connection sent it so far, or `timeout_ms` passed; returns how many do (Redis `WAIT`).
+    ///
+    /// `WAIT` counts the writes of the connection it is sent on, so it goes down the one the
+    /// scripts ran on: a cluster's script connection keeps one multiplexed connection per
+    /// node, and is routed to the slot's master. (A connection that broke and was opened again
+    /// between the script and the `WAIT` answers for the new one: the caller only trusts an
+    /// answer when the script's own reply came back on this connection, which it did.)
+    pub async fn wait_for_replicas(&self, slot: u16, replicas: u32, timeout_ms: u64) -> redis::RedisResult<u32> {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(timeout_ms);
+        let value = match self {
+            Self::Single(c) => c.clone().req_packed_command(&cmd).await?,
+            Self::Cluster { scripts, .. } => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
+                scripts.clone().route_command(&cmd, route).await?
+            }
+        };
+        redis::from_redis_value(&value)
     }
 }
 

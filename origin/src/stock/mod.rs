@@ -13,10 +13,11 @@ pub mod buckets;
 pub mod connection;
 pub mod watch;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, Script, Value};
 
 use crate::configuration::RedisSettings;
 pub use buckets::{bucket_of, Bucket};
@@ -185,6 +186,24 @@ pub fn product_key(prefix: &str, product_id: u64, what: &str) -> String {
     Bucket::first(product_id).key(prefix, what)
 }
 
+/// Whether a buy script call failed after the fence last read the servers' identity: counts
+/// of calls failed, and of those the fence has answered for.
+#[derive(Debug, Default)]
+struct Suspicion {
+    raised: AtomicU64,
+    cleared: AtomicU64,
+}
+
+impl Suspicion {
+    fn raise(&self) {
+        self.raised.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn suspect(&self) -> bool {
+        self.raised.load(Ordering::SeqCst) > self.cleared.load(Ordering::SeqCst)
+    }
+}
+
 /// Redis stock of every product, behind one multiplexed connection (to a server or a cluster).
 #[derive(Clone)]
 pub struct StockStore {
@@ -197,6 +216,15 @@ pub struct StockStore {
     reconcile: Script,
     lend: Script,
     receive: Script,
+    /// Replicas that must hold a buy's or a loan's write before it counts (0: the master's
+    /// word is enough), and how long to wait for them (`redis.replica_acks`).
+    replica_acks: u32,
+    replica_ack_timeout_ms: u64,
+    /// A write on a bucket's master through the scripts' connection (see
+    /// [`StockStore::replicated_after_read`]).
+    replication_mark: Script,
+    /// Raised by a failed buy script call, cleared by the fence (see [`StockStore::decide`]).
+    suspicion: Arc<Suspicion>,
     /// Buckets per product, as preloaded: fixed for a sale's life, so never stale once read.
     bucket_counts: Arc<RwLock<HashMap<u64, u32>>>,
 }
@@ -214,8 +242,58 @@ impl StockStore {
             reconcile: Script::new(include_str!("reconcile.lua")),
             lend: Script::new(include_str!("lend.lua")),
             receive: Script::new(include_str!("receive.lua")),
+            suspicion: Arc::default(),
+            replication_mark: Script::new("redis.call('SET', KEYS[1], '1', 'PX', 60000) return 1"),
+            replica_acks: settings.replica_acks,
+            replica_ack_timeout_ms: settings.replica_ack_timeout_ms.max(1),
             bucket_counts: Arc::default(),
         })
+    }
+
+    /// Whether writes must be held by replicas before they count (strict durability).
+    pub fn waits_for_replicas(&self) -> bool {
+        self.replica_acks > 0
+    }
+
+    /// Whether the writes this store's scripts made to `bucket`'s master so far are held by
+    /// `redis.replica_acks` replicas (always, when that is 0). False on a timeout or an
+    /// error: the caller must then treat the write as one a failover may lose.
+    pub async fn replicated(&self, bucket: Bucket) -> bool {
+        if self.replica_acks == 0 {
+            return true;
+        }
+        let slot = buckets::slot_of_tag(&bucket.tag()) as u16;
+        match self.conn.wait_for_replicas(slot, self.replica_acks, self.replica_ack_timeout_ms).await {
+            Ok(acks) if acks >= self.replica_acks => true,
+            Ok(acks) => {
+                tracing::warn!(product_id = bucket.product_id, bucket = bucket.index, acks, wanted = self.replica_acks, "replicas did not confirm a write in time");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(product_id = bucket.product_id, bucket = bucket.index, error = %e, "could not wait for replicas");
+                false
+            }
+        }
+    }
+
+    /// [`StockStore::replicated`] for writes any process made to `bucket` before this call
+    /// (an outbox entry or a loan another origin wrote, which the sweeper is about to act
+    /// on). `WAIT` counts only the writes of its own connection, so this first writes a mark
+    /// of its own to the bucket's master, after everything it read there.
+    pub async fn replicated_after_read(&self, bucket: Bucket) -> bool {
+        if self.replica_acks == 0 {
+            return true;
+        }
+        let marked = self
+            .replication_mark
+            .key(self.bucket_key(bucket, "replication-mark"))
+            .invoke_async::<()>(&mut self.conn.clone())
+            .await;
+        if let Err(e) = marked {
+            tracing::warn!(product_id = bucket.product_id, bucket = bucket.index, error = %e, "could not mark the bucket for a replica wait");
+            return false;
+        }
+        self.replicated(bucket).await
     }
 
     /// The key `what` of `bucket`.
@@ -270,8 +348,36 @@ impl StockStore {
         for b in buys {
             invocation.arg(b.user_id).arg(b.quantity).arg(&b.order_no);
         }
-        let reply: Vec<redis::Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        // After a failed call the server may have restarted or failed over (a cluster's script
+        // connection meets every new master first as an error: it follows no redirect). Until
+        // the fence has read the servers' identity again, nothing is sold: the buys hear
+        // SALE_FROZEN, so none lands on a state the fence is about to freeze.
+        if self.suspicion.suspect() {
+            return Ok(Decided {
+                price: String::new(),
+                now_ms: 0,
+                outcomes: buys.iter().map(|_| (BuyOutcome::Frozen, None)).collect(),
+            });
+        }
+        let reply: Vec<redis::Value> = match invocation.invoke_async(&mut self.conn.clone()).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                self.suspicion.raise();
+                return Err(e);
+            }
+        };
         parse_decided(&reply, buys.len())
+    }
+
+    /// A mark for [`StockStore::clear_suspicion`], read before the servers' identity is.
+    pub fn suspicion_mark(&self) -> u64 {
+        self.suspicion.raised.load(Ordering::SeqCst)
+    }
+
+    /// The fence read the servers' identity after `mark` was taken (and froze what changed):
+    /// buys may run again unless a call failed since.
+    pub fn clear_suspicion(&self, mark: u64) {
+        self.suspicion.cleared.fetch_max(mark, Ordering::SeqCst);
     }
 
     /// One buy in transaction mode: takes stock (no outbox entry) if every rule allows it,
@@ -800,26 +906,40 @@ impl StockStore {
         Ok(states)
     }
 
-    /// Who the Redis server is: its run id (new at every start) and replication id (new at a
-    /// failover), so a change says acknowledged writes may be gone. `None` on a cluster,
-    /// where each master answers for its own slots (there the per-sale epochs fence).
-    pub async fn server_identity(&self) -> redis::RedisResult<Option<String>> {
-        if self.conn.is_cluster() {
-            return Ok(None);
-        }
-        let server: String = redis::cmd("INFO").arg("server").query_async(&mut self.conn.clone()).await?;
-        let replication: String = redis::cmd("INFO").arg("replication").query_async(&mut self.conn.clone()).await?;
+    /// Who the Redis server is: its run id (new at every start) and replication id (new when
+    /// a replica is promoted), as "run_id=… master_replid=…". On a cluster, that of every
+    /// master, by address, in address order: a master restarted or replaced by its replica
+    /// changes it. An unreadable master is an error, not a smaller list.
+    pub async fn server_identity(&self) -> redis::RedisResult<String> {
+        let server: Value = redis::cmd("INFO").arg("server").query_async(&mut self.conn.clone()).await?;
+        let replication: Value = redis::cmd("INFO").arg("replication").query_async(&mut self.conn.clone()).await?;
+        let by_node = |value: Value| -> redis::RedisResult<BTreeMap<String, String>> {
+            match value {
+                // A cluster answers each master's INFO by its address.
+                Value::Map(nodes) => nodes
+                    .into_iter()
+                    .map(|(addr, info)| Ok((redis::from_redis_value(&addr)?, redis::from_redis_value(&info)?)))
+                    .collect(),
+                single => Ok(BTreeMap::from([(String::new(), redis::from_redis_value(&single)?)])),
+            }
+        };
         let field = |text: &str, name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
                 .map(str::trim)
                 .map(String::from)
+                .unwrap_or_default()
         };
-        Ok(Some(format!(
-            "run_id={} master_replid={}",
-            field(&server, "run_id").unwrap_or_default(),
-            field(&replication, "master_replid").unwrap_or_default()
-        )))
+        let (server, replication) = (by_node(server)?, by_node(replication)?);
+        let nodes: Vec<String> = server
+            .iter()
+            .map(|(addr, info)| {
+                let replid = replication.get(addr).map(|r| field(r, "master_replid")).unwrap_or_default();
+                let id = format!("run_id={} master_replid={replid}", field(info, "run_id"));
+                if addr.is_empty() { id } else { format!("{addr} {id}") }
+            })
+            .collect();
+        Ok(nodes.join("; "))
     }
 
     /// Answers PING: for health checks.

@@ -13,6 +13,7 @@
 pub mod duplicator;
 pub mod load;
 pub mod plan;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod report;
 
