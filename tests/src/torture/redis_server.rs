@@ -15,6 +15,8 @@ pub struct RedisServer {
     dir: PathBuf,
     log: PathBuf,
     persistence: Persistence,
+    /// The port of the server this one replicates, until it is promoted.
+    replica_of: Option<u16>,
 }
 
 /// What a Redis server of a test keeps across a restart.
@@ -39,7 +41,24 @@ impl RedisServer {
     pub async fn start_with(dir: &Path, log: &Path, persistence: Persistence) -> anyhow::Result<RedisServer> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = RedisServer { child: None, port, dir: dir.to_path_buf(), log: log.to_path_buf(), persistence };
+        let mut server =
+            RedisServer { child: None, port, dir: dir.to_path_buf(), log: log.to_path_buf(), persistence, replica_of: None };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// [`RedisServer::start`] as a replica of `primary` (AOF `everysec`, like it).
+    pub async fn start_replica(dir: &Path, log: &Path, primary: &RedisServer) -> anyhow::Result<RedisServer> {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+            log: log.to_path_buf(),
+            persistence: Persistence::Aof,
+            replica_of: Some(primary.port),
+        };
         server.spawn().await?;
         Ok(server)
     }
@@ -59,6 +78,7 @@ impl RedisServer {
                 Persistence::SnapshotOnly => ["--appendonly", "no", "--appendfsync", "no"],
             })
             .args(["--save", "", "--logfile", ""])
+            .args(self.replica_of.map(|p| ["--replicaof".to_string(), "127.0.0.1".into(), p.to_string()]).into_iter().flatten())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -96,37 +116,62 @@ impl RedisServer {
 }
 
 impl RedisServer {
-    /// Kills Redis with SIGKILL and starts it again from the snapshot a `SAVE` left, without
-    /// its AOF: every write after the snapshot is gone, as after a failover to a replica that
-    /// lagged that far behind. An AOF server turns its AOF on again (rewritten from the
-    /// snapshot) before this returns.
-    pub async fn crash_back_to_snapshot(&mut self) -> anyhow::Result<()> {
+    async fn info(&self, section: &str) -> anyhow::Result<String> {
+        let mut c = redis::Client::open(self.url())?.get_multiplexed_async_connection().await?;
+        Ok(redis::cmd("INFO").arg(section).query_async(&mut c).await?)
+    }
+
+    /// Waits until this replica is linked to its primary and holds all it has written.
+    pub async fn wait_in_sync(&self, primary: &RedisServer) -> anyhow::Result<()> {
+        let field = |text: &str, name: &str| {
+            text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_string()))
+        };
+        let target: u64 = field(&primary.info("replication").await?, "master_repl_offset")
+            .and_then(|o| o.parse().ok())
+            .context("the primary's replication offset")?;
+        let synced = wait_until(Duration::from_secs(30), || async {
+            let Ok(info) = self.info("replication").await else { return false };
+            field(&info, "master_link_status").as_deref() == Some("up")
+                && field(&info, "slave_repl_offset").and_then(|o| o.parse::<u64>().ok()).is_some_and(|o| o >= target)
+        })
+        .await;
+        anyhow::ensure!(synced, "replica {} did not catch up with {} (log {})", self.port, primary.port, self.log.display());
+        Ok(())
+    }
+
+    /// Makes this replica fall behind `primary`: stops it (SIGSTOP) and has the primary drop
+    /// the replication link, so nothing the primary writes from now on reaches it (merely
+    /// stopped, it would find the writes waiting in its socket buffer).
+    pub async fn cut_off_from(&self, primary: &RedisServer) -> anyhow::Result<()> {
+        self.signal("-STOP")?;
+        let mut c = redis::Client::open(primary.url())?.get_multiplexed_async_connection().await?;
+        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Lets a server stopped by [`RedisServer::cut_off_from`] run again, and promotes it
+    /// (`REPLICAOF NO ONE`): it serves what it had, and later restarts keep it a primary.
+    pub async fn promote(&mut self) -> anyhow::Result<()> {
+        self.signal("-CONT")?;
+        let mut c = redis::Client::open(self.url())?.get_multiplexed_async_connection().await?;
+        redis::cmd("REPLICAOF").arg("NO").arg("ONE").query_async::<()>(&mut c).await?;
+        self.replica_of = None;
+        Ok(())
+    }
+
+    /// Kills Redis with SIGKILL and leaves it down.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
             child.kill()?;
             child.wait()?;
         }
-        let _ = std::fs::remove_dir_all(self.dir.join("appendonlydir"));
-        let mode = self.persistence;
-        self.persistence = Persistence::SnapshotOnly;
-        let spawned = self.spawn().await;
-        self.persistence = mode;
-        spawned?;
-        if mode == Persistence::Aof {
-            let mut c = redis::Client::open(self.url())?.get_multiplexed_async_connection().await?;
-            redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("yes").query_async::<()>(&mut c).await?;
-            let rewritten = wait_until(Duration::from_secs(30), || {
-                let mut c = c.clone();
-                async move {
-                    let info: String =
-                        redis::cmd("INFO").arg("persistence").query_async(&mut c).await.unwrap_or_default();
-                    info.contains("aof_enabled:1")
-                        && info.contains("aof_rewrite_in_progress:0")
-                        && info.contains("aof_rewrite_scheduled:0")
-                }
-            })
-            .await;
-            anyhow::ensure!(rewritten, "Redis did not turn its AOF back on (log {})", self.log.display());
-        }
+        Ok(())
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("redis-server is not running")?;
+        let status = Command::new("kill").args([signal, &child.id().to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill {signal} redis-server on {} failed", self.port);
         Ok(())
     }
 
