@@ -166,7 +166,8 @@ impl StockStore {
                     .arg(to.index)
                     .arg(from.index)
                     .invoke_async(&mut self.conn.clone())
-                    .await?;
+                    .await
+                    .inspect_err(|_| self.script_failed())?;
                 in_transit += pending;
                 if lent > 0 {
                     // Strict durability: the borrower gets the units only once a failover of
@@ -212,7 +213,8 @@ impl StockStore {
             .arg(units)
             .arg(epoch)
             .invoke_async(&mut self.conn.clone())
-            .await?;
+            .await
+            .inspect_err(|_| self.script_failed())?;
         if received < 0 {
             return Ok(0);
         }

@@ -362,11 +362,17 @@ impl StockStore {
         let reply: Vec<redis::Value> = match invocation.invoke_async(&mut self.conn.clone()).await {
             Ok(reply) => reply,
             Err(e) => {
-                self.suspicion.raise();
+                self.script_failed();
                 return Err(e);
             }
         };
         parse_decided(&reply, buys.len())
+    }
+
+    /// A script that moves stock (a buy, a loan) failed: the server may have restarted or
+    /// failed over, so buys wait for the fence (see [`StockStore::decide`]).
+    fn script_failed(&self) {
+        self.suspicion.raise();
     }
 
     /// A mark for [`StockStore::clear_suspicion`], read before the servers' identity is.
