@@ -242,7 +242,8 @@ mod tests {
 
     #[test]
     fn a_refused_or_cancelled_order_clears_its_buyers_bought_flag() {
-        let order = |status: &str| format!(r#"{{"orderNo":"1-1","userId":42,"productId":8,"quantity":1,"status":"{status}"}}"#);
+        let order =
+            |status: &str| format!(r#"{{"orderNo":"1-1","userId":42,"productId":8,"quantity":1,"status":"{status}"}}"#);
         let bought = Flag::Bought { user_id: 42, product_id: 8 };
         assert_eq!(flag_cleared_by_order(42, 200, &order("REFUSED")), Some(bought));
         assert_eq!(flag_cleared_by_order(42, 200, &order("CANCELLED")), Some(bought));

@@ -123,7 +123,10 @@ impl TestApp {
 
     /// Like [`TestApp::spawn_with`], on a Redis Cluster of the test's own (three masters with a
     /// replica each), whose nodes it may pause or kill without touching other tests.
-    pub async fn spawn_on_own_cluster(id: String, mut settings: Settings) -> (TestApp, torture::redis_cluster::RedisCluster) {
+    pub async fn spawn_on_own_cluster(
+        id: String,
+        mut settings: Settings,
+    ) -> (TestApp, torture::redis_cluster::RedisCluster) {
         let dir = std::env::temp_dir().join(format!("seckill-test-cluster-{id}"));
         let cluster = torture::redis_cluster::RedisCluster::start(&dir, &dir.with_extension("log"))
             .await

@@ -14,8 +14,7 @@
 use std::time::Duration;
 
 use seckill_e2e::redis_faults::{
-    buyers_arrive, every_queued_answer_is_an_order_or_a_visible_refusal, pending_answers_settled, sell_to,
-    wait_healed,
+    buyers_arrive, every_queued_answer_is_an_order_or_a_visible_refusal, pending_answers_settled, sell_to, wait_healed,
 };
 use seckill_e2e::torture::redis_cluster::RedisCluster;
 use seckill_e2e::{isolated_settings, TestApp};

@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
+use seckill_e2e::redis_faults::{
+    buyers_arrive, every_queued_answer_is_an_order_or_a_visible_refusal, sell_to, wait_healed,
+};
 use seckill_e2e::torture::redis_server::{Persistence, RedisServer};
-use seckill_e2e::redis_faults::{buyers_arrive, every_queued_answer_is_an_order_or_a_visible_refusal, sell_to, wait_healed};
 use seckill_e2e::{isolated_settings, wait_until, TestApp};
 use seckill_origin::startup::Workers;
 use serde_json::json;

@@ -79,7 +79,8 @@ impl RedisConnection {
         let value = match self {
             Self::Single(c) => c.clone().req_packed_command(&cmd).await?,
             Self::Cluster { scripts, .. } => {
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
+                let route =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
                 scripts.clone().route_command(&cmd, route).await?
             }
         };

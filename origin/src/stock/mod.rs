@@ -266,7 +266,13 @@ impl StockStore {
         match self.conn.wait_for_replicas(slot, self.replica_acks, self.replica_ack_timeout_ms).await {
             Ok(acks) if acks >= self.replica_acks => true,
             Ok(acks) => {
-                tracing::warn!(product_id = bucket.product_id, bucket = bucket.index, acks, wanted = self.replica_acks, "replicas did not confirm a write in time");
+                tracing::warn!(
+                    product_id = bucket.product_id,
+                    bucket = bucket.index,
+                    acks,
+                    wanted = self.replica_acks,
+                    "replicas did not confirm a write in time"
+                );
                 false
             }
             Err(e) => {
@@ -942,7 +948,11 @@ impl StockStore {
             .map(|(addr, info)| {
                 let replid = replication.get(addr).map(|r| field(r, "master_replid")).unwrap_or_default();
                 let id = format!("run_id={} master_replid={replid}", field(info, "run_id"));
-                if addr.is_empty() { id } else { format!("{addr} {id}") }
+                if addr.is_empty() {
+                    id
+                } else {
+                    format!("{addr} {id}")
+                }
             })
             .collect();
         Ok(nodes.join("; "))

@@ -217,8 +217,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         RedisServer::start(&run_dir.join(format!("torture-redis-{id}")), &logs.join(format!("torture-{id}-redis.log")))
             .await?;
     let replica_dir = run_dir.join(format!("torture-redis-replica-{id}"));
-    let replica = RedisServer::start_replica(&replica_dir, &logs.join(format!("torture-{id}-redis-replica.log")), &redis)
-        .await?;
+    let replica =
+        RedisServer::start_replica(&replica_dir, &logs.join(format!("torture-{id}-redis-replica.log")), &redis).await?;
     let address = RedisAddress::start(&redis.url()).await?;
     settings.redis.url = address.url.clone();
     eprintln!(

@@ -41,14 +41,18 @@ impl RedisCluster {
     pub async fn start(dir: &Path, log: &Path) -> anyhow::Result<RedisCluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let mut ports = Vec::new();
-        let listeners: Vec<std::net::TcpListener> = (0..6)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-            .collect::<Result<_, _>>()?;
+        let listeners: Vec<std::net::TcpListener> =
+            (0..6).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
         for l in &listeners {
             ports.push(l.local_addr()?.port());
         }
         drop(listeners);
-        let mut cluster = RedisCluster { nodes: HashMap::new(), ports: ports.clone(), dir: dir.to_path_buf(), log: log.to_path_buf() };
+        let mut cluster = RedisCluster {
+            nodes: HashMap::new(),
+            ports: ports.clone(),
+            dir: dir.to_path_buf(),
+            log: log.to_path_buf(),
+        };
         for port in &ports {
             cluster.spawn(*port)?;
         }
@@ -64,7 +68,11 @@ impl RedisCluster {
             .context("redis-cli --cluster create")?;
         anyhow::ensure!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
         let ready = wait_until(Duration::from_secs(60), || async { cluster.in_sync().await }).await;
-        anyhow::ensure!(ready, "the test cluster did not come up with a replica per master (log {})", cluster.log.display());
+        anyhow::ensure!(
+            ready,
+            "the test cluster did not come up with a replica per master (log {})",
+            cluster.log.display()
+        );
         Ok(cluster)
     }
 

@@ -41,8 +41,14 @@ impl RedisServer {
     pub async fn start_with(dir: &Path, log: &Path, persistence: Persistence) -> anyhow::Result<RedisServer> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server =
-            RedisServer { child: None, port, dir: dir.to_path_buf(), log: log.to_path_buf(), persistence, replica_of: None };
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+            log: log.to_path_buf(),
+            persistence,
+            replica_of: None,
+        };
         server.spawn().await?;
         Ok(server)
     }
@@ -78,7 +84,12 @@ impl RedisServer {
                 Persistence::SnapshotOnly => ["--appendonly", "no", "--appendfsync", "no"],
             })
             .args(["--save", "", "--logfile", ""])
-            .args(self.replica_of.map(|p| ["--replicaof".to_string(), "127.0.0.1".into(), p.to_string()]).into_iter().flatten())
+            .args(
+                self.replica_of
+                    .map(|p| ["--replicaof".to_string(), "127.0.0.1".into(), p.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -135,7 +146,13 @@ impl RedisServer {
                 && field(&info, "slave_repl_offset").and_then(|o| o.parse::<u64>().ok()).is_some_and(|o| o >= target)
         })
         .await;
-        anyhow::ensure!(synced, "replica {} did not catch up with {} (log {})", self.port, primary.port, self.log.display());
+        anyhow::ensure!(
+            synced,
+            "replica {} did not catch up with {} (log {})",
+            self.port,
+            primary.port,
+            self.log.display()
+        );
         Ok(())
     }
 
