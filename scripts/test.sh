@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Every test: unit tests of all crates, end-to-end tests of the origin against the real
-# services (with a test broker whose delay table is shrunk), the torture run at CI scale, and
-# the edge's tests through `wrangler dev`. Exits non-zero on any failure.
+# `make lint` (rustfmt, clippy), then every test: unit tests of all crates, end-to-end tests of
+# the origin against the real services (with a test broker whose delay table is shrunk), the
+# torture run at CI scale, and the edge's tests through `wrangler dev`. Exits non-zero on any
+# failure.
 # SECKILL_NO_TORTURE=1 / SECKILL_NO_EDGE=1 leave those parts out (for a quick local run).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$SECKILL_ROOT"
 
+# The habits gate first: a formatting slip or a clippy warning fails before the long part.
+"$SECKILL_ROOT/scripts/lint.sh"
 "$SECKILL_ROOT/scripts/stack.sh" up
 "$SECKILL_ROOT/scripts/services.sh" start mq test
 # Two brokers of their own for the broker-failover test, which kills one of them.
