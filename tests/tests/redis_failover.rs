@@ -84,8 +84,13 @@ async fn a_failover_to_a_lagging_replica_is_fenced_and_healed_and_nothing_is_sol
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_strict_durability_a_failover_forgets_no_queued_order_and_refuses_none() {
     let (app, mut cluster, product, master, replica) = sale_on_own_cluster(1).await;
-    let mut queued = Vec::new();
-    sell_to(&app, product, 1..21, &mut queued).await;
+    // With a healthy replica buys are QUEUED; on a loaded machine one may miss the 200 ms for
+    // its confirmation and be answered PENDING instead (the sweeper sends it once confirmed).
+    let healthy = buyers_arrive(&app, product, 1..21).await;
+    let mut queued = healthy.queued.clone();
+    let mut pending = healthy.pending.clone();
+    assert_eq!(queued.len() + pending.len(), 20, "{healthy:?}");
+    cluster.wait_caught_up(master, replica).await.unwrap();
 
     // The replica stops confirming: no buy is QUEUED now. Each is answered 202 PENDING and
     // left in the outbox, which the sweeper does not send while the replica lags.
@@ -100,13 +105,16 @@ async fn with_strict_durability_a_failover_forgets_no_queued_order_and_refuses_n
     let arrivals = buyers_arrive(&app, product, 100..120).await;
     wait_healed(&app, product, 90).await;
     let (lagging_placed, lagging_nothing) = pending_answers_settled(&app, &while_lagging.pending).await;
-    let (arrived_placed, _) = pending_answers_settled(&app, &arrivals.pending).await;
     queued.extend(arrivals.queued.iter().cloned());
+    pending.extend(arrivals.pending.iter().cloned());
     // The rest sells once the old master, now a replica, has caught up.
     cluster.wait_caught_up(replica, master).await.unwrap();
-    sell_to(&app, product, 200..260, &mut queued).await;
+    let rest = buyers_arrive(&app, product, 200..280).await;
+    queued.extend(rest.queued.iter().cloned());
+    pending.extend(rest.pending.iter().cloned());
+    let (placed, _) = pending_answers_settled(&app, &pending).await;
     queued.extend(lagging_placed.iter().cloned());
-    queued.extend(arrived_placed);
+    queued.extend(placed);
     let (orders, refusals) = every_queued_answer_is_an_order_or_a_visible_refusal(&app, &queued).await;
     eprintln!(
         "failover (strict): {orders} orders, {refusals} refusals; of 20 PENDING while the replica lagged {} became orders, {lagging_nothing} nothing; {} SALE_FROZEN",
