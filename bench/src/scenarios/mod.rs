@@ -294,13 +294,19 @@ fn median_rows(rows: Vec<Row>) -> Vec<Row> {
 }
 
 /// Migrates the bench database and starts one origin per mode, each on a free port from 18080.
-async fn start_origins(ctx: &Ctx, modes: &[BuyMode]) -> anyhow::Result<Vec<BenchOrigin>> {
-    let config = OriginConfig {
+/// What every bench origin of this run shares (its tokens included: each origin must accept
+/// the others' admin token).
+fn origin_config(ctx: &Ctx) -> anyhow::Result<OriginConfig> {
+    Ok(OriginConfig {
         binary: ctx.stack.origin_binary()?,
         logs: ctx.stack.logs.clone(),
         admin_token: format!("bench-admin-{}", ctx.run),
         edge_secret: format!("bench-edge-secret-{}", ctx.run),
-    };
+    })
+}
+
+async fn start_origins(ctx: &Ctx, modes: &[BuyMode]) -> anyhow::Result<Vec<BenchOrigin>> {
+    let config = origin_config(ctx)?;
     let migrate = config.clone();
     tokio::task::spawn_blocking(move || migrate.migrate()).await??;
     let mut origins = Vec::new();
@@ -317,12 +323,7 @@ async fn start_origins(ctx: &Ctx, modes: &[BuyMode]) -> anyhow::Result<Vec<Bench
 /// A batched origin like the others but with `redis.replica_acks` = 1, on a port none of
 /// `others` uses.
 async fn start_replica_ack_origin(ctx: &Ctx, others: &[BenchOrigin]) -> anyhow::Result<BenchOrigin> {
-    let config = OriginConfig {
-        binary: ctx.stack.origin_binary()?,
-        logs: ctx.stack.logs.clone(),
-        admin_token: format!("bench-admin-{}", ctx.run),
-        edge_secret: format!("bench-edge-secret-{}", ctx.run),
-    };
+    let config = origin_config(ctx)?;
     let taken: Vec<u16> = others.iter().filter_map(|o| o.url.rsplit(':').next()?.parse().ok()).collect();
     let port = crate::origin_proc::free_port(18080, &taken);
     eprintln!("starting the bench origin (batched, waiting for a Redis replica) on 127.0.0.1:{port}");

@@ -186,8 +186,8 @@ pub fn product_key(prefix: &str, product_id: u64, what: &str) -> String {
     Bucket::first(product_id).key(prefix, what)
 }
 
-/// Whether a buy script call failed after the fence last read the servers' identity: counts
-/// of calls failed, and of those the fence has answered for.
+/// Whether a script that moves stock (a buy, a loan) failed after the fence last read the
+/// servers' identity: counts of calls failed, and of those the fence has answered for.
 #[derive(Debug, Default)]
 struct Suspicion {
     raised: AtomicU64,
@@ -223,7 +223,7 @@ pub struct StockStore {
     /// A write on a bucket's master through the scripts' connection (see
     /// [`StockStore::replicated_after_read`]).
     replication_mark: Script,
-    /// Raised by a failed buy script call, cleared by the fence (see [`StockStore::decide`]).
+    /// Raised by a failed script that moves stock, cleared by the fence (see [`StockStore::decide`]).
     suspicion: Arc<Suspicion>,
     /// Buckets per product, as preloaded: fixed for a sale's life, so never stale once read.
     bucket_counts: Arc<RwLock<HashMap<u64, u32>>>,
@@ -248,11 +248,6 @@ impl StockStore {
             replica_ack_timeout_ms: settings.replica_ack_timeout_ms.max(1),
             bucket_counts: Arc::default(),
         })
-    }
-
-    /// Whether writes must be held by replicas before they count (strict durability).
-    pub fn waits_for_replicas(&self) -> bool {
-        self.replica_acks > 0
     }
 
     /// Whether the writes this store's scripts made to `bucket`'s master so far are held by

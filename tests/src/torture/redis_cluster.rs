@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::redis_server::wait_answers;
 use crate::wait_until;
 
 pub struct RedisCluster {
@@ -57,7 +58,7 @@ impl RedisCluster {
             cluster.spawn(*port)?;
         }
         for port in &ports {
-            cluster.wait_answers(*port).await?;
+            wait_answers(*port, &cluster.log).await?;
         }
         let seeds: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let out = Command::new("redis-cli")
@@ -92,22 +93,6 @@ impl RedisCluster {
             .spawn()
             .context("start redis-server (scripts/services.sh install puts it on PATH)")?;
         self.nodes.insert(port, child);
-        Ok(())
-    }
-
-    async fn wait_answers(&self, port: u16) -> anyhow::Result<()> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
-        let ready = wait_until(Duration::from_secs(30), || {
-            let client = client.clone();
-            async move {
-                match client.get_multiplexed_async_connection().await {
-                    Ok(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await.is_ok(),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
-        anyhow::ensure!(ready, "redis-server did not answer on port {port} (log {})", self.log.display());
         Ok(())
     }
 
@@ -204,7 +189,7 @@ impl RedisCluster {
     pub async fn restart(&mut self, port: u16) -> anyhow::Result<()> {
         anyhow::ensure!(!self.nodes.contains_key(&port), "node {port} is running");
         self.spawn(port)?;
-        self.wait_answers(port).await
+        wait_answers(port, &self.log).await
     }
 
     /// Waits until `replica` has received everything `master` has written so far.

@@ -39,32 +39,24 @@ impl RedisServer {
 
     /// [`RedisServer::start`] keeping what `persistence` says.
     pub async fn start_with(dir: &Path, log: &Path, persistence: Persistence) -> anyhow::Result<RedisServer> {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = RedisServer {
-            child: None,
-            port,
-            dir: dir.to_path_buf(),
-            log: log.to_path_buf(),
-            persistence,
-            replica_of: None,
-        };
-        server.spawn().await?;
-        Ok(server)
+        Self::start_on_free_port(dir, log, persistence, None).await
     }
 
     /// [`RedisServer::start`] as a replica of `primary` (AOF `everysec`, like it).
     pub async fn start_replica(dir: &Path, log: &Path, primary: &RedisServer) -> anyhow::Result<RedisServer> {
+        Self::start_on_free_port(dir, log, Persistence::Aof, Some(primary.port)).await
+    }
+
+    async fn start_on_free_port(
+        dir: &Path,
+        log: &Path,
+        persistence: Persistence,
+        replica_of: Option<u16>,
+    ) -> anyhow::Result<RedisServer> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = RedisServer {
-            child: None,
-            port,
-            dir: dir.to_path_buf(),
-            log: log.to_path_buf(),
-            persistence: Persistence::Aof,
-            replica_of: Some(primary.port),
-        };
+        let mut server =
+            RedisServer { child: None, port, dir: dir.to_path_buf(), log: log.to_path_buf(), persistence, replica_of };
         server.spawn().await?;
         Ok(server)
     }
@@ -95,20 +87,7 @@ impl RedisServer {
             .spawn()
             .context("start redis-server (scripts/services.sh install puts it on PATH)")?;
         self.child = Some(child);
-        let client = redis::Client::open(self.url())?;
-        // Ready = answers PING (while it loads the AOF it answers LOADING).
-        let ready = wait_until(Duration::from_secs(30), || {
-            let client = client.clone();
-            async move {
-                match client.get_multiplexed_async_connection().await {
-                    Ok(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await.is_ok(),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
-        anyhow::ensure!(ready, "redis-server did not answer on port {} (log {})", self.port, self.log.display());
-        Ok(())
+        wait_answers(self.port, &self.log).await
     }
 
     /// Stops Redis the way an operator restarts it (SIGTERM: it finishes the AOF and exits),
@@ -211,4 +190,22 @@ impl Drop for RedisServer {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Waits up to 30 s until the redis-server on `port` answers PING (while it loads its AOF it
+/// answers LOADING); the error names its `log`.
+pub async fn wait_answers(port: u16, log: &Path) -> anyhow::Result<()> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+    let ready = wait_until(Duration::from_secs(30), || {
+        let client = client.clone();
+        async move {
+            match client.get_multiplexed_async_connection().await {
+                Ok(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    anyhow::ensure!(ready, "redis-server did not answer on port {port} (log {})", log.display());
+    Ok(())
 }
