@@ -287,6 +287,14 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
                 r.product_id
             ),
         },
+        // Redis failed a moment ago (UNAVAILABLE, as when it refuses): nothing is known to be
+        // wrong with the sale itself, and the fence's next check lifts the hold.
+        BuyOutcome::Held => ApiError::TryLater {
+            code: "UNAVAILABLE",
+            message: "the stock service failed a moment ago and is being checked; nothing was bought, \
+                      try again shortly"
+                .into(),
+        },
         BuyOutcome::Taken { .. } => unreachable!("a taken buy is not a rejection"),
     }
 }

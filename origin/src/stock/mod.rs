@@ -49,6 +49,10 @@ pub enum BuyOutcome {
     /// The sale is frozen (its Redis state may have regressed, or is being reloaded): nothing
     /// is sold until a reconcile heals it (see [`crate::fencing`]).
     Frozen,
+    /// A script call failed a moment ago: the server may have restarted or failed over, so this
+    /// process sells nothing until its fence has read the servers' identity again (see
+    /// [`StockStore::decide`]). Not a verdict on the sale: the stock service is unavailable.
+    Held,
 }
 
 /// How `buy.lua` runs (see its header).
@@ -351,13 +355,13 @@ impl StockStore {
         }
         // After a failed call the server may have restarted or failed over (a cluster's script
         // connection meets every new master first as an error: it follows no redirect). Until
-        // the fence has read the servers' identity again, nothing is sold: the buys hear
-        // SALE_FROZEN, so none lands on a state the fence is about to freeze.
+        // the fence has read the servers' identity again, nothing is sold (the buys are Held),
+        // so none lands on a state the fence is about to freeze.
         if self.suspicion.suspect() {
             return Ok(Decided {
                 price: String::new(),
                 now_ms: 0,
-                outcomes: buys.iter().map(|_| (BuyOutcome::Frozen, None)).collect(),
+                outcomes: buys.iter().map(|_| (BuyOutcome::Held, None)).collect(),
             });
         }
         let reply: Vec<redis::Value> = match invocation.invoke_async(&mut self.conn.clone()).await {
