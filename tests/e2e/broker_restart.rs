@@ -1,7 +1,7 @@
 //! The broker goes away in the middle of a burst: buyers get 503 (nothing taken) or, for a
 //! batch whose fate is unknown, 202 PENDING with their order number; no stock leaks; once the
-//! broker is back, buying works again and every 200/202 becomes exactly one order. Runs in its
-//! own test binary (cargo runs binaries one at a time) because it stops the shared test broker.
+//! broker is back, buying works again and every 200/202 becomes exactly one order. A module of
+//! its own (`make test` runs one module at a time) because it stops the shared test broker.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! Two brokers under one name server (`scripts/services.sh start mq pair`, which `make test`
 //! runs): the topics' queues are on both. One broker is killed -9 in the middle of a burst; the
 //! relay's sends go to the other one and buying goes on. Once the killed broker is back with
-//! what it had stored, every 200 QUEUED (and every 202 PENDING) is exactly one order. Runs in
-//! its own test binary: it kills a broker, though one only this test uses.
+//! what it had stored, every 200 QUEUED (and every 202 PENDING) is exactly one order. A module
+//! of its own (`make test` runs one module at a time): it kills a broker, though one only this
+//! test uses.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -147,7 +147,7 @@ async fn the_sweeper_finishes_a_loan_cut_short_and_drops_one_from_before_the_pre
 /// invariants hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reconcile_rebuilds_a_lost_bucket_of_a_sharded_sale() {
-    // The operator's reconcile, not the origin's own heal (tests/tests/redis_loss.rs): the
+    // The operator's reconcile, not the origin's own heal (tests/e2e/redis_loss.rs): the
     // fence freezes the sale and leaves it to this run.
     let (id, mut settings) = seckill_e2e::isolated_settings();
     settings.redis.fence_auto_heal = false;

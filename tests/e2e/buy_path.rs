@@ -1,5 +1,6 @@
-//! The buy path end to end: HTTP → Redis Lua → RocketMQ transaction message → order writer →
-//! MySQL, against the real services.
+//! The buy path end to end: HTTP → Redis Lua (stock and an outbox entry) → the relay's batched
+//! send to RocketMQ (or, in transaction mode, a transaction message) → order writer → MySQL,
+//! against the real services.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

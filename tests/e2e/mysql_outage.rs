@@ -1,5 +1,6 @@
 //! MariaDB goes away for ~10 s while the queue drains 1,000 orders: once it is back every
-//! order is written exactly once. Its own test binary: it stops the shared MariaDB.
+//! order is written exactly once. A module of its own (`make test` runs one module at a time): it
+//! stops the shared MariaDB.
 
 use std::time::Duration;
 
@@ -64,7 +65,7 @@ async fn a_mysql_outage_during_the_drain_loses_no_order_and_writes_none_twice() 
 }
 
 /// Starts MariaDB again if the test ends (a failed assertion) while it is stopped: every later
-/// test binary needs it. `start mysql` does nothing when it is already up.
+/// module needs it. `start mysql` does nothing when it is already up.
 struct MysqlBackOnDrop;
 
 impl Drop for MysqlBackOnDrop {

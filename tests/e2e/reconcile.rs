@@ -1,4 +1,4 @@
-//! Reconcile after Redis lost data: the runbook "Redis lost its data" of the README, step by
+//! Reconcile after Redis lost data: the runbook "Redis lost its data" of docs/OPERATIONS.md, step by
 //! step. Before, the only repair was a forced preload, which copied MySQL while orders were
 //! still in the queue: those orders then met a MySQL stock that the new buys had used up, and
 //! were refused (a 200 with no order) — a unit sold twice in Redis.

@@ -102,7 +102,7 @@ async fn a_live_sale_is_reloaded_only_when_forced_and_orders_in_flight_stay_take
 #[tokio::test]
 async fn after_redis_loses_a_loaded_sale_a_plain_preload_is_refused_and_the_sale_stays_frozen_until_repaired() {
     let (id, mut settings) = isolated_settings();
-    settings.redis.fence_auto_heal = false; // the operator's path: the heal is tests/tests/redis_loss.rs
+    settings.redis.fence_auto_heal = false; // the operator's path: the heal is tests/e2e/redis_loss.rs
     let app = TestApp::spawn_with(id, settings).await;
     let product = app.create_product(5).await;
     let order_no = app.buy_queued(1, product).await;

@@ -264,7 +264,7 @@ async fn a_writer_that_died_after_its_commit_still_gets_the_cancel_sent_on_redel
 /// A message that keeps failing for a cause an operator must fix (here a table renamed away)
 /// lands in the dead-letter list after max reconsume times, and a replay after the fix writes
 /// it. (An order that can never be written, such as one of a product MySQL does not have, is
-/// a refusal instead: `tests/tests/redis_loss.rs`.)
+/// a refusal instead: `tests/e2e/redis_loss.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_that_always_fails_is_dead_lettered_and_can_be_replayed() {
     let (id, mut settings) = isolated_settings();
