@@ -1,7 +1,7 @@
 # seckill: the two commands are `make up` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: up down status logs lint test bench torture clean-cache
+.PHONY: up down status logs lint check test bench torture clean-cache
 
 ## Install what is missing, start the whole stack on 127.0.0.1 with a demo sale, print the URLs.
 ## PROFILE=cluster: a Redis Cluster, two brokers, two origins and two consumers (docs/SCALING.md).
@@ -24,7 +24,11 @@ logs:
 lint:
 	@scripts/lint.sh
 
-## `make lint`, then bring up what the tests need and run every test (unit, end-to-end, torture at
+## The fast tier, no service needed: `make lint`, then every crate's unit tests (about a minute warm).
+check:
+	@scripts/check.sh
+
+## `make check`, then bring up what the tests need and run every test (unit, end-to-end, torture at
 ## CI scale, edge, browser).
 test:
 	@scripts/test.sh

@@ -68,10 +68,7 @@ cmd_install() {
   tool_version_is "$WASM_BINDGEN_BIN" "$WASM_BINDGEN_VERSION" || cargo_install_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
   tool_version_is "$WORKER_BUILD_BIN" "$WORKER_BUILD_VERSION" || cargo_install_tool worker-build "$WORKER_BUILD_VERSION"
 
-  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-    log "rustup target add wasm32-unknown-unknown"
-    rustup target add wasm32-unknown-unknown
-  fi
+  ensure_toolchain
 
   # Download the crates now so that `build` can run with CARGO_NET_OFFLINE.
   cargo fetch --quiet

@@ -94,6 +94,15 @@ redis_cluster_urls() {
   echo "${urls%,}"
 }
 
+# ensure_toolchain: what rust-toolchain.toml lists (components, the wasm target) is installed.
+# rustup installs a listed component on first use, a missing target not always: ask it to.
+ensure_toolchain() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "rustup toolchain install (rust-toolchain.toml: rustfmt, clippy, wasm32-unknown-unknown)"
+    (cd "$SECKILL_ROOT" && rustup toolchain install)
+  fi
+}
+
 # port_open PORT: true if something accepts TCP connections on $SECKILL_HOST:PORT.
 port_open() { (exec 3<>"/dev/tcp/$SECKILL_HOST/$1") 2>/dev/null; }
 

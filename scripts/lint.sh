@@ -8,10 +8,7 @@ cd "$SECKILL_ROOT"
 
 log "cargo fmt --all --check"
 cargo fmt --all --check || die "cargo fmt --all --check: run cargo fmt --all"
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  log "rustup target add wasm32-unknown-unknown"
-  rustup target add wasm32-unknown-unknown
-fi
+ensure_toolchain
 log "cargo clippy (workspace, all targets; the edge for wasm32) with -D warnings"
 cargo clippy --quiet --workspace --all-targets -- -D warnings || die "clippy found problems (above)"
 cargo clippy --quiet -p seckill-edge --target wasm32-unknown-unknown -- -D warnings ||

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make lint` (rustfmt, clippy), then every test: unit tests of all crates, end-to-end tests of
+# `make check` (rustfmt, clippy, the unit tests of all crates), then every test: end-to-end tests of
 # the origin against the real services (with a test broker whose delay table is shrunk), the
 # torture run at CI scale, and the edge's tests through `wrangler dev`. Exits non-zero on any
 # failure.
@@ -36,8 +36,8 @@ diagnose() {
   done
 }
 
-# The habits gate first: a formatting slip or a clippy warning fails before the long part.
-"$SECKILL_ROOT/scripts/lint.sh"
+# The fast tier first (make check: rustfmt, clippy, unit tests): a slip fails in a minute.
+"$SECKILL_ROOT/scripts/check.sh"
 "$SECKILL_ROOT/scripts/stack.sh" up
 "$SECKILL_ROOT/scripts/services.sh" start mq test
 # Two brokers of their own for the broker-failover test, which kills one of them.
@@ -63,9 +63,6 @@ export SECKILL_REDIS_CLUSTER_URLS="$(redis_cluster_urls)"
 
 threads="${SECKILL_TEST_THREADS:-4}"
 failed=()
-log "cargo test: unit and doc tests of every crate"
-cargo test --workspace --no-fail-fast --lib --bins -- --test-threads="$threads" || failed+=("unit tests")
-cargo test --workspace --no-fail-fast --doc || failed+=("doc tests")
 
 # One end-to-end binary, run a module at a time: a module's tests share the services with each
 # other only, so a test that kills the broker or stalls Redis never lands in another module's run.

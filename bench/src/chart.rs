@@ -11,7 +11,7 @@ use crate::report::Row;
 
 /// Writes the chart of every row that has a curve to `path`. Returns false (and writes
 /// nothing) if no row has one.
-pub fn write_svg(path: &Path, title: &str, rows: &[Row]) -> anyhow::Result<bool> {
+pub(crate) fn write_svg(path: &Path, title: &str, rows: &[Row]) -> anyhow::Result<bool> {
     let series: Vec<(String, &[(f64, f64)])> = rows
         .iter()
         .filter_map(|r| r.curve.as_deref().filter(|c| !c.is_empty()).map(|c| (format!("{}: {}", r.group, r.name), c)))

@@ -7,13 +7,13 @@ use clap::{Parser, ValueEnum};
 
 /// Seconds per HTTP scenario when neither `--requests` nor `--duration` is given: long enough
 /// that a p99 rests on thousands of answers even for the slowest row, not on a second's noise.
-pub const DEFAULT_SECS: u64 = 5;
+pub(crate) const DEFAULT_SECS: u64 = 5;
 
 /// `seckill-bench`: measures the running `make up` stack against its own ceilings, side by
 /// side in one run, and writes a Markdown report and a latency chart.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "seckill-bench", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Requests per HTTP scenario (instead of the default time, `--duration 5`)
     #[arg(long, value_name = "N", conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
@@ -50,7 +50,7 @@ pub struct Cli {
 
 /// `--mode`: the origin's `buy.mode` setting(s) to compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
+pub(crate) enum Mode {
     Batched,
     Transaction,
     Both,
@@ -58,14 +58,14 @@ pub enum Mode {
 
 /// One buy mode of the origin (`APP_BUY__MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BuyMode {
+pub(crate) enum BuyMode {
     Batched,
     Transaction,
 }
 
 impl BuyMode {
     /// The value of `APP_BUY__MODE`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BuyMode::Batched => "batched",
             BuyMode::Transaction => "transaction",
@@ -75,7 +75,7 @@ impl BuyMode {
 
 /// `--scenario`: a group of measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// Redis running buy.lua, the broker's batch send, the origin's no-I/O route
     Ceilings,
     /// Accepted buys per mode and sold-out buys on the bench's own origins
@@ -88,14 +88,14 @@ pub enum Scenario {
 
 /// When a load stops: after a number of requests, or after a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     Count(u64),
     Duration(Duration),
 }
 
 impl Cli {
     /// How long each HTTP scenario runs.
-    pub fn stop(&self) -> Stop {
+    pub(crate) fn stop(&self) -> Stop {
         match (self.duration, self.requests) {
             (Some(secs), _) => Stop::Duration(Duration::from_secs(secs)),
             (None, Some(n)) => Stop::Count(n),
@@ -104,7 +104,7 @@ impl Cli {
     }
 
     /// The modes to measure, batched first.
-    pub fn modes(&self) -> Vec<BuyMode> {
+    pub(crate) fn modes(&self) -> Vec<BuyMode> {
         match self.mode {
             Mode::Batched => vec![BuyMode::Batched],
             Mode::Transaction => vec![BuyMode::Transaction],
@@ -113,7 +113,7 @@ impl Cli {
     }
 
     /// The scenario groups to run, in the order they run, each once.
-    pub fn scenarios(&self) -> Vec<Scenario> {
+    pub(crate) fn scenarios(&self) -> Vec<Scenario> {
         let mut s = if self.scenarios.is_empty() {
             vec![Scenario::Ceilings, Scenario::Origin, Scenario::Writer, Scenario::Edge]
         } else {
@@ -124,17 +124,17 @@ impl Cli {
         s
     }
 
-    pub fn runs(&self, scenario: Scenario) -> bool {
+    pub(crate) fn runs(&self, scenario: Scenario) -> bool {
         self.scenarios().contains(&scenario)
     }
 
     /// Connections for the edge: `wrangler dev` is a development server.
-    pub fn edge_connections(&self) -> u64 {
+    pub(crate) fn edge_connections(&self) -> u64 {
         self.connections.min(64)
     }
 
     /// The report folder.
-    pub fn out_dir(&self) -> PathBuf {
+    pub(crate) fn out_dir(&self) -> PathBuf {
         self.out.clone().unwrap_or_else(|| match std::env::var_os("SECKILL_RUN") {
             Some(run) => PathBuf::from(run).join("bench"),
             None => PathBuf::from(".run/bench"),
@@ -142,7 +142,7 @@ impl Cli {
     }
 
     /// The flags as a command line, defaults spelled out, for the report.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let amount = match self.stop() {
             Stop::Count(n) => format!("--requests {n}"),
             Stop::Duration(d) => format!("--duration {}", d.as_secs()),

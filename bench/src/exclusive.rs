@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 /// Held for the whole run; dropping it releases the lock.
-pub struct RunLock {
+pub(crate) struct RunLock {
     _file: File,
 }
 
 /// `$SECKILL_CACHE/bench.lock`, else `~/.cache/seckill/bench.lock`, else in the temp folder.
-pub fn default_path() -> PathBuf {
+pub(crate) fn default_path() -> PathBuf {
     if let Some(cache) = std::env::var_os("SECKILL_CACHE") {
         return PathBuf::from(cache).join("bench.lock");
     }
@@ -26,7 +26,7 @@ pub fn default_path() -> PathBuf {
 }
 
 /// Takes the lock at `path`, or fails at once naming the run (pid) that holds it.
-pub fn acquire(path: &Path) -> anyhow::Result<RunLock> {
+pub(crate) fn acquire(path: &Path) -> anyhow::Result<RunLock> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }

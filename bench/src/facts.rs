@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 /// What the report's machine table shows.
 #[derive(Debug, Clone)]
-pub struct Facts {
+pub(crate) struct Facts {
     pub nproc: String,
     pub cpu: String,
     pub memory: String,
@@ -20,7 +20,7 @@ pub struct Facts {
 
 impl Facts {
     /// Reads /proc and asks git about the checkout at `root`.
-    pub fn probe(root: &Path, now: DateTime<Utc>) -> Self {
+    pub(crate) fn probe(root: &Path, now: DateTime<Utc>) -> Self {
         let nproc = run("nproc", &[], root)
             .or_else(|| std::thread::available_parallelism().ok().map(|n| n.to_string()))
             .unwrap_or_else(|| "?".into());
@@ -55,7 +55,7 @@ impl Facts {
     }
 
     #[cfg(test)]
-    pub fn for_test() -> Self {
+    pub(crate) fn for_test() -> Self {
         Self {
             nproc: "2".into(),
             cpu: "Test CPU".into(),

@@ -22,7 +22,7 @@ fn children() -> &'static Mutex<Vec<u32>> {
 
 /// The error a scenario returns when it stopped because of an interrupt.
 #[derive(Debug, Clone, Copy)]
-pub struct Interrupted;
+pub(crate) struct Interrupted;
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,7 +33,7 @@ impl std::fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 /// Starts listening for SIGINT and SIGTERM. Call once, inside the runtime.
-pub fn install() -> anyhow::Result<()> {
+pub(crate) fn install() -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     tokio::spawn(async move {
@@ -57,12 +57,12 @@ pub fn install() -> anyhow::Result<()> {
 }
 
 /// True once an interrupt arrived.
-pub fn is_set() -> bool {
+pub(crate) fn is_set() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// `Err(Interrupted)` once an interrupt arrived.
-pub fn check() -> anyhow::Result<()> {
+pub(crate) fn check() -> anyhow::Result<()> {
     if is_set() {
         Err(Interrupted.into())
     } else {
@@ -71,7 +71,7 @@ pub fn check() -> anyhow::Result<()> {
 }
 
 /// Resolves when an interrupt arrives (at once if one already did).
-pub async fn wait() {
+pub(crate) async fn wait() {
     let notified = notify().notified();
     if is_set() {
         return;
@@ -80,14 +80,14 @@ pub async fn wait() {
 }
 
 /// Registers a child process to get SIGTERM if the user insists on exiting at once.
-pub fn register_child(pid: u32) {
+pub(crate) fn register_child(pid: u32) {
     if let Ok(mut c) = children().lock() {
         c.push(pid);
     }
 }
 
 /// Forgets a child process that has been stopped.
-pub fn forget_child(pid: u32) {
+pub(crate) fn forget_child(pid: u32) {
     if let Ok(mut c) = children().lock() {
         c.retain(|p| *p != pid);
     }

@@ -6,18 +6,18 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 /// A histogram of latencies in microseconds, 1 µs to 10 min, 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Records `d` (clamped into the histogram's range).
-pub fn record(h: &mut Histogram<u64>, d: Duration) {
+pub(crate) fn record(h: &mut Histogram<u64>, d: Duration) {
     h.saturating_record((d.as_micros() as u64).max(1));
 }
 
 /// The latencies a report row shows, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
@@ -26,7 +26,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// `None` for an empty histogram.
-    pub fn of(h: &Histogram<u64>) -> Option<Self> {
+    pub(crate) fn of(h: &Histogram<u64>) -> Option<Self> {
         if h.is_empty() {
             return None;
         }
@@ -42,13 +42,13 @@ impl Percentiles {
 
 /// The quantile at chart coordinate `x`. The chart's x is log10(1 / (1 - q)), so 0 is p0,
 /// 1 is p90, 2 is p99, 3 is p99.9 (the usual HDR percentile plot).
-pub fn quantile_of_x(x: f64) -> f64 {
+pub(crate) fn quantile_of_x(x: f64) -> f64 {
     1.0 - 10f64.powf(-x)
 }
 
 /// Points (x, latency ms) of `h`'s percentile curve, from p0 up to the deepest percentile the
 /// sample size supports (one in `count`), at most p99.99.
-pub fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+pub(crate) fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -56,7 +56,7 @@ pub fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     let steps = 80;
     (0..=steps)
         .map(|i| {
-            let x = deepest * i as f64 / steps as f64;
+            let x = deepest * f64::from(i) / f64::from(steps);
             (x, h.value_at_quantile(quantile_of_x(x)) as f64 / 1000.0)
         })
         .collect()

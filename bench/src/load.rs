@@ -24,7 +24,7 @@ use crate::latency;
 
 /// What one call got back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// An HTTP status.
     Status(u16),
     /// Anything else: "ok", "not sent", "connect error", ...
@@ -43,7 +43,7 @@ impl fmt::Display for Answer {
 /// One call's result. `latency` is `None` for calls that got no answer (transport errors):
 /// they are counted but not put in the histogram.
 #[derive(Debug, Clone, Copy)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub answer: Answer,
     pub expected: bool,
     pub latency: Option<Duration>,
@@ -51,7 +51,7 @@ pub struct Outcome {
 
 /// Everything a load measured.
 #[derive(Debug, Clone)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Calls made.
     pub calls: u64,
     /// Units moved: `calls × units_per_call` (messages for a batch send, else requests).
@@ -67,24 +67,24 @@ pub struct Tally {
 
 impl Tally {
     /// Units per second.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.units as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
     /// `200×19998 503×2` style.
-    pub fn answers_text(&self) -> String {
+    pub(crate) fn answers_text(&self) -> String {
         answers_text(&self.answers)
     }
 }
 
 /// `200×19998 503×2` style, in key order.
-pub fn answers_text(answers: &BTreeMap<Answer, u64>) -> String {
+pub(crate) fn answers_text(answers: &BTreeMap<Answer, u64>) -> String {
     answers.iter().map(|(a, n)| format!("{a}×{n}")).collect::<Vec<_>>().join(" ")
 }
 
 /// A load to run.
 #[derive(Debug, Clone, Copy)]
-pub struct Load<'a> {
+pub(crate) struct Load<'a> {
     /// Shown in front of the progress bar.
     pub title: &'a str,
     pub workers: u64,
@@ -95,7 +95,7 @@ pub struct Load<'a> {
 
 /// Runs `call(seq)` (seq = 0, 1, 2, ... across all workers) in a closed loop and tallies the
 /// outcomes. Returns `Err(Interrupted)` if an interrupt stopped it.
-pub async fn closed_loop<F, Fut>(load: Load<'_>, call: F) -> anyhow::Result<Tally>
+pub(crate) async fn closed_loop<F, Fut>(load: Load<'_>, call: F) -> anyhow::Result<Tally>
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send,
@@ -105,7 +105,7 @@ where
 
 /// [`closed_loop`] whose calls also get the index of the worker making them (0..workers), so
 /// a worker can keep state of its own, such as its connection.
-pub async fn closed_loop_per_worker<F, Fut>(load: Load<'_>, call: F) -> anyhow::Result<Tally>
+pub(crate) async fn closed_loop_per_worker<F, Fut>(load: Load<'_>, call: F) -> anyhow::Result<Tally>
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send,
@@ -183,7 +183,7 @@ where
 }
 
 /// A bar counting units (count mode) or time (duration mode).
-pub fn progress_bar(title: &str, stop: Stop, total_units: Option<u64>) -> ProgressBar {
+pub(crate) fn progress_bar(title: &str, stop: Stop, total_units: Option<u64>) -> ProgressBar {
     let (bar, template) = match (stop, total_units) {
         (Stop::Count(_), Some(total)) => {
             (ProgressBar::new(total), "{prefix:36} [{bar:30}] {human_pos:>9}/{human_len:9} {elapsed:>4} eta {eta}")
@@ -214,14 +214,14 @@ async fn tick(bar: ProgressBar, start: Instant, d: Duration, per_call: u64, call
 
 /// Where an HTTP request goes: a server (`host:port`) and the path on it.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub authority: String,
     pub path: String,
 }
 
 impl Endpoint {
     /// `http://host:port/path?query` (plain HTTP: everything the bench loads is local).
-    pub fn parse(url: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Self> {
         let uri: Uri = url.parse().with_context(|| format!("not a URL: {url}"))?;
         anyhow::ensure!(uri.scheme_str() == Some("http"), "only http:// URLs can be loaded: {url}");
         let authority = uri.authority().with_context(|| format!("no host in {url}"))?.to_string();
@@ -230,17 +230,17 @@ impl Endpoint {
     }
 
     /// The same server, another path.
-    pub fn at(&self, path: &str) -> Self {
+    pub(crate) fn at(&self, path: &str) -> Self {
         Self { authority: self.authority.clone(), path: path.to_string() }
     }
 
     /// `GET` of this endpoint.
-    pub fn get(&self) -> Request<Full<Bytes>> {
+    pub(crate) fn get(&self) -> Request<Full<Bytes>> {
         self.request(Method::GET).body(Full::default()).expect("valid request")
     }
 
     /// A request to this endpoint with its `Host` header; add headers and a body.
-    pub fn request(&self, method: Method) -> hyper::http::request::Builder {
+    pub(crate) fn request(&self, method: Method) -> hyper::http::request::Builder {
         Request::builder().method(method).uri(self.path.as_str()).header(header::HOST, self.authority.as_str())
     }
 }
@@ -261,7 +261,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// no per-request timer wheel entry beyond one timeout): the generator shares the machine's
 /// cores with what it measures, so the less it costs per request the less it skews the rows.
 /// A connection that fails is re-opened by the next request of its worker.
-pub async fn http<F>(load: Load<'_>, warmup: &Endpoint, expected: u16, request: F) -> anyhow::Result<Tally>
+pub(crate) async fn http<F>(load: Load<'_>, warmup: &Endpoint, expected: u16, request: F) -> anyhow::Result<Tally>
 where
     F: Fn(u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
 {
@@ -271,7 +271,12 @@ where
 /// [`http`] spread over several servers: worker `w` keeps its connection to the server of
 /// `warmups[w % n]` (the request's path and body are the same for every server), so the load
 /// splits evenly between them, as an edge spreading users over origins would.
-pub async fn http_over<F>(load: Load<'_>, warmups: &[Endpoint], expected: u16, request: F) -> anyhow::Result<Tally>
+pub(crate) async fn http_over<F>(
+    load: Load<'_>,
+    warmups: &[Endpoint],
+    expected: u16,
+    request: F,
+) -> anyhow::Result<Tally>
 where
     F: Fn(u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
 {
@@ -357,7 +362,7 @@ async fn connect(authority: &str) -> anyhow::Result<Connection> {
 }
 
 /// An HTTP/1.1 client for the bench's few calls outside its loads.
-pub fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .tcp_nodelay(true)

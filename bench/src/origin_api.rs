@@ -15,33 +15,33 @@ use crate::load::Endpoint;
 const EDGE_SECRET_HEADER: &str = "x-seckill-edge-secret";
 
 /// The product name of everything the bench creates.
-pub const PRODUCT_NAME: &str = "Bench item";
+pub(crate) const PRODUCT_NAME: &str = "Bench item";
 /// The price of every bench product (and of the ceiling's Redis window).
-pub const PRICE: &str = "6999.00";
+pub(crate) const PRICE: &str = "6999.00";
 
 /// An origin's admin API.
 #[derive(Clone)]
-pub struct Admin {
+pub(crate) struct Admin {
     pub base: String,
     token: String,
     client: reqwest::Client,
 }
 
 impl Admin {
-    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(base: &str, token: &str) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
         Ok(Self { base: base.trim_end_matches('/').to_string(), token: token.to_string(), client })
     }
 
     /// `POST /admin/products` then `POST /admin/products/{id}/preload`: a product on sale now,
     /// with `stock` units, in MySQL and in Redis. Returns its id.
-    pub async fn create_product(&self, stock: u64) -> anyhow::Result<u64> {
+    pub(crate) async fn create_product(&self, stock: u64) -> anyhow::Result<u64> {
         self.create_sale(json!({ "stock": stock })).await
     }
 
     /// Like [`Admin::create_product`], with more of the sale's fields (`stock` among them) in
     /// `fields`; the name and price are the bench's.
-    pub async fn create_sale(&self, mut fields: Value) -> anyhow::Result<u64> {
+    pub(crate) async fn create_sale(&self, mut fields: Value) -> anyhow::Result<u64> {
         fields["name"] = json!(PRODUCT_NAME);
         fields["price"] = json!(PRICE);
         let resp = self
@@ -83,7 +83,7 @@ fn buy_body(user: u64, product: u64) -> String {
 
 /// `Bearer <token>` for `user`, signed with the configured keys (`config/base.toml`, which the
 /// stack's edge and the bench's origins share), as the local login signs it.
-pub fn bearer(user: u64) -> String {
+pub(crate) fn bearer(user: u64) -> String {
     static KEYS: std::sync::OnceLock<(seckill_protocol::token::KeySet, String)> = std::sync::OnceLock::new();
     let (keys, audience) = KEYS.get_or_init(|| {
         let auth = seckill_origin::configuration::load().expect("load the settings").auth;
@@ -95,7 +95,7 @@ pub fn bearer(user: u64) -> String {
 
 /// `POST /api/seckill` (the `endpoint`) for `user` and `product`, signed in as `user`, with the
 /// edge secret header if given: the request a buy load sends.
-pub fn buy_request(endpoint: &Endpoint, secret: Option<&str>, user: u64, product: u64) -> Request<Full<Bytes>> {
+pub(crate) fn buy_request(endpoint: &Endpoint, secret: Option<&str>, user: u64, product: u64) -> Request<Full<Bytes>> {
     let mut req = endpoint
         .request(Method::POST)
         .header(header::CONTENT_TYPE, "application/json")
@@ -107,7 +107,12 @@ pub fn buy_request(endpoint: &Endpoint, secret: Option<&str>, user: u64, product
 }
 
 /// One buy; returns the status and body. Used to sell out a product before a sold-out load.
-pub async fn buy_once(url: &str, secret: Option<&str>, user: u64, product: u64) -> anyhow::Result<(u16, String)> {
+pub(crate) async fn buy_once(
+    url: &str,
+    secret: Option<&str>,
+    user: u64,
+    product: u64,
+) -> anyhow::Result<(u16, String)> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let mut req = client
         .post(url)

@@ -20,15 +20,15 @@ use crate::interrupt;
 use crate::origin_api::Admin;
 
 /// The database every bench origin uses.
-pub const DATABASE: &str = "seckill_bench";
+pub(crate) const DATABASE: &str = "seckill_bench";
 /// The Redis key prefix every bench origin uses.
-pub const KEY_PREFIX: &str = "seckill-bench";
+pub(crate) const KEY_PREFIX: &str = "seckill-bench";
 /// The order topic every bench origin sends to (nobody consumes it).
-pub const ORDER_TOPIC: &str = "seckill-bench-order";
+pub(crate) const ORDER_TOPIC: &str = "seckill-bench-order";
 
 /// What every bench origin shares.
 #[derive(Debug, Clone)]
-pub struct OriginConfig {
+pub(crate) struct OriginConfig {
     pub binary: PathBuf,
     pub logs: PathBuf,
     pub admin_token: String,
@@ -68,7 +68,7 @@ impl OriginConfig {
     }
 
     /// `seckill-origin migrate` with the bench settings: creates the bench database if missing.
-    pub fn migrate(&self) -> anyhow::Result<()> {
+    pub(crate) fn migrate(&self) -> anyhow::Result<()> {
         let mode = BuyMode::Batched;
         let log = self.open_log(mode, "migrate")?;
         let status = Command::new(&self.binary)
@@ -86,12 +86,12 @@ impl OriginConfig {
     }
 
     /// Starts `seckill-origin serve` in `mode` on `port` and waits until `/health` says 200.
-    pub async fn start(&self, mode: BuyMode, port: u16) -> anyhow::Result<BenchOrigin> {
+    pub(crate) async fn start(&self, mode: BuyMode, port: u16) -> anyhow::Result<BenchOrigin> {
         self.start_with(mode, port, &[]).await
     }
 
     /// [`OriginConfig::start`] with more `APP_*` settings (`extra`), e.g. strict durability.
-    pub async fn start_with(
+    pub(crate) async fn start_with(
         &self,
         mode: BuyMode,
         port: u16,
@@ -110,6 +110,7 @@ impl OriginConfig {
             // bench stops its origins in order.
             .process_group(0);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        #[expect(unsafe_code, reason = "pre_exec is the only way to set the death signal before exec")]
         unsafe {
             command.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
@@ -133,7 +134,7 @@ impl OriginConfig {
 }
 
 /// A running bench origin. Dropping it stops it.
-pub struct BenchOrigin {
+pub(crate) struct BenchOrigin {
     pub mode: BuyMode,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
@@ -179,7 +180,7 @@ impl BenchOrigin {
     }
 
     /// Stops it (SIGTERM, up to 20 s for a graceful exit, then SIGKILL) and returns how it ended.
-    pub async fn stop(mut self) -> anyhow::Result<Option<ExitStatus>> {
+    pub(crate) async fn stop(mut self) -> anyhow::Result<Option<ExitStatus>> {
         let child = self.child.take();
         Ok(tokio::task::spawn_blocking(move || child.map(stop_child)).await?)
     }
@@ -216,7 +217,7 @@ fn stop_child(mut child: Child) -> ExitStatus {
 }
 
 /// A free TCP port on 127.0.0.1, trying `from`, `from + 1`, ... (then any).
-pub fn free_port(from: u16, taken: &[u16]) -> u16 {
+pub(crate) fn free_port(from: u16, taken: &[u16]) -> u16 {
     (from..from.saturating_add(200))
         .filter(|p| !taken.contains(p))
         .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
@@ -225,7 +226,7 @@ pub fn free_port(from: u16, taken: &[u16]) -> u16 {
 }
 
 /// The last `n` lines of a log file.
-pub fn tail(path: &Path, n: usize) -> String {
+pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

@@ -9,7 +9,7 @@ use crate::latency::Percentiles;
 
 /// Which measurement a row is; ratios look rows up by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowKey {
+pub(crate) enum RowKey {
     RedisCeiling,
     BrokerCeiling,
     OriginNoIo,
@@ -31,7 +31,7 @@ pub enum RowKey {
 
 impl RowKey {
     /// The report's group column.
-    pub fn group(self) -> &'static str {
+    pub(crate) fn group(self) -> &'static str {
         use RowKey::*;
         match self {
             RedisCeiling | BrokerCeiling | OriginNoIo => "ceiling",
@@ -43,7 +43,7 @@ impl RowKey {
     }
 
     /// What the row counts.
-    pub fn unit(self) -> &'static str {
+    pub(crate) fn unit(self) -> &'static str {
         match self {
             RowKey::RedisCeiling => "calls",
             RowKey::BrokerCeiling => "msg",
@@ -53,14 +53,14 @@ impl RowKey {
     }
 
     /// HTTP rows get a curve on the latency chart.
-    pub fn is_http(self) -> bool {
+    pub(crate) fn is_http(self) -> bool {
         !matches!(self, RowKey::RedisCeiling | RowKey::BrokerCeiling | RowKey::Writer)
     }
 }
 
 /// One measurement.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     pub key: RowKey,
     /// "ceiling", "origin", "writer", "edge".
     pub group: &'static str,
@@ -86,7 +86,7 @@ pub struct Row {
 
 /// What a ratio must be.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Target {
+pub(crate) enum Target {
     AtLeast(f64),
     AtMost(f64),
     /// Shown for information, no verdict.
@@ -166,7 +166,7 @@ const SPECS: &[Spec] = &[
 
 /// One line of the ratio table.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Ratio {
+pub(crate) struct Ratio {
     pub label: &'static str,
     /// `None` if a row it needs was not measured.
     pub value: Option<f64>,
@@ -178,7 +178,7 @@ pub struct Ratio {
 }
 
 /// Every ratio of [`SPECS`] computed from `rows`.
-pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
+pub(crate) fn ratios(rows: &[Row]) -> Vec<Ratio> {
     let find = |k: RowKey| rows.iter().find(|r| r.key == k && r.count > 0);
     SPECS
         .iter()
@@ -210,7 +210,7 @@ pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
 }
 
 /// Everything the Markdown report says.
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     pub facts: &'a Facts,
     /// The flags, defaults spelled out.
     pub flags: &'a str,
@@ -224,7 +224,7 @@ pub struct Report<'a> {
 }
 
 impl Report<'_> {
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let f = self.facts;
         let mut md = String::new();
         let _ = writeln!(md, "# seckill bench, {}\n", f.date);

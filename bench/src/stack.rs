@@ -12,7 +12,7 @@ use crate::cli::{Cli, Scenario};
 
 /// Addresses, credentials and folders of the stack.
 #[derive(Debug, Clone)]
-pub struct Stack {
+pub(crate) struct Stack {
     /// The origin's settings as the stack runs it (Redis, MySQL, RocketMQ, tokens).
     pub settings: Settings,
     /// `http://127.0.0.1:8080`: the stack's own origin.
@@ -33,7 +33,7 @@ fn env(name: &str, default: &str) -> String {
 impl Stack {
     /// Reads the settings the way the origin does (config/base.toml + APP_* variables) and
     /// the stack's ports and tokens from scripts/env.sh's variables.
-    pub fn from_env() -> anyhow::Result<Self> {
+    pub(crate) fn from_env() -> anyhow::Result<Self> {
         let settings = configuration::load().context("read the origin's settings (config/base.toml, APP_*)")?;
         let host = env("SECKILL_HOST", "127.0.0.1");
         let root = PathBuf::from(env("SECKILL_ROOT", "."));
@@ -51,7 +51,7 @@ impl Stack {
 
     /// Checks that every service the chosen scenarios need answers; the error lists each
     /// one that does not and says how to start the stack.
-    pub async fn preflight(&self, cli: &Cli) -> anyhow::Result<()> {
+    pub(crate) async fn preflight(&self, cli: &Cli) -> anyhow::Result<()> {
         let s = &self.settings;
         let redis = host_port(&s.redis.url).unwrap_or_else(|| "127.0.0.1:6379".into());
         let mysql = format!("{}:{}", s.mysql.host, s.mysql.port);
@@ -90,7 +90,7 @@ impl Stack {
     }
 
     /// The release `seckill-origin` next to this binary (`$CARGO_TARGET_DIR/release`).
-    pub fn origin_binary(&self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn origin_binary(&self) -> anyhow::Result<PathBuf> {
         let exe = std::env::current_exe().context("locate seckill-bench")?;
         let candidates = [
             exe.with_file_name("seckill-origin"),

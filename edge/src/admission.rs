@@ -134,7 +134,7 @@ pub fn parse_flag_ttl(header: Option<&str>, max_ttl_secs: u32) -> Option<u32> {
     if secs == 0 || max_ttl_secs == 0 {
         return None;
     }
-    Some(secs.min(u64::from(max_ttl_secs)) as u32)
+    Some(u32::try_from(secs).unwrap_or(max_ttl_secs).min(max_ttl_secs))
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ mod tests {
         assert!(expired.message.contains("expired"), "{}", expired.message);
         let missing = signed_in(&keys(), "seckill", None, None, NOW).unwrap_err();
         assert_eq!((missing.status, missing.code), (401, "UNAUTHENTICATED"));
-        let tampered = format!("Bearer {}x", token);
+        let tampered = format!("Bearer {token}x");
         assert_eq!(signed_in(&keys(), "seckill", Some(&tampered), None, NOW).unwrap_err().status, 401);
         let other_audience = keys().sign(77, "elsewhere", NOW, 600);
         assert_eq!(

@@ -19,7 +19,7 @@ pub const USER_LIMITER: &str = "USER_RATE_LIMITER";
 pub const DEFAULT_RETRY_AFTER_SECS: u32 = 10;
 
 /// Whether `route` is rate limited: the ones that take stock or change an order.
-pub fn is_limited(route: &Route) -> bool {
+pub fn is_limited(route: &Route<'_>) -> bool {
     matches!(route, Route::Buy | Route::PayOrder { .. })
 }
 

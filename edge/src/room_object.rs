@@ -18,19 +18,19 @@ use crate::waiting_room::{enter, RoomStore};
 use seckill_protocol::room::RoomSettings;
 
 /// The binding of the Durable Object namespace (wrangler.toml `[[durable_objects.bindings]]`).
-pub const BINDING: &str = "WAITING_ROOM";
+pub(crate) const BINDING: &str = "WAITING_ROOM";
 
 /// The name of `product_id`'s room.
-pub fn room_name(product_id: u64) -> String {
+pub(crate) fn room_name(product_id: u64) -> String {
     format!("product-{product_id}")
 }
 
 /// What the worker sends the room.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EnterRequest {
-    pub user_id: u64,
-    pub room: RoomSettings,
+pub(crate) struct EnterRequest {
+    pub(crate) user_id: u64,
+    pub(crate) room: RoomSettings,
 }
 
 /// User ids are stored as text: they are u64, SQLite and JavaScript numbers are not.
@@ -51,6 +51,12 @@ const SCHEMA: &[&str] = &[
 #[durable_object]
 pub struct WaitingRoom {
     state: State,
+}
+
+impl std::fmt::Debug for WaitingRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitingRoom").finish_non_exhaustive()
+    }
 }
 
 impl DurableObject for WaitingRoom {
@@ -111,12 +117,19 @@ fn user(id: u64) -> SqlStorageValue {
 
 /// Times (ms since the epoch) and counts are far inside JavaScript's safe integers.
 fn int(n: u64) -> SqlStorageValue {
-    SqlStorageValue::Integer(n as i64)
+    SqlStorageValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// SQLite's integers reach Rust as JavaScript numbers: ours (times in ms, tickets, counts) are
+/// whole, not negative and below 2^53, so the conversion is exact.
+#[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "whole, not negative, below 2^53")]
+fn whole(n: f64) -> u64 {
+    n as u64
 }
 
 impl SqlRoom {
     fn count(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<u64> {
-        Ok(self.sql.exec(query, bindings)?.one::<Count>()?.n as u64)
+        Ok(whole(self.sql.exec(query, bindings)?.one::<Count>()?.n))
     }
 }
 
@@ -126,13 +139,13 @@ impl RoomStore for SqlRoom {
     fn admission_of(&mut self, user_id: u64) -> Result<Option<u64>> {
         let rows: Vec<Until> =
             self.sql.exec("SELECT until_ms FROM admitted WHERE user_id = ?", vec![user(user_id)])?.to_array()?;
-        Ok(rows.first().map(|r| r.until_ms as u64))
+        Ok(rows.first().map(|r| whole(r.until_ms)))
     }
 
     fn ticket_of(&mut self, user_id: u64) -> Result<Option<u64>> {
         let rows: Vec<Ticket> =
             self.sql.exec("SELECT ticket FROM line WHERE user_id = ?", vec![user(user_id)])?.to_array()?;
-        Ok(rows.first().map(|r| r.ticket as u64))
+        Ok(rows.first().map(|r| whole(r.ticket)))
     }
 
     fn join(&mut self, user_id: u64, now_ms: u64) -> Result<u64> {
@@ -144,7 +157,7 @@ impl RoomStore for SqlRoom {
                 vec![user(user_id), int(now_ms)],
             )?
             .one()?;
-        Ok(row.ticket as u64)
+        Ok(whole(row.ticket))
     }
 
     fn seen(&mut self, user_id: u64, now_ms: u64) -> Result<()> {

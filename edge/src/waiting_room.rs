@@ -199,7 +199,7 @@ impl RoomStore for MemoryRoom {
         Ok(self.admitted.values().filter(|&&(_, until)| until > now_ms).count() as u64)
     }
     fn first_in_line(&mut self, count: u64) -> Result<Vec<u64>, Self::Error> {
-        Ok(self.line.values().take(count as usize).map(|&(u, _)| u).collect())
+        Ok(self.line.values().take(usize::try_from(count).unwrap_or(usize::MAX)).map(|&(u, _)| u).collect())
     }
     fn admit(&mut self, users: &[u64], now_ms: u64, until_ms: u64) -> Result<(), Self::Error> {
         self.line.retain(|_, (u, _)| !users.contains(u));

@@ -97,6 +97,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 /// 106 random bits as 28 hex digits (the runtime's `Math.random` is backed by a CSPRNG in Workers).
+#[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a whole number in [0, 2^53)")]
 fn fresh_request_id() -> String {
     let half = || (worker::js_sys::Math::random() * 2f64.powi(53)) as u64;
     format!("{:014x}{:014x}", half(), half())

@@ -44,7 +44,7 @@ fn product_id(raw: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::BadRequest(format!("product id must be a positive integer, got {raw:?}")))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Created {
     /// The new product's id.
     pub id: u64,
@@ -165,7 +165,7 @@ async fn reconcile(
 }
 
 /// A product's stock in Redis and MySQL side by side.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockView {
     pub product_id: u64,
@@ -216,7 +216,7 @@ async fn stock(State(state): State<AppState>, Path(raw): Path<String>) -> Result
 }
 
 /// One sale as the console shows it.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SaleOverview {
     pub id: u64,
@@ -238,7 +238,7 @@ pub struct SaleOverview {
 }
 
 /// How far behind one consumer group is.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConsumerLag {
     pub group: String,
     /// Messages stored that the group has not finished; `null` when the broker cannot say.
@@ -247,7 +247,7 @@ pub struct ConsumerLag {
     pub error: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLetterCounts {
     pub total: u64,
     /// Not replayed yet: each is an order message nobody has handled.
@@ -255,7 +255,7 @@ pub struct DeadLetterCounts {
 }
 
 /// Everything the console shows, in one answer.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Overview {
     pub server_time: i64,
@@ -325,7 +325,7 @@ async fn existing_product(state: &AppState, raw: &str) -> Result<u64, ApiError> 
 }
 
 /// A sale's waiting room.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomView {
     pub product_id: u64,
@@ -408,7 +408,7 @@ struct OrderFilter {
 }
 
 /// An order as MySQL holds it; times are epoch milliseconds.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminOrder {
     pub order_no: String,
@@ -425,7 +425,7 @@ pub struct AdminOrder {
     pub cancelled_at: Option<i64>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderList {
     pub orders: Vec<AdminOrder>,
 }
@@ -478,7 +478,7 @@ async fn list_orders(
 }
 
 /// An order the writer refused for good.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RejectedOrder {
     pub order_no: String,
@@ -490,7 +490,7 @@ pub struct RejectedOrder {
     pub rejected_at: i64,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RejectedOrderList {
     pub rejected_orders: Vec<RejectedOrder>,

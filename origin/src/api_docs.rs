@@ -51,6 +51,7 @@ pub const EDGE_SECRET: &str = "edgeSecret";
     components(schemas(ErrorBody)),
     modifiers(&Credentials)
 )]
+#[derive(Debug)]
 pub struct ApiDoc;
 
 struct Credentials;
@@ -137,6 +138,12 @@ pub fn swagger_ui() -> SwaggerUi {
 /// The completed document, shared by every request.
 #[derive(Clone)]
 pub struct Document(pub Arc<utoipa::openapi::OpenApi>);
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document").field("paths", &self.0.paths.paths.len()).finish_non_exhaustive()
+    }
+}
 
 /// `GET /admin/openapi.json`: this API's OpenAPI 3 document.
 #[utoipa::path(

@@ -91,7 +91,7 @@ const COLUMNS: &str =
     "id, consumer_group, topic, tags, message_key, body, reason, reconsume_times, created_at, replayed_at";
 
 /// A message a consumer group gave up on; times are epoch milliseconds.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub id: u64,
@@ -126,7 +126,7 @@ impl From<DeadLetterRow> for DeadLetter {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetterList {
     pub dead_letters: Vec<DeadLetter>,
@@ -139,7 +139,8 @@ pub async fn counts(db: &MySqlPool) -> sqlx::Result<(u64, u64)> {
     )
     .fetch_one(db)
     .await?;
-    Ok((total as u64, unreplayed as u64))
+    // Counts: never negative.
+    Ok((u64::try_from(total).unwrap_or(0), u64::try_from(unreplayed).unwrap_or(0)))
 }
 
 /// `GET /admin/dead-letters` (newest first, up to 500).
@@ -158,7 +159,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<DeadLetterList>,
     Ok(Json(DeadLetterList { dead_letters: rows.into_iter().map(DeadLetter::from).collect() }))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Replayed {
     pub id: u64,
     pub topic: String,

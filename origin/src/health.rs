@@ -16,7 +16,7 @@ use crate::state::AppState;
 const PROBE_FRESH: Duration = Duration::from_secs(2);
 
 /// Each service as this origin sees it: `ok` or `down`.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     #[schema(example = "ok")]
     pub redis: &'static str,
@@ -56,7 +56,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     (status, Json(Health { redis: word(redis), mysql: word(mysql), broker: word(broker) }))
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Live {
     #[schema(example = "ok")]
     pub status: &'static str,

@@ -57,7 +57,7 @@ fn now_secs() -> u64 {
 }
 
 /// The body of `POST /api/login` (read field by field, so each error names its field).
-#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)]
 pub struct LoginRequest {
@@ -65,7 +65,7 @@ pub struct LoginRequest {
     user_id: u64,
 }
 
-#[derive(serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginAnswer {
     /// The identity token, for `Authorization: Bearer`.

@@ -19,6 +19,7 @@ pub const EXPOSITION_CONTENT_TYPE: &str = "application/openmetrics-text; version
 
 type Labelled = Family<[(&'static str, &'static str); 1], Counter>;
 
+#[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     rejections: Labelled,
@@ -151,7 +152,7 @@ impl Default for Metrics {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSnapshot {
     pub buy_requests: u64,
@@ -185,12 +186,14 @@ impl Metrics {
 
     /// Sets `group`'s consumer lag.
     pub fn set_lag(&self, group: &str, lag: u64) {
-        self.consumer_lag.get_or_create(&[("group", group.to_string())]).set(lag.min(i64::MAX as u64) as i64);
+        self.consumer_lag.get_or_create(&[("group", group.to_string())]).set(i64::try_from(lag).unwrap_or(i64::MAX));
     }
 
     /// Sets how many of `group`'s queues this process consumes.
     pub fn set_queues(&self, group: &str, queues: usize) {
-        self.consumer_queues.get_or_create(&[("group", group.to_string())]).set(queues.min(i64::MAX as usize) as i64);
+        self.consumer_queues
+            .get_or_create(&[("group", group.to_string())])
+            .set(i64::try_from(queues).unwrap_or(i64::MAX));
     }
 
     /// Replaces `seckill_stock_units` with `(product, MySQL stock, Redis stock)` for each

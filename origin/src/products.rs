@@ -139,12 +139,12 @@ impl NewProduct {
         Ok(ValidProduct {
             name,
             price: self.price.round_dp(2),
-            stock: self.stock as u32,
+            stock: u32::try_from(self.stock).expect("checked above: 0..=MAX_STOCK"),
             start_at,
             end_at,
-            per_user_limit: limit as u32,
+            per_user_limit: u32::try_from(limit).expect("checked above: 1..=1000"),
             waiting_room: self.waiting_room,
-            stock_buckets: buckets as u32,
+            stock_buckets: u32::try_from(buckets).expect("checked above: 1..=MAX_BUCKETS"),
         })
     }
 }
@@ -235,10 +235,10 @@ pub async fn sale_snapshot(db: &MySqlPool, id: u64) -> sqlx::Result<Option<(Prod
     let active = crate::orders::active(&mut *tx, id).await?;
     tx.commit().await?;
     let snapshot = SaleSnapshot {
-        stock: product.stock as i64,
+        stock: i64::from(product.stock),
         start_ms: product.start_ms().unwrap_or(0),
         end_ms: product.end_ms().unwrap_or(0),
-        per_user_limit: product.per_user_limit as i64,
+        per_user_limit: i64::from(product.per_user_limit),
         price: product.price.round_dp(2).to_string(),
         buckets: product.stock_buckets.max(1),
         orders: active

@@ -25,6 +25,7 @@ use crate::stock::{new_epoch, Reconciled, RedisChange, SaleSnapshot, StockStore}
 pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(300);
 
 /// What reconcile needs.
+#[derive(Debug)]
 pub struct Reconciler<'a> {
     pub db: &'a MySqlPool,
     pub stock: &'a StockStore,
@@ -217,12 +218,12 @@ async fn log(db: &MySqlPool, report: &Report) -> sqlx::Result<u64> {
     .bind(report.mysql_stock)
     .bind(report.in_flight_units)
     .bind(report.in_flight_orders)
-    .bind(report.changes.len() as u32)
+    .bind(u32::try_from(report.changes.len()).unwrap_or(u32::MAX))
     .execute(&mut *tx)
     .await?
     .last_insert_id();
     for chunk in report.changes.chunks(1000) {
-        let mut insert: QueryBuilder<MySql> = QueryBuilder::new(
+        let mut insert: QueryBuilder<'_, MySql> = QueryBuilder::new(
             "INSERT INTO tb_reconcile_change (run_id, bucket, kind, item, before_value, after_value) ",
         );
         insert.push_values(chunk, |mut row, c| {

@@ -59,6 +59,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// A running HTTP server.
+#[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
@@ -201,6 +202,7 @@ impl Server {
 /// order-event relay; and the process's own listener (`GET /metrics`, `/livez`) with the
 /// consumer-lag watch behind its `seckill_consumer_lag_messages` and the stock watch behind
 /// `seckill_stock_units`.
+#[derive(Debug)]
 pub struct Workers {
     pub metrics: Arc<Metrics>,
     /// Where `GET /metrics` and `/livez` of the consumers answer (`consumer.host:port`).

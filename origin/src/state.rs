@@ -15,10 +15,11 @@ use crate::purchase::sold_out::SoldOutMemo;
 use crate::purchase::Buyer;
 use crate::stock::StockStore;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppState(Arc<Inner>);
 
 /// The parts of an [`AppState`], put together by `startup`.
+#[derive(Debug)]
 pub struct Inner {
     pub settings: Settings,
     pub db: MySqlPool,

@@ -92,7 +92,7 @@ async fn with_every_node_id_leased_a_start_is_refused_and_a_lapsed_one_is_taken_
     let app = TestApp::spawn().await;
     let own = app.server.state.order_nos().node();
     lease_all_others(&app, &[own]).await;
-    let refused = Server::start(app.settings.clone()).await.err().expect("no node id is free");
+    let refused = Server::start(app.settings.clone()).await.expect_err("no node id is free");
     let message = format!("{refused:#}");
     assert!(message.contains("tb_origin_node") && message.contains("1024"), "{message}");
 

@@ -13,7 +13,7 @@ use sqlx::MySqlPool;
 use crate::wait_until;
 
 /// Where one product's state lives.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ProductState {
     pub db: MySqlPool,
     pub redis: RedisConnection,
@@ -147,7 +147,7 @@ impl ProductState {
             broken
                 .push(format!("not drained: {outbox} outbox entries, {unwritten} deductions without an active order"));
         }
-        let units: i64 = active.iter().map(|(_, _, q)| *q as i64).sum();
+        let units: i64 = active.iter().map(|(_, _, q)| i64::from(*q)).sum();
         let stocks: Vec<Option<i64>> = self.per_bucket("GET", "stock").await;
         let redis_stock: Option<i64> = match stocks.iter().all(Option::is_some) {
             true => Some(stocks.iter().flatten().sum::<i64>() + self.units_between_buckets().await),

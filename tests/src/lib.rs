@@ -5,6 +5,15 @@
 //! Services come from the same settings as the origin (`config/base.toml` + `APP_…`
 //! variables); `make test` points them at the test broker.
 
+// Test and bench tooling: its counts, durations and shares are far from their types' limits,
+// and a wrong one fails a run rather than a buyer. The origin and the edge convert checked.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "test and bench tooling; see the comment above"
+)]
+
 pub mod invariants;
 pub mod redis_faults;
 pub mod torture;
@@ -24,6 +33,7 @@ use sqlx::MySqlPool;
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const EDGE_SECRET: &str = "test-edge-secret";
 
+#[derive(Debug)]
 pub struct TestApp {
     pub settings: Settings,
     pub server: Server,
@@ -69,7 +79,7 @@ pub fn token_for(settings: &Settings, user_id: u64) -> String {
 }
 
 /// Signs identity tokens as the local login does, for load generators that act as many users.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Tokens {
     keys: std::sync::Arc<seckill_protocol::token::KeySet>,
     audience: String,
@@ -495,6 +505,7 @@ where
 
 /// `seckill-origin serve` or `consume` running as its own process (the binary `make up`
 /// builds), with the settings of a test app: for tests that kill and restart it.
+#[derive(Debug)]
 pub struct OriginProcess {
     child: Option<std::process::Child>,
     settings: Settings,
@@ -662,6 +673,7 @@ pub fn services(args: &[&str]) {
 /// first request whose bytes contain the marker, lets Redis run it, then drops that connection
 /// without relaying the answer — a command whose outcome the client cannot know. It can also
 /// go down (connections refused) and come back on the same port.
+#[derive(Debug)]
 pub struct LossyRedisProxy {
     /// `redis://127.0.0.1:<port>`: point the origin's `redis.url` here.
     pub url: String,

@@ -19,9 +19,9 @@ use crate::origin_proc::BenchOrigin;
 use crate::report::{Row, RowKey};
 
 /// Order messages per broker batch.
-pub const BATCH: u64 = 100;
+pub(crate) const BATCH: u64 = 100;
 /// Broker batches in flight at once.
-pub const IN_FLIGHT: u64 = 8;
+pub(crate) const IN_FLIGHT: u64 = 8;
 /// The origin's buy script, exactly as the origin runs it.
 const BUY_LUA: &str = include_str!("../../../origin/src/stock/buy.lua");
 /// Stock of the ceiling's product: never runs out.
@@ -32,7 +32,7 @@ const REDIS_MIN_CALLS: u64 = 100_000;
 /// Redis running buy.lua (EVALSHA, mode `buy`, one buy per call, distinct users and order
 /// numbers) from `--connections` clients of `redis-benchmark`, on a product under the key
 /// prefix `seckill-bench-ceiling-<run>`; the keys are deleted afterwards.
-pub async fn redis(ctx: &Ctx) -> anyhow::Result<Row> {
+pub(crate) async fn redis(ctx: &Ctx) -> anyhow::Result<Row> {
     let client = redis::Client::open(ctx.stack.settings.redis.url.as_str())?;
     let (host, port) = match &client.get_connection_info().addr {
         redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
@@ -93,7 +93,7 @@ pub async fn redis(ctx: &Ctx) -> anyhow::Result<Row> {
 
 /// The broker storing batches of [`BATCH`] real order messages to a scratch topic, with
 /// [`IN_FLIGHT`] batches in flight: `--writer-orders` messages (or `--duration`).
-pub async fn broker(ctx: &Ctx) -> anyhow::Result<Row> {
+pub(crate) async fn broker(ctx: &Ctx) -> anyhow::Result<Row> {
     let mut settings = ctx.stack.settings.rocketmq.clone();
     let topic = format!("seckill-bench-scratch-{}", ctx.run);
     // The producer provisions the order topic of its settings: that makes the scratch topic.
@@ -134,7 +134,7 @@ pub async fn broker(ctx: &Ctx) -> anyhow::Result<Row> {
 }
 
 /// `GET /livez` on a bench origin: no I/O, so what axum, the runtime and the loopback cost.
-pub async fn no_io(ctx: &Ctx, origin: &BenchOrigin) -> anyhow::Result<Row> {
+pub(crate) async fn no_io(ctx: &Ctx, origin: &BenchOrigin) -> anyhow::Result<Row> {
     let livez = load::Endpoint::parse(&format!("{}/livez", origin.url))?;
     let clients = ctx.cli.connections;
     let tally = load::http(

@@ -13,7 +13,7 @@ use crate::origin_api::{buy_request, Admin};
 use crate::report::{Row, RowKey};
 
 /// `GET /api/nothing`: the edge answers 404 itself, no origin involved.
-pub async fn no_io(ctx: &Ctx) -> anyhow::Result<Row> {
+pub(crate) async fn no_io(ctx: &Ctx) -> anyhow::Result<Row> {
     let url = format!("{}/api/nothing", ctx.stack.edge_url);
     let probe = load::client(1)?.get(&url).send().await?;
     let decided_by = probe.headers().get("x-seckill-decided-by").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -48,7 +48,7 @@ fn sale(ctx: &Ctx, stock: u64) -> serde_json::Value {
 }
 
 /// Accepted buys through the edge: a fresh product on the stack's origin, distinct users.
-pub async fn accepted(ctx: &Ctx) -> anyhow::Result<Row> {
+pub(crate) async fn accepted(ctx: &Ctx) -> anyhow::Result<Row> {
     let admin = Admin::new(&ctx.stack.origin_url, &ctx.stack.admin_token)?;
     let product = admin.create_sale(sale(ctx, stock_for(ctx.cli.stop()))).await?;
     let users = ctx.user_block();
@@ -66,7 +66,7 @@ pub async fn accepted(ctx: &Ctx) -> anyhow::Result<Row> {
 
 /// Sold-out buys through the edge: a product of stock 1 on the stack's origin, bought once
 /// through the edge first; the edge then answers from its sold-out flag while it lasts.
-pub async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
+pub(crate) async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
     let admin = Admin::new(&ctx.stack.origin_url, &ctx.stack.admin_token)?;
     let product = admin.create_sale(sale(ctx, 1)).await?;
     let users = ctx.user_block();

@@ -4,11 +4,11 @@
 //! edge. A scenario that fails is reported and the run goes on; an interrupt stops the run
 //! after the scenario in progress has cleaned up.
 
-pub mod ceilings;
-pub mod edge;
-pub mod origin;
-pub mod redis_benchmark;
-pub mod writer;
+pub(crate) mod ceilings;
+pub(crate) mod edge;
+pub(crate) mod origin;
+pub(crate) mod redis_benchmark;
+pub(crate) mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,7 +29,7 @@ use crate::stack::Stack;
 const USER_BLOCK: u64 = 100_000_000;
 
 /// What every scenario needs.
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub cli: Cli,
     pub stack: Stack,
     /// The run's id, `<UTC YYYYmmddHHMMSS>p<pid>` (letters and digits only): part of every key,
@@ -39,20 +39,20 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(cli: Cli, stack: Stack, run: String, now_secs: u64) -> Self {
+    pub(crate) fn new(cli: Cli, stack: Stack, run: String, now_secs: u64) -> Self {
         // Below 2^53 (JSON numbers stay exact anywhere) and distinct from earlier runs.
         Self { cli, stack, run, next_user: AtomicU64::new((now_secs % 5_000_000_000) * 1_000_000 + 1) }
     }
 
     /// The first id of a fresh block of user ids for one scenario.
-    pub fn user_block(&self) -> u64 {
+    pub(crate) fn user_block(&self) -> u64 {
         self.next_user.fetch_add(USER_BLOCK, Ordering::Relaxed)
     }
 }
 
 /// What a run produced.
 #[derive(Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub rows: Vec<Row>,
     /// `scenario: why` for each scenario that failed.
     pub failures: Vec<String>,
@@ -88,7 +88,7 @@ impl Outcome {
 }
 
 /// Runs every chosen scenario in order.
-pub async fn run_all(ctx: &Ctx) -> Outcome {
+pub(crate) async fn run_all(ctx: &Ctx) -> Outcome {
     let mut out = Outcome::default();
     let cli = &ctx.cli;
     out.note(
@@ -332,7 +332,7 @@ async fn start_replica_ack_origin(ctx: &Ctx, others: &[BenchOrigin]) -> anyhow::
 
 /// A report row from an HTTP or broker load; `expected` names the answer every call should
 /// get. HTTP rows carry their percentile curve for the chart.
-pub fn load_row(key: RowKey, name: String, clients: u64, tally: &Tally, expected: &str) -> Row {
+pub(crate) fn load_row(key: RowKey, name: String, clients: u64, tally: &Tally, expected: &str) -> Row {
     Row {
         key,
         group: key.group(),
@@ -369,7 +369,7 @@ fn summary(row: &Row) -> String {
 /// user per order, key = order_no (tag ORDER is given at send).
 /// Sends one batch to `topic` and reports it as a load outcome, timed per batch: stored, surely
 /// not sent, or outcome unknown (only "stored" is expected).
-pub async fn send_timed(sender: &Sender, topic: &str, batch: Vec<Outgoing>) -> load::Outcome {
+pub(crate) async fn send_timed(sender: &Sender, topic: &str, batch: Vec<Outgoing>) -> load::Outcome {
     let start = std::time::Instant::now();
     let result = sender.send_batch(topic, "ORDER", batch).await;
     let latency = Some(start.elapsed());
@@ -380,7 +380,7 @@ pub async fn send_timed(sender: &Sender, topic: &str, batch: Vec<Outgoing>) -> l
     }
 }
 
-pub fn order_batch(first: u64, count: u64, user_base: u64, product: u64) -> Vec<Outgoing> {
+pub(crate) fn order_batch(first: u64, count: u64, user_base: u64, product: u64) -> Vec<Outgoing> {
     let price: Decimal = PRICE.parse().expect("valid price");
     let now = chrono::Utc::now().timestamp_millis();
     (first..first + count)

@@ -13,10 +13,10 @@ use crate::origin_proc::{BenchOrigin, KEY_PREFIX};
 use crate::report::{Row, RowKey};
 
 /// Stock of an accepted-buys product in `--duration` mode (the origin's maximum).
-pub const DURATION_STOCK: u64 = 100_000_000;
+pub(crate) const DURATION_STOCK: u64 = 100_000_000;
 
 /// Stock that covers every request of a load.
-pub fn stock_for(stop: Stop) -> u64 {
+pub(crate) fn stock_for(stop: Stop) -> u64 {
     match stop {
         Stop::Count(n) => n,
         Stop::Duration(_) => DURATION_STOCK,
@@ -24,10 +24,10 @@ pub fn stock_for(stop: Stop) -> u64 {
 }
 
 /// The buckets of the sharded-sale row's product.
-pub const SHARDED_BUCKETS: u32 = 4;
+pub(crate) const SHARDED_BUCKETS: u32 = 4;
 
 /// Accepted buys on `origin`. Records the product it creates in `products`.
-pub async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
+pub(crate) async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
     let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
     products.push(product);
     let key = match origin.mode {
@@ -39,7 +39,11 @@ pub async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
 
 /// Accepted buys on `origin`, a batched origin started with `redis.replica_acks` = 1: each
 /// buy is answered QUEUED only once a replica holds it. Records the product.
-pub async fn accepted_replica_ack(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
+pub(crate) async fn accepted_replica_ack(
+    ctx: &Ctx,
+    origin: &BenchOrigin,
+    products: &mut Vec<u64>,
+) -> anyhow::Result<Row> {
     let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
     products.push(product);
     let name = "accepted buys, batched mode, QUEUED once a Redis replica holds them (redis.replica_acks = 1)".into();
@@ -48,7 +52,7 @@ pub async fn accepted_replica_ack(ctx: &Ctx, origin: &BenchOrigin, products: &mu
 
 /// Accepted buys on `origin` of one sale split into [`SHARDED_BUCKETS`] stock buckets (hot-
 /// product sharding; on a Redis Cluster each bucket is a slot of its own). Records the product.
-pub async fn accepted_sharded(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
+pub(crate) async fn accepted_sharded(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
     let sale = json!({ "stock": stock_for(ctx.cli.stop()), "stockBuckets": SHARDED_BUCKETS });
     let product = origin.admin.create_sale(sale).await?;
     products.push(product);
@@ -86,7 +90,7 @@ async fn accepted_of(
 
 /// Accepted buys spread evenly over `origins` (batched ones), one product they all sell.
 /// Records the product.
-pub async fn accepted_over(ctx: &Ctx, origins: &[&BenchOrigin], products: &mut Vec<u64>) -> anyhow::Result<Row> {
+pub(crate) async fn accepted_over(ctx: &Ctx, origins: &[&BenchOrigin], products: &mut Vec<u64>) -> anyhow::Result<Row> {
     let first = origins.first().ok_or_else(|| anyhow::anyhow!("no origin"))?;
     let product = first.admin.create_product(stock_for(ctx.cli.stop())).await?;
     products.push(product);
@@ -95,7 +99,7 @@ pub async fn accepted_over(ctx: &Ctx, origins: &[&BenchOrigin], products: &mut V
 }
 
 /// Sold-out buys on `origin`. Records the product it creates in `products`.
-pub async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
+pub(crate) async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
     let product = origin.admin.create_product(1).await?;
     products.push(product);
     let users = ctx.user_block();
@@ -119,13 +123,18 @@ pub async fn sold_out(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) 
 
 /// Buys the one unit of `product`. `Some(problem)` if that buy was not accepted: the load
 /// still runs (and shows what the origin answers), with the problem on its row.
-pub async fn sell_out(url: &str, secret: Option<&str>, user: u64, product: u64) -> anyhow::Result<Option<String>> {
+pub(crate) async fn sell_out(
+    url: &str,
+    secret: Option<&str>,
+    user: u64,
+    product: u64,
+) -> anyhow::Result<Option<String>> {
     let (status, body) = buy_once(url, secret, user, product).await?;
     Ok((status != 200).then(|| format!("the buy that should sell product {product} out got {status} {body}")))
 }
 
 /// Both problems, `; `-separated.
-pub fn joined(a: Option<String>, b: Option<String>) -> Option<String> {
+pub(crate) fn joined(a: Option<String>, b: Option<String>) -> Option<String> {
     match (a, b) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
@@ -135,7 +144,7 @@ pub fn joined(a: Option<String>, b: Option<String>) -> Option<String> {
 /// Deletes the Redis keys of the bench origins' products (`seckill-bench:{id}:*`) once the
 /// origins are stopped: nothing consumes their orders, so they would stay "in flight". On a
 /// cluster every seed node (each a master) is scanned for the keys it holds.
-pub async fn delete_keys(ctx: &Ctx, products: &[u64]) -> anyhow::Result<()> {
+pub(crate) async fn delete_keys(ctx: &Ctx, products: &[u64]) -> anyhow::Result<()> {
     if products.is_empty() {
         return Ok(());
     }

@@ -13,7 +13,7 @@ use crate::interrupt;
 
 /// What redis-benchmark measured (latencies in ms).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Measured {
+pub(crate) struct Measured {
     pub requests: u64,
     pub seconds: f64,
     pub rps: f64,
@@ -25,7 +25,7 @@ pub struct Measured {
 
 /// `redis-benchmark -h host -p port -c clients -n requests -r 1000000000 <command...>`;
 /// every `__rand_int__` in the command becomes a random 12-digit number per call.
-pub async fn run(
+pub(crate) async fn run(
     host: &str,
     port: u16,
     clients: u64,
@@ -90,7 +90,7 @@ fn overall_rps(line: &str) -> Option<f64> {
 }
 
 /// Reads redis-benchmark 7's default (not `--csv`, not `-q`) report.
-pub fn parse(output: &str) -> anyhow::Result<Measured> {
+pub(crate) fn parse(output: &str) -> anyhow::Result<Measured> {
     let lines: Vec<&str> = output.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect();
     let (requests, seconds) = lines
         .iter()

@@ -27,7 +27,7 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Settings of the writer scenario: the stack's, with a database, key prefix, topics and
 /// groups of this run only.
-pub fn settings(stack: &Settings, run: &str) -> Settings {
+pub(crate) fn settings(stack: &Settings, run: &str) -> Settings {
     let mut s = stack.clone();
     // `make up`'s consumer holds the default port.
     s.consumer.port = 0;
@@ -44,12 +44,12 @@ pub fn settings(stack: &Settings, run: &str) -> Settings {
 }
 
 /// How long the drain may take before the scenario gives up: a minute plus 2 ms per order.
-pub fn drain_timeout(orders: u64) -> Duration {
+pub(crate) fn drain_timeout(orders: u64) -> Duration {
     Duration::from_secs(60) + Duration::from_millis(2 * orders)
 }
 
 /// Runs the scenario; the database is dropped whatever happens.
-pub async fn run(ctx: &Ctx) -> anyhow::Result<Row> {
+pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Row> {
     let settings = settings(&ctx.stack.settings, &ctx.run);
     startup::migrate(&settings).await.with_context(|| format!("create database {}", settings.mysql.database))?;
     let result = drain(ctx, &settings).await;

@@ -37,6 +37,12 @@ pub struct BuyProducer {
     in_flight: tokio::sync::Semaphore,
 }
 
+impl std::fmt::Debug for BuyProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuyProducer").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
 /// Transaction sends allowed in flight at once per origin.
 const MAX_IN_FLIGHT: usize = 64;
 

@@ -38,10 +38,16 @@ pub struct Consumer {
     share: Arc<QueueShare>,
 }
 
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("group", &self.group).finish_non_exhaustive()
+    }
+}
+
 /// The queues of a consumer's topics that the group's last rebalance gave this instance. A
 /// member with none is idle: the group has more members than the topics have queues, or the
 /// member has not been through a rebalance yet (a new member waits for one before it pulls).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct QueueShare {
     /// Topic → (queues assigned to this instance, queues of the topic on every broker).
     by_topic: Mutex<HashMap<String, (usize, usize)>>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::sender::Sender;
 
 /// Set by the buy path when a send fails, cleared when one succeeds (or a probe does).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct BrokerHealth {
     /// Unix ms of the first failure since the last success; 0 = not failing.
     failing_since: AtomicI64,

@@ -41,7 +41,7 @@ pub async fn group_lag(messaging: &Messaging, group: &str, topic: Option<&str>) 
     let mut failure = None;
     for topic in topics {
         match admin.examine_consume_stats(group_name.clone(), topic, None, None, None).await {
-            Ok(stats) => lag += stats.compute_total_diff().max(0) as u64,
+            Ok(stats) => lag += u64::try_from(stats.compute_total_diff()).unwrap_or(0),
             Err(e) => {
                 failure = Some(e);
                 break;

@@ -29,6 +29,12 @@ pub struct Messaging {
     instance: String,
 }
 
+impl std::fmt::Debug for Messaging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messaging").field("instance", &self.instance).finish_non_exhaustive()
+    }
+}
+
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 impl Messaging {

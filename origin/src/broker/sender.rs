@@ -106,6 +106,7 @@ where
 }
 
 /// One message of a batch: key (the order number) and body.
+#[derive(Debug)]
 pub struct Outgoing {
     pub key: String,
     pub body: Vec<u8>,
@@ -113,6 +114,12 @@ pub struct Outgoing {
 
 pub struct Sender {
     producer: DefaultMQProducer,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
 }
 
 impl Sender {

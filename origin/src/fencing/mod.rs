@@ -203,7 +203,7 @@ impl Operation {
         )
         .bind(&holder)
         .bind(started)
-        .bind(OPERATION_TTL.as_micros() as u64)
+        .bind(u64::try_from(OPERATION_TTL.as_micros()).unwrap_or(u64::MAX))
         .bind(product_id)
         .bind(started)
         .execute(&mut *tx)

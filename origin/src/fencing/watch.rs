@@ -46,6 +46,7 @@ const HEAL_EVERY: Duration = Duration::from_secs(1);
 /// The longest pause between two heal attempts of one sale.
 const MAX_HEAL_BACKOFF: Duration = Duration::from_secs(60);
 
+#[derive(Debug)]
 pub struct Fence {
     pub db: MySqlPool,
     pub stock: StockStore,
@@ -119,7 +120,7 @@ impl Fence {
             }
             frozen.push(sale);
         }
-        self.metrics.frozen_sales.set(frozen.len() as i64);
+        self.metrics.frozen_sales.set(i64::try_from(frozen.len()).unwrap_or(i64::MAX));
         // Whatever made a buy script fail before this check is answered for, and every sale it
         // froze is frozen in Redis too: buys run again (on the sales that are not frozen).
         self.stock.clear_suspicion(suspicion);
@@ -145,7 +146,7 @@ impl Fence {
                         _ => backoff.get(&sale.product_id).map_or(HEAL_EVERY, |(_, p)| (*p * 2).min(MAX_HEAL_BACKOFF)),
                     };
                     backoff.insert(sale.product_id, (Instant::now() + pause, pause));
-                    tracing::info!(product_id = sale.product_id, error = %e, retry_in_ms = pause.as_millis() as u64, "frozen sale not healed yet");
+                    tracing::info!(product_id = sale.product_id, error = %e, retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX), "frozen sale not healed yet");
                 }
             }
         }

@@ -39,6 +39,7 @@ impl CancelMessage {
 }
 
 /// What the order writer needs.
+#[derive(Debug)]
 pub struct OrderWriter {
     pub db: MySqlPool,
     pub stock: StockStore,
@@ -102,7 +103,7 @@ impl OrderWriter {
         tracing::debug!(
             messages = msgs.len(),
             created = written.created.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "order batch written"
         );
         self.metrics.orders_written.inc_by(written.created.len() as u64);
@@ -255,6 +256,7 @@ async fn statuses(
 /// a cancel that came before `expire_at`) are sent again in a new message at
 /// `retry_delay_level`, so one bad order never holds back the others. The backstop
 /// ([`Canceller::backstop`]) cancels through the same path whatever a lost message left.
+#[derive(Debug)]
 pub struct Canceller {
     pub db: MySqlPool,
     pub stock: StockStore,

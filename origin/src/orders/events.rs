@@ -47,6 +47,7 @@ pub async fn record(
 }
 
 /// One event for [`record_many`].
+#[derive(Debug)]
 pub struct NewEvent<'a> {
     pub order_no: &'a str,
     pub event: OrderEvent,

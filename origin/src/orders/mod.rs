@@ -140,9 +140,9 @@ pub async fn count_by_status(pool: &MySqlPool, product_id: u64) -> sqlx::Result<
     let mut counts = StatusCounts::default();
     for (status, n) in rows {
         match OrderStatus::from_db(&status) {
-            Some(OrderStatus::Unpaid) => counts.unpaid = n as u64,
-            Some(OrderStatus::Paid) => counts.paid = n as u64,
-            Some(OrderStatus::Cancelled) => counts.cancelled = n as u64,
+            Some(OrderStatus::Unpaid) => counts.unpaid = u64::try_from(n).unwrap_or(0),
+            Some(OrderStatus::Paid) => counts.paid = u64::try_from(n).unwrap_or(0),
+            Some(OrderStatus::Cancelled) => counts.cancelled = u64::try_from(n).unwrap_or(0),
             _ => {}
         }
     }

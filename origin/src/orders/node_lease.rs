@@ -33,7 +33,7 @@ pub struct Claim {
 /// Claims a node id for `holder` for `ttl`. Fails (naming the table) if every one of the
 /// [`MAX_NODES`] ids is held by a live lease.
 pub async fn claim(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Result<Claim> {
-    let ttl_us = ttl.as_micros() as u64;
+    let ttl_us = u64::try_from(ttl.as_micros()).unwrap_or(u64::MAX);
     for _ in 0..MAX_NODES {
         // A lapsed lease first, read and taken under a row lock: the floor we read is the
         // lease we replace, whoever else is claiming.
@@ -55,15 +55,15 @@ pub async fn claim(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Resul
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            let floor_unix_ms = until_ms.max(0) as u64 + MAX_CLOCK_SKEW_MS + 1;
+            let floor_unix_ms = u64::try_from(until_ms).unwrap_or(0) + MAX_CLOCK_SKEW_MS + 1;
             return Ok(Claim { node: u64::from(node), floor_unix_ms });
         }
         tx.rollback().await?;
         // No lapsed lease: a node id never claimed. The primary key settles a race.
         let next: Option<i64> =
             sqlx::query_scalar("SELECT CAST(MAX(node_id) + 1 AS SIGNED) FROM tb_origin_node").fetch_one(db).await?;
-        let node = next.unwrap_or(0);
-        if node >= MAX_NODES as i64 {
+        let node = next.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+        if node >= MAX_NODES {
             anyhow::bail!(
                 "every one of the {MAX_NODES} order-number node ids is leased by a running origin \
                  (tb_origin_node); stop one, or wait for a dead one's lease to run out"
@@ -79,7 +79,7 @@ pub async fn claim(db: &MySqlPool, holder: &str, ttl: Duration) -> anyhow::Resul
         .execute(db)
         .await?;
         if inserted.rows_affected() == 1 {
-            return Ok(Claim { node: node as u64, floor_unix_ms: 0 });
+            return Ok(Claim { node, floor_unix_ms: 0 });
         }
     }
     anyhow::bail!("could not claim an order-number node id in tb_origin_node: too many origins starting at once")
@@ -98,7 +98,7 @@ pub async fn renew(
         "UPDATE tb_origin_node SET lease_until = GREATEST(lease_until, NOW(3) + INTERVAL ? MICROSECOND), \
          last_minted_ms = GREATEST(last_minted_ms, ?) WHERE node_id = ? AND holder = ?",
     )
-    .bind(ttl.as_micros() as u64)
+    .bind(u64::try_from(ttl.as_micros()).unwrap_or(u64::MAX))
     .bind(last_minted_unix_ms)
     .bind(node)
     .bind(holder)
@@ -127,7 +127,9 @@ pub async fn release(db: &MySqlPool, node: u64, holder: &str, last_minted_unix_m
 }
 
 fn local_unix_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Why this host's clock (`local_ms`) is too far from MySQL's (`mysql_ms`) to mint order
@@ -202,8 +204,8 @@ mod clock_tests {
 
     #[test]
     fn a_clock_within_the_margin_of_mysqls_may_mint_and_one_beyond_it_is_named() {
-        assert_eq!(clock_skew_problem(1_000_000, 1_000_000 + MAX_CLOCK_SKEW_MS as i64), None);
-        assert_eq!(clock_skew_problem(1_000_000, 1_000_000 - MAX_CLOCK_SKEW_MS as i64), None);
+        assert_eq!(clock_skew_problem(1_000_000, 1_000_000 + i64::try_from(MAX_CLOCK_SKEW_MS).unwrap()), None);
+        assert_eq!(clock_skew_problem(1_000_000, 1_000_000 - i64::try_from(MAX_CLOCK_SKEW_MS).unwrap()), None);
         let ahead = clock_skew_problem(1_000_000, 1_002_500).unwrap();
         assert!(ahead.contains("2500 ms"), "{ahead}");
         assert!(clock_skew_problem(1_000_000, 998_000).unwrap().contains("-2000 ms"));

@@ -23,10 +23,12 @@ pub const MAX_NODES: u64 = 1 << NODE_BITS;
 pub struct NoLease;
 
 /// Hands out order numbers for one origin instance.
+#[derive(Debug)]
 pub struct OrderNoGenerator {
     state: Mutex<State>,
 }
 
+#[derive(Debug)]
 struct State {
     node: u64,
     /// The last flake's ms since [`EPOCH_MS`] and its sequence within that ms.
@@ -130,7 +132,8 @@ fn far_future() -> Instant {
 }
 
 fn now_ms() -> u64 {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let ms =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     ms.saturating_sub(EPOCH_MS)
 }
 
@@ -189,7 +192,8 @@ mod tests {
     #[test]
     fn a_taken_over_node_mints_after_its_previous_lease() {
         // The previous holder's lease ran until an hour from now (a clock ahead of ours).
-        let floor_unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 3_600_000;
+        let floor_unix =
+            u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap() + 3_600_000;
         let generator = OrderNoGenerator::leased(9, floor_unix);
         generator.extend_until(Instant::now() + std::time::Duration::from_secs(60));
         let first = generator.next_flake().unwrap();

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// An order as its owner sees it.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     pub order_no: String,
@@ -37,7 +37,7 @@ pub struct OrderView {
 }
 
 /// Why an order was refused, as its buyer sees it.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefusalView {
     #[schema(example = "STOCK_SHORTAGE")]
@@ -57,7 +57,7 @@ fn refusal_message(reason: &str) -> &'static str {
 }
 
 /// A paid order.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Paid {
     pub order_no: String,

@@ -384,7 +384,7 @@ pub async fn write_batch(
         .build()
         .execute(&mut *tx)
         .await?;
-    let created: Vec<events::NewEvent> = fresh
+    let created: Vec<events::NewEvent<'_>> = fresh
         .iter()
         .map(|(m, _)| events::NewEvent {
             order_no: &m.order_no,

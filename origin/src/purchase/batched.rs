@@ -66,6 +66,7 @@ struct RelayJob {
 
 /// The batched buy path of one origin. Cheap to share; its stages run as background tasks
 /// until it is dropped.
+#[derive(Debug)]
 pub struct BatchedBuyer {
     decide: mpsc::Sender<DecideJob>,
     broker: Arc<BrokerHealth>,
@@ -73,6 +74,7 @@ pub struct BatchedBuyer {
 }
 
 /// What the relay needs to reach the broker.
+#[derive(Debug)]
 pub struct RelayTarget {
     pub sender: Arc<Sender>,
     pub topic: String,
@@ -265,7 +267,7 @@ impl Decider {
         if dry.is_empty() {
             return;
         }
-        let need = dry.iter().map(|(job, _)| job.attempt.quantity as u64).sum();
+        let need = dry.iter().map(|(job, _)| u64::from(job.attempt.quantity)).sum();
         match self.stock.refill(bucket, need).await {
             Ok(0) => {
                 for (job, stock_left) in dry {

@@ -39,6 +39,7 @@ use seckill_protocol::buy::BuyBody;
 const NO_ORDER_NUMBER: &str = "this origin cannot issue order numbers right now; nothing was bought, try again shortly";
 
 /// The configured buy path.
+#[derive(Debug)]
 pub enum Buyer {
     Batched(BatchedBuyer),
     Transaction(BuyProducer),
@@ -70,7 +71,7 @@ pub enum BuyFailure {
 pub use seckill_protocol::buy::Buy;
 
 /// The body of `POST /api/seckill`; [`BuyBody::parse`] holds the rules (shared with the edge).
-#[derive(serde::Deserialize, ToSchema)]
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)]
 pub struct BuyRequest {
@@ -85,7 +86,7 @@ pub struct BuyRequest {
 }
 
 /// An accepted buy.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Accepted {
     /// Follow it at `/api/orders/{orderNo}`.
@@ -300,7 +301,7 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
 }
 
 /// A sale as the shop shows it.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductView {
     pub id: u64,
@@ -319,7 +320,7 @@ pub struct ProductView {
     pub waiting_room: Option<RoomSettings>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductList {
     /// The origin's clock (epoch milliseconds), for countdowns.

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+#[derive(Debug)]
 pub struct SoldOutMemo {
     ttl: Duration,
     until: RwLock<HashMap<u64, Instant>>,

@@ -23,6 +23,7 @@ use crate::stock::{Bucket, StockStore};
 /// Name of the lease in Redis (`<prefix>:lease:<name>`).
 const LEASE: &str = "outbox-sweeper";
 
+#[derive(Debug)]
 pub struct Sweeper {
     /// Where the loaded sales are listed (`fencing::loaded_sales`): MySQL, which a Redis loss
     /// cannot empty.

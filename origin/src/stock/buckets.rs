@@ -80,8 +80,8 @@ pub fn slot_of_tag(tag: &str) -> u32 {
 /// Bucket `index`'s target on the slot ring, as an offset from the product's own slot: the
 /// `index`-th van der Corput fraction (bits of `index` mirrored behind the binary point).
 fn target_offset(index: u32) -> u32 {
-    let fraction = index.reverse_bits() as u64; // index / 2^32 mirrored, as a 0.32 fixed point
-    ((fraction * SLOTS as u64) >> 32) as u32
+    let fraction = u64::from(index.reverse_bits()); // index / 2^32 mirrored, as a 0.32 fixed point
+    ((fraction * u64::from(SLOTS)) >> 32) as u32
 }
 
 /// The n of bucket `index`'s tag `P.index.n` (see [`Bucket::tag`]).
@@ -110,7 +110,7 @@ pub fn bucket_of(user_id: u64, buckets: u32) -> u32 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    (z % buckets as u64) as u32
+    u32::try_from(z % u64::from(buckets)).expect("a remainder of a u32 divisor fits a u32")
 }
 
 /// How long a buy waits in all for loans already on their way before it hears SOLD_OUT.
@@ -241,7 +241,10 @@ impl StockStore {
         let mut conn = self.conn.clone();
         let epoch: Option<String> = conn.hget(self.bucket_key(from, "window"), "epoch").await?;
         let mut done = 0;
-        let stale: Vec<Transfer> = transfers.into_iter().filter(|t| now - t.born_ms >= min_age_ms as i64).collect();
+        let stale: Vec<Transfer> = transfers
+            .into_iter()
+            .filter(|t| now - t.born_ms >= i64::try_from(min_age_ms).unwrap_or(i64::MAX))
+            .collect();
         // Strict durability: only loans a failover of the lender can no longer undo.
         if stale.is_empty() || !self.replicated_after_read(from).await {
             return Ok(0);

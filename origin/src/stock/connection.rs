@@ -29,6 +29,15 @@ pub enum RedisConnection {
     },
 }
 
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RedisConnection::Single(_) => "RedisConnection::Single",
+            RedisConnection::Cluster { .. } => "RedisConnection::Cluster",
+        })
+    }
+}
+
 /// Whether `cmd` runs a script (EVAL, EVALSHA and their read-only forms).
 fn is_script(cmd: &Cmd) -> bool {
     match cmd.args_iter().next() {

@@ -209,7 +209,7 @@ impl Suspicion {
 }
 
 /// Redis stock of every product, behind one multiplexed connection (to a server or a cluster).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct StockStore {
     conn: RedisConnection,
     prefix: String,
@@ -261,7 +261,7 @@ impl StockStore {
         if self.replica_acks == 0 {
             return true;
         }
-        let slot = buckets::slot_of_tag(&bucket.tag()) as u16;
+        let slot = u16::try_from(buckets::slot_of_tag(&bucket.tag())).expect("a cluster slot is below 16384");
         match self.conn.wait_for_replicas(slot, self.replica_acks, self.replica_ack_timeout_ms).await {
             Ok(acks) if acks >= self.replica_acks => true,
             Ok(acks) => {
@@ -404,7 +404,7 @@ impl StockStore {
         let buys = [BuyAttempt { user_id, quantity, order_no: order_no.to_string() }];
         loop {
             let outcome = self.decide(bucket, ScriptMode::Take, &buys).await?.outcomes.remove(0).0;
-            if !matches!(outcome, BuyOutcome::SoldOut { .. }) || self.refill(bucket, quantity as u64).await? == 0 {
+            if !matches!(outcome, BuyOutcome::SoldOut { .. }) || self.refill(bucket, u64::from(quantity)).await? == 0 {
                 return Ok(outcome);
             }
         }
@@ -424,7 +424,7 @@ impl StockStore {
         let mut decided = self.decide(bucket, ScriptMode::Check, &buys).await?;
         let mut outcome = decided.outcomes.remove(0).0;
         if matches!(outcome, BuyOutcome::SoldOut { .. }) && self.bucket_count(product_id).await? > 1 {
-            if let Some(total) = self.stock(product_id).await?.filter(|total| *total >= quantity as i64) {
+            if let Some(total) = self.stock(product_id).await?.filter(|total| *total >= i64::from(quantity)) {
                 outcome = BuyOutcome::Taken { stock_left: total };
             }
         }
@@ -477,7 +477,7 @@ impl StockStore {
         for bucket in self.buckets(product_id).await? {
             let given = self.run_release(bucket, order_no, None, keep_buyer, give_back).await?;
             if given > 0 {
-                return Ok(given as u32);
+                return Ok(u32::try_from(given).unwrap_or(u32::MAX));
             }
         }
         Ok(0)
@@ -494,7 +494,7 @@ impl StockStore {
         max_age_ms: u64,
     ) -> redis::RedisResult<Option<u32>> {
         let given = self.run_release(bucket, order_no, Some((entry_id, max_age_ms)), false, true).await?;
-        Ok((given >= 0).then_some(given as u32))
+        Ok(u32::try_from(given).ok())
     }
 
     /// Removes outbox entries of `bucket` the broker stored. Missing ones are fine (someone
@@ -517,7 +517,7 @@ impl StockStore {
         min_age_ms: u64,
         count: usize,
     ) -> redis::RedisResult<Vec<OutboxEntry>> {
-        let until = self.now_ms().await? - min_age_ms as i64;
+        let until = self.now_ms().await? - i64::try_from(min_age_ms).unwrap_or(i64::MAX);
         if until <= 0 {
             return Ok(Vec::new());
         }
@@ -734,7 +734,7 @@ impl StockStore {
                     log.iter()
                         .filter(|(no, _)| !active.contains(no.as_str()))
                         .filter_map(|(_, entry)| parse_deduction(entry))
-                        .map(|d| d.quantity as i64)
+                        .map(|d| i64::from(d.quantity))
                         .sum::<i64>(),
                 );
             }
@@ -987,12 +987,18 @@ pub fn new_epoch() -> String {
 /// (the first buckets get one more when it does not divide). `None` if MySQL holds fewer
 /// units than are in flight.
 pub fn shares(stock: i64, in_flight: &[i64]) -> Option<Vec<i64>> {
-    let k = in_flight.len().max(1) as i64;
+    let k = i64::try_from(in_flight.len().max(1)).unwrap_or(i64::MAX);
     let free = stock - in_flight.iter().sum::<i64>();
     if free < 0 {
         return None;
     }
-    Some(in_flight.iter().enumerate().map(|(i, units)| units + free / k + i64::from((i as i64) < free % k)).collect())
+    Some(
+        in_flight
+            .iter()
+            .enumerate()
+            .map(|(i, units)| units + free / k + i64::from(i64::try_from(i).unwrap_or(i64::MAX) < free % k))
+            .collect(),
+    )
 }
 
 fn parse_decided(reply: &[redis::Value], buys: usize) -> redis::RedisResult<Decided> {

@@ -10,6 +10,7 @@ use seckill_origin::broker::consumer::{Consumer, Handler};
 use seckill_origin::broker::sender::Sender;
 use seckill_origin::broker::Messaging;
 
+#[derive(Debug)]
 pub struct Duplicator {
     consumer: Consumer,
     sender: Arc<Sender>,

@@ -125,7 +125,7 @@ impl Tally {
 }
 
 /// The origins the load is spread over; a load balancer's view of them.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Origins {
     urls: Arc<Vec<String>>,
     next: Arc<AtomicU64>,
@@ -162,7 +162,7 @@ pub async fn burst(plan: &Plan, product: u64, requests: Vec<Request>, origins: O
     let requests = Arc::new(requests);
     let payers = Arc::new(tokio::sync::Mutex::new(tokio::task::JoinSet::new()));
     let start = Instant::now();
-    let interval = Duration::from_secs_f64(1.0 / plan.rate as f64);
+    let interval = Duration::from_secs_f64(1.0 / f64::from(plan.rate));
     let next = Arc::new(AtomicU64::new(0));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..plan.concurrency {

@@ -106,6 +106,7 @@ pub struct Orders {
 }
 
 /// Everything a run saw.
+#[derive(Debug)]
 pub struct Outcome {
     pub plan: Plan,
     pub id: String,
@@ -520,7 +521,7 @@ async fn check(
 ) -> anyhow::Result<(Orders, Vec<Check>)> {
     let db = &stack.db;
     let product = stack.product;
-    let initial = plan.units as i64;
+    let initial = i64::from(plan.units);
     let mut checks = Vec::new();
     let mut check = |name: &'static str, problems: Vec<String>, fine: String| {
         let ok = problems.is_empty();

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
 
+#[derive(Debug)]
 pub struct RedisAddress {
     /// `redis://127.0.0.1:<port>`: what the origins are given as `redis.url`.
     pub url: String,

@@ -16,6 +16,7 @@ use anyhow::Context;
 use super::redis_server::wait_answers;
 use crate::wait_until;
 
+#[derive(Debug)]
 pub struct RedisCluster {
     nodes: HashMap<u16, Child>,
     ports: Vec<u16>,

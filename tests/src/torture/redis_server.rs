@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::wait_until;
 
+#[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
