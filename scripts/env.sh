@@ -103,6 +103,33 @@ ensure_toolchain() {
   fi
 }
 
+# The registry of every long-running process the scripts start, one "NAME PORT WHEN" line each,
+# in start order: `make status` lists them, `make logs` reads their logs, `make down` stops them
+# (in reverse). NAME names the pid file and the log ($SECKILL_PIDS/NAME.pid, $SECKILL_LOGS/NAME.log);
+# PORT is where it answers; WHEN is the profile that needs it: `stack` (make up, either
+# profile), `cluster` (make up PROFILE=cluster) or `test` (make test adds it; the cluster's
+# Redis nodes serve both). The test shop (scripts/test-shop.sh) keeps its own.
+service_registry() {
+  local port b=$((BROKER_PORT + 20)) pb=$((${PAIR_BROKER_PORT:-10961} + 20))
+  echo "redis $REDIS_PORT stack"
+  echo "mysql $MYSQL_PORT stack"
+  for port in $REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS; do echo "redis-cluster-$port $port cluster,test"; done
+  echo "namesrv-dev $NAMESRV_PORT stack"
+  echo "broker-dev $BROKER_PORT stack"
+  echo "broker-dev-b $b cluster"
+  echo "origin $ORIGIN_PORT stack"
+  echo "consumer $CONSUMER_PORT stack"
+  echo "origin-2 $ORIGIN2_PORT cluster"
+  echo "consumer-2 $CONSUMER2_PORT cluster"
+  echo "prometheus $PROMETHEUS_PORT stack"
+  echo "edge $EDGE_PORT stack"
+  echo "namesrv-test ${TEST_NAMESRV_PORT:-9877} test"
+  echo "broker-test ${TEST_BROKER_PORT:-10921} test"
+  echo "namesrv-pair ${PAIR_NAMESRV_PORT:-9878} test"
+  echo "broker-pair ${PAIR_BROKER_PORT:-10961} test"
+  echo "broker-pair-b $pb test"
+}
+
 # port_open PORT: true if something accepts TCP connections on $SECKILL_HOST:PORT.
 port_open() { (exec 3<>"/dev/tcp/$SECKILL_HOST/$1") 2>/dev/null; }
 

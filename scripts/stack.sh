@@ -149,13 +149,13 @@ MSG
 down() {
   "$SECKILL_ROOT/scripts/test-shop.sh" down || true
   [[ -x "$SECKILL_ROOT/scripts/edge.sh" ]] && "$SECKILL_ROOT/scripts/edge.sh" stop || true
-  local name
-  for name in prometheus origin consumer origin-2 consumer-2 broker-test namesrv-test broker-pair broker-pair-b namesrv-pair \
-    broker-dev broker-dev-b namesrv-dev mysql redis; do
+  # Everything in the registry, in reverse start order (the edge was stopped above).
+  local entries name i
+  mapfile -t entries < <(service_registry)
+  for ((i = ${#entries[@]} - 1; i >= 0; i--)); do
+    read -r name _ _ <<<"${entries[i]}"
     stop_pidfile "$name"
   done
-  local port
-  for port in $REDIS_CLUSTER_PORTS $REDIS_CLUSTER_REPLICA_PORTS; do stop_pidfile "redis-cluster-$port"; done
   rm -f "$PROFILE_FILE"
 }
 

@@ -4,19 +4,17 @@
 #   scripts/status.sh logs [NAME...] [-f]
 #                               the last 40 lines of each service's log, or of NAME's; -f follows
 #                               them all as they grow (make logs, make logs ARGS="origin -f")
-# Exit status of `status`: 0 when every service of `make up` is up, 1 otherwise.
+# Exit status of `status`: 0 when every service the stack's profile needs is up, 1 otherwise.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-# name port: what `make up` starts, then the test brokers `make test` adds.
-SERVICES=(
-  "redis $REDIS_PORT" "mysql $MYSQL_PORT" "namesrv-dev $NAMESRV_PORT" "broker-dev $BROKER_PORT"
-  "origin $ORIGIN_PORT" "consumer $CONSUMER_PORT" "prometheus $PROMETHEUS_PORT" "edge $EDGE_PORT"
-  "namesrv-test ${TEST_NAMESRV_PORT:-9877}" "broker-test ${TEST_BROKER_PORT:-10921}"
-  "namesrv-pair ${PAIR_NAMESRV_PORT:-9878}" "broker-pair ${PAIR_BROKER_PORT:-10961}"
-  "broker-pair-b $((${PAIR_BROKER_PORT:-10961} + 20))"
-)
-CORE=8   # the first eight are the stack of `make up`
+# Every process of every profile (env.sh's service_registry); the stack's profile says which
+# of them `make up` needs.
+mapfile -t SERVICES < <(service_registry)
+PROFILE="$(cat "$SECKILL_RUN/profile" 2>/dev/null || echo single)"
+
+# needed WHEN: true if the stack that is up (its profile) needs a service of that WHEN.
+needed() { [[ ",$1," == *,stack,* || ( "$PROFILE" == cluster && ",$1," == *,cluster,* ) ]]; }
 
 # state NAME PORT: up (pid alive and port open), stale (pid file of a dead process), starting
 # (alive, port not open yet), foreign (port open without our process) or down.
@@ -35,14 +33,15 @@ state() {
 }
 
 cmd_status() {
-  local i=0 missing=0 name port s pid
-  printf '%-13s %-9s %-8s %-22s %s\n' SERVICE STATE PID ADDRESS LOG
+  local missing=0 name port when s pid
+  printf 'profile: %s\n' "$PROFILE"
+  printf '%-19s %-9s %-8s %-8s %-20s %s\n' SERVICE STATE PID NEEDED ADDRESS LOG
   for entry in "${SERVICES[@]}"; do
-    read -r name port <<<"$entry"
+    read -r name port when <<<"$entry"
     read -r s pid < <(state "$name" "$port")
-    printf '%-13s %-9s %-8s %-22s %s\n' "$name" "$s" "$pid" "$SECKILL_HOST:$port" "$SECKILL_LOGS/$name.log"
-    if ((i < CORE)) && [[ "$s" != up ]]; then missing=1; fi
-    i=$((i + 1))
+    local need=-
+    if needed "$when"; then need=yes; [[ "$s" == up ]] || missing=1; fi
+    printf '%-19s %-9s %-8s %-8s %-20s %s\n' "$name" "$s" "$pid" "$need" "$SECKILL_HOST:$port" "$SECKILL_LOGS/$name.log"
   done
   return "$missing"
 }
@@ -58,7 +57,7 @@ cmd_logs() {
   done
   if ((${#names[@]} == 0)); then
     for entry in "${SERVICES[@]}"; do
-      read -r name _ <<<"$entry"
+      read -r name _ _ <<<"$entry"
       [[ -f "$SECKILL_LOGS/$name.log" ]] && names+=("$name")
     done
   fi
