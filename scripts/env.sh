@@ -45,17 +45,17 @@ export TEST_SHOP_PROMETHEUS_PORT="${TEST_SHOP_PROMETHEUS_PORT:-9091}"
 export TEST_SHOP_EDGE_PORT="${TEST_SHOP_EDGE_PORT:-8797}"
 export TEST_SHOP_ORIGIN2_PORT="${TEST_SHOP_ORIGIN2_PORT:-8092}"
 export TEST_SHOP_EDGE2_PORT="${TEST_SHOP_EDGE2_PORT:-8798}"
-export LOG_FORMAT="${LOG_FORMAT:-text}"   # the origin's log lines: text or json (README "Configuration")
+export LOG_FORMAT="${LOG_FORMAT:-text}"   # the origin's log lines: text or json (docs/OPERATIONS.md "Logs and request ids")
 export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
 export EDGE_SECRET="${EDGE_SECRET:-dev-edge-secret}"
-# Identity-token keys, "kid:secret[,kid:secret...]" (README "Identity"): the origin signs the
+# Identity-token keys, "kid:secret[,kid:secret...]" (docs/DESIGN.md "Identity"): the origin signs the
 # local login's tokens with the first, the edge and the origin verify with any. Public default.
 # The edge's per-IP rate limit for the local stack (per 10 s): every test and bench client is
 # 127.0.0.1 here, so it is high; wrangler.toml's own (300) is what a deploy gets.
 export EDGE_IP_RATE_LIMIT="${EDGE_IP_RATE_LIMIT:-1000000}"
 export TOKEN_KEYS="${TOKEN_KEYS:-dev:seckill-local-development-signing-key-not-secret}"
 
-# Durability: what an acknowledged write survives (README "Durability"). DURABILITY=strict
+# Durability: what an acknowledged write survives (docs/OPERATIONS.md "Durability"). DURABILITY=strict
 # fsyncs every acknowledged write in all three stores; each knob can also be set alone.
 export DURABILITY="${DURABILITY:-default}"
 case "$DURABILITY" in

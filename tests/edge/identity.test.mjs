@@ -1,6 +1,6 @@
 // Identity at the edge: tokens are checked there, alone, before anything reaches the origin;
 // the buyer is the token's user; orders are their owner's. Tokens are signed here as an
-// identity provider would sign them (README "Identity"), independently of the Rust verifier.
+// identity provider would sign them (docs/DESIGN.md "Identity"), independently of the Rust verifier.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";

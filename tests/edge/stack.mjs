@@ -37,7 +37,7 @@ export const decidedByEdge = (a) => a.headers.get("x-seckill-decided-by") === "e
 const b64url = (bytes) => Buffer.from(bytes).toString("base64url");
 
 /**
- * An identity token as README "Identity" specifies it (JWT HS256 with a kid), signed here the
+ * An identity token as docs/DESIGN.md "Identity" specifies it (JWT HS256 with a kid), signed here the
  * way an identity provider would, independently of the Rust code that verifies it. Claims can
  * be overridden to forge bad ones; `keys` defaults to the stack's TOKEN_KEYS (first key signs).
  */

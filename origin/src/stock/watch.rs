@@ -1,7 +1,7 @@
 //! Each live sale's stock as Redis and as MySQL hold it, for `seckill_stock_units`: the
 //! alert rules compare them. MySQL's stock minus Redis's is the units in flight (taken in
 //! Redis, not written yet), which drains to 0 with the queue; Redis above MySQL means a unit
-//! could be sold twice (config/prometheus/rules.yml, README "Metrics").
+//! could be sold twice (config/prometheus/rules.yml, docs/OPERATIONS.md "Metrics and alerts").
 
 use std::sync::Arc;
 use std::time::Duration;
