@@ -2,8 +2,6 @@
 //! broker moves them to `%DLQ%<group>`; the keeper copies them into MySQL so operators can
 //! list them and replay one to its original topic.
 
-use axum::extract::{Path, State};
-use axum::Json;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::MessageTrait;
 use serde::Serialize;
@@ -11,15 +9,7 @@ use sqlx::MySqlPool;
 use utoipa::ToSchema;
 
 use crate::broker::consumer::last_failure;
-use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
-
-const DLQ_PREFIX: &str = "%DLQ%";
-
-/// The DLQ topic of a consumer group.
-pub fn dlq_topic(group: &str) -> String {
-    format!("{DLQ_PREFIX}{group}")
-}
+use crate::broker::DLQ_PREFIX;
 
 /// Stores one message read from a `%DLQ%<group>` topic (idempotent on its message id).
 pub async fn keep(db: &MySqlPool, msg: &MessageExt) -> Result<(), String> {
@@ -143,62 +133,30 @@ pub async fn counts(db: &MySqlPool) -> sqlx::Result<(u64, u64)> {
     Ok((u64::try_from(total).unwrap_or(0), u64::try_from(unreplayed).unwrap_or(0)))
 }
 
-/// `GET /admin/dead-letters` (newest first, up to 500).
-#[utoipa::path(
-    get, path = "/admin/dead-letters", tag = "admin", security(("adminToken" = [])),
-    responses(
-        (status = 200, description = "Dead letters, newest first", body = DeadLetterList),
-        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
-    )
-)]
-pub async fn list(State(state): State<AppState>) -> Result<Json<DeadLetterList>, ApiError> {
+/// The newest dead letters, up to `limit`.
+pub async fn list(db: &MySqlPool, limit: u32) -> sqlx::Result<Vec<DeadLetter>> {
     let rows: Vec<DeadLetterRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_dead_letter ORDER BY id DESC LIMIT 500"))
-            .fetch_all(state.db())
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_dead_letter ORDER BY id DESC LIMIT ?"))
+            .bind(limit)
+            .fetch_all(db)
             .await?;
-    Ok(Json(DeadLetterList { dead_letters: rows.into_iter().map(DeadLetter::from).collect() }))
+    Ok(rows.into_iter().map(DeadLetter::from).collect())
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Replayed {
-    pub id: u64,
-    pub topic: String,
-    pub replayed: bool,
-}
-
-/// `POST /admin/dead-letters/{id}/replay`: sends the message again to its original topic, with
-/// its tags and key. Replaying twice sends twice; consumers are idempotent.
-#[utoipa::path(
-    post, path = "/admin/dead-letters/{id}/replay", tag = "admin", security(("adminToken" = [])),
-    params(("id" = u64, Path, description = "The dead letter")),
-    responses(
-        (status = 200, description = "Sent again", body = Replayed),
-        (status = 400, description = "`BAD_REQUEST`: bad id", body = ErrorBody),
-        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
-        (status = 404, description = "`NO_SUCH_DEAD_LETTER`", body = ErrorBody),
-        (status = 503, description = "`UNAVAILABLE`: the broker did not take it", body = ErrorBody),
-    )
-)]
-pub async fn replay(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Replayed>, ApiError> {
-    let id: u64 = raw
-        .parse()
-        .ok()
-        .filter(|id| *id >= 1)
-        .ok_or_else(|| ApiError::BadRequest(format!("dead-letter id must be a positive integer, got {raw:?}")))?;
-    let row: DeadLetterRow = sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_dead_letter WHERE id = ?"))
+/// One dead letter, if it exists.
+pub async fn find(db: &MySqlPool, id: u64) -> sqlx::Result<Option<DeadLetter>> {
+    let row: Option<DeadLetterRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_dead_letter WHERE id = ?"))
         .bind(id)
-        .fetch_optional(state.db())
-        .await?
-        .ok_or_else(|| ApiError::not_found("NO_SUCH_DEAD_LETTER", format!("no dead letter {id}")))?;
-    let (topic, tags, key, body) = (&row.2, row.3.as_deref().unwrap_or(""), row.4.as_deref().unwrap_or(""), &row.5);
-    state
-        .sender()
-        .send(topic, tags, key, body.clone().into_bytes(), 0)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("could not send the message back to {topic}: {e}")))?;
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(DeadLetter::from))
+}
+
+/// Records that `id` was sent again to its topic (a replay; replaying twice sends twice).
+pub async fn mark_replayed(db: &MySqlPool, id: u64) -> sqlx::Result<()> {
     sqlx::query("UPDATE tb_dead_letter SET replayed_at = CURRENT_TIMESTAMP(3) WHERE id = ?")
         .bind(id)
-        .execute(state.db())
+        .execute(db)
         .await?;
-    Ok(Json(Replayed { id, topic: topic.clone(), replayed: true }))
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use seckill_origin::broker::Messaging;
 use seckill_origin::configuration::{self, LogFormat};
-use seckill_origin::reconcile::{Reconciler, MAX_QUEUE_WAIT};
+use seckill_origin::fencing::reconcile::{Reconciler, MAX_QUEUE_WAIT};
 use seckill_origin::startup::{self, Server, Workers};
 use seckill_origin::stock::StockStore;
 

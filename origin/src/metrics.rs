@@ -210,12 +210,6 @@ impl Metrics {
         }
     }
 
-    /// `GET /metrics`: [`Metrics::exposition`] with its content type.
-    pub fn response(&self) -> axum::response::Response {
-        use axum::response::IntoResponse;
-        ([(axum::http::header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)], self.exposition()).into_response()
-    }
-
     /// The Prometheus (OpenMetrics) text exposition of every metric.
     pub fn exposition(&self) -> String {
         let mut text = String::new();

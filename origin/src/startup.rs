@@ -12,25 +12,25 @@ use sqlx::{ConnectOptions, Executor, MySqlPool};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::broker::buy::BuyProducer;
 use crate::broker::consumer::Consumer;
 use crate::broker::health::BrokerHealth;
-use crate::broker::lag;
 use crate::broker::sender::Sender;
 use crate::broker::Messaging;
 use crate::configuration::{BuyMode, Settings};
+use crate::consume::handlers::{Canceller, OrderWriter};
+use crate::consume::lag;
+use crate::consume::stock_gauges;
 use crate::dead_letters;
 use crate::fencing::watch::Fence;
+use crate::http::state::{AppState, Inner};
 use crate::metrics::Metrics;
-use crate::orders::consumers::{Canceller, OrderWriter};
 use crate::orders::events;
 use crate::orders::node_lease;
 use crate::purchase::batched::{BatchedBuyer, RelayTarget};
 use crate::purchase::sold_out::SoldOutMemo;
 use crate::purchase::sweeper::Sweeper;
+use crate::purchase::transaction::BuyProducer;
 use crate::purchase::Buyer;
-use crate::state::{AppState, Inner};
-use crate::stock::watch as stock_watch;
 use crate::stock::StockStore;
 
 /// Opens a MySQL pool on the configured database.
@@ -274,7 +274,7 @@ impl Workers {
         ));
         let stock_for_watch = stock;
         let dlq_topics =
-            [dead_letters::dlq_topic(&mq.order_writer_group), dead_letters::dlq_topic(&mq.canceller_group)];
+            [crate::broker::dlq_topic(&mq.order_writer_group), crate::broker::dlq_topic(&mq.canceller_group)];
         let (keeper_db, keeper_metrics) = (db.clone(), Arc::clone(&metrics));
         let keeper = Consumer::start_many(
             &messaging,
@@ -291,7 +291,7 @@ impl Workers {
         )
         .await?;
         let every = Duration::from_millis(consumer.lag_interval_ms.max(100));
-        let stocks = tokio::spawn(stock_watch::watch(db.clone(), stock_for_watch, Arc::clone(&metrics), every));
+        let stocks = tokio::spawn(stock_gauges::watch(db.clone(), stock_for_watch, Arc::clone(&metrics), every));
         let relay = tokio::spawn(events::relay(db, Arc::clone(&sender), mq.event_topic.clone()));
         let lag = tokio::spawn(lag::watch(Arc::clone(&messaging), groups, Arc::clone(&metrics), every));
         // Read at scrape time: the client reports a share only when a rebalance changes it. Not
@@ -306,12 +306,12 @@ impl Workers {
                 for (group, share) in shares.iter() {
                     m.set_queues(group, share.get().0);
                 }
-                m.response()
+                crate::http::operations::exposition(&m)
             }
         };
         let app = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics_page))
-            .route("/livez", axum::routing::get(crate::health::livez))
+            .route("/livez", axum::routing::get(crate::http::operations::livez))
             .with_state(Arc::clone(&metrics));
         let http = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

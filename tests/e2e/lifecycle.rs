@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seckill_e2e::{isolated_settings, wait_until, TestApp};
-use seckill_origin::orders::consumers::CancelMessage;
 use seckill_origin::orders::writer;
+use seckill_origin::orders::CancelMessage;
 use seckill_origin::orders::OrderMessage;
 use seckill_origin::stock::StockStore;
 use serde_json::json;

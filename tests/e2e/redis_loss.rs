@@ -199,7 +199,7 @@ async fn a_cancel_between_reconciles_snapshot_and_its_script_gives_the_unit_and_
     let cancelled = seckill_origin::orders::canceller::cancel_if_unpaid(&app.db, &order_no).await.unwrap();
     assert!(matches!(cancelled, seckill_origin::orders::canceller::CancelOutcome::Cancelled { .. }));
     assert_eq!(state.stock().release(product, &order_no).await.unwrap(), 1);
-    let reconciler = seckill_origin::reconcile::Reconciler {
+    let reconciler = seckill_origin::fencing::reconcile::Reconciler {
         db: state.db(),
         stock: state.stock(),
         messaging: state.messaging(),

@@ -2,14 +2,12 @@
 //! finished (its topic and its retry topic), from the broker's own offsets.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use cheetah_string::CheetahString;
 use rocketmq_client_rust::{ConsumerAdmin, DefaultMQAdminExt};
 
 use super::Messaging;
-use crate::metrics::Metrics;
 
 /// Messages of `topic` and of `group`'s retry topic that the broker holds and the group has not
 /// committed: 0 means every message stored so far was handled (written, refused for good, or
@@ -52,26 +50,5 @@ pub async fn group_lag(messaging: &Messaging, group: &str, topic: Option<&str>) 
     match failure {
         Some(e) => Err(anyhow::anyhow!("cannot read the offsets of consumer group {group}: {e}")),
         None => Ok(lag),
-    }
-}
-
-/// Reads the lag of each of `groups` (group, its topic) once and sets it in `metrics`; a group
-/// whose offsets cannot be read keeps its last value.
-pub async fn refresh(messaging: &Messaging, groups: &[(String, String)], metrics: &Metrics) {
-    for (group, topic) in groups {
-        match group_lag(messaging, group, Some(topic)).await {
-            Ok(lag) => metrics.set_lag(group, lag),
-            Err(e) => tracing::debug!(error = %e, group, "consumer lag not read"),
-        }
-    }
-}
-
-/// [`refresh`] every `every`, for as long as the task runs.
-pub async fn watch(messaging: Arc<Messaging>, groups: Vec<(String, String)>, metrics: Arc<Metrics>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        refresh(&messaging, &groups, &metrics).await;
     }
 }

@@ -4,7 +4,6 @@
 //! The client calls listeners synchronously on its own runtime's blocking lane; our handlers
 //! are async on the application's runtime, so the glue `block_on`s them there.
 
-pub mod buy;
 pub mod consumer;
 pub mod health;
 pub mod lag;
@@ -95,9 +94,18 @@ pub fn topics(settings: &RocketMqSettings) -> Vec<String> {
         settings.cancel_topic.clone(),
         settings.event_topic.clone(),
         health_topic(settings),
-        crate::dead_letters::dlq_topic(&settings.order_writer_group),
-        crate::dead_letters::dlq_topic(&settings.canceller_group),
+        dlq_topic(&settings.order_writer_group),
+        dlq_topic(&settings.canceller_group),
     ]
+}
+
+/// The prefix of a dead-letter topic: the broker moves a message a group gave up on to
+/// `%DLQ%<group>`.
+pub const DLQ_PREFIX: &str = "%DLQ%";
+
+/// The DLQ topic of a consumer group.
+pub fn dlq_topic(group: &str) -> String {
+    format!("{DLQ_PREFIX}{group}")
 }
 
 /// Where `/health` sends a tiny probe message: a send the broker stored is the only proof that

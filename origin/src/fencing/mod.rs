@@ -15,6 +15,7 @@
 //! MySQL recorded, or every loaded sale when the Redis server restarted or failed over, and
 //! heals frozen sales with a reconcile once the order queue has drained.
 
+pub mod reconcile;
 pub mod watch;
 
 use std::sync::OnceLock;

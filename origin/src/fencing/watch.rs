@@ -32,13 +32,13 @@ use std::time::{Duration, Instant};
 
 use sqlx::MySqlPool;
 
+use super::reconcile::Reconciler;
 use super::{judge, watched_sales, LoadedSale};
 use crate::broker::Messaging;
 use crate::configuration::RocketMqSettings;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::products;
-use crate::reconcile::Reconciler;
 use crate::stock::{Bucket, StockStore};
 
 /// How often frozen sales are looked at for healing.

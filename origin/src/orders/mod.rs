@@ -2,11 +2,10 @@
 //! order row, and lookups.
 
 pub mod canceller;
-pub mod consumers;
 pub mod events;
+pub mod lookup;
 pub mod node_lease;
 pub mod order_no;
-pub mod routes;
 pub mod writer;
 
 use chrono::NaiveDateTime;
@@ -58,6 +57,29 @@ pub struct OrderMessage {
     pub price: Decimal,
     /// When the origin accepted it, ms since the Unix epoch.
     pub accepted_at: i64,
+}
+
+/// Body of a `seckill-cancel` message: the orders to cancel if they are still unpaid.
+/// One message per written batch; `orderNo` (one order) is still read from older messages.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelMessage {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order_nos: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_no: Option<String>,
+}
+
+impl CancelMessage {
+    pub fn of(order_nos: Vec<String>) -> Self {
+        Self { order_nos, order_no: None }
+    }
+
+    pub(crate) fn into_order_nos(self) -> Vec<String> {
+        let mut all = self.order_nos;
+        all.extend(self.order_no);
+        all
+    }
 }
 
 impl OrderMessage {
@@ -156,6 +178,32 @@ pub async fn active<'e, E: sqlx::MySqlExecutor<'e>>(db: E, product_id: u64) -> s
          WHERE product_id = ? AND status IN ('UNPAID', 'PAID')",
     )
     .bind(product_id)
+    .fetch_all(db)
+    .await
+}
+
+/// An order the writer refused for good (`tb_rejected_order`).
+#[derive(Debug, sqlx::FromRow)]
+pub struct Rejected {
+    pub order_no: String,
+    pub user_id: u64,
+    pub product_id: u64,
+    pub quantity: u32,
+    pub reason: String,
+    pub detail: String,
+    #[sqlx(rename = "created_at")]
+    pub rejected_at: NaiveDateTime,
+}
+
+/// Refused orders, newest first, of one product or all, up to `limit`.
+pub async fn rejected(db: &MySqlPool, product_id: Option<u64>, limit: u32) -> sqlx::Result<Vec<Rejected>> {
+    sqlx::query_as(
+        "SELECT order_no, user_id, product_id, quantity, reason, detail, created_at FROM tb_rejected_order \
+         WHERE (? IS NULL OR product_id = ?) ORDER BY id DESC LIMIT ?",
+    )
+    .bind(product_id)
+    .bind(product_id)
+    .bind(limit)
     .fetch_all(db)
     .await
 }

@@ -1,39 +1,28 @@
-//! The buy path: `POST /api/seckill` and the public product list.
+//! The buy path's rules, behind `POST /api/seckill` ([`crate::http`]): a valid buy is placed
+//! on the configured path, [`Buyer::place`].
 //!
 //! Two modes (`buy.mode`):
 //! - `batched` ([`batched`]): one authoritative `buy.lua` call takes stock and writes an outbox
 //!   entry; a relay sends outbox entries to the broker in group-committed batches, and the buyer
 //!   hears QUEUED once the broker stored the order. A [`sweeper`] sends what a relay left behind.
 //! - `transaction`: a cheap read-only check, then one RocketMQ transaction message per buy with
-//!   the script as its local transaction ([`crate::broker::buy`]). Kept for comparison.
+//!   the script as its local transaction ([`transaction`]). Kept for comparison.
 //!
 //! Either way a product known to be sold out is answered from memory ([`sold_out`]).
 
 pub mod batched;
 pub mod sold_out;
 pub mod sweeper;
+pub mod transaction;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use rust_decimal::Decimal;
-use seckill_protocol::room::RoomSettings;
-use serde::Serialize;
-use utoipa::ToSchema;
 
-use crate::broker::buy::{BuyError, BuyProducer};
-use crate::error::{ApiError, ErrorBody, FLAG_TTL_HEADER};
-use crate::identity::SignedIn;
-use crate::metrics::Metrics;
-use crate::orders::order_no::NoLease;
+use crate::broker::health::BrokerHealth;
+use crate::orders::order_no::{NoLease, OrderNoGenerator};
 use crate::orders::OrderMessage;
-use crate::products::{self, SaleState};
-use crate::state::AppState;
-use crate::stock::BuyOutcome;
+use crate::stock::{BuyOutcome, StockStore};
 use batched::BatchedBuyer;
-use seckill_protocol::buy::BuyBody;
+use transaction::{BuyError, BuyProducer};
 
 /// Why a buy is refused while this origin cannot prove its order-number node lease.
 const NO_ORDER_NUMBER: &str = "this origin cannot issue order numbers right now; nothing was bought, try again shortly";
@@ -70,147 +59,43 @@ pub enum BuyFailure {
 /// A validated buy whose buyer is the signed-in user (one definition with the edge).
 pub use seckill_protocol::buy::Buy;
 
-/// The body of `POST /api/seckill`; [`BuyBody::parse`] holds the rules (shared with the edge).
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct BuyRequest {
-    #[schema(minimum = 1, example = 1)]
-    product_id: u64,
-    /// Default 1; at most the sale's per-user limit.
-    #[schema(minimum = 1, example = 1)]
-    quantity: Option<u32>,
-    /// Optional: the buyer is the token's user, whom this may only repeat.
-    #[schema(minimum = 1)]
-    user_id: Option<u64>,
-}
-
-/// An accepted buy.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Accepted {
-    /// Follow it at `/api/orders/{orderNo}`.
-    order_no: String,
-    /// `QUEUED` (200) or `PENDING` (202).
-    #[schema(example = "QUEUED")]
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'static str>,
-}
-
-/// `POST /api/seckill`: 200 QUEUED, 202 PENDING (outcome not confirmed yet; follow the order
-/// number), 409/404/400 rejections, 503 when surely nothing was taken.
-#[utoipa::path(
-    post, path = "/api/seckill", tag = "shop", security(("edgeSecret" = [], "identity" = [])),
-    request_body = BuyRequest,
-    responses(
-        (status = 200, description = "`QUEUED`: the stock is taken and the order will be written", body = Accepted,
-         headers(("x-seckill-flag-ttl" = u64, description = "Seconds the edge may remember this user bought"))),
-        (status = 202, description = "`PENDING`: stock may be taken, the queue has not confirmed; follow the order", body = Accepted),
-        (status = 400, description = "`BAD_REQUEST`: the body breaks a rule, or quantity is over the per-user limit", body = ErrorBody),
-        (status = 401, description = "`UNAUTHENTICATED`: no valid identity token", body = ErrorBody),
-        (status = 403, description = "`FORBIDDEN`: userId names someone else, or not through the edge", body = ErrorBody),
-        (status = 404, description = "`NO_SUCH_PRODUCT`: not on sale", body = ErrorBody),
-        (status = 409, description = "`SOLD_OUT`, `ALREADY_BOUGHT`, `NOT_STARTED` or `ENDED`", body = ErrorBody,
-         headers(("x-seckill-flag-ttl" = u64, description = "Seconds the edge may cache this answer"))),
-        (status = 503, description = "`UNAVAILABLE`: a service is down; `BUSY`: too many buys waiting; `SALE_FROZEN`: the sale is paused while Redis is healed. Nothing was taken; `Retry-After` says when to try again (BUSY, SALE_FROZEN)", body = ErrorBody),
-    )
-)]
-pub async fn buy(
-    State(state): State<AppState>,
-    signed_in: Result<SignedIn, ApiError>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let started = std::time::Instant::now();
-    let answer = answer_buy(&state, signed_in, body).await;
-    state.metrics().buy_seconds.observe(started.elapsed().as_secs_f64());
-    answer
-}
-
-async fn answer_buy(
-    state: &AppState,
-    signed_in: Result<SignedIn, ApiError>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let metrics = state.metrics();
-    Metrics::incr(&metrics.buy_requests);
-    let refuse = |error: ApiError| {
-        metrics.rejected(error.code());
-        error
-    };
-    let SignedIn(user_id) = signed_in.map_err(refuse)?;
-    let body = BuyBody::parse(&body).map_err(|bad| {
-        Metrics::incr(&metrics.buy_bad_requests);
-        ApiError::BadRequest(bad.0)
-    })?;
-    let request = body.buyer(user_id).map_err(|other| refuse(ApiError::Forbidden(other.to_string())))?;
-    if state.sold_out().is_sold_out(request.product_id) {
-        let error = rejection(state, &request, BuyOutcome::SoldOut { stock_left: 0 });
-        metrics.rejected(error.code());
-        return Err(error);
+impl Buyer {
+    /// Places one valid buy on the configured path: `Queued` once the broker holds its order,
+    /// `Pending` while that is not confirmed (the outbox keeps it), else why not. `stock` and
+    /// `broker` serve transaction mode only (its read-only check, the broker's health).
+    pub async fn place(
+        &self,
+        request: &Buy,
+        order_nos: &OrderNoGenerator,
+        stock: &StockStore,
+        broker: &BrokerHealth,
+    ) -> Result<Placed, BuyFailure> {
+        match self {
+            Buyer::Batched(buyer) => match order_nos.next(request.product_id) {
+                Ok(order_no) => buyer.buy(request, order_no).await,
+                Err(NoLease) => Err(BuyFailure::Unavailable(NO_ORDER_NUMBER)),
+            },
+            // Boxed: the transaction path's future is large, and inline it would make every
+            // request's future (moved several times on its way through axum) that large too.
+            Buyer::Transaction(producer) => {
+                Box::pin(buy_in_transaction(producer, request, order_nos, stock, broker)).await
+            }
+        }
     }
-    let result = match state.buyer() {
-        Buyer::Batched(buyer) => match state.order_nos().next(request.product_id) {
-            Ok(order_no) => buyer.buy(&request, order_no).await,
-            Err(NoLease) => Err(BuyFailure::Unavailable(NO_ORDER_NUMBER)),
-        },
-        // Boxed: the transaction path's future is large, and inline it would make every
-        // request's future (moved several times on its way through axum) that large too.
-        Buyer::Transaction(producer) => Box::pin(buy_in_transaction(state, producer, &request)).await,
-    };
-    let http = &state.settings().http;
-    let (status, body) = match result {
-        Ok(Placed::Queued(order_no)) => {
-            Metrics::incr(&metrics.buy_queued);
-            (StatusCode::OK, Accepted { order_no, status: "QUEUED", message: None })
-        }
-        Ok(Placed::Pending(order_no)) => {
-            Metrics::incr(&metrics.buy_pending);
-            let message = Some(
-                "the order queue has not confirmed this order yet; it is kept and will be placed, \
-                 follow it at /api/orders/{orderNo}",
-            );
-            (StatusCode::ACCEPTED, Accepted { order_no, status: "PENDING", message })
-        }
-        Err(BuyFailure::Rejected(mut outcome)) => {
-            if outcome == (BuyOutcome::SoldOut { stock_left: 0 }) {
-                state.sold_out().remember(request.product_id);
-            }
-            // Not in Redis, yet MySQL loaded it: Redis lost it and the fence is about to
-            // freeze it. Try again shortly, not "no such product".
-            if outcome == BuyOutcome::NoSuchProduct && state.was_loaded(request.product_id) {
-                outcome = BuyOutcome::Frozen;
-            }
-            let error = rejection(state, &request, outcome);
-            match error {
-                ApiError::BadRequest(_) => Metrics::incr(&metrics.buy_bad_requests),
-                _ => metrics.rejected(error.code()),
-            }
-            return Err(error);
-        }
-        Err(BuyFailure::Unavailable(message)) => {
-            Metrics::incr(&metrics.buy_unavailable);
-            return Err(ApiError::Unavailable(message.into()));
-        }
-        Err(BuyFailure::Busy(message)) => {
-            Metrics::incr(&metrics.buy_unavailable);
-            return Err(ApiError::TryLater { code: "BUSY", message: message.into() });
-        }
-    };
-    let mut response = (status, Json(body)).into_response();
-    response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(http.buyer_flag_ttl_secs));
-    Ok(response)
 }
 
 /// Transaction mode: a read-only check turns most requests away before the broker; the
 /// survivors go out as a transaction message whose local transaction takes the stock.
-async fn buy_in_transaction(state: &AppState, producer: &BuyProducer, r: &Buy) -> Result<Placed, BuyFailure> {
+async fn buy_in_transaction(
+    producer: &BuyProducer,
+    r: &Buy,
+    order_nos: &OrderNoGenerator,
+    stock: &StockStore,
+    broker: &BrokerHealth,
+) -> Result<Placed, BuyFailure> {
     let unavailable = "the stock service is unavailable; try again shortly";
-    let (outcome, price) = state
-        .stock()
-        .check(r.product_id, r.user_id, r.quantity)
-        .await
-        .map_err(|_| BuyFailure::Unavailable(unavailable))?;
+    let (outcome, price) =
+        stock.check(r.product_id, r.user_id, r.quantity).await.map_err(|_| BuyFailure::Unavailable(unavailable))?;
     if !matches!(outcome, BuyOutcome::Taken { .. }) {
         return Err(BuyFailure::Rejected(outcome));
     }
@@ -218,7 +103,7 @@ async fn buy_in_transaction(state: &AppState, producer: &BuyProducer, r: &Buy) -
         tracing::error!(product_id = r.product_id, %price, "product has no valid price in Redis; preload it again");
         return Err(BuyFailure::Unavailable(unavailable));
     };
-    let order_no = state.order_nos().next(r.product_id).map_err(|NoLease| BuyFailure::Unavailable(NO_ORDER_NUMBER))?;
+    let order_no = order_nos.next(r.product_id).map_err(|NoLease| BuyFailure::Unavailable(NO_ORDER_NUMBER))?;
     let message = OrderMessage {
         order_no: order_no.clone(),
         user_id: r.user_id,
@@ -229,15 +114,15 @@ async fn buy_in_transaction(state: &AppState, producer: &BuyProducer, r: &Buy) -
     };
     match producer.buy(message).await {
         Ok(BuyOutcome::Taken { .. }) => {
-            state.broker().ok();
+            broker.ok();
             Ok(Placed::Queued(order_no))
         }
         Ok(outcome) => {
-            state.broker().ok();
+            broker.ok();
             Err(BuyFailure::Rejected(outcome))
         }
         Err(BuyError::Broker(e)) => {
-            state.broker().failed();
+            broker.failed();
             tracing::warn!(error = %e, "order queue unavailable; nothing taken from stock");
             Err(BuyFailure::Unavailable("the order queue is unavailable; nothing was bought, try again shortly"))
         }
@@ -248,121 +133,4 @@ async fn buy_in_transaction(state: &AppState, producer: &BuyProducer, r: &Buy) -
             Ok(Placed::Pending(order_no))
         }
     }
-}
-
-fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
-    let http = &state.settings().http;
-    match outcome {
-        BuyOutcome::SoldOut { stock_left } if stock_left > 0 => ApiError::conflict(
-            "SOLD_OUT",
-            format!("only {stock_left} left of product {}, fewer than the {} asked for", r.product_id, r.quantity),
-        ),
-        BuyOutcome::SoldOut { .. } => ApiError::Conflict {
-            code: "SOLD_OUT",
-            message: format!("product {} is sold out", r.product_id),
-            flag_ttl: Some(http.sold_out_flag_ttl_secs),
-        },
-        BuyOutcome::AlreadyBought => ApiError::Conflict {
-            code: "ALREADY_BOUGHT",
-            message: format!("user {} already holds an order of product {}", r.user_id, r.product_id),
-            flag_ttl: Some(http.buyer_flag_ttl_secs),
-        },
-        BuyOutcome::NotStarted { start_ms } => {
-            ApiError::conflict("NOT_STARTED", format!("the sale of product {} starts at {start_ms} (ms)", r.product_id))
-        }
-        BuyOutcome::Ended { end_ms } => {
-            ApiError::conflict("ENDED", format!("the sale of product {} ended at {end_ms} (ms)", r.product_id))
-        }
-        BuyOutcome::OverLimit { limit } => ApiError::BadRequest(format!(
-            "quantity {} is above the per-user limit of {limit} for product {}",
-            r.quantity, r.product_id
-        )),
-        BuyOutcome::NoSuchProduct => {
-            ApiError::not_found("NO_SUCH_PRODUCT", format!("product {} is not on sale", r.product_id))
-        }
-        BuyOutcome::Frozen => ApiError::TryLater {
-            code: "SALE_FROZEN",
-            message: format!(
-                "the sale of product {} is paused while its stock is checked against the order database; \
-                 nothing was bought, try again in a few seconds",
-                r.product_id
-            ),
-        },
-        // Redis failed a moment ago (UNAVAILABLE, as when it refuses): nothing is known to be
-        // wrong with the sale itself, and the fence's next check lifts the hold.
-        BuyOutcome::Held => ApiError::TryLater {
-            code: "UNAVAILABLE",
-            message: "the stock service failed a moment ago and is being checked; nothing was bought, \
-                      try again shortly"
-                .into(),
-        },
-        BuyOutcome::Taken { .. } => unreachable!("a taken buy is not a rejection"),
-    }
-}
-
-/// A sale as the shop shows it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProductView {
-    pub id: u64,
-    pub name: String,
-    #[schema(example = "6999.00")]
-    pub price: String,
-    pub initial_stock: u32,
-    /// Units left in Redis (0 before the preload).
-    pub stock_left: i64,
-    /// Epoch milliseconds.
-    pub start_at: Option<i64>,
-    pub end_at: Option<i64>,
-    pub per_user_limit: u32,
-    pub state: SaleState,
-    /// `null`: no waiting room.
-    pub waiting_room: Option<RoomSettings>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProductList {
-    /// The origin's clock (epoch milliseconds), for countdowns.
-    pub server_time: i64,
-    pub products: Vec<ProductView>,
-}
-
-/// `GET /api/products`: every sale with its price, stock left in Redis and state.
-#[utoipa::path(
-    get, path = "/api/products", tag = "shop", security(("edgeSecret" = [])),
-    responses(
-        (status = 200, description = "Every sale", body = ProductList),
-        (status = 403, description = "`FORBIDDEN`: not through the edge", body = ErrorBody),
-        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
-    )
-)]
-pub async fn list_products(State(state): State<AppState>) -> Result<Json<ProductList>, ApiError> {
-    let all = products::all(state.db()).await?;
-    let ids: Vec<u64> = all.iter().map(|p| p.id).collect();
-    let stocks = state.stock().stocks(&ids).await?;
-    let rooms = products::waiting_rooms(state.db()).await?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let products = all
-        .iter()
-        .zip(stocks)
-        .map(|(p, redis_stock)| {
-            // Not preloaded yet: not on sale, whatever MySQL holds.
-            let preloaded = redis_stock.is_some();
-            let left = redis_stock.unwrap_or(0).max(0);
-            ProductView {
-                id: p.id,
-                name: p.name.clone(),
-                price: p.price.round_dp(2).to_string(),
-                initial_stock: p.initial_stock,
-                stock_left: left,
-                start_at: p.start_ms(),
-                end_at: p.end_ms(),
-                per_user_limit: p.per_user_limit,
-                state: if preloaded { products::sale_state(p, left, now) } else { SaleState::Upcoming },
-                waiting_room: rooms.get(&p.id).copied(),
-            }
-        })
-        .collect();
-    Ok(Json(ProductList { server_time: now, products }))
 }

@@ -11,7 +11,6 @@
 
 pub mod buckets;
 pub mod connection;
-pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

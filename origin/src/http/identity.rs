@@ -16,7 +16,7 @@ use seckill_protocol::wire::{token_cookie, token_from_headers};
 use serde_json::Value;
 
 use crate::error::{parse_json, ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// The signed-in user of a request, from a verified token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

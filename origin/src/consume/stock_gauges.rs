@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use sqlx::MySqlPool;
 
-use super::StockStore;
 use crate::metrics::Metrics;
 use crate::products;
+use crate::stock::StockStore;
 
 /// A sale that ended this long ago is no longer watched.
 const ENDED_SALES_KEPT_MS: i64 = 3_600_000;

@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::metrics::{Metrics, EXPOSITION_CONTENT_TYPE};
 
 /// How long one broker probe answers for: a load balancer polling every origin each second
 /// costs the broker one message per origin per interval, not one per call.
@@ -78,5 +80,11 @@ pub async fn livez() -> Json<Live> {
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    state.metrics().response()
+    exposition(state.metrics())
+}
+
+/// [`Metrics::exposition`] as a `/metrics` answer, with its content type (also the consume
+/// process's own `/metrics`).
+pub fn exposition(metrics: &Metrics) -> Response {
+    ([(CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)], metrics.exposition()).into_response()
 }

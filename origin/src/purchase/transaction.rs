@@ -12,7 +12,7 @@ use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::common::message::MessageTrait;
 use tokio::runtime::Handle;
 
-use super::Messaging;
+use crate::broker::Messaging;
 use crate::orders::OrderMessage;
 use crate::stock::{Bucket, BuyOutcome, StockStore};
 

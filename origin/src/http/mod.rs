@@ -1,6 +1,20 @@
-//! The HTTP surface: [`routes`] gathers the concept modules' handlers, each with its OpenAPI
+//! The HTTP surface, over the domain: [`routes`] gathers the handlers, each with its OpenAPI
 //! description, and guards the shop routes (edge secret) and the admin routes (bearer token);
 //! [`app`] adds what every answer shares (JSON errors, request ids, tracing) and the document.
+//!
+//! A module per audience: [`shop`] and [`orders`] (buyers, through the edge; [`identity`] says
+//! who they are), [`admin`] (operators, with the admin token), [`operations`] (probes and
+//! metrics); [`state`] is what every handler shares, [`api_docs`] and [`console`] the document
+//! and the admin page. Handlers parse and answer; the rules are the domain modules'.
+
+pub mod admin;
+pub mod api_docs;
+pub mod console;
+pub mod identity;
+pub mod operations;
+pub mod orders;
+pub mod shop;
+pub mod state;
 
 use std::sync::Arc;
 
@@ -16,11 +30,10 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api_docs::{self, ApiDoc, Document};
 use crate::configuration::HttpSettings;
 use crate::error::{ApiError, ErrorBody, EDGE_SECRET_HEADER};
-use crate::state::AppState;
-use crate::{admin, console, health, identity, orders::routes as order_routes, purchase};
+use api_docs::{ApiDoc, Document};
+use state::AppState;
 
 /// Every route of the origin with its description, the shop routes guarded by `http`'s edge
 /// secret and the admin routes by its admin token. A route is added here with `routes!`, which
@@ -30,18 +43,18 @@ pub fn routes(http: &HttpSettings) -> OpenApiRouter<AppState> {
     let admin_authorization = AdminAuthorization(format!("Bearer {}", http.admin_token).into());
     let shop = OpenApiRouter::new()
         .routes(routes!(identity::login))
-        .routes(routes!(purchase::buy))
-        .routes(routes!(purchase::list_products))
-        .routes(routes!(order_routes::get_order))
-        .routes(routes!(order_routes::pay))
+        .routes(routes!(shop::buy))
+        .routes(routes!(shop::list_products))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::pay))
         .route_layer(middleware::from_fn_with_state(edge_secret, require_edge_secret));
     let admin = admin::routes().route_layer(middleware::from_fn_with_state(admin_authorization, require_admin_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(shop)
         .merge(admin)
-        .routes(routes!(health::health))
-        .routes(routes!(health::livez))
-        .routes(routes!(health::metrics))
+        .routes(routes!(operations::health))
+        .routes(routes!(operations::livez))
+        .routes(routes!(operations::metrics))
         .routes(routes!(api_docs::openapi_json))
         .routes(routes!(console::page))
 }

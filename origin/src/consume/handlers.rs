@@ -1,4 +1,5 @@
-//! The order consumers' message handlers: the batched order writer and the canceller.
+//! The order consumers' message handlers: the batched order writer and the canceller, over
+//! the domain's writes ([`crate::orders::writer`], [`crate::orders::canceller`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,36 +8,13 @@ use std::time::Duration;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 
-use super::canceller::{self, CancelOutcome};
-use super::writer::{self, BatchWritten, Refusal, WriteError, Written};
-use super::OrderMessage;
 use crate::broker::consumer::{BatchHandled, BatchHandler, Handler};
 use crate::broker::sender::Sender;
 use crate::metrics::Metrics;
+use crate::orders::canceller::{self, CancelOutcome};
+use crate::orders::writer::{self, BatchWritten, Refusal, WriteError, Written};
+use crate::orders::{CancelMessage, OrderMessage};
 use crate::stock::StockStore;
-
-/// Body of a `seckill-cancel` message: the orders to cancel if they are still unpaid.
-/// One message per written batch; `orderNo` (one order) is still read from older messages.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CancelMessage {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub order_nos: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_no: Option<String>,
-}
-
-impl CancelMessage {
-    pub fn of(order_nos: Vec<String>) -> Self {
-        Self { order_nos, order_no: None }
-    }
-
-    fn into_order_nos(self) -> Vec<String> {
-        let mut all = self.order_nos;
-        all.extend(self.order_no);
-        all
-    }
-}
 
 /// What the order writer needs.
 #[derive(Debug)]

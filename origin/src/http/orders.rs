@@ -1,0 +1,115 @@
+//! The buyer's order routes (behind the edge secret, for the signed-in user): follow an order
+//! and pay it ([`crate::orders::lookup`]).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{parse_json, ApiError, ErrorBody};
+use crate::http::identity::SignedIn;
+use crate::http::state::AppState;
+use crate::metrics::Metrics;
+use crate::orders::lookup::{lookup, mark_paid, OrderView};
+use crate::orders::OrderStatus;
+
+/// A paid order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Paid {
+    pub order_no: String,
+    #[schema(example = "PAID")]
+    pub status: &'static str,
+}
+
+fn no_such_order(order_no: &str) -> ApiError {
+    ApiError::not_found("NO_SUCH_ORDER", format!("no order {order_no}"))
+}
+
+/// `GET /api/orders/{orderNo}`: the signed-in user's own order. Anyone else's is reported as
+/// missing (404): order numbers are time-ordered and easy to guess, so they prove nothing.
+#[utoipa::path(
+    get, path = "/api/orders/{orderNo}", tag = "shop", security(("edgeSecret" = [], "identity" = [])),
+    params(("orderNo" = String, Path, description = "The order number the buy answered")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "`UNAUTHENTICATED`: no valid identity token", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: not through the edge", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ORDER`: no such order of the signed-in user", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    )
+)]
+pub async fn get_order(
+    State(state): State<AppState>,
+    SignedIn(user_id): SignedIn,
+    Path(order_no): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    match lookup(state.db(), state.stock(), &order_no).await? {
+        Some(order) if order.user_id == user_id => Ok(Json(order)),
+        _ => Err(no_such_order(&order_no)),
+    }
+}
+
+/// `POST /api/orders/{orderNo}/pay` by the order's owner; the body may be empty or repeat the
+/// signed-in `userId`. Paying a paid order answers PAID again. Pay and cancel are both
+/// conditional on status UNPAID, so exactly one of them wins; pay is also conditional on the
+/// order's `expireAt` not having passed (409 `ORDER_EXPIRED`), so a late pay cannot pin stock
+/// that the cancel, due any moment, is about to give back.
+#[utoipa::path(
+    post, path = "/api/orders/{orderNo}/pay", tag = "shop", security(("edgeSecret" = [], "identity" = [])),
+    params(("orderNo" = String, Path, description = "The order to pay")),
+    request_body(content = Object, description = "Empty, `{}`, or `{\"userId\"}` repeating the signed-in user", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Paid (also when it already was)", body = Paid),
+        (status = 400, description = "`BAD_REQUEST`: the body is not a JSON object or its userId is malformed", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: userId names someone else, or not through the edge", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_ORDER`", body = ErrorBody),
+        (status = 409, description = "`ORDER_CANCELLED`, `ORDER_EXPIRED`, `ORDER_REFUSED` or `ORDER_PENDING`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`: the order is changing or MySQL is down; try again", body = ErrorBody),
+    )
+)]
+pub async fn pay(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(order_no): Path<String>,
+    body: Bytes,
+) -> Result<Json<Paid>, ApiError> {
+    let body: Value =
+        if body.iter().all(u8::is_ascii_whitespace) { Value::Object(Default::default()) } else { parse_json(&body)? };
+    if !body.is_object() {
+        return Err(ApiError::BadRequest("body must be a JSON object (or empty)".into()));
+    }
+    let user_id = signed_in.named_in(&body)?;
+    if mark_paid(state.db(), &order_no, user_id).await? {
+        Metrics::incr(&state.metrics().orders_paid);
+        return Ok(Json(Paid { order_no, status: "PAID" }));
+    }
+    match lookup(state.db(), state.stock(), &order_no).await? {
+        Some(o) if o.user_id == user_id => match o.status {
+            OrderStatus::Paid => Ok(Json(Paid { order_no, status: "PAID" })),
+            OrderStatus::Cancelled => Err(ApiError::conflict(
+                "ORDER_CANCELLED",
+                format!("order {order_no} was cancelled because it was not paid in time"),
+            )),
+            OrderStatus::Refused => Err(ApiError::conflict(
+                "ORDER_REFUSED",
+                format!("order {order_no} was refused and cannot be paid; nothing is owed"),
+            )),
+            OrderStatus::Queued => Err(ApiError::conflict(
+                "ORDER_PENDING",
+                format!("order {order_no} is still being placed; pay once its status is UNPAID"),
+            )),
+            OrderStatus::Unpaid if o.expire_at.is_some_and(|at| at <= chrono::Utc::now().timestamp_millis()) => {
+                Err(ApiError::conflict(
+                    "ORDER_EXPIRED",
+                    format!("order {order_no} was not paid before its expireAt; it is being cancelled"),
+                ))
+            }
+            // Lost a race with a concurrent pay or cancel between our UPDATE and lookup.
+            OrderStatus::Unpaid => Err(ApiError::Unavailable(format!("order {order_no} is changing; try again"))),
+        },
+        _ => Err(no_such_order(&order_no)),
+    }
+}
