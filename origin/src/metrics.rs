@@ -54,7 +54,7 @@ pub struct Metrics {
     pub consumer_lag: Family<[(&'static str, String); 1], Gauge>,
     /// Queues of a group's topics this process consumes (its share after the last rebalance).
     consumer_queues: Family<[(&'static str, String); 1], Gauge>,
-    /// Each live sale's stock, `store` = `redis` or `mysql` (see `stock::watch`).
+    /// Each live sale's stock, `store` = `redis` or `mysql` (see `consume::stock_gauges`).
     stock_units: Family<[(&'static str, String); 2], Gauge>,
     /// Sales this process froze (their Redis state regressed or was lost; see `fencing`).
     pub sales_frozen: Counter,

@@ -65,7 +65,7 @@ pub struct Fence {
 }
 
 impl Fence {
-    /// Checks every `every` and heals every [`HEAL_EVERY`]; runs until dropped.
+    /// Checks every `every` and heals every second; runs until dropped.
     pub async fn run(self) {
         let mut last_heal = Instant::now();
         let mut backoff: HashMap<u64, (Instant, Duration)> = HashMap::new();

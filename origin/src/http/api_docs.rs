@@ -2,7 +2,7 @@
 //!
 //! The document is not written by hand: each handler carries its own `#[utoipa::path]`
 //! (method, path, parameters, bodies, every answer with its error codes), and
-//! [`crate::http::routes`] registers handlers with `utoipa_axum::routes!`, which adds the route
+//! [`crate::http::routes()`] registers handlers with `utoipa_axum::routes!`, which adds the route
 //! and its description in one step, so a route cannot be served without being described.
 //! [`ApiDoc`] adds what is common: title, tags, the three credentials and the error body.
 //!
@@ -91,7 +91,7 @@ impl Modify for Credentials {
     }
 }
 
-/// The document [`crate::http::routes`] collected, completed with the Swagger UI's own paths
+/// The document [`crate::http::routes()`] collected, completed with the Swagger UI's own paths
 /// (served by `utoipa-swagger-ui`'s router, so no `#[utoipa::path]` of ours describes them).
 pub fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let html = |description: &str| {

@@ -1,4 +1,4 @@
-//! The HTTP surface, over the domain: [`routes`] gathers the handlers, each with its OpenAPI
+//! The HTTP surface, over the domain: [`routes()`] gathers the handlers, each with its OpenAPI
 //! description, and guards the shop routes (edge secret) and the admin routes (bearer token);
 //! [`app`] adds what every answer shares (JSON errors, request ids, tracing) and the document.
 //!
@@ -59,7 +59,7 @@ pub fn routes(http: &HttpSettings) -> OpenApiRouter<AppState> {
         .routes(routes!(console::page))
 }
 
-/// The OpenAPI document of [`routes`] as `GET /admin/openapi.json` serves it.
+/// The OpenAPI document of [`routes()`] as `GET /admin/openapi.json` serves it.
 pub fn document(http: &HttpSettings) -> utoipa::openapi::OpenApi {
     api_docs::complete(routes(http).into_openapi())
 }

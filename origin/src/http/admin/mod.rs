@@ -1,7 +1,7 @@
-//! The admin API (behind the bearer token, which [`crate::http::routes`] checks): sales
-//! ([`sales`]: create, preload, reconcile, stock, waiting room), orders ([`orders`]), the
-//! console's overview and this process's metrics ([`overview`]), and dead letters
-//! ([`dead_letters`]).
+//! The admin API (behind the bearer token, which [`crate::http::routes()`] checks): sales
+//! (`sales`: create, preload, reconcile, stock, waiting room), orders (`orders`), the
+//! console's overview and this process's metrics (`overview`), and dead letters
+//! (`dead_letters`).
 
 mod dead_letters;
 mod orders;
@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::http::state::AppState;
 use crate::products;
 
-/// The admin routes, each with its description; [`crate::http::routes`] guards them.
+/// The admin routes, each with its description; [`crate::http::routes()`] guards them.
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(sales::create_product))

@@ -1,0 +1,186 @@
+//! The buy script (`buy.lua`): one call decides a batch of buys of one bucket ([`StockStore::decide`]),
+//! and transaction mode's take and read-only check.
+
+use super::{Bucket, StockStore};
+
+/// What the buy script decided for one buy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyOutcome {
+    /// Stock taken, buyer added, deduction log written (in check mode: it would be).
+    Taken {
+        stock_left: i64,
+    },
+    /// Not enough stock for the quantity asked (`stock_left` may be > 0 when quantity > 1).
+    SoldOut {
+        stock_left: i64,
+    },
+    AlreadyBought,
+    NotStarted {
+        start_ms: i64,
+    },
+    Ended {
+        end_ms: i64,
+    },
+    OverLimit {
+        limit: i64,
+    },
+    /// The product was never preloaded into Redis.
+    NoSuchProduct,
+    /// The sale is frozen (its Redis state may have regressed, or is being reloaded): nothing
+    /// is sold until a reconcile heals it (see [`crate::fencing`]).
+    Frozen,
+    /// A script call failed a moment ago: the server may have restarted or failed over, so this
+    /// process sells nothing until its fence has read the servers' identity again (see
+    /// [`StockStore::decide`]). Not a verdict on the sale: the stock service is unavailable.
+    Held,
+}
+
+/// How `buy.lua` runs (see its header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptMode {
+    /// Take stock and write an outbox entry per taken buy (batched mode).
+    Buy,
+    /// Take stock only (transaction mode's local transaction).
+    Take,
+    /// Decide without writing (transaction mode's pre-check).
+    Check,
+}
+
+impl ScriptMode {
+    fn arg(self) -> &'static str {
+        match self {
+            ScriptMode::Buy => "buy",
+            ScriptMode::Take => "take",
+            ScriptMode::Check => "check",
+        }
+    }
+}
+
+/// One buy handed to [`StockStore::decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyAttempt {
+    pub user_id: u64,
+    pub quantity: u32,
+    pub order_no: String,
+}
+
+/// What one `buy.lua` call decided for its buys, in their order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// The product's unit price (decimal string), "" if it is not preloaded.
+    pub price: String,
+    /// Redis's clock when the script ran (ms): the orders' `acceptedAt`.
+    pub now_ms: i64,
+    /// Per buy: the outcome and, if taken in [`ScriptMode::Buy`], its outbox entry id.
+    pub outcomes: Vec<(BuyOutcome, Option<String>)>,
+}
+
+impl StockStore {
+    /// Runs `buy.lua` once for `buys` of one bucket (EVALSHA, falling back to EVAL when Redis
+    /// lost the script): every buyer must belong to it ([`StockStore::bucket_for`]). Each buy
+    /// is decided in order, as if alone. A sharded sale's SOLD_OUT here means only this bucket
+    /// is dry: see [`StockStore::refill`].
+    pub async fn decide(&self, bucket: Bucket, mode: ScriptMode, buys: &[BuyAttempt]) -> redis::RedisResult<Decided> {
+        let mut invocation = self.buy.prepare_invoke();
+        invocation
+            .key(self.bucket_key(bucket, "stock"))
+            .key(self.bucket_key(bucket, "buyers"))
+            .key(self.bucket_key(bucket, "orders"))
+            .key(self.bucket_key(bucket, "window"))
+            .key(self.bucket_key(bucket, "outbox"))
+            .arg(mode.arg());
+        for b in buys {
+            invocation.arg(b.user_id).arg(b.quantity).arg(&b.order_no);
+        }
+        // After a failed call the server may have restarted or failed over (a cluster's script
+        // connection meets every new master first as an error: it follows no redirect). Until
+        // the fence has read the servers' identity again, nothing is sold (the buys are Held),
+        // so none lands on a state the fence is about to freeze.
+        if self.suspicion.suspect() {
+            return Ok(Decided {
+                price: String::new(),
+                now_ms: 0,
+                outcomes: buys.iter().map(|_| (BuyOutcome::Held, None)).collect(),
+            });
+        }
+        let reply: Vec<redis::Value> = match invocation.invoke_async(&mut self.conn.clone()).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                self.script_failed();
+                return Err(e);
+            }
+        };
+        parse_decided(&reply, buys.len())
+    }
+
+    /// One buy in transaction mode: takes stock (no outbox entry) if every rule allows it,
+    /// refilling a dry bucket of a sharded sale first.
+    pub async fn take(
+        &self,
+        product_id: u64,
+        user_id: u64,
+        quantity: u32,
+        order_no: &str,
+    ) -> redis::RedisResult<BuyOutcome> {
+        let bucket = self.bucket_for(product_id, user_id).await?;
+        let buys = [BuyAttempt { user_id, quantity, order_no: order_no.to_string() }];
+        loop {
+            let outcome = self.decide(bucket, ScriptMode::Take, &buys).await?.outcomes.remove(0).0;
+            if !matches!(outcome, BuyOutcome::SoldOut { .. }) || self.refill(bucket, u64::from(quantity)).await? == 0 {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// What a buy would decide right now, and the product's price, without writing anything.
+    /// Not authoritative: only a taking call is. A sharded sale's dry bucket counts as sold
+    /// out only if the whole product is.
+    pub async fn check(
+        &self,
+        product_id: u64,
+        user_id: u64,
+        quantity: u32,
+    ) -> redis::RedisResult<(BuyOutcome, String)> {
+        let bucket = self.bucket_for(product_id, user_id).await?;
+        let buys = [BuyAttempt { user_id, quantity, order_no: String::new() }];
+        let mut decided = self.decide(bucket, ScriptMode::Check, &buys).await?;
+        let mut outcome = decided.outcomes.remove(0).0;
+        if matches!(outcome, BuyOutcome::SoldOut { .. }) && self.bucket_count(product_id).await? > 1 {
+            if let Some(total) = self.stock(product_id).await?.filter(|total| *total >= i64::from(quantity)) {
+                outcome = BuyOutcome::Taken { stock_left: total };
+            }
+        }
+        Ok((outcome, decided.price))
+    }
+}
+
+fn parse_decided(reply: &[redis::Value], buys: usize) -> redis::RedisResult<Decided> {
+    use redis::FromRedisValue;
+    let bad = |what: &str| {
+        redis::RedisError::from((redis::ErrorKind::TypeError, "unexpected reply from buy.lua", what.to_string()))
+    };
+    if reply.len() != 2 + 3 * buys {
+        return Err(bad(&format!("{} values for {buys} buys", reply.len())));
+    }
+    let price = String::from_redis_value(&reply[0])?;
+    let now_ms = i64::from_redis_value(&reply[1])?;
+    let mut outcomes = Vec::with_capacity(buys);
+    for chunk in reply[2..].chunks(3) {
+        let code = String::from_redis_value(&chunk[0])?;
+        let n = i64::from_redis_value(&chunk[1])?;
+        let id = String::from_redis_value(&chunk[2])?;
+        let outcome = match code.as_str() {
+            "OK" => BuyOutcome::Taken { stock_left: n },
+            "SOLD_OUT" => BuyOutcome::SoldOut { stock_left: n },
+            "ALREADY_BOUGHT" => BuyOutcome::AlreadyBought,
+            "NOT_STARTED" => BuyOutcome::NotStarted { start_ms: n },
+            "ENDED" => BuyOutcome::Ended { end_ms: n },
+            "OVER_LIMIT" => BuyOutcome::OverLimit { limit: n },
+            "NO_SUCH_PRODUCT" => BuyOutcome::NoSuchProduct,
+            "SALE_FROZEN" => BuyOutcome::Frozen,
+            other => return Err(bad(other)),
+        };
+        outcomes.push((outcome, (!id.is_empty()).then_some(id)));
+    }
+    Ok(Decided { price, now_ms, outcomes })
+}
