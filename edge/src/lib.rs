@@ -21,9 +21,13 @@
 //! With several origins (`ORIGIN_URLS`) each user sticks to one and moves to the next when it
 //! cannot be reached ([`origins`]).
 //!
-//! The decisions live in plain Rust ([`admission`], [`identity`], [`routes`], [`products`],
-//! [`waiting_room`]) so that `cargo test -p seckill-edge` checks them natively; the Workers glue
-//! (`worker_entry`, `room_object`) exists only when compiling to wasm.
+//! The decisions live in plain Rust ([`admission`], [`identity`], [`routes`], [`limits`],
+//! [`origins`], [`products`], [`settings`], [`waiting_room`]) so that `cargo test -p seckill-edge`
+//! checks them natively. The Workers glue exists only when compiling to wasm, one job a module:
+//! `worker_entry` (the fetch event and the dispatch of routes), `buy` and `order` (their
+//! routes), `product_list` and `flag_cache` (the Cache API), `origin_client` (calls to the
+//! origins), `limit_bindings` (the rate limiters), `http` (bodies and answers) and
+//! `room_object` (the waiting room's Durable Object).
 
 pub mod admission;
 pub mod answers;
@@ -33,8 +37,23 @@ pub mod origins;
 pub mod page;
 pub mod products;
 pub mod routes;
+pub mod settings;
 pub mod waiting_room;
 
+#[cfg(target_arch = "wasm32")]
+mod buy;
+#[cfg(target_arch = "wasm32")]
+mod flag_cache;
+#[cfg(target_arch = "wasm32")]
+mod http;
+#[cfg(target_arch = "wasm32")]
+mod limit_bindings;
+#[cfg(target_arch = "wasm32")]
+mod order;
+#[cfg(target_arch = "wasm32")]
+mod origin_client;
+#[cfg(target_arch = "wasm32")]
+mod product_list;
 #[cfg(target_arch = "wasm32")]
 mod room_object;
 #[cfg(target_arch = "wasm32")]

@@ -7,6 +7,11 @@
 /// The whole page, one self-contained document.
 pub const SHOP_PAGE_HTML: &str = include_str!("shop.html");
 
+/// The page may only talk to its own origin and runs only its own inline script and style.
+pub const SHOP_PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+    style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +45,16 @@ mod tests {
         }
         assert!(!SHOP_PAGE_HTML.contains("/admin"));
         assert!(!SHOP_PAGE_HTML.contains("innerHTML"), "render server text with textContent");
+    }
+
+    #[test]
+    fn needs_nothing_its_policy_forbids() {
+        assert!(!SHOP_PAGE_HTML.contains("<script src"), "the policy runs inline scripts only");
+        for attribute in ["src=\"", "href=\""] {
+            for (at, _) in SHOP_PAGE_HTML.match_indices(attribute) {
+                let value = &SHOP_PAGE_HTML[at + attribute.len()..];
+                assert!(value.starts_with("data:"), "the policy loads nothing from elsewhere: {attribute}{value:.40}");
+            }
+        }
     }
 }

@@ -2,35 +2,50 @@
 //! `product-<id>`), its line and admissions in the object's SQLite storage, so they survive a
 //! restart of the worker (and, under `wrangler dev`, live under the stack's `--persist-to`).
 //!
-//! The worker asks it `POST /enter` with `{"userId", "room"}`; it answers an
-//! [`Entry`](crate::waiting_room::Entry). The rules are [`crate::waiting_room::enter`]; this
-//! file only maps its store onto SQL. SQL calls on a Durable Object are synchronous and nothing
+//! The worker asks it `POST /enter` with `{"userId", "room"}` ([`ask_room`], the one call the
+//! worker makes to it); it answers an [`Entry`]. The rules are [`crate::waiting_room::enter`];
+//! this file only maps its store onto SQL. SQL calls on a Durable Object are synchronous and nothing
 //! here awaits between reading the request and answering, so no two requests interleave and
 //! the writes of one call commit together.
 
 use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue,
-    State,
+    console_error, durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, Result,
+    SqlStorage, SqlStorageValue, State,
 };
 
-use crate::waiting_room::{enter, RoomStore};
+use crate::waiting_room::{enter, Entry, RoomStore};
 use seckill_protocol::room::RoomSettings;
 
 /// The binding of the Durable Object namespace (wrangler.toml `[[durable_objects.bindings]]`).
-pub(crate) const BINDING: &str = "WAITING_ROOM";
+const BINDING: &str = "WAITING_ROOM";
 
 /// The name of `product_id`'s room.
-pub(crate) fn room_name(product_id: u64) -> String {
+fn room_name(product_id: u64) -> String {
     format!("product-{product_id}")
 }
 
 /// What the worker sends the room.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct EnterRequest {
-    pub(crate) user_id: u64,
-    pub(crate) room: RoomSettings,
+struct EnterRequest {
+    user_id: u64,
+    room: RoomSettings,
+}
+
+/// Asks `product_id`'s room (its Durable Object) to let `user_id` in.
+pub(crate) async fn ask_room(env: &Env, product_id: u64, user_id: u64, room: RoomSettings) -> Result<Entry> {
+    let stub = env.durable_object(BINDING)?.id_from_name(&room_name(product_id))?.get_stub()?;
+    let body = serde_json::to_string(&EnterRequest { user_id, room })?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+    let mut answer =
+        stub.fetch_with_request(Request::new_with_init("https://waiting-room.internal/enter", &init)?).await?;
+    if answer.status_code() != 200 {
+        return Err(format!("answered {}: {}", answer.status_code(), answer.text().await.unwrap_or_default()).into());
+    }
+    answer.json().await
 }
 
 /// User ids are stored as text: they are u64, SQLite and JavaScript numbers are not.

@@ -1,5 +1,5 @@
 //! The waiting room's rules, over any [`RoomStore`]: the Durable Object keeps one room per sale
-//! in its SQLite storage (`worker_entry`), and the tests here use [`MemoryRoom`].
+//! in its SQLite storage (`room_object`), and the tests here use [`MemoryRoom`].
 //!
 //! A user who asks to enter is admitted at once while the current window still has room for new
 //! users and fewer than `max_active_users` sessions are running; otherwise the user joins the

@@ -1,0 +1,110 @@
+//! `POST /api/seckill` (wasm only): the buy flow. Each step asks the plain-Rust modules
+//! ([`crate::admission`], [`crate::waiting_room`], [`crate::limits`]) what to do and turns the
+//! buy away at the first that says no; a buy nothing turned away goes to the origin, and its
+//! answer may set a flag.
+
+use seckill_protocol::buy::{BuyBody, MAX_BUY_BODY_BYTES};
+use seckill_protocol::room::{pass_cookie, PASS_HEADER};
+use worker::{console_warn, Cache, Context, Date, Env, Method, Request, Response, Result};
+
+use crate::admission::{flag_from_answer, flags_to_check};
+use crate::answers::{EdgeError, DECIDED_BY_HEADER, FLAG_TTL_HEADER};
+use crate::flag_cache::{flag_is_set, set_flag};
+use crate::http::{edge_error, json_response, read_body};
+use crate::limit_bindings::{over_limit, within_limit};
+use crate::limits::{self, USER_LIMITER};
+use crate::origin_client::{send_to_origin, Caller};
+use crate::product_list::sale_in_list;
+use crate::products::Sale;
+use crate::room_object::ask_room;
+use crate::settings::Settings;
+use crate::waiting_room::{holds_pass, issue_pass, queued_body, Entry};
+
+/// `POST /api/seckill`: validate, settle the buyer, check the flags, pass the sale's waiting
+/// room, check the user's rate limit, else forward and learn from the answer.
+pub(crate) async fn buy(
+    req: &mut Request,
+    env: &Env,
+    settings: &Settings,
+    ctx: &Context,
+    caller: &Caller,
+) -> Result<Response> {
+    let body = match read_body(req, MAX_BUY_BODY_BYTES).await? {
+        Ok(body) => body,
+        Err(too_big) => return edge_error(&too_big),
+    };
+    let buy = match BuyBody::parse(body.as_bytes()) {
+        Ok(body) => match body.buyer(caller.user_id) {
+            Ok(buy) => buy,
+            Err(someone_else) => return edge_error(&EdgeError::forbidden(someone_else.to_string())),
+        },
+        Err(bad_body) => return edge_error(&EdgeError::bad_request(bad_body.0)),
+    };
+    let cache = Cache::default();
+    // One lookup after the other, not both at once: in a sell-out flood the first one answers
+    // nearly every buy, and a parallel second lookup would double the cache work of exactly those.
+    for flag in flags_to_check(&buy) {
+        if flag_is_set(&cache, &flag).await {
+            return edge_error(&flag.rejection());
+        }
+    }
+
+    // Headers every answer from here on carries: a pass the room just handed out.
+    let mut pass_headers: Vec<(&str, String)> = Vec::new();
+    if let Some(Sale { sold_out, waiting_room: Some(room) }) = sale_in_list(settings, buy.product_id).await? {
+        // Nobody waits in line for stock that is gone (the list is at most PRODUCTS_CACHE_SECS old).
+        if sold_out {
+            return edge_error(&EdgeError::sold_out(buy.product_id));
+        }
+        let now_ms = Date::now().as_millis();
+        let pass_header = req.headers().get(PASS_HEADER)?;
+        let cookie = req.headers().get("cookie")?;
+        let (keys, product_id, user_id) = (&settings.token_keys, buy.product_id, caller.user_id);
+        if !holds_pass(keys, pass_header.as_deref(), cookie.as_deref(), product_id, user_id, now_ms / 1000) {
+            match ask_room(env, product_id, user_id, room).await {
+                Ok(Entry::Admitted { until_ms }) => {
+                    let (pass, max_age) = issue_pass(keys, product_id, user_id, now_ms, until_ms);
+                    let secure = req.url().is_ok_and(|u| u.scheme() == "https");
+                    pass_headers.push(("set-cookie", pass_cookie(&pass, product_id, max_age, secure)));
+                    pass_headers.push((PASS_HEADER, pass));
+                }
+                Ok(Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs }) => {
+                    let body = queued_body(ticket, position, estimated_wait_secs, refresh_interval_secs);
+                    let headers =
+                        [(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", refresh_interval_secs.to_string())];
+                    return json_response(429, body, &headers);
+                }
+                Err(e) => {
+                    console_warn!("waiting room of product {product_id} failed: {e}");
+                    return edge_error(&EdgeError::room_unavailable());
+                }
+            }
+        }
+    }
+    if !within_limit(env, USER_LIMITER, limits::user_key(caller.user_id)).await {
+        return over_limit("user", settings, &pass_headers);
+    }
+
+    let mut answer =
+        match send_to_origin(settings, Method::Post, "/api/seckill", Some(buy.to_json()), Some(caller)).await {
+            Ok(answer) => answer,
+            Err(failed) => return edge_error(&failed),
+        };
+    let status = answer.status_code();
+    let ttl = answer.headers().get(FLAG_TTL_HEADER)?;
+    let body = answer.text().await?;
+    if let Some(to_set) = flag_from_answer(&buy, status, &body, ttl.as_deref(), settings.max_flag_ttl_secs) {
+        if to_set.flag.store_before_answering() {
+            set_flag(&cache, to_set).await;
+        } else {
+            // Stored just after the answer (see `Flag::store_before_answering`).
+            ctx.wait_until(async move { set_flag(&Cache::default(), to_set).await });
+        }
+    }
+    let mut extra = vec![(DECIDED_BY_HEADER, "origin".to_owned())];
+    if let Some(ttl) = ttl {
+        extra.push((FLAG_TTL_HEADER, ttl)); // clients (and tests) may read how long it holds
+    }
+    extra.extend(pass_headers);
+    json_response(status, body, &extra)
+}

@@ -1,0 +1,27 @@
+//! `GET /api/orders/{orderNo}` (wasm only): forwarded, and the read of an order that ended
+//! without a purchase clears its buyer's flag ([`crate::admission::flag_cleared_by_order`]).
+
+use worker::{Cache, Method, Response, Result};
+
+use crate::admission::flag_cleared_by_order;
+use crate::answers::DECIDED_BY_HEADER;
+use crate::flag_cache::clear_flag;
+use crate::http::{edge_error, json_response};
+use crate::origin_client::{send_to_origin, Caller};
+use crate::settings::Settings;
+
+/// `GET /api/orders/{orderNo}`, forwarded; an order its buyer reads as REFUSED or CANCELLED
+/// clears their bought flag before the answer goes back, so their next buy reaches the origin.
+pub(crate) async fn order(settings: &Settings, order_no: &str, caller: &Caller) -> Result<Response> {
+    let path = format!("/api/orders/{order_no}");
+    let mut answer = match send_to_origin(settings, Method::Get, &path, None, Some(caller)).await {
+        Ok(answer) => answer,
+        Err(failed) => return edge_error(&failed),
+    };
+    let status = answer.status_code();
+    let body = answer.text().await?;
+    if let Some(flag) = flag_cleared_by_order(caller.user_id, status, &body) {
+        clear_flag(&Cache::default(), &flag).await;
+    }
+    json_response(status, body, &[(DECIDED_BY_HEADER, "origin".to_owned())])
+}
