@@ -10,7 +10,9 @@ use redis::AsyncCommands;
 use seckill_origin::broker::sender::Sender;
 use seckill_origin::broker::Messaging;
 
-use super::{load_row, order_batch, redis_benchmark, send_timed, Ctx};
+use super::batches::{order_batch, send_timed};
+use super::rows::load_row;
+use super::{redis_benchmark, Ctx};
 use crate::cli::Stop;
 use crate::latency::Percentiles;
 use crate::load::{self, Load};

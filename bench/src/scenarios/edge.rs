@@ -6,7 +6,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::origin::{joined, sell_out, stock_for};
-use super::{load_row, Ctx};
+use super::rows::load_row;
+use super::Ctx;
 use crate::cli::Stop;
 use crate::load::{self, Endpoint, Load};
 use crate::origin_api::{buy_request, Admin};

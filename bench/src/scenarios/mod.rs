@@ -3,26 +3,28 @@
 //! the origin's buys (accepted per mode, sold out), the writer draining into MySQL, and the
 //! edge. A scenario that fails is reported and the run goes on; an interrupt stops the run
 //! after the scenario in progress has cleaned up.
+//!
+//! This module holds the run's context and runs the scenarios in order; [`rows`] turns what a
+//! scenario measured into report rows, [`batches`] builds and times the broker scenarios'
+//! batches of order messages, and [`bench_origins`] starts the origins the bench loads.
 
+mod batches;
+mod bench_origins;
 pub(crate) mod ceilings;
 pub(crate) mod edge;
 pub(crate) mod origin;
 pub(crate) mod redis_benchmark;
+mod rows;
 pub(crate) mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rust_decimal::Decimal;
-use seckill_origin::broker::sender::{Outgoing, Sender};
-use seckill_origin::orders::OrderMessage;
-
+use self::bench_origins::{start_origins, start_replica_ack_origin};
+use self::rows::{median_rows, summary};
 use crate::cli::{BuyMode, Cli, Scenario};
 use crate::interrupt::{self, Interrupted};
-use crate::latency::{self, Percentiles};
-use crate::load::{self, Answer, Tally};
-use crate::origin_api::PRICE;
-use crate::origin_proc::{BenchOrigin, OriginConfig};
-use crate::report::{Row, RowKey};
+use crate::origin_proc::BenchOrigin;
+use crate::report::Row;
 use crate::stack::Stack;
 
 /// User ids per scenario block: no scenario sends more requests than this.
@@ -265,188 +267,4 @@ pub(crate) async fn run_all(ctx: &Ctx) -> Outcome {
         ));
     }
     out
-}
-
-/// One row per key, in first-seen order: the round of median rate (the lower middle of an
-/// even count). With more than one round, the name lists every round's rate.
-fn median_rows(rows: Vec<Row>) -> Vec<Row> {
-    let mut groups: Vec<Vec<Row>> = Vec::new();
-    for row in rows {
-        match groups.iter_mut().find(|g| g[0].key == row.key) {
-            Some(group) => group.push(row),
-            None => groups.push(vec![row]),
-        }
-    }
-    groups
-        .into_iter()
-        .map(|mut of_key| {
-            let n = of_key.len();
-            if n == 1 {
-                return of_key.swap_remove(0);
-            }
-            let rates: Vec<String> = of_key.iter().map(|r| format!("{:.0}", r.rate)).collect();
-            of_key.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-            let mut median = of_key.swap_remove((n - 1) / 2);
-            median.name = format!("{} — median of {n} rounds ({} /s)", median.name, rates.join(", "));
-            median
-        })
-        .collect()
-}
-
-/// Migrates the bench database and starts one origin per mode, each on a free port from 18080.
-/// What every bench origin of this run shares (its tokens included: each origin must accept
-/// the others' admin token).
-fn origin_config(ctx: &Ctx) -> anyhow::Result<OriginConfig> {
-    Ok(OriginConfig {
-        binary: ctx.stack.origin_binary()?,
-        logs: ctx.stack.logs.clone(),
-        admin_token: format!("bench-admin-{}", ctx.run),
-        edge_secret: format!("bench-edge-secret-{}", ctx.run),
-    })
-}
-
-async fn start_origins(ctx: &Ctx, modes: &[BuyMode]) -> anyhow::Result<Vec<BenchOrigin>> {
-    let config = origin_config(ctx)?;
-    let migrate = config.clone();
-    tokio::task::spawn_blocking(move || migrate.migrate()).await??;
-    let mut origins = Vec::new();
-    let mut ports = Vec::new();
-    for mode in modes {
-        let port = crate::origin_proc::free_port(18080, &ports);
-        ports.push(port);
-        eprintln!("starting the bench origin ({}) on 127.0.0.1:{port}", mode.as_str());
-        origins.push(config.start(*mode, port).await?);
-    }
-    Ok(origins)
-}
-
-/// A batched origin like the others but with `redis.replica_acks` = 1, on a port none of
-/// `others` uses.
-async fn start_replica_ack_origin(ctx: &Ctx, others: &[BenchOrigin]) -> anyhow::Result<BenchOrigin> {
-    let config = origin_config(ctx)?;
-    let taken: Vec<u16> = others.iter().filter_map(|o| o.url.rsplit(':').next()?.parse().ok()).collect();
-    let port = crate::origin_proc::free_port(18080, &taken);
-    eprintln!("starting the bench origin (batched, waiting for a Redis replica) on 127.0.0.1:{port}");
-    config.start_with(BuyMode::Batched, port, &[("APP_REDIS__REPLICA_ACKS", "1".into())]).await
-}
-
-/// A report row from an HTTP or broker load; `expected` names the answer every call should
-/// get. HTTP rows carry their percentile curve for the chart.
-pub(crate) fn load_row(key: RowKey, name: String, clients: u64, tally: &Tally, expected: &str) -> Row {
-    Row {
-        key,
-        group: key.group(),
-        name,
-        clients: Some(clients),
-        count: tally.units,
-        unit: key.unit(),
-        rate: tally.rate(),
-        elapsed: tally.elapsed,
-        latency: Percentiles::of(&tally.histogram),
-        answers: tally.answers_text(),
-        problem: (tally.unexpected > 0).then(|| format!("{} of {} not {expected}", tally.unexpected, tally.calls)),
-        curve: key.is_http().then(|| latency::curve(&tally.histogram)),
-    }
-}
-
-/// One line per finished scenario on stderr (also when no progress bar is drawn).
-fn summary(row: &Row) -> String {
-    let lat = row.latency.map(|p| format!(", p50 {:.2} ms, p99 {:.2} ms", p.p50, p.p99)).unwrap_or_default();
-    format!(
-        "  {}: {}: {} {} in {:.1} s = {:.0}/s{lat}; {}{}",
-        row.group,
-        row.name,
-        row.count,
-        row.unit,
-        row.elapsed.as_secs_f64(),
-        row.rate,
-        row.answers,
-        row.problem.as_ref().map(|p| format!(" ⚠ {p}")).unwrap_or_default()
-    )
-}
-
-/// `count` real order messages, numbered from `first`: order_no `<n>-<product>`, a distinct
-/// user per order, key = order_no (tag ORDER is given at send).
-/// Sends one batch to `topic` and reports it as a load outcome, timed per batch: stored, surely
-/// not sent, or outcome unknown (only "stored" is expected).
-pub(crate) async fn send_timed(sender: &Sender, topic: &str, batch: Vec<Outgoing>) -> load::Outcome {
-    let start = std::time::Instant::now();
-    let result = sender.send_batch(topic, "ORDER", batch).await;
-    let latency = Some(start.elapsed());
-    match result {
-        Ok(()) => load::Outcome { answer: Answer::Label("batch stored"), expected: true, latency },
-        Err(e) if e.is_not_sent() => load::Outcome { answer: Answer::Label("not sent"), expected: false, latency },
-        Err(_) => load::Outcome { answer: Answer::Label("outcome unknown"), expected: false, latency },
-    }
-}
-
-pub(crate) fn order_batch(first: u64, count: u64, user_base: u64, product: u64) -> Vec<Outgoing> {
-    let price: Decimal = PRICE.parse().expect("valid price");
-    let now = chrono::Utc::now().timestamp_millis();
-    (first..first + count)
-        .map(|n| {
-            let message = OrderMessage {
-                order_no: format!("{n}-{product}"),
-                user_id: user_base + n,
-                product_id: product,
-                quantity: 1,
-                price,
-                accepted_at: now,
-            };
-            Outgoing { key: message.order_no.clone(), body: serde_json::to_vec(&message).expect("serializes") }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(key: RowKey, rate: f64) -> Row {
-        Row {
-            key,
-            group: key.group(),
-            name: "r".into(),
-            clients: None,
-            count: 1,
-            unit: key.unit(),
-            rate,
-            elapsed: std::time::Duration::from_secs(1),
-            latency: None,
-            answers: String::new(),
-            problem: None,
-            curve: None,
-        }
-    }
-
-    #[test]
-    fn rounds_keep_each_rows_median_round() {
-        let rows = vec![
-            row(RowKey::RedisCeiling, 30.0),
-            row(RowKey::AcceptedBatched, 10.0),
-            row(RowKey::RedisCeiling, 10.0),
-            row(RowKey::AcceptedBatched, 30.0),
-            row(RowKey::BrokerCeiling, 5.0),
-            row(RowKey::RedisCeiling, 20.0),
-            row(RowKey::AcceptedBatched, 20.0),
-        ];
-        let merged = median_rows(rows);
-        let got: Vec<(RowKey, f64)> = merged.iter().map(|r| (r.key, r.rate)).collect();
-        assert_eq!(
-            got,
-            vec![(RowKey::RedisCeiling, 20.0), (RowKey::AcceptedBatched, 20.0), (RowKey::BrokerCeiling, 5.0)]
-        );
-        assert_eq!(merged[0].name, "r — median of 3 rounds (30, 10, 20 /s)");
-        assert_eq!(merged[2].name, "r", "a row run once keeps its name");
-    }
-
-    #[test]
-    fn order_batches_are_real_order_messages() {
-        let batch = order_batch(10, 3, 1000, 7);
-        assert_eq!(batch.len(), 3);
-        assert_eq!(batch[0].key, "10-7");
-        let m: OrderMessage = serde_json::from_slice(&batch[2].body).unwrap();
-        assert_eq!((m.order_no.as_str(), m.user_id, m.product_id, m.quantity), ("12-7", 1012, 7, 1));
-        assert_eq!(m.price.to_string(), "6999.00");
-    }
 }

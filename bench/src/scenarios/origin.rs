@@ -5,7 +5,8 @@
 use redis::AsyncCommands;
 use serde_json::json;
 
-use super::{load_row, Ctx};
+use super::rows::load_row;
+use super::Ctx;
 use crate::cli::{BuyMode, Stop};
 use crate::load::{self, Endpoint, Load};
 use crate::origin_api::{buy_once, buy_request};

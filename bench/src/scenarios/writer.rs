@@ -14,8 +14,9 @@ use seckill_origin::configuration::Settings;
 use seckill_origin::startup::{self, Workers};
 use sqlx::{ConnectOptions, Executor};
 
+use super::batches::{order_batch, send_timed};
 use super::ceilings::{BATCH, IN_FLIGHT};
-use super::{order_batch, send_timed, Ctx};
+use super::Ctx;
 use crate::cli::Stop;
 use crate::interrupt;
 use crate::load::{self, Load};

@@ -1,0 +1,115 @@
+//! The report: one row per measurement, the ratios the design promises (each with its target
+//! and a ✔/✘), and the Markdown that goes to stdout and to `<out>/bench-<timestamp>.md`.
+//!
+//! This module defines the rows; [`ratios`] computes the ratios from them and [`markdown`]
+//! writes the text.
+
+mod markdown;
+mod ratios;
+
+use std::time::Duration;
+
+pub(crate) use self::markdown::Report;
+use crate::latency::Percentiles;
+
+/// Which measurement a row is; ratios look rows up by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowKey {
+    RedisCeiling,
+    BrokerCeiling,
+    OriginNoIo,
+    AcceptedBatched,
+    AcceptedTransaction,
+    /// Accepted buys spread over two batched origins.
+    AcceptedTwoOrigins,
+    /// Accepted buys of one sale split into stock buckets.
+    AcceptedSharded,
+    /// Accepted buys (batched) on an origin that waits for a Redis replica (`redis.replica_acks`
+    /// = 1, strict durability); only on a Redis Cluster with replicas.
+    AcceptedReplicaAck,
+    SoldOut,
+    Writer,
+    EdgeNoIo,
+    EdgeAccepted,
+    EdgeSoldOut,
+}
+
+impl RowKey {
+    /// The report's group column.
+    pub(crate) fn group(self) -> &'static str {
+        use RowKey::*;
+        match self {
+            RedisCeiling | BrokerCeiling | OriginNoIo => "ceiling",
+            AcceptedBatched | AcceptedTransaction | AcceptedTwoOrigins | AcceptedSharded | AcceptedReplicaAck
+            | SoldOut => "origin",
+            Writer => "writer",
+            EdgeNoIo | EdgeAccepted | EdgeSoldOut => "edge",
+        }
+    }
+
+    /// What the row counts.
+    pub(crate) fn unit(self) -> &'static str {
+        match self {
+            RowKey::RedisCeiling => "calls",
+            RowKey::BrokerCeiling => "msg",
+            RowKey::Writer => "orders",
+            _ => "req",
+        }
+    }
+
+    /// HTTP rows get a curve on the latency chart.
+    pub(crate) fn is_http(self) -> bool {
+        !matches!(self, RowKey::RedisCeiling | RowKey::BrokerCeiling | RowKey::Writer)
+    }
+}
+
+/// One measurement.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub key: RowKey,
+    /// "ceiling", "origin", "writer", "edge".
+    pub group: &'static str,
+    pub name: String,
+    /// Concurrent clients (connections, or batches in flight).
+    pub clients: Option<u64>,
+    /// Requests, messages or orders.
+    pub count: u64,
+    /// What `count` counts: "req", "msg", "orders".
+    pub unit: &'static str,
+    /// `count` per second.
+    pub rate: f64,
+    pub elapsed: Duration,
+    /// Latency percentiles (ms); `None` where there is no per-call latency (the writer).
+    pub latency: Option<Percentiles>,
+    /// Answers by kind: `200×20000`, `409×20000`, ...
+    pub answers: String,
+    /// Something that makes the row suspect (unexpected answers, a timeout), shown with ⚠.
+    pub problem: Option<String>,
+    /// The percentile curve (x = log10(1/(1-q)), ms) for the chart; HTTP rows only.
+    pub curve: Option<Vec<(f64, f64)>>,
+}
+
+/// What the tests of [`ratios`] and [`markdown`] build their rows with.
+#[cfg(test)]
+mod test_support {
+    use super::*;
+
+    /// An origin row of `key` at `rate` /s (1000 requests from 256 clients, all 200), with
+    /// percentiles around `p99` if given.
+    pub(super) fn row(key: RowKey, rate: f64, p99: Option<f64>) -> Row {
+        Row {
+            key,
+            group: "origin",
+            name: format!("{key:?}"),
+            clients: Some(256),
+            count: 1000,
+            unit: "req",
+            rate,
+            elapsed: Duration::from_secs(1),
+            latency: p99.map(|p99| Percentiles { p50: p99 / 2.0, p90: p99 * 0.8, p99, max: p99 * 2.0 }),
+            answers: "200×1000".into(),
+            problem: None,
+            curve: None,
+        }
+    }
+}
