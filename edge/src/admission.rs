@@ -17,6 +17,7 @@
 //! are cancelled, and a user whose order was cancelled may buy again.
 
 use seckill_protocol::buy::Buy;
+use seckill_protocol::errors::ErrorCode;
 
 use crate::answers::{error_code, EdgeError};
 
@@ -99,9 +100,9 @@ pub fn flag_from_answer(
     let bought = Flag::Bought { user_id: buy.user_id, product_id: buy.product_id };
     let flag = match status {
         200 => bought,
-        409 => match error_code(body).as_deref() {
-            Some("ALREADY_BOUGHT") => bought,
-            Some("SOLD_OUT") => Flag::SoldOut { product_id: buy.product_id },
+        409 => match error_code(body) {
+            Some(ErrorCode::AlreadyBought) => bought,
+            Some(ErrorCode::SoldOut) => Flag::SoldOut { product_id: buy.product_id },
             _ => return None,
         },
         _ => return None,
@@ -150,9 +151,9 @@ mod tests {
     #[test]
     fn flags_reject_with_the_origin_codes() {
         let sold_out = Flag::SoldOut { product_id: 1 }.rejection();
-        assert_eq!((sold_out.status, sold_out.code), (409, "SOLD_OUT"));
+        assert_eq!((sold_out.status, sold_out.code), (409, ErrorCode::SoldOut));
         let bought = Flag::Bought { user_id: 1, product_id: 1 }.rejection();
-        assert_eq!((bought.status, bought.code), (409, "ALREADY_BOUGHT"));
+        assert_eq!((bought.status, bought.code), (409, ErrorCode::AlreadyBought));
     }
 
     #[test]

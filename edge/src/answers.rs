@@ -1,5 +1,6 @@
 //! Answers the edge gives on its own, and the headers it shares with the origin.
 
+use seckill_protocol::errors::{already_bought_message, sold_out_message, ErrorCode};
 use serde::Serialize;
 
 pub use seckill_protocol::wire::{DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
@@ -8,7 +9,7 @@ pub use seckill_protocol::wire::{DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeError {
     pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -19,95 +20,104 @@ struct ErrorBody<'a> {
 }
 
 impl EdgeError {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+    /// The answer's status is the code's.
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status: code.status(), code, message: message.into() }
     }
 
     /// 400 `BAD_REQUEST`: the body breaks a rule the origin would also reject it for.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(400, "BAD_REQUEST", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     /// 409 `SOLD_OUT`, from a cached product flag (worded as the origin words it).
     pub fn sold_out(product_id: u64) -> Self {
-        Self::new(409, "SOLD_OUT", format!("product {product_id} is sold out"))
+        Self::new(ErrorCode::SoldOut, sold_out_message(product_id))
     }
 
     /// 409 `ALREADY_BOUGHT`, from a cached (user, product) flag (worded as the origin words it).
     pub fn already_bought(user_id: u64, product_id: u64) -> Self {
-        Self::new(409, "ALREADY_BOUGHT", format!("user {user_id} already holds an order of product {product_id}"))
+        Self::new(ErrorCode::AlreadyBought, already_bought_message(user_id, product_id))
     }
 
     /// 401 `UNAUTHENTICATED`: no valid identity token; the message says what is wrong with it.
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(401, "UNAUTHENTICATED", message)
+        Self::new(ErrorCode::Unauthenticated, message)
     }
 
     /// 403 `FORBIDDEN`: the request names a user other than the signed-in one.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(403, "FORBIDDEN", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     /// 504 `ORIGIN_TIMEOUT`: the origin did not answer in time. For a buy or a pay the outcome
     /// is unknown (it may have happened), so the client is told to look rather than to retry.
     pub fn origin_timeout() -> Self {
         Self::new(
-            504,
-            "ORIGIN_TIMEOUT",
+            ErrorCode::OriginTimeout,
             "the shop did not answer in time; the outcome is unknown, look at your orders before trying again",
         )
     }
 
     /// 429 `RATE_LIMITED`: over a rate limit (the caller adds `Retry-After`).
     pub fn rate_limited(message: impl Into<String>) -> Self {
-        Self::new(429, "RATE_LIMITED", message)
+        Self::new(ErrorCode::RateLimited, message)
     }
 
     /// 413 `PAYLOAD_TOO_LARGE`: the body is over the edge's cap for this route.
     pub fn payload_too_large(max_bytes: usize) -> Self {
-        Self::new(413, "PAYLOAD_TOO_LARGE", format!("body too large (at most {max_bytes} bytes)"))
+        Self::new(ErrorCode::PayloadTooLarge, format!("body too large (at most {max_bytes} bytes)"))
     }
 
     /// 404 `NOT_FOUND`: no public route at this path (admin routes are never exposed here).
     pub fn not_found() -> Self {
-        Self::new(404, "NOT_FOUND", "no such route")
+        Self::new(ErrorCode::NotFound, "no such route")
     }
 
     /// 405 `METHOD_NOT_ALLOWED`: the path exists, the method does not.
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "METHOD_NOT_ALLOWED", "method not allowed on this route")
+        Self::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
     }
 
     /// 503 `UNAVAILABLE`: the origin could not be reached (same code the origin uses when busy).
     pub fn origin_unreachable() -> Self {
-        Self::new(503, "UNAVAILABLE", "the shop is busy, please try again")
+        Self::new(ErrorCode::Unavailable, "the shop is busy, please try again")
     }
 
     /// 503 `UNAVAILABLE`: the sale's waiting room could not be asked. The room exists to keep
     /// the crowd off the origin, so nobody is let through without it.
     pub fn room_unavailable() -> Self {
-        Self::new(503, "UNAVAILABLE", "the waiting room is busy, please try again")
+        Self::new(ErrorCode::Unavailable, "the waiting room is busy, please try again")
     }
 
     /// The JSON body.
     pub fn body(&self) -> String {
-        serde_json::to_string(&ErrorBody { code: self.code, message: &self.message })
+        serde_json::to_string(&ErrorBody { code: self.code.as_str(), message: &self.message })
             .expect("a struct of two strings always serializes")
     }
 }
 
-/// The `code` of an origin error body, if the body is one.
-pub fn error_code(body: &str) -> Option<String> {
+/// The code of an origin error body, if the body is one with a code this edge knows.
+pub fn error_code(body: &str) -> Option<ErrorCode> {
     #[derive(serde::Deserialize)]
     struct CodeOnly {
         code: String,
     }
-    serde_json::from_str::<CodeOnly>(body).ok().map(|b| b.code)
+    serde_json::from_str::<CodeOnly>(body).ok().and_then(|b| ErrorCode::parse(&b.code))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_answer_has_its_codes_status() {
+        for e in
+            [EdgeError::sold_out(1), EdgeError::origin_timeout(), EdgeError::rate_limited("x"), EdgeError::not_found()]
+        {
+            assert_eq!(e.status, e.code.status(), "{e:?}");
+        }
+    }
 
     #[test]
     fn error_body_has_the_origin_shape() {
@@ -126,7 +136,8 @@ mod tests {
 
     #[test]
     fn reads_the_code_of_an_origin_error() {
-        assert_eq!(error_code(r#"{"code":"SOLD_OUT","message":"x"}"#).as_deref(), Some("SOLD_OUT"));
+        assert_eq!(error_code(r#"{"code":"SOLD_OUT","message":"x"}"#), Some(ErrorCode::SoldOut));
+        assert_eq!(error_code(r#"{"code":"NO_SUCH_CODE","message":"x"}"#), None);
         assert_eq!(error_code(r#"{"orderNo":"1","status":"QUEUED"}"#), None);
         assert_eq!(error_code("<html>bad gateway</html>"), None);
     }

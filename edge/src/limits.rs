@@ -42,6 +42,7 @@ pub fn rate_limited(per: &str, retry_after_secs: u32) -> EdgeError {
 mod tests {
     use super::*;
     use crate::routes::route;
+    use seckill_protocol::errors::ErrorCode;
 
     #[test]
     fn only_buy_and_pay_are_limited() {
@@ -66,7 +67,7 @@ mod tests {
     #[test]
     fn the_answer_is_429_rate_limited() {
         let e = rate_limited("user", 10);
-        assert_eq!((e.status, e.code), (429, "RATE_LIMITED"));
+        assert_eq!((e.status, e.code), (429, ErrorCode::RateLimited));
         assert!(e.message.contains("10 s"));
     }
 }

@@ -6,16 +6,26 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+pub use seckill_protocol::errors::ErrorCode;
 pub use seckill_protocol::wire::{EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// What went wrong, for programs: `SOLD_OUT`, `BAD_REQUEST`, `UNAUTHENTICATED`, ...
-    #[schema(example = "SOLD_OUT")]
+    /// What went wrong, for programs: one of [`ErrorCode`]'s codes.
+    #[schema(schema_with = code_schema)]
     pub code: String,
     /// What went wrong, for people; never internals.
     pub message: String,
+}
+
+/// The document's schema of `code`: every [`ErrorCode`], so a client can match them all.
+fn code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+        .examples([serde_json::json!("SOLD_OUT")])
+        .build()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,16 +41,16 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{message}")]
-    NotFound { code: &'static str, message: String },
+    NotFound { code: ErrorCode, message: String },
     /// A business rule said no. `flag_ttl` (seconds) tells the edge it may cache this answer.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String, flag_ttl: Option<u64> },
+    Conflict { code: ErrorCode, message: String, flag_ttl: Option<u64> },
     #[error("{0}")]
     Unavailable(String),
     /// Not now, and nothing was done: try again in a few seconds (503 with `Retry-After`),
     /// e.g. `SALE_FROZEN` while a sale's Redis state is being healed.
     #[error("{message}")]
-    TryLater { code: &'static str, message: String },
+    TryLater { code: ErrorCode, message: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -49,10 +59,10 @@ pub enum ApiError {
 pub const RETRY_LATER_SECS: u64 = 2;
 
 impl ApiError {
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::NotFound { code, message: message.into() }
     }
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::Conflict { code, message: message.into(), flag_ttl: None }
     }
 }
@@ -77,30 +87,30 @@ impl From<redis::RedisError> for ApiError {
 }
 
 impl ApiError {
-    /// The HTTP status and the body's `code`.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The body's code; the answer's HTTP status is the code's ([`ErrorCode::status`]).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
-            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
-            ApiError::TryLater { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound { code, .. } | ApiError::Conflict { code, .. } | ApiError::TryLater { code, .. } => {
+                *code
+            }
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
-    /// The body's `code`, e.g. `SOLD_OUT`.
-    pub fn code(&self) -> &'static str {
-        self.status_and_code().1
+    /// The answer's HTTP status.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().status()).expect("every code's status is a valid one")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+        let (status, code) = (self.status(), self.code());
         let message = match &self {
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
@@ -108,7 +118,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (status, Json(ErrorBody { code: code.into(), message })).into_response();
+        let mut response = (status, Json(ErrorBody { code: code.as_str().into(), message })).into_response();
         match self {
             ApiError::Conflict { flag_ttl: Some(ttl), .. } => {
                 response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(ttl));

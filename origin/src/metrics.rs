@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use seckill_protocol::errors::ErrorCode;
 use serde::Serialize;
 
 /// Content type of [`Metrics::exposition`].
@@ -179,9 +180,9 @@ impl Metrics {
     }
 
     /// A buy refused by a rule, with its answer code (SOLD_OUT, ALREADY_BOUGHT, ...).
-    pub fn rejected(&self, code: &'static str) {
+    pub fn rejected(&self, code: ErrorCode) {
         self.buy_rejected.inc();
-        self.rejections.get_or_create(&[("code", code)]).inc();
+        self.rejections.get_or_create(&[("code", code.as_str())]).inc();
     }
 
     /// Sets `group`'s consumer lag.
@@ -248,8 +249,8 @@ mod tests {
         let m = Metrics::default();
         Metrics::incr(&m.buy_requests);
         Metrics::incr(&m.buy_queued);
-        m.rejected("SOLD_OUT");
-        m.rejected("SOLD_OUT");
+        m.rejected(ErrorCode::SoldOut);
+        m.rejected(ErrorCode::SoldOut);
         Metrics::incr(&m.orders_written);
         m.buy_seconds.observe(0.002);
         m.set_lag("seckill-order-writer", 7);

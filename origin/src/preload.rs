@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::MySqlPool;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::fencing::{self, Operation};
 use crate::products;
 use crate::stock::{new_epoch, PreloadOutcome, StockStore};
@@ -35,9 +35,9 @@ pub struct Preloaded {
 pub async fn preload(db: &MySqlPool, stock: &StockStore, id: u64, force: bool) -> Result<Preloaded, ApiError> {
     let (product, snapshot) = products::sale_snapshot(db, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
+        .ok_or_else(|| ApiError::not_found(ErrorCode::NoSuchProduct, format!("no product {id}")))?;
     let op = Operation::begin(db, id).await?.ok_or_else(|| {
-        ApiError::conflict("SALE_BUSY", format!("another preload or reconcile of product {id} is running"))
+        ApiError::conflict(ErrorCode::SaleBusy, format!("another preload or reconcile of product {id} is running"))
     })?;
     let result = async {
         let record = fencing::load_record(db, id).await?.unwrap_or(fencing::LoadRecord { epoch: None, frozen: None });
@@ -45,7 +45,7 @@ pub async fn preload(db: &MySqlPool, stock: &StockStore, id: u64, force: bool) -
             let fences = stock.fence_states(id, snapshot.buckets).await?;
             if let Some(why) = record.frozen.clone().or_else(|| fencing::judge(epoch, &fences)) {
                 return Err(ApiError::conflict(
-                    "REDIS_STATE_LOST",
+                    ErrorCode::RedisStateLost,
                     format!(
                         "Redis no longer holds what MySQL recorded for product {id}'s sale ({why}); orders may still \
                          be in the queue. The sale is frozen and heals itself once the queue drains; POST \
@@ -74,7 +74,7 @@ pub async fn preload(db: &MySqlPool, stock: &StockStore, id: u64, force: bool) -
             PreloadOutcome::SaleLive { .. } => {
                 op.record_epoch(db, record.epoch.as_deref()).await?;
                 Err(ApiError::conflict(
-                    "SALE_LIVE",
+                    ErrorCode::SaleLive,
                     format!("product {id}'s sale is live; preloading it now needs ?force=true"),
                 ))
             }
@@ -88,7 +88,7 @@ pub async fn preload(db: &MySqlPool, stock: &StockStore, id: u64, force: bool) -
                     "nothing was changed"
                 };
                 Err(ApiError::conflict(
-                    "INCONSISTENT",
+                    ErrorCode::Inconsistent,
                     format!(
                         "Redis holds {in_flight_units} units of product {id} in flight but MySQL has only {} left \
                          (would load {would}); {changed}",

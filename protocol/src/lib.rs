@@ -4,11 +4,13 @@
 //! * [`token`]: the signed identity (JWT HS256 with a `kid`), signed by the local login or an
 //!   identity provider and verified by both the edge and the origin;
 //! * [`room`]: a sale's waiting-room settings and the pass an admitted user carries;
-//! * [`wire`]: the headers and the cookie they exchange.
+//! * [`wire`]: the headers and the cookie they exchange;
+//! * [`errors`]: every error code an answer carries, its HTTP status and who may see it.
 //!
 //! No I/O and no clock: callers pass the current time, so `cargo test` checks it all natively.
 
 pub mod buy;
+pub mod errors;
 pub mod room;
 pub mod token;
 pub mod wire;

@@ -16,7 +16,7 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 use crate::broker::lag::group_lag;
 use crate::broker::Messaging;
 use crate::configuration::RocketMqSettings;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::fencing::{self, Operation};
 use crate::products::{self, Product};
 use crate::stock::{new_epoch, Reconciled, RedisChange, SaleSnapshot, StockStore};
@@ -65,7 +65,7 @@ impl Reconciler<'_> {
         let lag = if dry_run { self.lag().await? } else { self.wait_for_empty_queue(queue_wait).await? };
         let sale = products::sale_snapshot(self.db, id)
             .await?
-            .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
+            .ok_or_else(|| ApiError::not_found(ErrorCode::NoSuchProduct, format!("no product {id}")))?;
         if dry_run {
             let found = self.stock.reconcile(id, &sale.1, true, "").await?;
             return report(id, true, lag, &sale.0, found).map(|(report, _)| report);
@@ -84,7 +84,7 @@ impl Reconciler<'_> {
     pub async fn repair(&self, id: u64, sale: (Product, SaleSnapshot), lag: u64) -> Result<Report, ApiError> {
         let op = Operation::begin(self.db, id).await?.ok_or_else(|| {
             ApiError::conflict(
-                "SALE_BUSY",
+                ErrorCode::SaleBusy,
                 format!("another preload or reconcile of product {id} is running; try again when it is done"),
             )
         })?;
@@ -113,7 +113,7 @@ impl Reconciler<'_> {
         if inconsistent {
             fencing::freeze(self.db, id, "reconcile found more units in flight than MySQL has left").await?;
             return Err(ApiError::conflict(
-                "INCONSISTENT",
+                ErrorCode::Inconsistent,
                 format!(
                     "Redis holds {} units of product {id} in flight but MySQL has only {} left (would set {}); \
                      Redis was not changed and the sale stays frozen",
@@ -156,7 +156,7 @@ impl Reconciler<'_> {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(ApiError::conflict(
-                    "ORDERS_IN_QUEUE",
+                    ErrorCode::OrdersInQueue,
                     format!(
                         "the order queue still holds {lag} message(s) the writer has not finished, and some may be \
                          orders Redis forgot; nothing was changed. Let the writer drain it (stop the sale if buys \
@@ -178,7 +178,7 @@ fn report(id: u64, dry_run: bool, lag: u64, product: &Product, found: Reconciled
         }
         Reconciled::Inconsistent { stock, in_flight_units } if dry_run => {
             return Err(ApiError::conflict(
-                "INCONSISTENT",
+                ErrorCode::Inconsistent,
                 format!(
                     "Redis holds {in_flight_units} units of product {id} in flight but MySQL has only {} left \
                      (would set {stock}); nothing was changed",

@@ -36,7 +36,7 @@ use super::reconcile::Reconciler;
 use super::{judge, watched_sales, LoadedSale};
 use crate::broker::Messaging;
 use crate::configuration::RocketMqSettings;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::products;
 use crate::stock::{Bucket, StockStore};
@@ -142,7 +142,7 @@ impl Fence {
                 Err(e) => {
                     self.metrics.heals_deferred.inc();
                     let pause = match &e {
-                        ApiError::Conflict { code: "ORDERS_IN_QUEUE", .. } => HEAL_EVERY,
+                        ApiError::Conflict { code: ErrorCode::OrdersInQueue, .. } => HEAL_EVERY,
                         _ => backoff.get(&sale.product_id).map_or(HEAL_EVERY, |(_, p)| (*p * 2).min(MAX_HEAL_BACKOFF)),
                     };
                     backoff.insert(sale.product_id, (Instant::now() + pause, pause));
@@ -158,11 +158,14 @@ impl Fence {
             Reconciler { db: &self.db, stock: &self.stock, messaging: &self.messaging, rocketmq: &self.rocketmq };
         let lag = reconciler.lag().await?;
         if lag > 0 {
-            return Err(ApiError::conflict("ORDERS_IN_QUEUE", format!("{lag} order message(s) not written yet")));
+            return Err(ApiError::conflict(
+                ErrorCode::OrdersInQueue,
+                format!("{lag} order message(s) not written yet"),
+            ));
         }
         let snapshot = products::sale_snapshot(&self.db, sale.product_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {}", sale.product_id)))?;
+            .ok_or_else(|| ApiError::not_found(ErrorCode::NoSuchProduct, format!("no product {}", sale.product_id)))?;
         let report = reconciler.repair(sale.product_id, snapshot, 0).await?;
         if report.thawed {
             self.metrics.sales_healed.inc();

@@ -15,7 +15,7 @@ use seckill_protocol::token::TokenError;
 use seckill_protocol::wire::{token_cookie, token_from_headers};
 use serde_json::Value;
 
-use crate::error::{parse_json, ApiError, ErrorBody};
+use crate::error::{parse_json, ApiError, ErrorBody, ErrorCode};
 use crate::http::state::AppState;
 
 /// The signed-in user of a request, from a verified token.
@@ -90,7 +90,7 @@ pub struct LoginAnswer {
 )]
 pub async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     if !state.settings().is_local() {
-        return Err(ApiError::not_found("NOT_FOUND", "no such route"));
+        return Err(ApiError::not_found(ErrorCode::NotFound, "no such route"));
     }
     let body: Value = parse_json(&body)?;
     let user_id = match body.get("userId") {

@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::configuration::HttpSettings;
-use crate::error::{ApiError, ErrorBody, EDGE_SECRET_HEADER};
+use crate::error::{ApiError, ErrorBody, ErrorCode, EDGE_SECRET_HEADER};
 use api_docs::{ApiDoc, Document};
 use state::AppState;
 
@@ -70,7 +70,7 @@ pub fn app(state: AppState) -> Router {
     let doc = Document(Arc::new(api_docs::complete(doc)));
     routes
         .merge(api_docs::swagger_ui())
-        .fallback(|| async { ApiError::not_found("NOT_FOUND", "no such route") })
+        .fallback(|| async { ApiError::not_found(ErrorCode::NotFound, "no such route") })
         .layer(Extension(doc))
         .layer(middleware::map_response(json_errors))
         // Outermost last: a bad client id is dropped, a missing one made, the span carries it
@@ -123,8 +123,13 @@ async fn json_errors(response: Response) -> Response {
         Ok(text) if !text.is_empty() => text,
         _ => reason.to_lowercase(),
     };
-    let code = reason.to_uppercase().replace([' ', '-'], "_");
-    let mut json = (status, axum::Json(ErrorBody { code, message })).into_response();
+    // Every code comes from ErrorCode; a status none has (408, 422, 502, ...) gets its class's.
+    let code = ErrorCode::for_status(status.as_u16()).unwrap_or(if status.is_client_error() {
+        ErrorCode::BadRequest
+    } else {
+        ErrorCode::Internal
+    });
+    let mut json = (status, axum::Json(ErrorBody { code: code.as_str().into(), message })).into_response();
     for (name, value) in parts.headers.iter().filter(|(n, _)| *n == axum::http::header::ALLOW) {
         json.headers_mut().insert(name, value.clone());
     }

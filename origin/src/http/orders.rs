@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{parse_json, ApiError, ErrorBody};
+use crate::error::{parse_json, ApiError, ErrorBody, ErrorCode};
 use crate::http::identity::SignedIn;
 use crate::http::state::AppState;
 use crate::metrics::Metrics;
@@ -24,7 +24,7 @@ pub struct Paid {
 }
 
 fn no_such_order(order_no: &str) -> ApiError {
-    ApiError::not_found("NO_SUCH_ORDER", format!("no order {order_no}"))
+    ApiError::not_found(ErrorCode::NoSuchOrder, format!("no order {order_no}"))
 }
 
 /// `GET /api/orders/{orderNo}`: the signed-in user's own order. Anyone else's is reported as
@@ -90,20 +90,20 @@ pub async fn pay(
         Some(o) if o.user_id == user_id => match o.status {
             OrderStatus::Paid => Ok(Json(Paid { order_no, status: "PAID" })),
             OrderStatus::Cancelled => Err(ApiError::conflict(
-                "ORDER_CANCELLED",
+                ErrorCode::OrderCancelled,
                 format!("order {order_no} was cancelled because it was not paid in time"),
             )),
             OrderStatus::Refused => Err(ApiError::conflict(
-                "ORDER_REFUSED",
+                ErrorCode::OrderRefused,
                 format!("order {order_no} was refused and cannot be paid; nothing is owed"),
             )),
             OrderStatus::Queued => Err(ApiError::conflict(
-                "ORDER_PENDING",
+                ErrorCode::OrderPending,
                 format!("order {order_no} is still being placed; pay once its status is UNPAID"),
             )),
             OrderStatus::Unpaid if o.expire_at.is_some_and(|at| at <= chrono::Utc::now().timestamp_millis()) => {
                 Err(ApiError::conflict(
-                    "ORDER_EXPIRED",
+                    ErrorCode::OrderExpired,
                     format!("order {order_no} was not paid before its expireAt; it is being cancelled"),
                 ))
             }

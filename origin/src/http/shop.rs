@@ -7,11 +7,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seckill_protocol::buy::BuyBody;
+use seckill_protocol::errors::{already_bought_message, sold_out_message};
 use seckill_protocol::room::RoomSettings;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody, FLAG_TTL_HEADER};
+use crate::error::{ApiError, ErrorBody, ErrorCode, FLAG_TTL_HEADER};
 use crate::http::identity::SignedIn;
 use crate::http::state::AppState;
 use crate::metrics::Metrics;
@@ -135,7 +136,7 @@ async fn answer_buy(
         }
         Err(BuyFailure::Busy(message)) => {
             Metrics::incr(&metrics.buy_unavailable);
-            return Err(ApiError::TryLater { code: "BUSY", message: message.into() });
+            return Err(ApiError::TryLater { code: ErrorCode::Busy, message: message.into() });
         }
     };
     let mut response = (status, Json(body)).into_response();
@@ -147,34 +148,35 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
     let http = &state.settings().http;
     match outcome {
         BuyOutcome::SoldOut { stock_left } if stock_left > 0 => ApiError::conflict(
-            "SOLD_OUT",
+            ErrorCode::SoldOut,
             format!("only {stock_left} left of product {}, fewer than the {} asked for", r.product_id, r.quantity),
         ),
         BuyOutcome::SoldOut { .. } => ApiError::Conflict {
-            code: "SOLD_OUT",
-            message: format!("product {} is sold out", r.product_id),
+            code: ErrorCode::SoldOut,
+            message: sold_out_message(r.product_id),
             flag_ttl: Some(http.sold_out_flag_ttl_secs),
         },
         BuyOutcome::AlreadyBought => ApiError::Conflict {
-            code: "ALREADY_BOUGHT",
-            message: format!("user {} already holds an order of product {}", r.user_id, r.product_id),
+            code: ErrorCode::AlreadyBought,
+            message: already_bought_message(r.user_id, r.product_id),
             flag_ttl: Some(http.buyer_flag_ttl_secs),
         },
-        BuyOutcome::NotStarted { start_ms } => {
-            ApiError::conflict("NOT_STARTED", format!("the sale of product {} starts at {start_ms} (ms)", r.product_id))
-        }
+        BuyOutcome::NotStarted { start_ms } => ApiError::conflict(
+            ErrorCode::NotStarted,
+            format!("the sale of product {} starts at {start_ms} (ms)", r.product_id),
+        ),
         BuyOutcome::Ended { end_ms } => {
-            ApiError::conflict("ENDED", format!("the sale of product {} ended at {end_ms} (ms)", r.product_id))
+            ApiError::conflict(ErrorCode::Ended, format!("the sale of product {} ended at {end_ms} (ms)", r.product_id))
         }
         BuyOutcome::OverLimit { limit } => ApiError::BadRequest(format!(
             "quantity {} is above the per-user limit of {limit} for product {}",
             r.quantity, r.product_id
         )),
         BuyOutcome::NoSuchProduct => {
-            ApiError::not_found("NO_SUCH_PRODUCT", format!("product {} is not on sale", r.product_id))
+            ApiError::not_found(ErrorCode::NoSuchProduct, format!("product {} is not on sale", r.product_id))
         }
         BuyOutcome::Frozen => ApiError::TryLater {
-            code: "SALE_FROZEN",
+            code: ErrorCode::SaleFrozen,
             message: format!(
                 "the sale of product {} is paused while its stock is checked against the order database; \
                  nothing was bought, try again in a few seconds",
@@ -184,7 +186,7 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
         // Redis failed a moment ago (UNAVAILABLE, as when it refuses): nothing is known to be
         // wrong with the sale itself, and the fence's next check lifts the hold.
         BuyOutcome::Held => ApiError::TryLater {
-            code: "UNAVAILABLE",
+            code: ErrorCode::Unavailable,
             message: "the stock service failed a moment ago and is being checked; nothing was bought, \
                       try again shortly"
                 .into(),

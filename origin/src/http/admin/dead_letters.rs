@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::dead_letters::{self, DeadLetterList};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::state::AppState;
 
 /// `GET /admin/dead-letters` (newest first, up to 500).
@@ -49,7 +49,7 @@ pub(super) async fn replay(State(state): State<AppState>, Path(raw): Path<String
         .ok_or_else(|| ApiError::BadRequest(format!("dead-letter id must be a positive integer, got {raw:?}")))?;
     let letter = dead_letters::find(state.db(), id)
         .await?
-        .ok_or_else(|| ApiError::not_found("NO_SUCH_DEAD_LETTER", format!("no dead letter {id}")))?;
+        .ok_or_else(|| ApiError::not_found(ErrorCode::NoSuchDeadLetter, format!("no dead letter {id}")))?;
     let (tags, key) = (letter.tags.as_deref().unwrap_or(""), letter.key.as_deref().unwrap_or(""));
     state
         .sender()

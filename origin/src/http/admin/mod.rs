@@ -11,7 +11,7 @@ mod sales;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::state::AppState;
 use crate::products;
 
@@ -54,7 +54,7 @@ async fn existing_product(state: &AppState, raw: &str) -> Result<u64, ApiError> 
     products::find(state.db(), id)
         .await?
         .map(|p| p.id)
-        .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))
+        .ok_or_else(|| ApiError::not_found(ErrorCode::NoSuchProduct, format!("no product {id}")))
 }
 
 fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{existing_product, flag, product_id};
-use crate::error::{parse_json, ApiError, ErrorBody};
+use crate::error::{parse_json, ApiError, ErrorBody, ErrorCode};
 use crate::fencing::reconcile::{Reconciler, Report, MAX_QUEUE_WAIT};
 use crate::http::state::AppState;
 use crate::orders::{self, StatusCounts};
@@ -178,7 +178,7 @@ pub(super) async fn stock(State(state): State<AppState>, Path(raw): Path<String>
     let id = product_id(&raw)?;
     let product = products::find(state.db(), id)
         .await?
-        .ok_or_else(|| ApiError::not_found("NO_SUCH_PRODUCT", format!("no product {id}")))?;
+        .ok_or_else(|| ApiError::not_found(ErrorCode::NoSuchProduct, format!("no product {id}")))?;
     Ok(Json(stock_view(&state, &product).await?))
 }
 
