@@ -134,8 +134,16 @@ impl IntoResponse for ApiError {
 
 /// Parses a JSON body into `T`, or a 400 that says what is wrong with it.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::BadRequest("request body must be a JSON object".into()));
+    // Every body of this API is an object (serde would also take a struct from an array).
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(ApiError::BadRequest("request body must be a JSON object".into())),
+        Some(_) => {
+            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => ApiError::BadRequest("request body must be a JSON object".into()),
+                Err(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
+            })
+        }
     }
     // The path names the field at fault ("stockBuckets: invalid type: ..."); serde alone
     // says only where in the text it is.

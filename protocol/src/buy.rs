@@ -13,10 +13,17 @@ use serde_json::{Map, Value};
 pub const MAX_BUY_BODY_BYTES: usize = 16 * 1024;
 
 /// A buy body that follows the rules; the buyer is not settled until [`BuyBody::buyer`].
+/// [`BuyBody::parse`] reads it (the origin's document describes this type: `openapi` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "camelCase"))]
 pub struct BuyBody {
+    /// Optional: the buyer is the token's user, whom this may only repeat.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub user_id: Option<u64>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, example = 1))]
     pub product_id: u64,
+    /// At most the sale's per-user limit.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, default = 1, required = false))]
     pub quantity: u32,
 }
 

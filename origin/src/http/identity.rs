@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seckill_protocol::token::TokenError;
 use seckill_protocol::wire::{token_cookie, token_from_headers};
-use serde_json::Value;
 
-use crate::error::{parse_json, ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
 
 /// The signed-in user of a request, from a verified token.
@@ -37,17 +37,15 @@ impl FromRequestParts<AppState> for SignedIn {
 
 impl SignedIn {
     /// The signed-in user, whom a body's `userId` may only repeat (absent is fine).
-    pub fn named_in(self, body: &Value) -> Result<u64, ApiError> {
-        match body.get("userId") {
-            None | Some(Value::Null) => Ok(self.0),
-            Some(v) => match v.as_u64() {
-                Some(u) if u == self.0 => Ok(u),
-                Some(u) if u >= 1 => Err(ApiError::Forbidden(format!(
-                    "userId {u} is not the signed-in user; leave it out or send {}",
-                    self.0
-                ))),
-                _ => Err(ApiError::BadRequest("userId must be a positive integer".into())),
-            },
+    pub fn named_in(self, user_id: Option<u64>) -> Result<u64, ApiError> {
+        match user_id {
+            None => Ok(self.0),
+            Some(u) if u == self.0 => Ok(u),
+            Some(0) => Err(ApiError::BadRequest("userId must be a positive integer".into())),
+            Some(u) => Err(ApiError::Forbidden(format!(
+                "userId {u} is not the signed-in user; leave it out or send {}",
+                self.0
+            ))),
         }
     }
 }
@@ -56,13 +54,13 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The body of `POST /api/login` (read field by field, so each error names its field).
+/// The body of `POST /api/login`. `userId` is read as optional only so that its absence is
+/// a 400 saying it is required; the document marks it required.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
 pub struct LoginRequest {
-    #[schema(example = 1001)]
-    user_id: u64,
+    #[schema(example = 1001, minimum = 1, required = true)]
+    user_id: Option<u64>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -88,17 +86,22 @@ pub struct LoginAnswer {
         (status = 404, description = "`NOT_FOUND`: outside the local environment", body = ErrorBody),
     )
 )]
-pub async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    body: Result<JsonBody<LoginRequest>, Response>,
+) -> Result<Response, ApiError> {
+    // Outside the local environment the route does not exist, whatever the body.
     if !state.settings().is_local() {
         return Err(ApiError::not_found(ErrorCode::NotFound, "no such route"));
     }
-    let body: Value = parse_json(&body)?;
-    let user_id = match body.get("userId") {
-        None | Some(Value::Null) => return Err(ApiError::BadRequest("userId is required".into())),
-        Some(v) => v
-            .as_u64()
-            .filter(|u| *u >= 1)
-            .ok_or_else(|| ApiError::BadRequest("userId must be a positive integer".into()))?,
+    let JsonBody(LoginRequest { user_id }) = match body {
+        Ok(body) => body,
+        Err(bad) => return Ok(bad),
+    };
+    let user_id = match user_id {
+        None => return Err(ApiError::BadRequest("userId is required".into())),
+        Some(0) => return Err(ApiError::BadRequest("userId must be a positive integer".into())),
+        Some(id) => id,
     };
     let auth = &state.settings().auth;
     let now = now_secs();

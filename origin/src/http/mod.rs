@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod api_docs;
 pub mod console;
+pub mod extract;
 pub mod identity;
 pub mod operations;
 pub mod orders;

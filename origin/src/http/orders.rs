@@ -1,18 +1,27 @@
 //! The buyer's order routes (behind the edge secret, for the signed-in user): follow an order
 //! and pay it ([`crate::orders::lookup`]).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
-use crate::error::{parse_json, ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::extract::OptionalJsonBody;
 use crate::http::identity::SignedIn;
 use crate::http::state::AppState;
 use crate::metrics::Metrics;
 use crate::orders::lookup::{lookup, mark_paid, OrderView};
 use crate::orders::OrderStatus;
+
+/// The body of `POST /api/orders/{orderNo}/pay`: empty, `{}`, or `{"userId"}` repeating the
+/// signed-in user.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PayRequest {
+    /// The signed-in user, if given; anyone else's id is 403.
+    #[schema(minimum = 1)]
+    pub user_id: Option<u64>,
+}
 
 /// A paid order.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -59,7 +68,7 @@ pub async fn get_order(
 #[utoipa::path(
     post, path = "/api/orders/{orderNo}/pay", tag = "shop", security(("edgeSecret" = [], "identity" = [])),
     params(("orderNo" = String, Path, description = "The order to pay")),
-    request_body(content = Object, description = "Empty, `{}`, or `{\"userId\"}` repeating the signed-in user", content_type = "application/json"),
+    request_body(content = PayRequest, description = "Empty, `{}`, or `{\"userId\"}` repeating the signed-in user", content_type = "application/json"),
     responses(
         (status = 200, description = "Paid (also when it already was)", body = Paid),
         (status = 400, description = "`BAD_REQUEST`: the body is not a JSON object or its userId is malformed", body = ErrorBody),
@@ -74,14 +83,9 @@ pub async fn pay(
     State(state): State<AppState>,
     signed_in: SignedIn,
     Path(order_no): Path<String>,
-    body: Bytes,
+    OptionalJsonBody(body): OptionalJsonBody<PayRequest>,
 ) -> Result<Json<Paid>, ApiError> {
-    let body: Value =
-        if body.iter().all(u8::is_ascii_whitespace) { Value::Object(Default::default()) } else { parse_json(&body)? };
-    if !body.is_object() {
-        return Err(ApiError::BadRequest("body must be a JSON object (or empty)".into()));
-    }
-    let user_id = signed_in.named_in(&body)?;
+    let user_id = signed_in.named_in(body.user_id)?;
     if mark_paid(state.db(), &order_no, user_id).await? {
         Metrics::incr(&state.metrics().orders_paid);
         return Ok(Json(Paid { order_no, status: "PAID" }));

@@ -1,7 +1,6 @@
 //! The shop's routes (behind the edge secret): `POST /api/seckill` and `GET /api/products`.
 //! The rules are the domain's ([`crate::purchase`], [`crate::products`]); this says them in HTTP.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,27 +12,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody, ErrorCode, FLAG_TTL_HEADER};
+use crate::http::extract::BuyJson;
 use crate::http::identity::SignedIn;
 use crate::http::state::AppState;
 use crate::metrics::Metrics;
 use crate::products::{self, SaleState};
 use crate::purchase::{Buy, BuyFailure, Placed};
 use crate::stock::BuyOutcome;
-
-/// The body of `POST /api/seckill`; [`BuyBody::parse`] holds the rules (shared with the edge).
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct BuyRequest {
-    #[schema(minimum = 1, example = 1)]
-    product_id: u64,
-    /// Default 1; at most the sale's per-user limit.
-    #[schema(minimum = 1, example = 1)]
-    quantity: Option<u32>,
-    /// Optional: the buyer is the token's user, whom this may only repeat.
-    #[schema(minimum = 1)]
-    user_id: Option<u64>,
-}
 
 /// An accepted buy.
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,7 +37,7 @@ pub struct Accepted {
 /// number), 409/404/400 rejections, 503 when surely nothing was taken.
 #[utoipa::path(
     post, path = "/api/seckill", tag = "shop", security(("edgeSecret" = [], "identity" = [])),
-    request_body = BuyRequest,
+    request_body = BuyBody,
     responses(
         (status = 200, description = "`QUEUED`: the stock is taken and the order will be written", body = Accepted,
          headers(("x-seckill-flag-ttl" = u64, description = "Seconds the edge may remember this user bought"))),
@@ -69,7 +54,7 @@ pub struct Accepted {
 pub async fn buy(
     State(state): State<AppState>,
     signed_in: Result<SignedIn, ApiError>,
-    body: Bytes,
+    BuyJson(body): BuyJson,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let answer = answer_buy(&state, signed_in, body).await;
@@ -80,7 +65,7 @@ pub async fn buy(
 async fn answer_buy(
     state: &AppState,
     signed_in: Result<SignedIn, ApiError>,
-    body: Bytes,
+    body: Result<BuyBody, ApiError>,
 ) -> Result<Response, ApiError> {
     let metrics = state.metrics();
     Metrics::incr(&metrics.buy_requests);
@@ -89,10 +74,8 @@ async fn answer_buy(
         error
     };
     let SignedIn(user_id) = signed_in.map_err(refuse)?;
-    let body = BuyBody::parse(&body).map_err(|bad| {
-        Metrics::incr(&metrics.buy_bad_requests);
-        ApiError::BadRequest(bad.0)
-    })?;
+    // After the caller's identity: without a token, a buy is 401 whatever its body.
+    let body = body.inspect_err(|_| Metrics::incr(&metrics.buy_bad_requests))?;
     let request = body.buyer(user_id).map_err(|other| refuse(ApiError::Forbidden(other.to_string())))?;
     if state.sold_out().is_sold_out(request.product_id) {
         let error = rejection(state, &request, BuyOutcome::SoldOut { stock_left: 0 });

@@ -1,12 +1,13 @@
 //! The dead letters of the admin API: list them, replay one ([`crate::dead_letters`]).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::dead_letters::{self, DeadLetterList};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::extract::DeadLetterId;
 use crate::http::state::AppState;
 
 /// `GET /admin/dead-letters` (newest first, up to 500).
@@ -32,7 +33,7 @@ pub(super) struct Replayed {
 /// its tags and key. Replaying twice sends twice; consumers are idempotent.
 #[utoipa::path(
     post, path = "/admin/dead-letters/{id}/replay", tag = "admin", security(("adminToken" = [])),
-    params(("id" = u64, Path, description = "The dead letter")),
+    params(("id" = u64, Path, minimum = 1, description = "The dead letter")),
     responses(
         (status = 200, description = "Sent again", body = Replayed),
         (status = 400, description = "`BAD_REQUEST`: bad id", body = ErrorBody),
@@ -41,12 +42,10 @@ pub(super) struct Replayed {
         (status = 503, description = "`UNAVAILABLE`: the broker did not take it", body = ErrorBody),
     )
 )]
-pub(super) async fn replay(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<Replayed>, ApiError> {
-    let id: u64 = raw
-        .parse()
-        .ok()
-        .filter(|id| *id >= 1)
-        .ok_or_else(|| ApiError::BadRequest(format!("dead-letter id must be a positive integer, got {raw:?}")))?;
+pub(super) async fn replay(
+    State(state): State<AppState>,
+    DeadLetterId(id): DeadLetterId,
+) -> Result<Json<Replayed>, ApiError> {
     let letter = dead_letters::find(state.db(), id)
         .await?
         .ok_or_else(|| ApiError::not_found(ErrorCode::NoSuchDeadLetter, format!("no dead letter {id}")))?;

@@ -31,39 +31,19 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(dead_letters::replay))
 }
 
-/// A product id from the path, or a 400 naming it.
-fn product_id(raw: &str) -> Result<u64, ApiError> {
-    raw.parse::<u64>()
-        .ok()
-        .filter(|id| *id >= 1)
-        .ok_or_else(|| ApiError::BadRequest(format!("product id must be a positive integer, got {raw:?}")))
-}
-
-/// A true/false query parameter (absent = false), or a 400 naming it.
-fn flag(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
-    match raw {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => Err(ApiError::BadRequest(format!("{name} must be true or false, got {other:?}"))),
-    }
-}
-
 /// The product, or 404 `NO_SUCH_PRODUCT`.
-async fn existing_product(state: &AppState, raw: &str) -> Result<u64, ApiError> {
-    let id = product_id(raw)?;
+async fn existing_product(state: &AppState, id: u64) -> Result<u64, ApiError> {
     products::find(state.db(), id)
         .await?
         .map(|p| p.id)
         .ok_or_else(|| ApiError::not_found(ErrorCode::NoSuchProduct, format!("no product {id}")))
 }
 
-fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
-    match raw {
+/// A list's `limit` (default 100), or a 400 if it is outside 1 to 1000.
+fn list_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
         None => Ok(100),
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit must be between 1 and 1000, got {l:?}"))),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::BadRequest(format!("limit must be between 1 and 1000, got {n}"))),
     }
 }

@@ -1,21 +1,61 @@
 //! The orders MySQL holds, and those the writer refused for good.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{parse_limit, product_id};
+use super::list_limit;
 use crate::error::{ApiError, ErrorBody};
+use crate::http::extract::{query_id, QueryParams};
 use crate::http::state::AppState;
 use crate::orders::{self, OrderStatus};
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The statuses an order row can have (`QUEUED` and `REFUSED` orders have none).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(super) enum RowStatus {
+    Unpaid,
+    Paid,
+    Cancelled,
+}
+
+impl From<RowStatus> for OrderStatus {
+    fn from(status: RowStatus) -> Self {
+        match status {
+            RowStatus::Unpaid => OrderStatus::Unpaid,
+            RowStatus::Paid => OrderStatus::Paid,
+            RowStatus::Cancelled => OrderStatus::Cancelled,
+        }
+    }
+}
+
+/// `GET /admin/orders`' filters; an unknown one is a 400, not ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub(super) struct OrderFilter {
-    product_id: Option<String>,
-    status: Option<String>,
-    limit: Option<String>,
+    /// Only this product's orders.
+    #[param(minimum = 1)]
+    product_id: Option<u64>,
+    #[param(inline)]
+    status: Option<RowStatus>,
+    /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// `GET /admin/rejected-orders`' filters; an unknown one is a 400, not ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub(super) struct RejectedFilter {
+    /// Only this product's refusals.
+    #[param(minimum = 1)]
+    product_id: Option<u64>,
+    /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
 }
 
 /// An order as MySQL holds it; times are epoch milliseconds.
@@ -44,11 +84,7 @@ pub(super) struct OrderList {
 /// `GET /admin/orders?productId=&status=&limit=` (newest first, limit ≤ 1000, default 100).
 #[utoipa::path(
     get, path = "/admin/orders", tag = "admin", security(("adminToken" = [])),
-    params(
-        ("productId" = Option<u64>, Query, description = "Only this product's orders"),
-        ("status" = Option<String>, Query, description = "UNPAID, PAID or CANCELLED"),
-        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
-    ),
+    params(OrderFilter),
     responses(
         (status = 200, description = "Orders, newest first", body = OrderList),
         (status = 400, description = "`BAD_REQUEST`: a filter is malformed", body = ErrorBody),
@@ -57,17 +93,11 @@ pub(super) struct OrderList {
 )]
 pub(super) async fn list_orders(
     State(state): State<AppState>,
-    Query(filter): Query<OrderFilter>,
+    QueryParams(filter): QueryParams<OrderFilter>,
 ) -> Result<Json<OrderList>, ApiError> {
-    let product = filter.product_id.as_deref().map(product_id).transpose()?;
-    let status = match filter.status.as_deref() {
-        None => None,
-        Some(s) => Some(
-            OrderStatus::from_db(s)
-                .ok_or_else(|| ApiError::BadRequest(format!("status must be UNPAID, PAID or CANCELLED, got {s:?}")))?,
-        ),
-    };
-    let limit = parse_limit(filter.limit.as_deref())?;
+    let product = query_id(filter.product_id, "productId")?;
+    let status = filter.status.map(OrderStatus::from);
+    let limit = list_limit(filter.limit)?;
     let rows = orders::list(state.db(), product, status, limit).await?;
     let millis = |t: chrono::NaiveDateTime| t.and_utc().timestamp_millis();
     let orders = rows
@@ -112,10 +142,7 @@ pub(super) struct RejectedOrderList {
 /// unless MySQL never had them (`STOCK_SHORTAGE`, `NO_SUCH_PRODUCT`).
 #[utoipa::path(
     get, path = "/admin/rejected-orders", tag = "admin", security(("adminToken" = [])),
-    params(
-        ("productId" = Option<u64>, Query, description = "Only this product's"),
-        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
-    ),
+    params(RejectedFilter),
     responses(
         (status = 200, description = "Refused orders, newest first", body = RejectedOrderList),
         (status = 400, description = "`BAD_REQUEST`: a filter is malformed", body = ErrorBody),
@@ -124,13 +151,10 @@ pub(super) struct RejectedOrderList {
 )]
 pub(super) async fn rejected_orders(
     State(state): State<AppState>,
-    Query(filter): Query<OrderFilter>,
+    QueryParams(filter): QueryParams<RejectedFilter>,
 ) -> Result<Json<RejectedOrderList>, ApiError> {
-    let product = filter.product_id.as_deref().map(product_id).transpose()?;
-    if filter.status.is_some() {
-        return Err(ApiError::BadRequest("status is not a filter of rejected orders".into()));
-    }
-    let limit = parse_limit(filter.limit.as_deref())?;
+    let product = query_id(filter.product_id, "productId")?;
+    let limit = list_limit(filter.limit)?;
     let rejected_orders = orders::rejected(state.db(), product, limit)
         .await?
         .into_iter()

@@ -1,17 +1,17 @@
 //! Running a sale: create it, preload it into Redis, reconcile it, compare its stock in both
 //! stores, and set its waiting room.
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use seckill_protocol::room::RoomSettings;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{existing_product, flag, product_id};
-use crate::error::{parse_json, ApiError, ErrorBody, ErrorCode};
+use super::existing_product;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::fencing::reconcile::{Reconciler, Report, MAX_QUEUE_WAIT};
+use crate::http::extract::{JsonBody, ProductId, QueryParams};
 use crate::http::state::AppState;
 use crate::orders::{self, StatusCounts};
 use crate::preload::Preloaded;
@@ -35,17 +35,18 @@ pub(super) struct Created {
 )]
 pub(super) async fn create_product(
     State(state): State<AppState>,
-    body: Bytes,
+    JsonBody(new): JsonBody<NewProduct>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let new: NewProduct = parse_json(&body)?;
     let valid = new.validate().map_err(ApiError::BadRequest)?;
     let id = products::create(state.db(), &valid).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct PreloadFlags {
-    force: Option<String>,
+    /// Preload even while the sale is live or after Redis lost it (default false).
+    force: Option<bool>,
 }
 
 /// `POST /admin/products/{id}/preload[?force=true]`: loads the sale into Redis from MySQL
@@ -58,8 +59,8 @@ pub(super) struct PreloadFlags {
 #[utoipa::path(
     post, path = "/admin/products/{id}/preload", tag = "admin", security(("adminToken" = [])),
     params(
-        ("id" = u64, Path, description = "The product"),
-        ("force" = Option<bool>, Query, description = "Preload even while the sale is live or after Redis lost it"),
+        ("id" = u64, Path, minimum = 1, description = "The product"),
+        PreloadFlags,
     ),
     responses(
         (status = 200, description = "Loaded", body = Preloaded),
@@ -72,19 +73,22 @@ pub(super) struct PreloadFlags {
 )]
 pub(super) async fn preload(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
-    Query(flags): Query<PreloadFlags>,
+    ProductId(id): ProductId,
+    QueryParams(flags): QueryParams<PreloadFlags>,
 ) -> Result<Json<Preloaded>, ApiError> {
-    let id = product_id(&raw)?;
-    let force = flag("force", flags.force.as_deref())?;
+    let force = flags.force.unwrap_or(false);
     Ok(Json(crate::preload::preload(state.db(), state.stock(), id, force).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub(super) struct ReconcileFlags {
-    dry_run: Option<String>,
-    wait_secs: Option<String>,
+    /// Only say what would change (default false).
+    dry_run: Option<bool>,
+    /// How long to wait for the order queue to drain, in seconds (default 10).
+    #[param(minimum = 0, maximum = 300)]
+    wait_secs: Option<u64>,
 }
 
 /// `POST /admin/products/{id}/reconcile[?dryRun=true][&waitSecs=N]`: sets the product's Redis
@@ -95,9 +99,8 @@ pub(super) struct ReconcileFlags {
 #[utoipa::path(
     post, path = "/admin/products/{id}/reconcile", tag = "admin", security(("adminToken" = [])),
     params(
-        ("id" = u64, Path, description = "The product"),
-        ("dryRun" = Option<bool>, Query, description = "Only say what would change"),
-        ("waitSecs" = Option<u64>, Query, description = "How long to wait for the order queue to drain (default 10, at most 300)"),
+        ("id" = u64, Path, minimum = 1, description = "The product"),
+        ReconcileFlags,
     ),
     responses(
         (status = 200, description = "What was found and (unless dry) changed", body = Report),
@@ -110,17 +113,19 @@ pub(super) struct ReconcileFlags {
 )]
 pub(super) async fn reconcile(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
-    Query(flags): Query<ReconcileFlags>,
+    ProductId(id): ProductId,
+    QueryParams(flags): QueryParams<ReconcileFlags>,
 ) -> Result<Json<Report>, ApiError> {
-    let id = product_id(&raw)?;
-    let dry_run = flag("dryRun", flags.dry_run.as_deref())?;
+    let dry_run = flags.dry_run.unwrap_or(false);
     let max = MAX_QUEUE_WAIT.as_secs();
-    let wait = match flags.wait_secs.as_deref() {
+    let wait = match flags.wait_secs {
         None => 10,
-        Some(raw) => raw.parse::<u64>().ok().filter(|s| *s <= max).ok_or_else(|| {
-            ApiError::BadRequest(format!("waitSecs must be a whole number of seconds from 0 to {max}, got {raw:?}"))
-        })?,
+        Some(secs) if secs <= max => secs,
+        Some(secs) => {
+            return Err(ApiError::BadRequest(format!(
+                "waitSecs must be a whole number of seconds from 0 to {max}, got {secs}"
+            )))
+        }
     };
     let reconciler = Reconciler {
         db: state.db(),
@@ -165,7 +170,7 @@ pub(super) async fn stock_view(state: &AppState, product: &Product) -> Result<St
 /// `GET /admin/products/{id}/stock`: Redis and MySQL side by side.
 #[utoipa::path(
     get, path = "/admin/products/{id}/stock", tag = "admin", security(("adminToken" = [])),
-    params(("id" = u64, Path, description = "The product")),
+    params(("id" = u64, Path, minimum = 1, description = "The product")),
     responses(
         (status = 200, description = "The product's stock", body = StockView),
         (status = 400, description = "`BAD_REQUEST`: bad id", body = ErrorBody),
@@ -174,8 +179,10 @@ pub(super) async fn stock_view(state: &AppState, product: &Product) -> Result<St
         (status = 503, description = "`UNAVAILABLE`: Redis or MySQL is down", body = ErrorBody),
     )
 )]
-pub(super) async fn stock(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<StockView>, ApiError> {
-    let id = product_id(&raw)?;
+pub(super) async fn stock(
+    State(state): State<AppState>,
+    ProductId(id): ProductId,
+) -> Result<Json<StockView>, ApiError> {
     let product = products::find(state.db(), id)
         .await?
         .ok_or_else(|| ApiError::not_found(ErrorCode::NoSuchProduct, format!("no product {id}")))?;
@@ -198,7 +205,7 @@ fn room_answer(id: u64, room: Option<&RoomSettings>) -> Json<RoomView> {
 /// `GET /admin/products/{id}/waiting-room`: the sale's room settings, `null` when it has none.
 #[utoipa::path(
     get, path = "/admin/products/{id}/waiting-room", tag = "admin", security(("adminToken" = [])),
-    params(("id" = u64, Path, description = "The product")),
+    params(("id" = u64, Path, minimum = 1, description = "The product")),
     responses(
         (status = 200, description = "The room", body = RoomView),
         (status = 400, description = "`BAD_REQUEST`: bad id", body = ErrorBody),
@@ -208,9 +215,9 @@ fn room_answer(id: u64, room: Option<&RoomSettings>) -> Json<RoomView> {
 )]
 pub(super) async fn waiting_room(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    ProductId(id): ProductId,
 ) -> Result<Json<RoomView>, ApiError> {
-    let id = existing_product(&state, &raw).await?;
+    let id = existing_product(&state, id).await?;
     Ok(room_answer(id, products::waiting_rooms(state.db()).await?.get(&id)))
 }
 
@@ -219,7 +226,7 @@ pub(super) async fn waiting_room(
 /// already admitted keep their passes.
 #[utoipa::path(
     put, path = "/admin/products/{id}/waiting-room", tag = "admin", security(("adminToken" = [])),
-    params(("id" = u64, Path, description = "The product")),
+    params(("id" = u64, Path, minimum = 1, description = "The product")),
     request_body = RoomSettings,
     responses(
         (status = 200, description = "The room as stored", body = RoomView),
@@ -230,11 +237,10 @@ pub(super) async fn waiting_room(
 )]
 pub(super) async fn set_waiting_room(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
-    body: Bytes,
+    ProductId(id): ProductId,
+    JsonBody(room): JsonBody<RoomSettings>,
 ) -> Result<Json<RoomView>, ApiError> {
-    let id = existing_product(&state, &raw).await?;
-    let room: RoomSettings = parse_json(&body)?;
+    let id = existing_product(&state, id).await?;
     room.validate().map_err(ApiError::BadRequest)?;
     products::set_waiting_room(state.db(), id, Some(&room)).await?;
     Ok(room_answer(id, Some(&room)))
@@ -243,7 +249,7 @@ pub(super) async fn set_waiting_room(
 /// `DELETE /admin/products/{id}/waiting-room`: turns the room off (every buyer goes through).
 #[utoipa::path(
     delete, path = "/admin/products/{id}/waiting-room", tag = "admin", security(("adminToken" = [])),
-    params(("id" = u64, Path, description = "The product")),
+    params(("id" = u64, Path, minimum = 1, description = "The product")),
     responses(
         (status = 200, description = "The room is off", body = RoomView),
         (status = 400, description = "`BAD_REQUEST`: bad id", body = ErrorBody),
@@ -253,9 +259,9 @@ pub(super) async fn set_waiting_room(
 )]
 pub(super) async fn remove_waiting_room(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    ProductId(id): ProductId,
 ) -> Result<Json<RoomView>, ApiError> {
-    let id = existing_product(&state, &raw).await?;
+    let id = existing_product(&state, id).await?;
     products::set_waiting_room(state.db(), id, None).await?;
     Ok(room_answer(id, None))
 }
