@@ -14,6 +14,7 @@
 mod ambiguous_outcomes;
 mod broker_failover;
 mod broker_restart;
+mod bursts;
 mod buy_path;
 mod http_errors;
 mod identity;
