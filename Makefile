@@ -1,7 +1,7 @@
 # seckill: the two commands are `make up` and `make test`. See README.md.
 SHELL := /bin/bash
 
-.PHONY: up down status logs lint check test bench torture clean-cache
+.PHONY: up down status logs lint check test contract bench torture clean-cache
 
 ## Install what is missing, start the whole stack on 127.0.0.1 with a demo sale, print the URLs.
 ## PROFILE=cluster: a Redis Cluster, two brokers, two origins and two consumers (docs/OPERATIONS.md).
@@ -32,6 +32,11 @@ check:
 ## CI scale, edge, browser).
 test:
 	@scripts/test.sh
+
+## The API against its own OpenAPI document: schemathesis generates valid and invalid requests
+## for every operation of the test shop's origin and checks each answer (make test runs it too).
+contract:
+	@scripts/contract.sh
 
 ## Remove the build and tool caches (~/.cache/seckill); the next `make up` rebuilds them.
 clean-cache:

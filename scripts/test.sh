@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make check` (rustfmt, clippy, the unit tests of all crates), then every test: end-to-end tests of
 # the origin against the real services (with a test broker whose delay table is shrunk), the
-# torture run at CI scale, and the edge's tests through `wrangler dev`. Exits non-zero on any
+# torture run at CI scale, the edge's tests through `wrangler dev`, and the API against its
+# OpenAPI document (schemathesis, scripts/contract.sh). Exits non-zero on any
 # failure.
 # SECKILL_NO_TORTURE=1 / SECKILL_NO_EDGE=1 leave those parts out (for a quick local run).
 set -euo pipefail
@@ -97,4 +98,6 @@ if [[ -x "$SECKILL_ROOT/scripts/edge.sh" && "${SECKILL_NO_EDGE:-}" != 1 ]]; then
   log "edge tests through wrangler dev"
   "$SECKILL_ROOT/scripts/edge.sh" test
 fi
+# The API against its own document (schemathesis on the test shop: scripts/contract.sh).
+"$SECKILL_ROOT/scripts/contract.sh"
 log "all tests passed"

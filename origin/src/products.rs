@@ -38,25 +38,28 @@ impl Product {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewProduct {
     /// 1 to 100 characters.
-    #[schema(example = "Aurora Headphones")]
+    #[schema(example = "Aurora Headphones", min_length = 1, max_length = 100)]
     pub name: String,
     /// Above 0, at most 1,000,000,000, at most 2 decimals.
     #[schema(value_type = String, example = "1299.00")]
     pub price: Decimal,
     /// Units on sale.
-    #[schema(example = 100)]
+    #[schema(example = 100, minimum = 0, maximum = 100_000_000)]
     pub stock: i64,
     /// Epoch milliseconds; absent: on sale from the preload.
+    #[schema(minimum = 1, maximum = 253_402_300_799_999_i64)]
     pub start_at: Option<i64>,
-    /// Epoch milliseconds; absent: no end.
+    /// Epoch milliseconds, after `startAt`; absent: no end.
+    #[schema(minimum = 1, maximum = 253_402_300_799_999_i64)]
     pub end_at: Option<i64>,
     /// Units one user may buy (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
     pub per_user_limit: Option<i64>,
     /// The sale's waiting room; none (the default) lets every buyer through.
     pub waiting_room: Option<RoomSettings>,
     /// Hot-product sharding: split the Redis stock into this many buckets, each on its own
     /// Redis Cluster slot, 1 to 64 (default 1, not split). Fixed for the sale's life.
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 1, maximum = 64)]
     pub stock_buckets: Option<i64>,
 }
 

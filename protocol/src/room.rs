@@ -18,9 +18,14 @@ use crate::token::MAX_LIFETIME_SECS;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoomSettings {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub new_users_per_interval: u32,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600))]
     pub interval_secs: u32,
+    /// At least `newUsersPerInterval`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000_000))]
     pub max_active_users: u32,
+    #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 3600))]
     pub session_secs: u32,
 }
 

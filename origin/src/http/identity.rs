@@ -59,7 +59,7 @@ fn now_secs() -> u64 {
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginRequest {
-    #[schema(example = 1001, minimum = 1, required = true)]
+    #[schema(example = 1001, minimum = 1, required = true, nullable = false)]
     user_id: Option<u64>,
 }
 
