@@ -151,9 +151,9 @@ mod tests {
     #[test]
     fn flags_reject_with_the_origin_codes() {
         let sold_out = Flag::SoldOut { product_id: 1 }.rejection();
-        assert_eq!((sold_out.status, sold_out.code), (409, ErrorCode::SoldOut));
+        assert_eq!((sold_out.status(), sold_out.code), (409, ErrorCode::SoldOut));
         let bought = Flag::Bought { user_id: 1, product_id: 1 }.rejection();
-        assert_eq!((bought.status, bought.code), (409, ErrorCode::AlreadyBought));
+        assert_eq!((bought.status(), bought.code), (409, ErrorCode::AlreadyBought));
     }
 
     #[test]

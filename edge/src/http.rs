@@ -35,7 +35,7 @@ pub(crate) fn shop_page() -> Result<Response> {
 
 /// An answer the edge decided on its own: `error`'s status and JSON body.
 pub(crate) fn edge_error(error: &EdgeError) -> Result<Response> {
-    json_response(error.status, error.body(), &[(DECIDED_BY_HEADER, "edge".to_owned())])
+    json_response(error.status(), error.body(), &[(DECIDED_BY_HEADER, "edge".to_owned())])
 }
 
 /// A JSON answer with `status` and `body`, never stored by a cache, with `extra_headers`.

@@ -46,15 +46,15 @@ mod tests {
     fn missing_expired_or_tampered_is_401() {
         let token = keys().sign(77, "seckill", NOW, 600);
         let expired = signed_in(&keys(), "seckill", Some(&format!("Bearer {token}")), None, NOW + 600).unwrap_err();
-        assert_eq!((expired.status, expired.code), (401, ErrorCode::Unauthenticated));
+        assert_eq!((expired.status(), expired.code), (401, ErrorCode::Unauthenticated));
         assert!(expired.message.contains("expired"), "{}", expired.message);
         let missing = signed_in(&keys(), "seckill", None, None, NOW).unwrap_err();
-        assert_eq!((missing.status, missing.code), (401, ErrorCode::Unauthenticated));
+        assert_eq!((missing.status(), missing.code), (401, ErrorCode::Unauthenticated));
         let tampered = format!("Bearer {token}x");
-        assert_eq!(signed_in(&keys(), "seckill", Some(&tampered), None, NOW).unwrap_err().status, 401);
+        assert_eq!(signed_in(&keys(), "seckill", Some(&tampered), None, NOW).unwrap_err().status(), 401);
         let other_audience = keys().sign(77, "elsewhere", NOW, 600);
         assert_eq!(
-            signed_in(&keys(), "seckill", Some(&format!("Bearer {other_audience}")), None, NOW).unwrap_err().status,
+            signed_in(&keys(), "seckill", Some(&format!("Bearer {other_audience}")), None, NOW).unwrap_err().status(),
             401
         );
     }

@@ -34,5 +34,5 @@ pub(crate) fn over_limit(per: &str, settings: &Settings, extra: &[(&str, String)
     let mut headers =
         vec![(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", settings.retry_after_secs.to_string())];
     headers.extend_from_slice(extra);
-    json_response(error.status, error.body(), &headers)
+    json_response(error.status(), error.body(), &headers)
 }

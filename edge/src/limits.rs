@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn the_answer_is_429_rate_limited() {
         let e = rate_limited("user", 10);
-        assert_eq!((e.status, e.code), (429, ErrorCode::RateLimited));
+        assert_eq!((e.status(), e.code), (429, ErrorCode::RateLimited));
         assert!(e.message.contains("10 s"));
     }
 }

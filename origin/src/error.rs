@@ -145,15 +145,17 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             })
         }
     }
-    // The path names the field at fault ("stockBuckets: invalid type: ..."); serde alone
-    // says only where in the text it is.
     let mut reader = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match path.as_str() {
-            "." | "" => ApiError::BadRequest(format!("invalid JSON body: {inner}")),
-            field => ApiError::BadRequest(format!("invalid JSON body: {field}: {inner}")),
-        }
-    })
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| naming_the_field("invalid JSON body", e))
+}
+
+/// A 400 for input serde could not read, naming the field at fault ("invalid JSON body:
+/// stockBuckets: invalid type: ..."); serde alone says only where in the text it is.
+pub fn naming_the_field<E: std::fmt::Display>(what: &str, e: serde_path_to_error::Error<E>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    match path.as_str() {
+        "." | "" => ApiError::BadRequest(format!("{what}: {inner}")),
+        field => ApiError::BadRequest(format!("{what}: {field}: {inner}")),
+    }
 }

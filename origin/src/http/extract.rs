@@ -10,7 +10,12 @@ use axum::response::{IntoResponse, Response};
 use seckill_protocol::buy::BuyBody;
 use serde::de::DeserializeOwned;
 
-use crate::error::{parse_json, ApiError};
+use crate::error::{naming_the_field, parse_json, ApiError};
+
+/// The whole body; one over the limit keeps the framework's 413 (made JSON by `json_errors`).
+async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Response> {
+    Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)
+}
 
 /// A JSON body parsed into `T`; an empty or malformed one is a 400 naming the field.
 #[derive(Debug)]
@@ -20,8 +25,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
-        // A body over the limit keeps the framework's 413 (made JSON by `json_errors`).
-        let bytes = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
+        let bytes = body_bytes(request, state).await?;
         parse_json(&bytes).map(JsonBody).map_err(IntoResponse::into_response)
     }
 }
@@ -34,7 +38,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
-        let bytes = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
+        let bytes = body_bytes(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }
@@ -51,7 +55,7 @@ impl<S: Send + Sync> FromRequest<S> for BuyJson {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
-        let bytes = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
+        let bytes = body_bytes(request, state).await?;
         Ok(BuyJson(BuyBody::parse(&bytes).map_err(|bad| ApiError::BadRequest(bad.0))))
     }
 }
@@ -67,14 +71,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
         let pairs = form_urlencoded::parse(query.as_bytes());
-        serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map(QueryParams).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            match path.as_str() {
-                "." | "" => ApiError::BadRequest(format!("invalid query: {inner}")),
-                field => ApiError::BadRequest(format!("invalid query: {field}: {inner}")),
-            }
-        })
+        serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs))
+            .map(QueryParams)
+            .map_err(|e| naming_the_field("invalid query", e))
     }
 }
 
