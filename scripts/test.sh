@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# `make check` (rustfmt, clippy, the unit tests of all crates), then every test: end-to-end tests of
-# the origin against the real services (with a test broker whose delay table is shrunk), the
-# torture run at CI scale, the edge's tests through `wrangler dev`, and the API against its
-# OpenAPI document (schemathesis, scripts/contract.sh). Exits non-zero on any
-# failure.
+# `make check` (rustfmt, clippy, the unit tests of all crates), then every test: the origin's
+# SQL against MariaDB alone (the database tier), end-to-end tests of the origin against the real
+# services (with a test broker whose delay table is shrunk), the torture run at CI scale, the
+# edge's tests through `wrangler dev`, and the API against its OpenAPI document (schemathesis,
+# scripts/contract.sh). Exits non-zero on any failure.
 # SECKILL_NO_TORTURE=1 / SECKILL_NO_EDGE=1 leave those parts out (for a quick local run).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -40,6 +40,11 @@ diagnose() {
 # The fast tier first (make check: rustfmt, clippy, unit tests): a slip fails in a minute.
 "$SECKILL_ROOT/scripts/check.sh"
 "$SECKILL_ROOT/scripts/stack.sh" up
+# The database tier: the origin's SQL against MariaDB alone (origin/tests/database.rs), each
+# test in a database of its own that is dropped when it passes. Seconds, before any broker.
+log "database tier"
+DATABASE_URL="mysql://$MYSQL_USER:$MYSQL_PASSWORD@$SECKILL_HOST:$MYSQL_PORT/mysql" \
+  cargo test --quiet -p seckill-origin --test database
 "$SECKILL_ROOT/scripts/services.sh" start mq test
 # Two brokers of their own for the broker-failover test, which kills one of them.
 "$SECKILL_ROOT/scripts/services.sh" start mq pair

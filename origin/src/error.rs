@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-pub use seckill_protocol::errors::ErrorCode;
+pub use seckill_protocol::errors::{ErrorCode, Invalid};
 pub use seckill_protocol::wire::{EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 
 /// The body of every error answer.
@@ -32,6 +32,10 @@ fn code_schema() -> utoipa::openapi::Object {
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// Each field within bounds, together breaking a rule (422: `INVALID_COMBINATION`,
+    /// `OVER_LIMIT`); nothing changed.
+    #[error("{message}")]
+    Unprocessable { code: ErrorCode, message: String },
     #[error("missing or wrong admin token")]
     Unauthorized,
     /// No valid identity token; the message says what is wrong with it.
@@ -45,8 +49,9 @@ pub enum ApiError {
     /// A business rule said no. `flag_ttl` (seconds) tells the edge it may cache this answer.
     #[error("{message}")]
     Conflict { code: ErrorCode, message: String, flag_ttl: Option<u64> },
-    #[error("{0}")]
-    Unavailable(String),
+    /// A service is down (503); `cause` is what failed, for the log, never for the client.
+    #[error("{message}")]
+    Unavailable { message: String, cause: Option<String> },
     /// Not now, and nothing was done: try again in a few seconds (503 with `Retry-After`),
     /// e.g. `SALE_FROZEN` while a sale's Redis state is being healed.
     #[error("{message}")]
@@ -54,6 +59,11 @@ pub enum ApiError {
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
+
+/// What caused a 5xx answer, carried in the response's extensions to the layer that logs it;
+/// never sent to the client.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
 
 /// The `Retry-After` of a [`ApiError::TryLater`] answer.
 pub const RETRY_LATER_SECS: u64 = 2;
@@ -65,15 +75,28 @@ impl ApiError {
     pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::Conflict { code, message: message.into(), flag_ttl: None }
     }
+    /// A 503 `UNAVAILABLE` whose message says all there is (no cause to log).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::Unavailable { message: message.into(), cause: None }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        match invalid {
+            Invalid::Field(message) => ApiError::BadRequest(message),
+            Invalid::Combination(message) => ApiError::Unprocessable { code: ErrorCode::InvalidCombination, message },
+        }
+    }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %e, "mysql unavailable");
-                ApiError::Unavailable("the order database is unavailable; try again shortly".into())
-            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => ApiError::Unavailable {
+                message: "the order database is unavailable; try again shortly".into(),
+                cause: Some(format!("mysql: {e}")),
+            },
             other => ApiError::Internal(other.into()),
         }
     }
@@ -81,8 +104,10 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        tracing::warn!(error = %e, "redis unavailable");
-        ApiError::Unavailable("the stock service is unavailable; try again shortly".into())
+        ApiError::Unavailable {
+            message: "the stock service is unavailable; try again shortly".into(),
+            cause: Some(format!("redis: {e}")),
+        }
     }
 }
 
@@ -94,10 +119,11 @@ impl ApiError {
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
-            ApiError::NotFound { code, .. } | ApiError::Conflict { code, .. } | ApiError::TryLater { code, .. } => {
-                *code
-            }
-            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::NotFound { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::TryLater { code, .. }
+            | ApiError::Unprocessable { code, .. } => *code,
+            ApiError::Unavailable { .. } => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -111,14 +137,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = (self.status(), self.code());
-        let message = match &self {
-            ApiError::Internal(e) => {
-                tracing::error!(error = ?e, "internal error");
-                "internal error".to_string()
-            }
-            other => other.to_string(),
+        let (message, cause) = match &self {
+            ApiError::Internal(e) => ("internal error".to_string(), Some(format!("{e:?}"))),
+            ApiError::Unavailable { message, cause } => (message.clone(), cause.clone()),
+            other => (other.to_string(), None),
         };
         let mut response = (status, Json(ErrorBody { code: code.as_str().into(), message })).into_response();
+        if let Some(cause) = cause {
+            // Logged once, by the layer that logs every failed answer (`http::log_failures`).
+            response.extensions_mut().insert(ErrorCause(cause));
+        }
         match self {
             ApiError::Conflict { flag_ttl: Some(ttl), .. } => {
                 response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(ttl));
@@ -145,7 +173,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             })
         }
     }
-    let mut reader = serde_json::Deserializer::from_slice(body);
+    // `3.0` is an integer to JSON Schema, so to the document: read it as 3.
+    let body = seckill_protocol::json::plain_integers(body);
+    let mut reader = serde_json::Deserializer::from_slice(&body);
     serde_path_to_error::deserialize(&mut reader).map_err(|e| naming_the_field("invalid JSON body", e))
 }
 

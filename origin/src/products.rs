@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
+use seckill_protocol::errors::Invalid;
 use seckill_protocol::room::RoomSettings;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
@@ -40,8 +41,10 @@ pub struct NewProduct {
     /// 1 to 100 characters.
     #[schema(example = "Aurora Headphones", min_length = 1, max_length = 100)]
     pub name: String,
-    /// Above 0, at most 1,000,000,000, at most 2 decimals.
-    #[schema(value_type = String, example = "1299.00")]
+    /// A decimal string above 0 and at most 1,000,000,000, with at most 2 decimals and no sign,
+    /// exponent or leading zero.
+    #[schema(value_type = String, example = "1299.00", pattern = r"^([1-9][0-9]{0,8}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?)|1000000000(\.00?)?)$")]
+    #[serde(deserialize_with = "price_text")]
     pub price: Decimal,
     /// Units on sale.
     #[schema(example = 100, minimum = 0, maximum = 100_000_000)]
@@ -76,6 +79,39 @@ pub struct ValidProduct {
     pub stock_buckets: u32,
 }
 
+/// The prices [`price_text`] reads, as the document states them: 1 to 999,999,999 with up to 2
+/// decimals, 0.01 to 0.99, or 1,000,000,000 exactly. [`NewProduct`]'s schema repeats it (an
+/// attribute takes a literal only); a test holds the two equal.
+#[cfg(test)]
+const PRICE_PATTERN: &str = r"^([1-9][0-9]{0,8}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?)|1000000000(\.00?)?)$";
+
+/// Reads a price from the text [`PRICE_PATTERN`] describes, and nothing else: not a JSON number
+/// (a float would round), not `1e3`, `+1`, `01` or `0`.
+fn price_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    use serde::de::Error;
+    let text = String::deserialize(deserializer)?;
+    let refuse = || {
+        D::Error::custom(format!(
+            "{text:?} is not a price: a decimal string above 0 and at most {MAX_PRICE}, with at most 2 decimals, like \"1299.00\""
+        ))
+    };
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let well_formed = !whole.is_empty()
+        && digits(whole)
+        && (whole == "0" || !whole.starts_with('0'))
+        && digits(fraction)
+        && (text.len() == whole.len() || (1..=2).contains(&fraction.len()));
+    if !well_formed {
+        return Err(refuse());
+    }
+    let price: Decimal = text.parse().map_err(|_| refuse())?;
+    if price <= Decimal::ZERO || price > Decimal::from(MAX_PRICE) {
+        return Err(refuse());
+    }
+    Ok(price)
+}
+
 const MAX_STOCK: i64 = 100_000_000;
 const MAX_PRICE: i64 = 1_000_000_000;
 const MAX_BUCKETS: i64 = 64;
@@ -86,58 +122,59 @@ const MAX_DATETIME_MS: i64 = 253_402_300_799_999;
 
 impl NewProduct {
     /// Checks every field; the error names the field and what is wrong with it.
-    pub fn validate(self) -> Result<ValidProduct, String> {
+    pub fn validate(self) -> Result<ValidProduct, Invalid> {
+        let field = |m: String| Err(Invalid::Field(m));
         let name = self.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err("name must be 1 to 100 characters".into());
+            return field("name must be 1 to 100 characters".into());
         }
         if self.price <= Decimal::ZERO || self.price > Decimal::from(MAX_PRICE) {
-            return Err(format!("price must be above 0 and at most {MAX_PRICE}"));
+            return field(format!("price must be above 0 and at most {MAX_PRICE}"));
         }
         if self.price.normalize().scale() > 2 {
-            return Err("price must have at most 2 decimal places".into());
+            return field("price must have at most 2 decimal places".into());
         }
         if !(0..=MAX_STOCK).contains(&self.stock) {
-            return Err(format!("stock must be between 0 and {MAX_STOCK}"));
+            return field(format!("stock must be between 0 and {MAX_STOCK}"));
         }
         let limit = self.per_user_limit.unwrap_or(1);
         if !(1..=1000).contains(&limit) {
-            return Err("perUserLimit must be between 1 and 1000".into());
+            return field("perUserLimit must be between 1 and 1000".into());
         }
         // The largest order a buyer can place must fit its amount column; checked here, an order
         // the writer could never store is never offered.
         let max_amount: Decimal = MAX_AMOUNT.parse().expect("a decimal");
         if self.price * Decimal::from(limit) > max_amount {
-            return Err(format!(
+            return Err(Invalid::Combination(format!(
                 "price × perUserLimit must be at most {MAX_AMOUNT} (the largest order amount), got {} × {limit}",
                 self.price
-            ));
+            )));
         }
-        let when = |ms: Option<i64>, field: &str| -> Result<Option<NaiveDateTime>, String> {
+        let when = |ms: Option<i64>, field: &str| -> Result<Option<NaiveDateTime>, Invalid> {
             match ms {
                 None => Ok(None),
-                Some(ms) if ms > MAX_DATETIME_MS => {
-                    Err(format!("{field} must be at most {MAX_DATETIME_MS} (9999-12-31, the last date MySQL holds)"))
-                }
+                Some(ms) if ms > MAX_DATETIME_MS => Err(Invalid::Field(format!(
+                    "{field} must be at most {MAX_DATETIME_MS} (9999-12-31, the last date MySQL holds)"
+                ))),
                 Some(ms) if ms > 0 => DateTime::<Utc>::from_timestamp_millis(ms)
                     .map(|t| Some(t.naive_utc()))
-                    .ok_or_else(|| format!("{field} is out of range")),
-                Some(_) => Err(format!("{field} must be milliseconds since the Unix epoch, above 0")),
+                    .ok_or_else(|| Invalid::Field(format!("{field} is out of range"))),
+                Some(_) => Err(Invalid::Field(format!("{field} must be milliseconds since the Unix epoch, above 0"))),
             }
         };
         let start_at = when(self.start_at, "startAt")?;
         let end_at = when(self.end_at, "endAt")?;
         if let (Some(s), Some(e)) = (start_at, end_at) {
             if e <= s {
-                return Err("endAt must be after startAt".into());
+                return Err(Invalid::Combination("endAt must be after startAt".into()));
             }
         }
         if let Some(room) = &self.waiting_room {
-            room.validate().map_err(|e| format!("waitingRoom.{e}"))?;
+            room.validate().map_err(|e| e.within("waitingRoom."))?;
         }
         let buckets = self.stock_buckets.unwrap_or(1);
         if !(1..=MAX_BUCKETS).contains(&buckets) {
-            return Err(format!("stockBuckets must be between 1 and {MAX_BUCKETS}"));
+            return Err(Invalid::Field(format!("stockBuckets must be between 1 and {MAX_BUCKETS}")));
         }
         Ok(ValidProduct {
             name,
@@ -296,6 +333,52 @@ mod tests {
     }
 
     #[test]
+    fn the_price_reader_takes_exactly_what_the_document_pattern_allows() {
+        let pattern = regex::Regex::new(PRICE_PATTERN).unwrap();
+        let read = |text: &str| price_text(serde_json::Value::String(text.into())).ok();
+        let cases = [
+            "1",
+            "1.5",
+            "1.50",
+            "0.01",
+            "0.1",
+            "0.10",
+            "0.99",
+            "1299.00",
+            "999999999.99",
+            "1000000000",
+            "1000000000.0",
+            "1000000000.00",
+            "0",
+            "0.0",
+            "0.00",
+            "00.5",
+            "01",
+            ".5",
+            "1.",
+            "1.234",
+            "+1",
+            "-1",
+            "1e3",
+            " 1",
+            "1000000000.01",
+            "1000000001",
+            "9999999999",
+            "",
+            "abc",
+            "1,5",
+            "0.001",
+        ];
+        for text in cases {
+            assert_eq!(pattern.is_match(text), read(text).is_some(), "{text:?}");
+        }
+        assert_eq!(read("1299.50"), Some("1299.5".parse().unwrap()));
+        assert!(price_text(serde_json::json!(12.5)).is_err(), "a JSON number is not a price");
+        let schema = serde_json::to_value(<NewProduct as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(schema["properties"]["price"]["pattern"], PRICE_PATTERN, "the document's pattern");
+    }
+
+    #[test]
     fn a_plain_product_is_valid_with_a_limit_of_one() {
         let p = new("6999.00", 100).validate().unwrap();
         assert_eq!((p.stock, p.per_user_limit), (100, 1));
@@ -303,27 +386,27 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        assert!(new("0", 1).validate().unwrap_err().contains("price"));
-        assert!(new("1.234", 1).validate().unwrap_err().contains("decimal"));
-        assert!(new("1", -1).validate().unwrap_err().contains("stock"));
+        assert!(new("0", 1).validate().unwrap_err().to_string().contains("price"));
+        assert!(new("1.234", 1).validate().unwrap_err().to_string().contains("decimal"));
+        assert!(new("1", -1).validate().unwrap_err().to_string().contains("stock"));
         let mut p = new("1", 1);
         p.name = "  ".into();
-        assert!(p.validate().unwrap_err().contains("name"));
+        assert!(p.validate().unwrap_err().to_string().contains("name"));
         let mut p = new("1", 1);
         p.start_at = Some(2_000);
         p.end_at = Some(1_000);
-        assert!(p.validate().unwrap_err().contains("endAt"));
+        assert_eq!(p.validate().unwrap_err(), Invalid::Combination("endAt must be after startAt".into()));
         let mut p = new("1", 1);
         p.per_user_limit = Some(0);
-        assert!(p.validate().unwrap_err().contains("perUserLimit"));
+        assert!(p.validate().unwrap_err().to_string().contains("perUserLimit"));
         let mut p = new("1", 1);
         p.waiting_room =
             Some(RoomSettings { new_users_per_interval: 0, interval_secs: 1, max_active_users: 1, session_secs: 60 });
-        assert!(p.validate().unwrap_err().starts_with("waitingRoom.newUsersPerInterval"));
+        assert!(p.validate().unwrap_err().to_string().starts_with("waitingRoom.newUsersPerInterval"));
         for buckets in [0, 65] {
             let mut p = new("1", 1);
             p.stock_buckets = Some(buckets);
-            assert!(p.validate().unwrap_err().contains("stockBuckets"), "{buckets}");
+            assert!(p.validate().unwrap_err().to_string().contains("stockBuckets"), "{buckets}");
         }
     }
 }

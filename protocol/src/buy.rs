@@ -1,7 +1,8 @@
 //! The buy body, `POST /api/seckill`: `{"productId": u64 >= 1, "quantity": u32 >= 1,
 //! "userId": u64 >= 1}`. `quantity` is optional (default 1). `userId` is optional: the buyer is
 //! the signed token's user, and a `userId` that names anyone else is refused ([`BuyBody::buyer`]).
-//! Unknown fields are ignored and never forwarded.
+//! Unknown fields are ignored and never forwarded. Integers may be written `3.0` or `3e0`, as
+//! JSON Schema allows ([`crate::json`]).
 //!
 //! The per-user limit on `quantity` is the origin's to check: only it knows the product.
 
@@ -60,7 +61,7 @@ impl BuyBody {
         if body.len() > MAX_BUY_BODY_BYTES {
             return bad(format!("body too large (at most {MAX_BUY_BODY_BYTES} bytes)"));
         }
-        let value: Value = match serde_json::from_slice(body) {
+        let value: Value = match serde_json::from_slice(&crate::json::plain_integers(body)) {
             Ok(v) => v,
             Err(e) => return bad(format!("body is not valid JSON: {e}")),
         };
@@ -171,12 +172,32 @@ mod tests {
     fn rejects_a_missing_product_and_non_positive_ids() {
         assert_eq!(rejected_with(r#"{"userId":1}"#), "productId is required");
         assert_eq!(rejected_with(r#"{"productId":null}"#), "productId is required");
-        for bad in ["0", "-1", "1.5", "1.0", r#""1""#, "true", "[]", "{}", "1e3", "18446744073709551616"] {
+        for bad in [
+            "0",
+            "0.0",
+            "-1",
+            "1.5",
+            "1e-1",
+            r#""1""#,
+            "true",
+            "[]",
+            "{}",
+            "18446744073709551616",
+            "1.8446744073709551616e19",
+        ] {
             let msg = rejected_with(&format!(r#"{{"userId":{bad},"productId":1}}"#));
             assert_eq!(msg, "userId must be a positive integer", "userId {bad}");
             let msg = rejected_with(&format!(r#"{{"userId":1,"productId":{bad}}}"#));
             assert_eq!(msg, "productId must be a positive integer", "productId {bad}");
         }
+    }
+
+    #[test]
+    fn reads_integers_as_json_schema_writes_them() {
+        let body = parse(r#"{"userId":7.0,"productId":3e0,"quantity":0.2e1}"#).unwrap();
+        assert_eq!(body, BuyBody { user_id: Some(7), product_id: 3, quantity: 2 });
+        let big = parse(r#"{"productId":1.8446744073709551615e19}"#).unwrap();
+        assert_eq!(big.product_id, u64::MAX);
     }
 
     #[test]

@@ -50,6 +50,12 @@ macro_rules! error_codes {
 error_codes! {
     /// The request breaks a rule (a field missing, malformed or out of bounds); nothing changed.
     BadRequest = "BAD_REQUEST", 400, Everyone;
+    /// Each field is within the document's bounds, but together they break a rule the document
+    /// cannot state (`endAt` after `startAt`, `maxActiveUsers` at least `newUsersPerInterval`,
+    /// `price` × `perUserLimit` within an order's amount); nothing changed.
+    InvalidCombination = "INVALID_COMBINATION", 422, Operators;
+    /// `quantity` is over the sale's per-user limit; nothing was bought.
+    OverLimit = "OVER_LIMIT", 422, Buyers;
     /// No valid identity token.
     Unauthenticated = "UNAUTHENTICATED", 401, Buyers;
     /// A missing or wrong admin token.
@@ -110,6 +116,41 @@ error_codes! {
     SaleFrozen = "SALE_FROZEN", 503, Buyers;
     /// The origin did not answer the edge in time: the outcome is unknown.
     OriginTimeout = "ORIGIN_TIMEOUT", 504, Buyers;
+}
+
+/// Why input is refused: one field out of its bounds (400 `BAD_REQUEST`), or fields each
+/// within bounds that together break a rule (422 `INVALID_COMBINATION`). The message names the
+/// field or fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
+    Field(String),
+    Combination(String),
+}
+
+impl Invalid {
+    /// The answer's code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Invalid::Field(_) => ErrorCode::BadRequest,
+            Invalid::Combination(_) => ErrorCode::InvalidCombination,
+        }
+    }
+
+    /// The same refusal with its field names prefixed (`waitingRoom.`), for a nested object.
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Invalid::Field(m) => Invalid::Field(format!("{prefix}{m}")),
+            Invalid::Combination(m) => Invalid::Combination(format!("{prefix}{m}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Invalid::Field(m) | Invalid::Combination(m) => f.write_str(m),
+        }
+    }
 }
 
 impl ErrorCode {

@@ -6,11 +6,13 @@
 //! * [`room`]: a sale's waiting-room settings and the pass an admitted user carries;
 //! * [`wire`]: the headers and the cookie they exchange;
 //! * [`errors`]: every error code an answer carries, its HTTP status and who may see it.
+//! * [`json`]: integers as JSON Schema counts them (`3.0` is 3), read the same on both sides.
 //!
 //! No I/O and no clock: callers pass the current time, so `cargo test` checks it all natively.
 
 pub mod buy;
 pub mod errors;
+pub mod json;
 pub mod room;
 pub mod token;
 pub mod wire;

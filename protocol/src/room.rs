@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::errors::Invalid;
 use crate::token::MAX_LIFETIME_SECS;
 
 /// How a sale's room admits users, first come first served: at most `new_users_per_interval`
@@ -40,22 +41,27 @@ pub const MAX_REFRESH_SECS: u32 = 30;
 
 impl RoomSettings {
     /// Checks every setting; the error names the field and its bounds.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let field = |m: String| Err(Invalid::Field(m));
         if !(1..=MAX_NEW_USERS_PER_INTERVAL).contains(&self.new_users_per_interval) {
-            return Err(format!("newUsersPerInterval must be between 1 and {MAX_NEW_USERS_PER_INTERVAL}"));
+            return field(format!("newUsersPerInterval must be between 1 and {MAX_NEW_USERS_PER_INTERVAL}"));
         }
         if !(1..=MAX_INTERVAL_SECS).contains(&self.interval_secs) {
-            return Err(format!("intervalSecs must be between 1 and {MAX_INTERVAL_SECS}"));
+            return field(format!("intervalSecs must be between 1 and {MAX_INTERVAL_SECS}"));
         }
-        if !(self.new_users_per_interval..=MAX_ACTIVE_USERS).contains(&self.max_active_users) {
-            return Err(format!(
-                "maxActiveUsers must be between newUsersPerInterval ({}) and {MAX_ACTIVE_USERS}",
-                self.new_users_per_interval
-            ));
+        if !(1..=MAX_ACTIVE_USERS).contains(&self.max_active_users) {
+            return field(format!("maxActiveUsers must be between 1 and {MAX_ACTIVE_USERS}"));
+        }
+        // A room that admits more users in one interval than it lets be active at once.
+        if self.max_active_users < self.new_users_per_interval {
+            return Err(Invalid::Combination(format!(
+                "maxActiveUsers ({}) must be at least newUsersPerInterval ({})",
+                self.max_active_users, self.new_users_per_interval
+            )));
         }
         // The pass is a token, and no token outlives MAX_LIFETIME_SECS.
         if !(u64::from(MIN_SESSION_SECS)..=MAX_LIFETIME_SECS).contains(&u64::from(self.session_secs)) {
-            return Err(format!("sessionSecs must be between {MIN_SESSION_SECS} and {MAX_LIFETIME_SECS}"));
+            return field(format!("sessionSecs must be between {MIN_SESSION_SECS} and {MAX_LIFETIME_SECS}"));
         }
         Ok(())
     }
@@ -129,7 +135,9 @@ mod tests {
             let mut r = room();
             change(&mut r);
             let error = r.validate().unwrap_err();
-            assert!(error.starts_with(field), "{error}");
+            assert!(error.to_string().starts_with(field), "{error}");
+            let combination = matches!(error, Invalid::Combination(_));
+            assert_eq!(combination, r.max_active_users == 19, "{error}");
         }
     }
 

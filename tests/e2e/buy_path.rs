@@ -107,7 +107,7 @@ async fn sold_out_sale_windows_and_unknown_products_are_refused_without_taking_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_bad_buy_request_is_a_400_naming_the_problem_and_moves_no_stock() {
+async fn every_bad_buy_request_is_refused_naming_the_problem_and_moves_no_stock() {
     let app = TestApp::spawn().await;
     let product = app.create_sale(json!({ "name": "Limited", "price": "10.00", "stock": 50, "perUserLimit": 2 })).await;
     let cases: Vec<(String, &str)> = vec![
@@ -118,7 +118,6 @@ async fn every_bad_buy_request_is_a_400_naming_the_problem_and_moves_no_stock() 
         (json!({ "userId": 5 }).to_string(), "productId is required"),
         (json!({ "userId": 5, "productId": 0 }).to_string(), "productId must be a positive integer"),
         (json!({ "userId": 5, "productId": product, "quantity": 0 }).to_string(), "quantity must be at least 1"),
-        (json!({ "userId": 5, "productId": product, "quantity": 3 }).to_string(), "per-user limit of 2"),
         (
             json!({ "userId": 5, "productId": product, "quantity": -1 }).to_string(),
             "quantity must be a positive integer",
@@ -131,18 +130,28 @@ async fn every_bad_buy_request_is_a_400_naming_the_problem_and_moves_no_stock() 
         let message = answer["message"].as_str().unwrap_or_default();
         assert!(message.contains(expected), "{body:?}: message {message:?} should mention {expected:?}");
     }
-    assert_eq!(app.redis_stock(product).await, 50);
+    // Within every bound, over the sale's limit: 422, and nothing bought either.
+    let over = json!({ "userId": 5, "productId": product, "quantity": 3 }).to_string();
+    let (status, answer) = read(app.buy_raw(over).await).await;
+    assert_eq!((status, answer["code"].as_str()), (422, Some("OVER_LIMIT")), "{answer}");
+    assert!(answer["message"].as_str().unwrap_or_default().contains("per-user limit of 2"), "{answer}");
+    // Integers as JSON Schema writes them are read as integers: this one is bought.
+    let body = format!(r#"{{"userId": 6.0, "productId": {product}.0, "quantity": 2e0}}"#);
+    let (status, answer) = read(app.buy_raw_as(6, body).await).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("QUEUED")), "{answer}");
+    app.wait_order_status(answer["orderNo"].as_str().unwrap(), "UNPAID", 30).await;
+    assert_eq!(app.redis_stock(product).await, 48);
     let stock = app.stock(product).await;
-    assert_eq!((stock["mysql"].as_i64(), stock["inFlight"].as_i64()), (Some(50), Some(0)));
+    assert_eq!((stock["mysql"].as_i64(), stock["inFlight"].as_i64()), (Some(48), Some(0)));
     let (_, metrics) = app.admin_get("/admin/metrics").await;
-    assert_eq!(metrics["buyBadRequests"].as_u64(), Some(cases.len() as u64));
-    assert_eq!(metrics["buyQueued"], 0);
+    assert_eq!(metrics["buyBadRequests"].as_u64(), Some(cases.len() as u64 + 1));
+    assert_eq!(metrics["buyQueued"], 1, "only the buy written with 6.0 and 2e0");
 
     // Two units within the limit are fine.
     let (status, _) =
         read(app.buy_raw(json!({ "userId": 5, "productId": product, "quantity": 2 }).to_string()).await).await;
     assert_eq!(status, 200);
-    assert_eq!(app.redis_stock(product).await, 48);
+    assert_eq!(app.redis_stock(product).await, 46);
     app.check().await;
 }
 
@@ -174,24 +183,39 @@ async fn the_api_refuses_callers_without_the_edge_secret_or_admin_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn bad_admin_input_is_a_400_naming_the_field() {
+async fn bad_admin_input_is_refused_naming_the_field() {
     let app = TestApp::spawn().await;
+    // Within every bound, but the fields disagree: 422 INVALID_COMBINATION.
+    for (body, field) in [
+        (json!({ "name": "x", "price": "1.00", "stock": 1, "startAt": 2000, "endAt": 1000 }), "endAt"),
+        // An order of 1,000 × 1e9 would not fit the order's DECIMAL(14,2) amount.
+        (json!({ "name": "x", "price": "1000000000", "stock": 1, "perUserLimit": 1000 }), "perUserLimit"),
+        (
+            json!({ "name": "x", "price": "1.00", "stock": 1,
+                    "waitingRoom": { "newUsersPerInterval": 10, "intervalSecs": 1, "maxActiveUsers": 9, "sessionSecs": 60 } }),
+            "waitingRoom.maxActiveUsers",
+        ),
+    ] {
+        let (status, answer) = app.admin_post("/admin/products", Some(body.clone())).await;
+        assert_eq!((status, answer["code"].as_str()), (422, Some("INVALID_COMBINATION")), "{body} → {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(field), "{body} → {answer}");
+    }
+    // One field out of its bounds or malformed: 400 BAD_REQUEST.
     for (body, field) in [
         (json!({ "name": "", "price": "1.00", "stock": 1 }), "name"),
         (json!({ "name": "x", "price": "0", "stock": 1 }), "price"),
         (json!({ "name": "x", "price": "1.001", "stock": 1 }), "price"),
+        (json!({ "name": "x", "price": 1.5, "stock": 1 }), "price"),
+        (json!({ "name": "x", "price": "01.00", "stock": 1 }), "price"),
         (json!({ "name": "x", "price": "1.00", "stock": -5 }), "stock"),
-        (json!({ "name": "x", "price": "1.00", "stock": 1, "startAt": 2000, "endAt": 1000 }), "endAt"),
         (json!({ "name": "x", "price": "1.00" }), "stock"),
         (json!({ "name": "x", "price": "1.00", "stock": 1, "colour": "red" }), "colour"),
-        // An order of 1,000 × 1e9 would not fit the order's DECIMAL(14,2) amount.
-        (json!({ "name": "x", "price": "1000000000", "stock": 1, "perUserLimit": 1000 }), "perUserLimit"),
         // Past what a MySQL DATETIME holds: was a 500 from the INSERT.
         (json!({ "name": "x", "price": "1.00", "stock": 1, "startAt": 300_000_000_000_000i64 }), "startAt"),
         (json!({ "name": "x", "price": "1.00", "stock": 1, "endAt": 9_000_000_000_000_000i64 }), "endAt"),
     ] {
         let (status, answer) = app.admin_post("/admin/products", Some(body.clone())).await;
-        assert_eq!(status, 400, "{body} → {answer}");
+        assert_eq!((status, answer["code"].as_str()), (400, Some("BAD_REQUEST")), "{body} → {answer}");
         assert!(answer["message"].as_str().unwrap().contains(field), "{body} → {answer}");
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_seckill_product").await, 0);

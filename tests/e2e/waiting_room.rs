@@ -1,6 +1,6 @@
 //! A sale's waiting-room settings at the origin: set at creation or later through the admin
 //! API, published in the product list (where the edge reads them), turned off; bad settings
-//! are 400s that change nothing. (The room itself runs at the edge: tests/edge/waiting_room.test.mjs.)
+//! are 400s (422s for fields that disagree) that change nothing. (The room itself runs at the edge: tests/edge/waiting_room.test.mjs.)
 
 use seckill_e2e::{read, TestApp, ADMIN_TOKEN, EDGE_SECRET};
 use serde_json::{json, Value};
@@ -54,15 +54,20 @@ async fn room_settings_are_set_listed_changed_and_turned_off_and_bad_ones_change
     assert_eq!(admin(&app, reqwest::Method::GET, &path, None).await.1["waitingRoom"], changed);
     assert_eq!(listed_room(&app, without).await, changed);
 
-    // Bad settings: 400 naming the field; the room stays as it was.
+    // Bad settings: 400 naming the field (422 for fields that disagree); the room stays as it was.
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::PUT,
+        &path,
+        Some(json!({ "newUsersPerInterval": 5, "intervalSecs": 10, "maxActiveUsers": 4, "sessionSecs": 600 })),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("INVALID_COMBINATION")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("maxActiveUsers"), "{body}");
     for (bad, field) in [
         (
             json!({ "newUsersPerInterval": 5, "intervalSecs": 0, "maxActiveUsers": 50, "sessionSecs": 600 }),
             "intervalSecs",
-        ),
-        (
-            json!({ "newUsersPerInterval": 5, "intervalSecs": 10, "maxActiveUsers": 4, "sessionSecs": 600 }),
-            "maxActiveUsers",
         ),
         (
             json!({ "newUsersPerInterval": 5, "intervalSecs": 10, "maxActiveUsers": 50, "sessionSecs": 5 }),

@@ -143,7 +143,7 @@ impl Reconciler<'_> {
         let mq = self.rocketmq;
         Box::pin(group_lag(self.messaging, &mq.order_writer_group, Some(&mq.order_topic))).await.map_err(|e| {
             tracing::warn!(error = %e, "cannot read the order queue's lag");
-            ApiError::Unavailable("the order queue cannot say how far behind it is; try again shortly".into())
+            ApiError::unavailable("the order queue cannot say how far behind it is; try again shortly")
         })
     }
 

@@ -126,7 +126,34 @@ pub fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     for (path, operation) in [("/admin/docs", redirect), (SWAGGER_UI_PATH, index), ("/admin/docs/{file}", file)] {
         doc.paths.paths.insert(path.to_string(), PathItem::new(HttpMethod::Get, operation));
     }
-    doc
+    with_unsigned_bounds(doc)
+}
+
+/// The document with every unsigned integer bounded by its type: utoipa writes a `u64` as
+/// `format: u-int64` with no `maximum`, so the document would allow ids no handler can read.
+fn with_unsigned_bounds(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    fn bound(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                let max = match fields.get("format").and_then(serde_json::Value::as_str) {
+                    Some("u-int64") => Some(serde_json::Value::from(u64::MAX)),
+                    Some("u-int32") => Some(serde_json::Value::from(u32::MAX)),
+                    Some("u-int16") => Some(serde_json::Value::from(u16::MAX)),
+                    Some("u-int8") => Some(serde_json::Value::from(u8::MAX)),
+                    _ => None,
+                };
+                if let Some(max) = max {
+                    fields.entry("maximum").or_insert(max);
+                }
+                fields.values_mut().for_each(bound);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(bound),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&doc).expect("the document serializes");
+    bound(&mut value);
+    serde_json::from_value(value).expect("bounds keep the document an OpenAPI document")
 }
 
 /// The Swagger UI's routes, pointed at [`OPENAPI_PATH`].

@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use seckill_protocol::buy::BuyBody;
+use seckill_protocol::json::plain_integer;
 use serde::de::DeserializeOwned;
 
 use crate::error::{naming_the_field, parse_json, ApiError};
@@ -30,7 +31,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// A JSON body parsed into `T`, or `T::default()` when the body is empty (or only whitespace).
+/// A JSON body parsed into `T`, or `T::default()` when there is no body (zero bytes). Only
+/// whitespace is not JSON, so it is a 400 like any other malformed body.
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub T);
 
@@ -39,7 +41,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
         let bytes = body_bytes(request, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.is_empty() {
             return Ok(OptionalJsonBody(T::default()));
         }
         parse_json(&bytes).map(OptionalJsonBody).map_err(IntoResponse::into_response)
@@ -70,7 +72,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        let pairs = form_urlencoded::parse(query.as_bytes());
+        // `limit=3.0` is an integer to JSON Schema, so to the document: read it as 3.
+        let plain: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form_urlencoded::parse(query.as_bytes()).map(|(name, value)| {
+                let value = plain_integer(&value).into_owned();
+                (name, value)
+            }))
+            .finish();
+        let pairs = form_urlencoded::parse(plain.as_bytes());
         serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs))
             .map(QueryParams)
             .map_err(|e| naming_the_field("invalid query", e))
@@ -79,7 +88,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 
 /// Parses a positive id, or a 400 saying `what` it should have been.
 fn positive_id(raw: &str, what: &str) -> Result<u64, ApiError> {
-    raw.parse::<u64>()
+    plain_integer(raw)
+        .parse::<u64>()
         .ok()
         .filter(|id| *id >= 1)
         .ok_or_else(|| ApiError::BadRequest(format!("{what} must be a positive integer, got {raw:?}")))
@@ -145,6 +155,7 @@ mod tests {
     async fn a_query_parses_into_its_type_and_a_bad_value_names_its_parameter() {
         assert_eq!(query("/x").await, Ok(Flags::default()));
         assert_eq!(query("/x?dryRun=true&waitSecs=5").await, Ok(Flags { dry_run: Some(true), wait_secs: Some(5) }));
+        assert_eq!(query("/x?waitSecs=5.0").await, Ok(Flags { dry_run: None, wait_secs: Some(5) }));
         let bad = query("/x?dryRun=yes").await.unwrap_err();
         assert!(bad.contains("dryRun"), "{bad}");
         let bad = query("/x?waitSecs=-1").await.unwrap_err();
@@ -154,8 +165,10 @@ mod tests {
     #[tokio::test]
     async fn an_empty_optional_body_is_the_default_and_a_bad_one_is_a_400() {
         let request = |body: &'static str| axum::http::Request::builder().body(Body::from(body)).unwrap();
-        let OptionalJsonBody(empty) = OptionalJsonBody::<Flags>::from_request(request(" \n"), &()).await.unwrap();
+        let OptionalJsonBody(empty) = OptionalJsonBody::<Flags>::from_request(request(""), &()).await.unwrap();
         assert_eq!(empty, Flags::default());
+        let blank = OptionalJsonBody::<Flags>::from_request(request(" \n"), &()).await.unwrap_err();
+        assert_eq!(blank.status(), 400);
         let bad = OptionalJsonBody::<Flags>::from_request(request(r#"{"waitSecs": "x"}"#), &()).await.unwrap_err();
         assert_eq!(bad.status(), 400);
     }
@@ -163,7 +176,8 @@ mod tests {
     #[test]
     fn ids_are_positive_integers() {
         assert_eq!(positive_id("7", "product id").unwrap(), 7);
-        for bad in ["0", "-1", "x", "1.5", ""] {
+        assert_eq!(positive_id("7.0", "product id").unwrap(), 7);
+        for bad in ["0", "-1", "x", "1.5", "", "0.0"] {
             let e = positive_id(bad, "product id").unwrap_err().to_string();
             assert!(e.contains("product id must be a positive integer"), "{e}");
         }

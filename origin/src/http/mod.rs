@@ -26,13 +26,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use seckill_protocol::wire::{is_valid_request_id, REQUEST_ID_HEADER};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::configuration::HttpSettings;
-use crate::error::{ApiError, ErrorBody, ErrorCode, EDGE_SECRET_HEADER};
+use crate::error::{ApiError, ErrorBody, ErrorCause, ErrorCode, EDGE_SECRET_HEADER};
 use api_docs::{ApiDoc, Document};
 use state::AppState;
 
@@ -74,6 +74,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found(ErrorCode::NotFound, "no such route") })
         .layer(Extension(doc))
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::map_response(log_failures))
         // Outermost last: a bad client id is dropped, a missing one made, the span carries it
         // (every log line of the request names it), and the answer returns it.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -82,7 +83,8 @@ pub fn app(state: AppState) -> Router {
                 .make_span_with(request_span)
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+                // Failed answers are logged once, with their cause, by `log_failures`.
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(middleware::map_request(drop_invalid_request_id))
@@ -103,6 +105,23 @@ async fn drop_invalid_request_id(mut request: Request) -> Request {
         request.headers_mut().remove(&REQUEST_ID);
     }
     request
+}
+
+/// Logs every 5xx answer once, in the request's span (its id, method and path), with its cause
+/// when the error carried one ([`ErrorCause`]): a fault of the server at ERROR, a service that
+/// is down or busy at WARN. Conversions and handlers do not log what they return.
+async fn log_failures(mut response: Response) -> Response {
+    let status = response.status();
+    if status.is_server_error() {
+        let cause = response.extensions_mut().remove::<ErrorCause>().map(|c| c.0);
+        let cause = cause.as_deref().unwrap_or("-");
+        if status == axum::http::StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(status = status.as_u16(), cause, "request failed");
+        } else {
+            tracing::warn!(status = status.as_u16(), cause, "request failed");
+        }
+    }
+    response
 }
 
 /// Error answers the framework writes itself (405 for a wrong method, 413 for a body over the

@@ -112,7 +112,7 @@ pub async fn pay(
                 ))
             }
             // Lost a race with a concurrent pay or cancel between our UPDATE and lookup.
-            OrderStatus::Unpaid => Err(ApiError::Unavailable(format!("order {order_no} is changing; try again"))),
+            OrderStatus::Unpaid => Err(ApiError::unavailable(format!("order {order_no} is changing; try again"))),
         },
         _ => Err(no_such_order(&order_no)),
     }

@@ -42,7 +42,8 @@ pub struct Accepted {
         (status = 200, description = "`QUEUED`: the stock is taken and the order will be written", body = Accepted,
          headers(("x-seckill-flag-ttl" = u64, description = "Seconds the edge may remember this user bought"))),
         (status = 202, description = "`PENDING`: stock may be taken, the queue has not confirmed; follow the order", body = Accepted),
-        (status = 400, description = "`BAD_REQUEST`: the body breaks a rule, or quantity is over the per-user limit", body = ErrorBody),
+        (status = 400, description = "`BAD_REQUEST`: the body breaks a rule", body = ErrorBody),
+        (status = 422, description = "`OVER_LIMIT`: quantity is over the sale's per-user limit; nothing was bought", body = ErrorBody),
         (status = 401, description = "`UNAUTHENTICATED`: no valid identity token", body = ErrorBody),
         (status = 403, description = "`FORBIDDEN`: userId names someone else, or not through the edge", body = ErrorBody),
         (status = 404, description = "`NO_SUCH_PRODUCT`: not on sale", body = ErrorBody),
@@ -108,14 +109,14 @@ async fn answer_buy(
             }
             let error = rejection(state, &request, outcome);
             match error {
-                ApiError::BadRequest(_) => Metrics::incr(&metrics.buy_bad_requests),
+                ApiError::BadRequest(_) | ApiError::Unprocessable { .. } => Metrics::incr(&metrics.buy_bad_requests),
                 _ => metrics.rejected(error.code()),
             }
             return Err(error);
         }
         Err(BuyFailure::Unavailable(message)) => {
             Metrics::incr(&metrics.buy_unavailable);
-            return Err(ApiError::Unavailable(message.into()));
+            return Err(ApiError::unavailable(message));
         }
         Err(BuyFailure::Busy(message)) => {
             Metrics::incr(&metrics.buy_unavailable);
@@ -151,10 +152,13 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
         BuyOutcome::Ended { end_ms } => {
             ApiError::conflict(ErrorCode::Ended, format!("the sale of product {} ended at {end_ms} (ms)", r.product_id))
         }
-        BuyOutcome::OverLimit { limit } => ApiError::BadRequest(format!(
-            "quantity {} is above the per-user limit of {limit} for product {}",
-            r.quantity, r.product_id
-        )),
+        BuyOutcome::OverLimit { limit } => ApiError::Unprocessable {
+            code: ErrorCode::OverLimit,
+            message: format!(
+                "quantity {} is above the per-user limit of {limit} for product {}",
+                r.quantity, r.product_id
+            ),
+        },
         BuyOutcome::NoSuchProduct => {
             ApiError::not_found(ErrorCode::NoSuchProduct, format!("product {} is not on sale", r.product_id))
         }

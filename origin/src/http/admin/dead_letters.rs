@@ -54,7 +54,7 @@ pub(super) async fn replay(
         .sender()
         .send(&letter.topic, tags, key, letter.body.clone().into_bytes(), 0)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("could not send the message back to {}: {e}", letter.topic)))?;
+        .map_err(|e| ApiError::unavailable(format!("could not send the message back to {}: {e}", letter.topic)))?;
     dead_letters::mark_replayed(state.db(), id).await?;
     Ok(Json(Replayed { id, topic: letter.topic, replayed: true }))
 }

@@ -30,6 +30,7 @@ pub(super) struct Created {
     responses(
         (status = 201, description = "The sale is created (in MySQL; preload puts it on sale)", body = Created),
         (status = 400, description = "`BAD_REQUEST`: a field is missing, unknown or out of bounds", body = ErrorBody),
+        (status = 422, description = "`INVALID_COMBINATION`: fields within bounds that together break a rule (endAt after startAt, maxActiveUsers at least newUsersPerInterval, price × perUserLimit at most an order's largest amount)", body = ErrorBody),
         (status = 401, description = "`UNAUTHORIZED`: missing or wrong admin token", body = ErrorBody),
     )
 )]
@@ -37,7 +38,7 @@ pub(super) async fn create_product(
     State(state): State<AppState>,
     JsonBody(new): JsonBody<NewProduct>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let valid = new.validate().map_err(ApiError::BadRequest)?;
+    let valid = new.validate()?;
     let id = products::create(state.db(), &valid).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
@@ -231,6 +232,7 @@ pub(super) async fn waiting_room(
     responses(
         (status = 200, description = "The room as stored", body = RoomView),
         (status = 400, description = "`BAD_REQUEST`: a setting is missing, unknown or out of bounds", body = ErrorBody),
+        (status = 422, description = "`INVALID_COMBINATION`: maxActiveUsers below newUsersPerInterval", body = ErrorBody),
         (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
         (status = 404, description = "`NO_SUCH_PRODUCT`", body = ErrorBody),
     )
@@ -241,7 +243,7 @@ pub(super) async fn set_waiting_room(
     JsonBody(room): JsonBody<RoomSettings>,
 ) -> Result<Json<RoomView>, ApiError> {
     let id = existing_product(&state, id).await?;
-    room.validate().map_err(ApiError::BadRequest)?;
+    room.validate()?;
     products::set_waiting_room(state.db(), id, Some(&room)).await?;
     Ok(room_answer(id, Some(&room)))
 }
