@@ -23,6 +23,8 @@ PROFILE="${PROFILE:-single}"
 origin_env() {
   export APP_HTTP__HOST="$SECKILL_HOST" APP_HTTP__PORT="$ORIGIN_PORT"
   export APP_CONSUMER__HOST="$SECKILL_HOST" APP_CONSUMER__PORT="$CONSUMER_PORT"
+  # The development stack: the only environment with the public secrets and the local login.
+  export APP_ENVIRONMENT=local APP_AUTH__LOCAL_LOGIN=true
   export APP_HTTP__ADMIN_TOKEN="$ADMIN_TOKEN" APP_HTTP__EDGE_SECRET="$EDGE_SECRET"
   export APP_AUTH__TOKEN_KEYS="$TOKEN_KEYS"
   export APP_LOG__FORMAT="$LOG_FORMAT"

@@ -9,9 +9,9 @@ use sqlx::mysql::MySqlConnectOptions;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
-    /// `APP_ENVIRONMENT` (default `local`): which `config/<environment>.toml` was read. Only
-    /// `local` (what `make up` and the tests run) has the login route and may keep the
-    /// development secrets.
+    /// `APP_ENVIRONMENT` (required, no default): which `config/<environment>.toml` was read.
+    /// Only `local` (what `make up` and the tests run) may keep the development secrets or turn
+    /// on the local login; a deployment that forgets to name itself does not start.
     pub environment: String,
     pub http: HttpSettings,
     pub auth: AuthSettings,
@@ -49,6 +49,10 @@ pub struct AuthSettings {
     pub audience: String,
     /// Lifetime of a local login's token (at most 3600 s).
     pub login_token_secs: u64,
+    /// `POST /api/login`, which signs a token for any user id it is sent: off unless switched
+    /// on, and refused outside the local environment (the development stack turns it on).
+    #[serde(default)]
+    pub local_login: bool,
 }
 
 /// The `consume` process's own HTTP listener and lag watch.
@@ -250,9 +254,14 @@ fn default_backstop_interval_ms() -> u64 {
 pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
 
 impl Settings {
-    /// Whether this is the local environment: login route on, development secrets allowed.
+    /// Whether this is the local environment: development secrets and the local login allowed.
     pub fn is_local(&self) -> bool {
-        self.environment == "local"
+        self.environment == LOCAL_ENVIRONMENT
+    }
+
+    /// Whether `POST /api/login` answers: switched on, and only in the local environment.
+    pub fn local_login(&self) -> bool {
+        self.auth.local_login && self.is_local()
     }
 
     /// Why the unpaid-order cancel cannot work as configured, naming the settings: its delay
@@ -279,14 +288,32 @@ impl Settings {
     }
 
     /// What makes these settings unsafe to serve with, each naming its setting: an empty edge
-    /// secret (anywhere), and outside the local environment the public development admin token
-    /// or signing key. Empty when safe.
+    /// secret (anywhere), and outside the local environment the public development admin token,
+    /// edge secret or signing key, a token or secret shorter than [`MIN_SECRET_BYTES`], or the
+    /// local login switched on. Empty when safe.
     pub fn unsafe_defaults(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.http.edge_secret.trim().is_empty() {
             problems.push("http.edge_secret (APP_HTTP__EDGE_SECRET) is empty: /api/* would be open to anyone".into());
         }
         if !self.is_local() {
+            for (name, value) in [
+                ("http.admin_token (APP_HTTP__ADMIN_TOKEN)", &self.http.admin_token),
+                ("http.edge_secret (APP_HTTP__EDGE_SECRET)", &self.http.edge_secret),
+            ] {
+                if value.len() < MIN_SECRET_BYTES {
+                    problems.push(format!(
+                        "{name} is {} bytes; outside {LOCAL_ENVIRONMENT:?} it must be at least {MIN_SECRET_BYTES}",
+                        value.len()
+                    ));
+                }
+            }
+            if self.auth.local_login {
+                problems.push(format!(
+                    "auth.local_login (APP_AUTH__LOCAL_LOGIN) is on: it signs a token for any user id, \
+                     so only {LOCAL_ENVIRONMENT:?} may have it"
+                ));
+            }
             if self.http.admin_token == DEV_ADMIN_TOKEN || self.http.admin_token.trim().is_empty() {
                 problems.push(format!(
                     "http.admin_token (APP_HTTP__ADMIN_TOKEN) is the public default {DEV_ADMIN_TOKEN:?} or empty"
@@ -307,6 +334,12 @@ impl Settings {
 
 /// The edge secret `config/base.toml` and the stack ship with (public: local use only).
 pub const DEV_EDGE_SECRET: &str = "dev-edge-secret";
+
+/// The environment of development and tests: the only one that may keep the public defaults.
+pub const LOCAL_ENVIRONMENT: &str = "local";
+
+/// The shortest admin token and edge secret outside the local environment: 256 bits.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 impl MySqlSettings {
     /// Connection options for the configured database.
@@ -333,15 +366,26 @@ pub fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
 }
 
-/// Loads the settings from [`config_dir`] and the environment.
+/// Loads the settings from [`config_dir`] and the environment. `APP_ENVIRONMENT` must be set:
+/// a production deployment that forgot it would otherwise run as `local`, with the public
+/// development secrets.
 pub fn load() -> Result<Settings, config::ConfigError> {
-    load_from(&config_dir())
+    let environment = std::env::var("APP_ENVIRONMENT").map_err(|_| {
+        config::ConfigError::Message(format!(
+            "APP_ENVIRONMENT is not set: name the environment, {LOCAL_ENVIRONMENT:?} for development \
+             (what `make up` sets) or the name of a config/<environment>.toml such as \"production\""
+        ))
+    })?;
+    load_from(&config_dir(), &environment)
 }
 
-pub fn load_from(dir: &Path) -> Result<Settings, config::ConfigError> {
-    let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into());
+/// The settings of `environment` from `dir`, then the `APP_` variables.
+pub fn load_from(dir: &Path, environment: &str) -> Result<Settings, config::ConfigError> {
+    if environment.trim().is_empty() {
+        return Err(config::ConfigError::Message("APP_ENVIRONMENT is empty".into()));
+    }
     config::Config::builder()
-        .set_override("environment", environment.clone())?
+        .set_override("environment", environment)?
         .add_source(config::File::from(dir.join("base.toml")))
         .add_source(config::File::from(dir.join(format!("{environment}.toml"))).required(false))
         .add_source(config::Environment::with_prefix("APP").prefix_separator("_").separator("__").try_parsing(true))
@@ -354,7 +398,37 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        load_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")).expect("base.toml loads")
+        load_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config"), LOCAL_ENVIRONMENT).expect("base.toml loads")
+    }
+
+    #[test]
+    fn outside_local_short_or_public_secrets_and_the_local_login_are_refused_by_name() {
+        let mut s = settings();
+        s.http.admin_token = DEV_ADMIN_TOKEN.into();
+        s.http.edge_secret = DEV_EDGE_SECRET.into();
+        s.auth.local_login = true;
+        assert_eq!(s.unsafe_defaults(), Vec::<String>::new(), "local may keep the defaults");
+        assert!(s.local_login());
+        s.environment = "production".into();
+        assert!(!s.local_login(), "no login outside local, whatever the setting");
+        let problems = s.unsafe_defaults().join("\n");
+        for named in ["http.admin_token", "http.edge_secret", "auth.local_login", "at least 32"] {
+            assert!(problems.contains(named), "{named}: {problems}");
+        }
+        s.http.admin_token = "a".repeat(MIN_SECRET_BYTES - 1);
+        s.http.edge_secret = "b".repeat(MIN_SECRET_BYTES);
+        s.auth.local_login = false;
+        s.auth.token_keys = "prod:a-production-signing-key-0123456789abcdef".into();
+        assert_eq!(s.unsafe_defaults().len(), 1, "{:?}", s.unsafe_defaults());
+        assert!(s.unsafe_defaults()[0].starts_with("http.admin_token"), "{:?}", s.unsafe_defaults());
+        s.http.admin_token = "a".repeat(MIN_SECRET_BYTES);
+        assert_eq!(s.unsafe_defaults(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_empty_environment_is_refused() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        assert!(load_from(&dir, " ").unwrap_err().to_string().contains("APP_ENVIRONMENT"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Who is buying, checked at the origin as well as at the edge (defence in depth): the buyer
 //! is the signed token's user, orders are their owner's alone, an expired order cannot be paid,
-//! and an origin outside the local environment refuses to start with the public defaults.
+//! and an origin outside the local environment refuses to start with the public defaults, short
+//! secrets or the local login; one that names no environment does not start.
 
 use std::time::Duration;
 
@@ -198,6 +199,18 @@ async fn the_local_login_signs_a_token_and_a_cookie_the_api_accepts() {
     app.check().await;
 }
 
+/// What `serve` printed when it refused to start. One still serving after 30 s is stopped: its
+/// output lacks the refusal the caller looks for, so that is a failed assertion, not a hung test.
+fn refusal(command: &mut std::process::Command) -> std::process::Output {
+    let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_the_local_environment_there_is_no_login_and_the_defaults_are_refused() {
     // The public defaults: the binary refuses to serve and names each one.
@@ -206,22 +219,39 @@ async fn outside_the_local_environment_there_is_no_login_and_the_defaults_are_re
     settings.http.admin_token = "dev-admin-token".into();
     settings.http.edge_secret = "dev-edge-secret".into();
     settings.auth.token_keys = seckill_protocol::token::DEV_KEYS.into();
-    let out = origin_command(&settings, &["serve"]).output().unwrap();
+    let out = refusal(&mut origin_command(&settings, &["serve"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "it served with the defaults: {stderr}");
     for named in ["http.admin_token", "http.edge_secret", "auth.token_keys", "\"production\""] {
         assert!(stderr.contains(named), "the refusal should name {named}: {stderr}");
     }
+    // A deployment that does not name its environment does not start (it ran as local).
+    let out = refusal(origin_command(&settings, &["serve"]).env_remove("APP_ENVIRONMENT"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("APP_ENVIRONMENT is not set"), "{stderr}");
+    // Outside local: secrets under 32 bytes and the local login are refused, each by name.
+    settings.http.admin_token = "a-short-admin-token".into();
+    settings.http.edge_secret = "a-short-edge-secret".into();
+    settings.auth.token_keys = "prod-1:a-production-signing-key-0123456789abcdef".into();
+    settings.auth.local_login = true;
+    let out = refusal(&mut origin_command(&settings, &["serve"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it served with short secrets: {stderr}");
+    for named in ["http.admin_token", "http.edge_secret", "at least 32", "auth.local_login"] {
+        assert!(stderr.contains(named), "the refusal should name {named}: {stderr}");
+    }
+    settings.auth.local_login = false;
     // An empty edge secret is refused in every environment, local included.
     settings.environment = "local".into();
     settings.http.edge_secret = String::new();
-    let out = origin_command(&settings, &["serve"]).output().unwrap();
+    let out = refusal(&mut origin_command(&settings, &["serve"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("http.edge_secret"), "{stderr}");
 
     // Safe settings in production: it serves, and there is no login.
     let (id, mut settings) = isolated_settings();
     settings.environment = "production".into();
+    settings.auth.local_login = false;
     settings.auth.token_keys = "prod-1:a-production-signing-key-0123456789abcdef".into();
     let app = TestApp::spawn_with(id, settings).await;
     let resp = app
@@ -235,5 +265,23 @@ async fn outside_the_local_environment_there_is_no_login_and_the_defaults_are_re
     assert_eq!(read(resp).await.0, 404, "no login outside the local environment");
     let product = app.create_product(3).await;
     app.buy_queued(1, product).await; // tokens from the configured identity provider's key work
+    app.check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_login_answers_only_when_switched_on() {
+    let (id, mut settings) = isolated_settings();
+    settings.auth.local_login = false;
+    let app = TestApp::spawn_with(id, settings).await;
+    let resp = app
+        .http
+        .post(app.url("/api/login"))
+        .header("x-seckill-edge-secret", EDGE_SECRET)
+        .json(&json!({ "userId": 1 }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
     app.check().await;
 }

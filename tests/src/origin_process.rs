@@ -121,6 +121,7 @@ pub fn origin_command(settings: &Settings, args: &[&str]) -> std::process::Comma
         ("APP_HTTP__ADMIN_TOKEN", s.http.admin_token.clone()),
         ("APP_HTTP__EDGE_SECRET", s.http.edge_secret.clone()),
         ("APP_ENVIRONMENT", s.environment.clone()),
+        ("APP_AUTH__LOCAL_LOGIN", s.auth.local_login.to_string()),
         ("APP_LOG__FORMAT", format!("{:?}", s.log.format).to_lowercase()),
         ("APP_AUTH__TOKEN_KEYS", s.auth.token_keys.clone()),
         ("APP_REDIS__URL", s.redis.url.clone()),

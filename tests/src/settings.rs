@@ -4,10 +4,11 @@
 
 use seckill_origin::configuration::{self, Settings};
 
-/// The admin token of every test app (`http.admin_token`).
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The admin token of every test app (`http.admin_token`); 32 bytes or more, so an app may run
+/// outside the local environment with it.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 /// The edge secret of every test app (`http.edge_secret`), sent as `x-seckill-edge-secret`.
-pub const EDGE_SECRET: &str = "test-edge-secret";
+pub const EDGE_SECRET: &str = "test-edge-secret-0123456789abcdef";
 
 /// Settings for a fresh, isolated app (nothing started yet).
 pub fn isolated_settings() -> (String, Settings) {

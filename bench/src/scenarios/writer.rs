@@ -172,6 +172,7 @@ mod tests {
     fn the_writer_never_touches_the_shops_names() {
         let stack = seckill_origin::configuration::load_from(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config"),
+            seckill_origin::configuration::LOCAL_ENVIRONMENT,
         )
         .unwrap();
         let s = settings(&stack, "20261124031502p4242");

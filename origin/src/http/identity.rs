@@ -83,15 +83,16 @@ pub struct LoginAnswer {
         (status = 200, description = "Signed in; the token also comes as the HttpOnly `seckill_token` cookie", body = LoginAnswer),
         (status = 400, description = "`BAD_REQUEST`: userId missing or not a positive integer", body = ErrorBody),
         (status = 403, description = "`FORBIDDEN`: not through the edge", body = ErrorBody),
-        (status = 404, description = "`NOT_FOUND`: outside the local environment", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: the local login is off (`auth.local_login`), or this is not the local environment", body = ErrorBody),
     )
 )]
 pub async fn login(
     State(state): State<AppState>,
     body: Result<JsonBody<LoginRequest>, Response>,
 ) -> Result<Response, ApiError> {
-    // Outside the local environment the route does not exist, whatever the body.
-    if !state.settings().is_local() {
+    // Unless switched on, and outside the local environment, the route does not exist,
+    // whatever the body.
+    if !state.settings().local_login() {
         return Err(ApiError::not_found(ErrorCode::NotFound, "no such route"));
     }
     let JsonBody(LoginRequest { user_id }) = match body {
