@@ -120,6 +120,14 @@ pub struct HttpSettings {
     pub edge_secret: String,
     pub sold_out_flag_ttl_secs: u64,
     pub buyer_flag_ttl_secs: u64,
+    /// How long a client may take to send a request's headers before its connection closes.
+    pub header_read_timeout_ms: u64,
+    /// Connections served at once; more are answered 503 and closed (`http::serve`).
+    pub max_connections: usize,
+    /// Requests in the handlers at once; more are answered 503 at once, nothing done.
+    pub max_in_flight: usize,
+    /// A request still unanswered after this is answered 504 `ORIGIN_TIMEOUT` (outcome unknown).
+    pub request_deadline_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -164,8 +164,10 @@ impl Server {
         let stopped = Arc::clone(&stop);
         // Graceful: on stop, no new connections, and requests in flight (a buy whose script
         // already took stock) still get their answer.
+        let limits = crate::http::serve::Limits::of(&state.settings().http);
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { stopped.notified().await }).await
+            crate::http::serve::serve(listener, app, limits, async move { stopped.notified().await }).await;
+            Ok::<(), std::io::Error>(())
         });
         tracing::info!(%addr, node, ?mode, "origin listening");
         Ok(Self { addr, state, task, stop, background, holder, _messaging: messaging })

@@ -114,7 +114,8 @@ error_codes! {
     Busy = "BUSY", 503, Buyers;
     /// The sale is paused while its Redis state is healed; nothing was taken.
     SaleFrozen = "SALE_FROZEN", 503, Buyers;
-    /// The origin did not answer the edge in time: the outcome is unknown.
+    /// The origin did not answer in time (the edge's wait, or the origin's own request
+    /// deadline): the outcome is unknown.
     OriginTimeout = "ORIGIN_TIMEOUT", 504, Buyers;
 }
 
@@ -173,6 +174,7 @@ impl ErrorCode {
             429 => Some(Self::RateLimited),
             500 => Some(Self::Internal),
             503 => Some(Self::Unavailable),
+            504 => Some(Self::OriginTimeout),
             _ => None,
         }
     }

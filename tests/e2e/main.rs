@@ -24,6 +24,7 @@ mod mysql_outage;
 mod openapi;
 mod order_numbers;
 mod origin_killed;
+mod origin_limits;
 mod overload;
 mod preload;
 mod reconcile;

@@ -14,18 +14,23 @@ pub mod extract;
 pub mod identity;
 pub mod operations;
 pub mod orders;
+pub mod serve;
 pub mod shop;
 pub mod state;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use seckill_protocol::wire::{is_valid_request_id, REQUEST_ID_HEADER};
+use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -67,14 +72,27 @@ pub fn document(http: &HttpSettings) -> utoipa::openapi::OpenApi {
 
 /// The whole origin API.
 pub fn app(state: AppState) -> Router {
-    let (routes, doc) = routes(&state.settings().http).split_for_parts();
+    let http = state.settings().http.clone();
+    let (routes, doc) = routes(&http).split_for_parts();
     let doc = Document(Arc::new(api_docs::complete(doc)));
-    routes
+    let deadline = Duration::from_millis(http.request_deadline_ms.max(1));
+    let handlers = routes
         .merge(api_docs::swagger_ui())
         .fallback(|| async { ApiError::not_found(ErrorCode::NotFound, "no such route") })
         .layer(Extension(doc))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, deadline))
         .layer(middleware::map_response(json_errors))
         .layer(middleware::map_response(log_failures))
+        .with_state(state);
+    // Over `max_in_flight`, a request is answered at once, before any handler runs. Around the
+    // whole router: `Router::layer` would give each route a limit of its own.
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async { overloaded() }))
+        .load_shed()
+        .concurrency_limit(http.max_in_flight.max(1))
+        .service(handlers);
+    Router::new()
+        .fallback_service(shed)
         // Outermost last: a bad client id is dropped, a missing one made, the span carries it
         // (every log line of the request names it), and the answer returns it.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -88,7 +106,6 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(middleware::map_request(drop_invalid_request_id))
-        .with_state(state)
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
@@ -105,6 +122,15 @@ async fn drop_invalid_request_id(mut request: Request) -> Request {
         request.headers_mut().remove(&REQUEST_ID);
     }
     request
+}
+
+/// The answer to a request over `http.max_in_flight`: nothing was done, try again shortly.
+fn overloaded() -> Response {
+    ApiError::TryLater {
+        code: ErrorCode::Unavailable,
+        message: "the origin is serving as many requests as it can; nothing was done, try again shortly".into(),
+    }
+    .into_response()
 }
 
 /// Logs every 5xx answer once, in the request's span (its id, method and path), with its cause
