@@ -72,6 +72,11 @@ impl EdgeError {
         Self::new(ErrorCode::PayloadTooLarge, format!("body too large (at most {max_bytes} bytes)"))
     }
 
+    /// 415 `UNSUPPORTED_MEDIA_TYPE`: the body is not of a type the route reads.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UnsupportedMediaType, message)
+    }
+
     /// 404 `NOT_FOUND`: no public route at this path (admin routes are never exposed here).
     pub fn not_found() -> Self {
         Self::new(ErrorCode::NotFound, "no such route")

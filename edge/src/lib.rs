@@ -21,7 +21,9 @@
 //! With several origins (`ORIGIN_URLS`) each user sticks to one and moves to the next when it
 //! cannot be reached ([`origins`]).
 //!
-//! The decisions live in plain Rust ([`admission`], [`identity`], [`routes`], [`limits`],
+//! Login, buy and pay refuse what another site's page can make a browser send ([`cross_site`]).
+//!
+//! The decisions live in plain Rust ([`admission`], [`cross_site`], [`identity`], [`routes`], [`limits`],
 //! [`origins`], [`products`], [`settings`], [`waiting_room`]) so that `cargo test -p seckill-edge`
 //! checks them natively. The Workers glue exists only when compiling to wasm, one job a module:
 //! `worker_entry` (the fetch event and the dispatch of routes), `buy` and `order` (their
@@ -31,6 +33,7 @@
 
 pub mod admission;
 pub mod answers;
+pub mod cross_site;
 pub mod identity;
 pub mod limits;
 pub mod origins;

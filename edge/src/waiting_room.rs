@@ -132,7 +132,9 @@ pub fn holds_pass(
     now_secs: u64,
 ) -> bool {
     pass_from_headers(pass_header, cookie, product_id).is_some_and(|pass| {
-        keys.verify(pass, &pass_audience(product_id), now_secs).is_ok_and(|holder| holder.user_id == user_id)
+        keys.derived(PASS_KEY_PURPOSE)
+            .verify(pass, &pass_audience(product_id), now_secs)
+            .is_ok_and(|holder| holder.user_id == user_id)
     })
 }
 
@@ -141,8 +143,11 @@ pub fn holds_pass(
 pub fn issue_pass(keys: &KeySet, product_id: u64, user_id: u64, now_ms: u64, until_ms: u64) -> (String, u64) {
     let now_secs = now_ms / 1000;
     let left_secs = (until_ms / 1000).saturating_sub(now_secs);
-    (keys.sign(user_id, &pass_audience(product_id), now_secs, left_secs), left_secs)
+    (keys.derived(PASS_KEY_PURPOSE).sign(user_id, &pass_audience(product_id), now_secs, left_secs), left_secs)
 }
+
+/// What the identity keys are derived for to sign passes ([`KeySet::derived`]).
+const PASS_KEY_PURPOSE: &str = "room-pass";
 
 /// The wait of the user at `position` if every window admits its full share: the rest of this
 /// window, then one window per `new_users_per_interval` users ahead. When the active cap is
@@ -254,6 +259,10 @@ mod tests {
         );
         let identity = keys.sign(42, "seckill", now, 3600);
         assert!(!holds_pass(&keys, Some(&identity), None, 7, 42, now), "an identity token is no pass");
+        // Signed with the identity keys and the pass's own audience: still no pass.
+        let with_room_audience = keys.sign(42, &pass_audience(7), now, 3600);
+        assert!(!holds_pass(&keys, Some(&with_room_audience), None, 7, 42, now), "the identity key signs no pass");
+        assert!(keys.verify(&pass, &pass_audience(7), now).is_err(), "a pass is not signed with the identity key");
         let other_keys = KeySet::parse("other:a-completely-different-signing-key-of-32-bytes").unwrap();
         let forged = issue_pass(&other_keys, 7, 42, now_ms, now_ms + 300_000).0;
         assert!(!holds_pass(&keys, Some(&forged), None, 7, 42, now), "signed with an unknown key");

@@ -11,6 +11,7 @@ use worker::{event, Context, Date, Env, Method, Request, Response, Result};
 
 use crate::answers::EdgeError;
 use crate::buy::buy;
+use crate::cross_site;
 use crate::http::{edge_error, read_body, shop_page};
 use crate::identity::signed_in;
 use crate::limit_bindings::{over_limit, within_limit};
@@ -45,6 +46,17 @@ fn fresh_request_id() -> String {
 async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -> Result<Response> {
     let path = req.path();
     let route = route(req.method().as_ref(), &path);
+    let own_origin = req.url()?.origin().ascii_serialization();
+    let (content_type, origin, fetch_site) =
+        (req.headers().get("content-type")?, req.headers().get("origin")?, req.headers().get("sec-fetch-site")?);
+    let sent = cross_site::Sent {
+        content_type: content_type.as_deref(),
+        origin: origin.as_deref(),
+        fetch_site: fetch_site.as_deref(),
+    };
+    if let Some(refused) = cross_site::refusal(&route, &own_origin, sent) {
+        return edge_error(&refused);
+    }
     let limited = limits::is_limited(&route);
     if limited {
         let ip = req.headers().get("cf-connecting-ip")?;

@@ -130,6 +130,21 @@ impl KeySet {
         self.keys.values().any(|s| dev.keys.values().any(|d| d == s))
     }
 
+    /// The same kids with keys for one `purpose` only: each secret becomes
+    /// HMAC-SHA256(secret, "seckill-key:" + purpose). A token signed with them never verifies
+    /// with the originals (or another purpose's), whatever its claims say; the waiting room's
+    /// passes are signed with `derived("room-pass")`, so a pass is never an identity token
+    /// and no identity token, whoever signed it, is a pass.
+    pub fn derived(&self, purpose: &str) -> KeySet {
+        let label = format!("seckill-key:{purpose}");
+        let keys = self
+            .keys
+            .iter()
+            .map(|(kid, secret)| (kid.clone(), mac(secret, label.as_bytes()).finalize().into_bytes().to_vec()))
+            .collect();
+        KeySet { signing_kid: self.signing_kid.clone(), keys }
+    }
+
     /// The kid new tokens are signed with.
     pub fn signing_kid(&self) -> &str {
         &self.signing_kid

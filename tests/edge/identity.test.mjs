@@ -117,8 +117,9 @@ test("the local login through the edge sets an HttpOnly cookie that signs the pa
   assert.match(cookie, /^seckill_token=[^;]+; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Strict/);
   const bought = await buyViaEdge({ productId }, { token: null, headers: { cookie: cookie.split(";")[0] } });
   assert.equal(bought.status, 200, bought.text);
-  const bad = await fetch(`${EDGE_URL}/api/login`, { method: "POST", body: JSON.stringify({ userId: 0 }) });
+  const json = { "content-type": "application/json" };
+  const bad = await fetch(`${EDGE_URL}/api/login`, { method: "POST", headers: json, body: JSON.stringify({ userId: 0 }) });
   assert.equal(bad.status, 400);
-  const huge = await fetch(`${EDGE_URL}/api/login`, { method: "POST", body: "x".repeat(64 * 1024) });
+  const huge = await fetch(`${EDGE_URL}/api/login`, { method: "POST", headers: json, body: "x".repeat(64 * 1024) });
   assert.equal(huge.status, 413, "the edge refuses bodies over its cap");
 });
