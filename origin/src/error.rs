@@ -144,7 +144,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(ErrorBody { code: code.as_str().into(), message })).into_response();
         if let Some(cause) = cause {
-            // Logged once, by the layer that logs every failed answer (`http::log_failures`).
+            // Logged once, by the layer that logs every failed answer (`http::error_answers`).
             response.extensions_mut().insert(ErrorCause(cause));
         }
         match self {

@@ -51,7 +51,7 @@ async fn slowloris_clients_are_cut_off_and_cannot_keep_the_origin_from_answering
     // Every connection the origin serves held by a slowloris (and one more, told it is over).
     let loris: Vec<_> = (0..9).map(|_| tokio::spawn(slowloris(addr, Duration::from_secs(20)))).collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, body) = read(client.get(app.url("/health")).send().await.unwrap()).await;
+    let (status, body) = read(client.get(app.url("/livez")).send().await.unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (503, Some("UNAVAILABLE")), "over the connection cap: {body}");
 
     // The header timeout closes each of them, however long it keeps sending.
@@ -60,7 +60,7 @@ async fn slowloris_clients_are_cut_off_and_cannot_keep_the_origin_from_answering
         let closed = closed.expect("a slowloris was never cut off");
         assert!(closed < Duration::from_secs(8), "cut off only after {closed:?}");
     }
-    let (status, body) = read(client.get(app.url("/health")).send().await.unwrap()).await;
+    let (status, body) = read(client.get(app.url("/livez")).send().await.unwrap()).await;
     assert_eq!(status, 200, "the origin answers again: {body}");
     app.check().await;
 }

@@ -21,14 +21,12 @@ pub mod state;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use seckill_protocol::wire::{is_valid_request_id, REQUEST_ID_HEADER};
-use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -72,27 +70,16 @@ pub fn document(http: &HttpSettings) -> utoipa::openapi::OpenApi {
 
 /// The whole origin API.
 pub fn app(state: AppState) -> Router {
-    let http = state.settings().http.clone();
-    let (routes, doc) = routes(&http).split_for_parts();
+    let http = &state.settings().http;
+    let (routes, doc) = routes(http).split_for_parts();
     let doc = Document(Arc::new(api_docs::complete(doc)));
     let deadline = Duration::from_millis(http.request_deadline_ms.max(1));
-    let handlers = routes
+    routes
         .merge(api_docs::swagger_ui())
         .fallback(|| async { ApiError::not_found(ErrorCode::NotFound, "no such route") })
         .layer(Extension(doc))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, deadline))
-        .layer(middleware::map_response(json_errors))
-        .layer(middleware::map_response(log_failures))
-        .with_state(state);
-    // Over `max_in_flight`, a request is answered at once, before any handler runs. Around the
-    // whole router: `Router::layer` would give each route a limit of its own.
-    let shed = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|_: tower::BoxError| async { overloaded() }))
-        .load_shed()
-        .concurrency_limit(http.max_in_flight.max(1))
-        .service(handlers);
-    Router::new()
-        .fallback_service(shed)
+        .layer(middleware::map_response(error_answers))
         // Outermost last: a bad client id is dropped, a missing one made, the span carries it
         // (every log line of the request names it), and the answer returns it.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -101,11 +88,12 @@ pub fn app(state: AppState) -> Router {
                 .make_span_with(request_span)
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
-                // Failed answers are logged once, with their cause, by `log_failures`.
+                // Failed answers are logged once, with their cause, by `error_answers`.
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(middleware::map_request(drop_invalid_request_id))
+        .with_state(state)
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
@@ -124,19 +112,22 @@ async fn drop_invalid_request_id(mut request: Request) -> Request {
     request
 }
 
-/// The answer to a request over `http.max_in_flight`: nothing was done, try again shortly.
-fn overloaded() -> Response {
-    ApiError::TryLater {
-        code: ErrorCode::Unavailable,
-        message: "the origin is serving as many requests as it can; nothing was done, try again shortly".into(),
+/// What every error answer gets, in one layer (one more per request costs the cheapest routes
+/// a measurable share): a JSON body ([`json_errors`]), and a log line if it is a 5xx
+/// ([`log_failure`]).
+async fn error_answers(response: Response) -> Response {
+    if !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
     }
-    .into_response()
+    let mut response = json_errors(response).await;
+    log_failure(&mut response);
+    response
 }
 
-/// Logs every 5xx answer once, in the request's span (its id, method and path), with its cause
+/// Logs a 5xx answer once, in the request's span (its id, method and path), with its cause
 /// when the error carried one ([`ErrorCause`]): a fault of the server at ERROR, a service that
 /// is down or busy at WARN. Conversions and handlers do not log what they return.
-async fn log_failures(mut response: Response) -> Response {
+fn log_failure(response: &mut Response) {
     let status = response.status();
     if status.is_server_error() {
         let cause = response.extensions_mut().remove::<ErrorCause>().map(|c| c.0);
@@ -147,7 +138,6 @@ async fn log_failures(mut response: Response) -> Response {
             tracing::warn!(status = status.as_u16(), cause, "request failed");
         }
     }
-    response
 }
 
 /// Error answers the framework writes itself (405 for a wrong method, 413 for a body over the

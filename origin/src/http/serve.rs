@@ -5,14 +5,18 @@
 //! - a request's headers must arrive within `header_read_timeout`, else the connection closes;
 //! - at most `max_connections` are served at once; the next ones (up to as many again) are
 //!   answered 503 `UNAVAILABLE` with `Retry-After` and closed, and beyond that closed unread;
+//! - at most `max_in_flight` requests are in the app at once, over all connections; the next
+//!   is answered 503 `UNAVAILABLE` with `Retry-After` at once, before any handler runs (and so
+//!   before the app's request-id layer: that answer alone has no `x-request-id`);
 //! - on stop, no new connection is accepted and requests in flight finish.
 //!
-//! The per-request deadline and the cap on requests in handlers are layers of [`super::app`].
+//! The per-request deadline is a layer of [`super::app`].
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::response::IntoResponse;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -21,6 +25,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
 
 use crate::configuration::HttpSettings;
 use crate::error::{ApiError, ErrorCode};
@@ -30,6 +35,7 @@ use crate::error::{ApiError, ErrorCode};
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    pub max_in_flight: usize,
 }
 
 impl Limits {
@@ -37,6 +43,7 @@ impl Limits {
         Self {
             header_read_timeout: Duration::from_millis(http.header_read_timeout_ms.max(1)),
             max_connections: http.max_connections.max(1),
+            max_in_flight: http.max_in_flight.max(1),
         }
     }
 }
@@ -52,6 +59,12 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: imp
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let builder = Arc::new(builder);
+    // One limit for every connection: each connection's clone shares its semaphore.
+    let app = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(shed))
+        .load_shed()
+        .concurrency_limit(limits.max_in_flight)
+        .service(app);
     tokio::pin!(stop);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -92,6 +105,15 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: imp
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// The answer to a request over `max_in_flight`: nothing was done, try again shortly.
+async fn shed(_overloaded: tower::BoxError) -> axum::response::Response {
+    ApiError::TryLater {
+        code: ErrorCode::Unavailable,
+        message: "the origin is serving as many requests as it can; nothing was done, try again shortly".into(),
+    }
+    .into_response()
 }
 
 fn too_many_connections() -> ApiError {
