@@ -34,13 +34,9 @@ token="$(curl -sS -f -X POST -H "x-seckill-edge-secret: $EDGE_SECRET" -H 'conten
 
 # The document's example buy names product 1: make it a live sale (the test shop's database is
 # fresh, so the first product is 1) so that buys reach the buy path, not only 404s.
-admin_post() {
-  curl -sS -f -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json' \
-    ${2:+-d "$2"} "$ORIGIN_URL$1"
-}
-sale="$(admin_post /admin/products '{"name":"Contract sale","price":"10.00","stock":100000,"perUserLimit":1000}')"
+sale="$(admin POST /admin/products '{"name":"Contract sale","price":"10.00","stock":100000,"perUserLimit":1000}')"
 [[ "$sale" == *'"id":1'[,}]* ]] || die "the contract's sale is not product 1: $sale"
-admin_post /admin/products/1/preload >/dev/null
+admin POST /admin/products/1/preload >/dev/null
 
 failed=()
 # run NAME PATH-REGEX [HEADER...]: every operation under PATH-REGEX, every check that needs no

@@ -86,6 +86,12 @@ mkdir -p "$SECKILL_CACHE" "$SECKILL_TOOLS" "$SECKILL_LOGS" "$SECKILL_PIDS" "$SEC
 
 log() { printf '[seckill] %s\n' "$*" >&2; }
 die() { printf '[seckill] error: %s\n' "$*" >&2; exit 1; }
+# admin METHOD PATH [JSON]: the admin API of the origin at $ORIGIN_URL (the caller's: the stack's,
+# the test shop's), with $ADMIN_TOKEN; fails on an error answer.
+admin() {
+  curl -sS -f -X "$1" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json' \
+    ${3:+-d "$3"} "$ORIGIN_URL$2"
+}
 
 # The Redis Cluster's seed nodes (REDIS_CLUSTER_PORTS), comma-separated, as redis:// URLs.
 redis_cluster_urls() {

@@ -45,11 +45,6 @@ build_origin() {
   cargo build --quiet -p seckill-origin
 }
 
-admin() { # admin METHOD PATH [JSON]
-  curl -sS -f -X "$1" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json' \
-    ${3:+-d "$3"} "$ORIGIN_URL$2"
-}
-
 # start_once NAME PORT CMD...: start CMD as NAME unless PORT is already open. By its port, not
 # its pid file: after a reboot that pid may belong to anything.
 start_once() {

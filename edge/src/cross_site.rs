@@ -19,10 +19,16 @@ pub struct Sent<'a> {
     pub fetch_site: Option<&'a str>,
 }
 
+/// Whether `route` changes something, and so is checked: login, buy and pay. The caller need
+/// read no header for any other.
+pub fn is_checked(route: &Route<'_>) -> bool {
+    matches!(route, Route::Login | Route::Buy | Route::PayOrder { .. })
+}
+
 /// Why `route` is refused, if it is; `own_origin` is the edge's own `scheme://host[:port]` as
 /// the request addressed it.
 pub fn refusal(route: &Route<'_>, own_origin: &str, sent: Sent<'_>) -> Option<EdgeError> {
-    if !matches!(route, Route::Login | Route::Buy | Route::PayOrder { .. }) {
+    if !is_checked(route) {
         return None;
     }
     if let Some(site) = sent.fetch_site.filter(|s| !matches!(*s, "same-origin" | "none")) {

@@ -46,16 +46,19 @@ fn fresh_request_id() -> String {
 async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -> Result<Response> {
     let path = req.path();
     let route = route(req.method().as_ref(), &path);
-    let own_origin = req.url()?.origin().ascii_serialization();
-    let (content_type, origin, fetch_site) =
-        (req.headers().get("content-type")?, req.headers().get("origin")?, req.headers().get("sec-fetch-site")?);
-    let sent = cross_site::Sent {
-        content_type: content_type.as_deref(),
-        origin: origin.as_deref(),
-        fetch_site: fetch_site.as_deref(),
-    };
-    if let Some(refused) = cross_site::refusal(&route, &own_origin, sent) {
-        return edge_error(&refused);
+    // Reads (the product list, order polls) are never checked: no header read, no URL parsed.
+    if cross_site::is_checked(&route) {
+        let own_origin = req.url()?.origin().ascii_serialization();
+        let (content_type, origin, fetch_site) =
+            (req.headers().get("content-type")?, req.headers().get("origin")?, req.headers().get("sec-fetch-site")?);
+        let sent = cross_site::Sent {
+            content_type: content_type.as_deref(),
+            origin: origin.as_deref(),
+            fetch_site: fetch_site.as_deref(),
+        };
+        if let Some(refused) = cross_site::refusal(&route, &own_origin, sent) {
+            return edge_error(&refused);
+        }
     }
     let limited = limits::is_limited(&route);
     if limited {

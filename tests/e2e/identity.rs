@@ -199,6 +199,19 @@ async fn the_local_login_signs_a_token_and_a_cookie_the_api_accepts() {
     app.check().await;
 }
 
+/// `POST /api/login` for `user_id`, through the edge's secret: its status and body.
+async fn local_login(app: &TestApp, user_id: u64) -> (u16, Value) {
+    let resp = app
+        .http
+        .post(app.url("/api/login"))
+        .header("x-seckill-edge-secret", EDGE_SECRET)
+        .json(&json!({ "userId": user_id }))
+        .send()
+        .await
+        .unwrap();
+    read(resp).await
+}
+
 /// What `serve` printed when it refused to start. One still serving after 30 s is stopped: its
 /// output lacks the refusal the caller looks for, so that is a failed assertion, not a hung test.
 fn refusal(command: &mut std::process::Command) -> std::process::Output {
@@ -254,15 +267,7 @@ async fn outside_the_local_environment_there_is_no_login_and_the_defaults_are_re
     settings.auth.local_login = false;
     settings.auth.token_keys = "prod-1:a-production-signing-key-0123456789abcdef".into();
     let app = TestApp::spawn_with(id, settings).await;
-    let resp = app
-        .http
-        .post(app.url("/api/login"))
-        .header("x-seckill-edge-secret", EDGE_SECRET)
-        .json(&json!({ "userId": 1 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read(resp).await.0, 404, "no login outside the local environment");
+    assert_eq!(local_login(&app, 1).await.0, 404, "no login outside the local environment");
     let product = app.create_product(3).await;
     app.buy_queued(1, product).await; // tokens from the configured identity provider's key work
     app.check().await;
@@ -273,15 +278,7 @@ async fn the_local_login_answers_only_when_switched_on() {
     let (id, mut settings) = isolated_settings();
     settings.auth.local_login = false;
     let app = TestApp::spawn_with(id, settings).await;
-    let resp = app
-        .http
-        .post(app.url("/api/login"))
-        .header("x-seckill-edge-secret", EDGE_SECRET)
-        .json(&json!({ "userId": 1 }))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(resp).await;
+    let (status, body) = local_login(&app, 1).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
     app.check().await;
 }

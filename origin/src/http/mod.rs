@@ -116,9 +116,6 @@ async fn drop_invalid_request_id(mut request: Request) -> Request {
 /// a measurable share): a JSON body ([`json_errors`]), and a log line if it is a 5xx
 /// ([`log_failure`]).
 async fn error_answers(response: Response) -> Response {
-    if !(response.status().is_client_error() || response.status().is_server_error()) {
-        return response;
-    }
     let mut response = json_errors(response).await;
     log_failure(&mut response);
     response

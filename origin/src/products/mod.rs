@@ -83,6 +83,12 @@ pub struct ValidProduct {
 
 const MAX_STOCK: i64 = 100_000_000;
 const MAX_PRICE: i64 = 1_000_000_000;
+
+/// Whether `price` is above 0 and at most [`MAX_PRICE`]: what [`NewProduct::validate`] and the
+/// reader of the body's price text ([`price::price_text`]) both require.
+fn price_within_bounds(price: Decimal) -> bool {
+    price > Decimal::ZERO && price <= Decimal::from(MAX_PRICE)
+}
 const MAX_BUCKETS: i64 = 64;
 /// The largest order amount `tb_seckill_order.amount` (DECIMAL(14,2)) holds.
 const MAX_AMOUNT: &str = "999999999999.99";
@@ -97,7 +103,7 @@ impl NewProduct {
         if name.is_empty() || name.chars().count() > 100 {
             return field("name must be 1 to 100 characters".into());
         }
-        if self.price <= Decimal::ZERO || self.price > Decimal::from(MAX_PRICE) {
+        if !price_within_bounds(self.price) {
             return field(format!("price must be above 0 and at most {MAX_PRICE}"));
         }
         if self.price.normalize().scale() > 2 {

@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use super::MAX_PRICE;
+use super::{price_within_bounds, MAX_PRICE};
 
 /// The prices [`price_text`] reads, as the document states them: 1 to 999,999,999 with up to 2
 /// decimals, 0.01 to 0.99, or 1,000,000,000 exactly. [`super::NewProduct`]'s schema repeats it (an
@@ -33,7 +33,7 @@ pub(super) fn price_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> R
         return Err(refuse());
     }
     let price: Decimal = text.parse().map_err(|_| refuse())?;
-    if price <= Decimal::ZERO || price > Decimal::from(MAX_PRICE) {
+    if !price_within_bounds(price) {
         return Err(refuse());
     }
     Ok(price)
