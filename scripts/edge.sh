@@ -146,7 +146,7 @@ cmd_start() {
     node edge/dev-server.mjs --config "$EDGE_RUN/wrangler.toml" --ip "$SECKILL_HOST" --port "$EDGE_PORT" \
       --log-level=warn --persist-to "$EDGE_STATE" \
       --var "ORIGIN_URL:$ORIGIN_URL" --var "ORIGIN_URLS:${ORIGIN_URLS:-}" --var "EDGE_SECRET:$EDGE_SECRET" \
-      --var "TOKEN_KEYS:$TOKEN_KEYS"
+      --var "TOKEN_KEYS:$TOKEN_KEYS" --var "ENVIRONMENT:development"
 
   local pid i
   pid="$(cat "$pidfile")"

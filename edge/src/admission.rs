@@ -19,7 +19,7 @@
 use seckill_protocol::buy::Buy;
 use seckill_protocol::errors::ErrorCode;
 
-use crate::answers::{error_code, EdgeError};
+use crate::answers::{error_code, order_no_of, EdgeError};
 
 /// Upper bound on any TTL the edge accepts from the origin, whatever the header says, so that
 /// one bad header cannot pin a flag for days. Overridable by the `MAX_FLAG_TTL_SECS` var.
@@ -53,11 +53,15 @@ impl Flag {
         }
     }
 
-    /// The answer the edge gives when this flag is present.
-    pub fn rejection(&self) -> EdgeError {
+    /// The answer the edge gives when this flag is present; `stored` is what was stored with
+    /// it ([`FlagToSet::stored`]): a bought flag's order number, so the buyer learns it again.
+    pub fn rejection(&self, stored: &str) -> EdgeError {
         match *self {
             Flag::SoldOut { product_id } => EdgeError::sold_out(product_id),
-            Flag::Bought { user_id, product_id } => EdgeError::already_bought(user_id, product_id),
+            Flag::Bought { user_id, product_id } => {
+                let order_no = Some(stored.trim()).filter(|no| is_order_no(no)).map(str::to_owned);
+                EdgeError::already_bought(user_id, product_id, order_no)
+            }
         }
     }
 
@@ -76,11 +80,21 @@ impl Flag {
     }
 }
 
-/// A flag to store after a forwarded buy, and for how many seconds (`Cache-Control: max-age`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A flag to store after a forwarded buy, for how many seconds (`Cache-Control: max-age`), and
+/// the order number the origin named with it (a bought flag's; the edge's own `ALREADY_BOUGHT`
+/// hands it back, so a buyer whose first answer was lost still learns their order).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlagToSet {
     pub flag: Flag,
     pub ttl_secs: u32,
+    pub order_no: Option<String>,
+}
+
+impl FlagToSet {
+    /// What is stored with the flag: the order number, or nothing.
+    pub fn stored(&self) -> &str {
+        self.order_no.as_deref().unwrap_or_default()
+    }
 }
 
 /// Which flag, if any, the origin's answer to `buy` sets:
@@ -107,7 +121,14 @@ pub fn flag_from_answer(
         },
         _ => return None,
     };
-    Some(FlagToSet { flag, ttl_secs })
+    let order_no = (flag == bought).then(|| order_no_of(body)).flatten().filter(|no| is_order_no(no));
+    Some(FlagToSet { flag, ttl_secs, order_no })
+}
+
+/// An order number as the origin mints them (`{flake}-{productId}`): stored and repeated only
+/// if it looks like one, so a cached answer can carry nothing else.
+fn is_order_no(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_digit() || b == b'-')
 }
 
 /// Which flag, if any, the origin's answer to `GET /api/orders/{orderNo}` for `user_id` clears:
@@ -150,10 +171,13 @@ mod tests {
 
     #[test]
     fn flags_reject_with_the_origin_codes() {
-        let sold_out = Flag::SoldOut { product_id: 1 }.rejection();
+        let sold_out = Flag::SoldOut { product_id: 1 }.rejection("");
         assert_eq!((sold_out.status(), sold_out.code), (409, ErrorCode::SoldOut));
-        let bought = Flag::Bought { user_id: 1, product_id: 1 }.rejection();
+        let bought = Flag::Bought { user_id: 1, product_id: 1 }.rejection("77-1");
         assert_eq!((bought.status(), bought.code), (409, ErrorCode::AlreadyBought));
+        assert_eq!(bought.order_no.as_deref(), Some("77-1"), "the order the flag was set for");
+        let unknown = Flag::Bought { user_id: 1, product_id: 1 }.rejection("<script>");
+        assert_eq!(unknown.order_no, None, "only an order number is repeated");
     }
 
     #[test]
@@ -189,20 +213,22 @@ mod tests {
 
     #[test]
     fn queued_sets_the_user_flag() {
-        let set = answer(200, r#"{"orderNo":"A1","status":"QUEUED"}"#, Some("60"));
-        assert_eq!(set, Some(FlagToSet { flag: BOUGHT, ttl_secs: 60 }));
+        let set = answer(200, r#"{"orderNo":"41-8","status":"QUEUED"}"#, Some("60"));
+        assert_eq!(set, Some(FlagToSet { flag: BOUGHT, ttl_secs: 60, order_no: Some("41-8".into()) }));
     }
 
     #[test]
     fn already_bought_sets_the_user_flag() {
+        let set = answer(409, r#"{"code":"ALREADY_BOUGHT","message":"x","orderNo":"41-8"}"#, Some("60"));
+        assert_eq!(set, Some(FlagToSet { flag: BOUGHT, ttl_secs: 60, order_no: Some("41-8".into()) }));
         let set = answer(409, r#"{"code":"ALREADY_BOUGHT","message":"x"}"#, Some("60"));
-        assert_eq!(set, Some(FlagToSet { flag: BOUGHT, ttl_secs: 60 }));
+        assert_eq!(set, Some(FlagToSet { flag: BOUGHT, ttl_secs: 60, order_no: None }));
     }
 
     #[test]
     fn sold_out_sets_the_product_flag() {
         let set = answer(409, r#"{"code":"SOLD_OUT","message":"x"}"#, Some("2"));
-        assert_eq!(set, Some(FlagToSet { flag: SOLD_OUT, ttl_secs: 2 }));
+        assert_eq!(set, Some(FlagToSet { flag: SOLD_OUT, ttl_secs: 2, order_no: None }));
     }
 
     #[test]

@@ -5,22 +5,27 @@ use serde::Serialize;
 
 pub use seckill_protocol::wire::{DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 
-/// An error answer decided at the edge, in the origin's shape: `{"code": "...", "message": "..."}`.
+/// An error answer decided at the edge, in the origin's shape: `{"code": "...", "message": "..."}`,
+/// and `"orderNo"` with `ALREADY_BOUGHT` when the edge knows the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeError {
     pub code: ErrorCode,
     pub message: String,
+    pub order_no: Option<String>,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ErrorBody<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_no: Option<&'a str>,
 }
 
 impl EdgeError {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), order_no: None }
     }
 
     /// The answer's HTTP status: its code's.
@@ -38,9 +43,10 @@ impl EdgeError {
         Self::new(ErrorCode::SoldOut, sold_out_message(product_id))
     }
 
-    /// 409 `ALREADY_BOUGHT`, from a cached (user, product) flag (worded as the origin words it).
-    pub fn already_bought(user_id: u64, product_id: u64) -> Self {
-        Self::new(ErrorCode::AlreadyBought, already_bought_message(user_id, product_id))
+    /// 409 `ALREADY_BOUGHT`, from a cached (user, product) flag (worded as the origin words it),
+    /// naming the order the flag was set for when the origin named it.
+    pub fn already_bought(user_id: u64, product_id: u64, order_no: Option<String>) -> Self {
+        Self { order_no, ..Self::new(ErrorCode::AlreadyBought, already_bought_message(user_id, product_id)) }
     }
 
     /// 401 `UNAUTHENTICATED`: no valid identity token; the message says what is wrong with it.
@@ -100,9 +106,19 @@ impl EdgeError {
 
     /// The JSON body.
     pub fn body(&self) -> String {
-        serde_json::to_string(&ErrorBody { code: self.code.as_str(), message: &self.message })
-            .expect("a struct of two strings always serializes")
+        let body = ErrorBody { code: self.code.as_str(), message: &self.message, order_no: self.order_no.as_deref() };
+        serde_json::to_string(&body).expect("a struct of strings always serializes")
     }
+}
+
+/// The `orderNo` of an origin answer: an accepted buy's, or the order an `ALREADY_BOUGHT` names.
+pub fn order_no_of(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct OrderNoOnly {
+        order_no: String,
+    }
+    serde_json::from_str::<OrderNoOnly>(body).ok().map(|b| b.order_no)
 }
 
 /// The code of an origin error body, if the body is one with a code this edge knows.
@@ -124,6 +140,18 @@ mod tests {
         assert_eq!(body["code"], "SOLD_OUT");
         assert!(body["message"].is_string());
         assert_eq!(body.as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_already_bought_answer_names_the_order_when_known() {
+        let named: serde_json::Value =
+            serde_json::from_str(&EdgeError::already_bought(7, 3, Some("123-3".into())).body()).unwrap();
+        assert_eq!((named["code"].as_str(), named["orderNo"].as_str()), (Some("ALREADY_BOUGHT"), Some("123-3")));
+        let unnamed: serde_json::Value = serde_json::from_str(&EdgeError::already_bought(7, 3, None).body()).unwrap();
+        assert!(unnamed.get("orderNo").is_none());
+        assert_eq!(order_no_of(r#"{"orderNo":"9-1","status":"QUEUED"}"#).as_deref(), Some("9-1"));
+        assert_eq!(order_no_of(r#"{"code":"ALREADY_BOUGHT","message":"m","orderNo":"9-1"}"#).as_deref(), Some("9-1"));
+        assert_eq!(order_no_of(r#"{"code":"SOLD_OUT","message":"m"}"#), None);
     }
 
     #[test]

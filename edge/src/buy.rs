@@ -9,7 +9,7 @@ use worker::{console_warn, Cache, Context, Date, Env, Method, Request, Response,
 
 use crate::admission::{flag_from_answer, flags_to_check};
 use crate::answers::{EdgeError, DECIDED_BY_HEADER, FLAG_TTL_HEADER};
-use crate::flag_cache::{flag_is_set, set_flag};
+use crate::flag_cache::{flag_lookup, set_flag};
 use crate::http::{edge_error, json_response, read_body};
 use crate::limit_bindings::{over_limit, within_limit};
 use crate::limits::{self, USER_LIMITER};
@@ -44,8 +44,8 @@ pub(crate) async fn buy(
     // One lookup after the other, not both at once: in a sell-out flood the first one answers
     // nearly every buy, and a parallel second lookup would double the cache work of exactly those.
     for flag in flags_to_check(&buy) {
-        if flag_is_set(&cache, &flag).await {
-            return edge_error(&flag.rejection());
+        if let Some(stored) = flag_lookup(&cache, &flag).await {
+            return edge_error(&flag.rejection(&stored));
         }
     }
 

@@ -2,22 +2,30 @@
 //! the Workers `Response`s the edge answers with (JSON that is never cached, the edge's own
 //! errors, the shop page).
 
+use futures_util::StreamExt;
 use worker::{Headers, Request, Response, Result};
 
 use crate::answers::{EdgeError, DECIDED_BY_HEADER};
 use crate::page::{SHOP_PAGE_CSP, SHOP_PAGE_HTML};
 
 /// Reads a body of at most `max` bytes. A declared `Content-Length` over the cap is refused
-/// before anything is read; a body that turns out longer is refused after.
+/// before anything is read; a body without one (chunked) is read chunk by chunk and refused as
+/// soon as it passes the cap, so no more than `max` bytes and one chunk are ever held.
 pub(crate) async fn read_body(req: &mut Request, max: usize) -> Result<std::result::Result<String, EdgeError>> {
     let declared: Option<usize> = req.headers().get("content-length")?.and_then(|v| v.trim().parse().ok());
     let too_big = || EdgeError::payload_too_large(max);
     if declared.is_some_and(|n| n > max) {
         return Ok(Err(too_big()));
     }
-    let bytes = req.bytes().await?;
-    if bytes.len() > max {
-        return Ok(Err(too_big()));
+    let mut bytes = Vec::new();
+    // A request without a body has no stream to read.
+    if let Ok(mut chunks) = req.stream() {
+        while let Some(chunk) = chunks.next().await {
+            bytes.extend_from_slice(&chunk?);
+            if bytes.len() > max {
+                return Ok(Err(too_big()));
+            }
+        }
     }
     Ok(String::from_utf8(bytes).map_err(|_| EdgeError::bad_request("body is not UTF-8")))
 }

@@ -39,6 +39,7 @@ pub mod limits;
 pub mod origins;
 pub mod page;
 pub mod products;
+pub mod query;
 pub mod routes;
 pub mod settings;
 pub mod waiting_room;

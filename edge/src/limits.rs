@@ -1,7 +1,13 @@
-//! Rate limits at the edge, on the routes that change something (buy and pay): first per client
-//! IP (before the token is even read, so a flood of bad tokens is cheap to turn away), then per
-//! signed-in user. Each is a Workers Rate Limiting binding (`[[ratelimits]]` in wrangler.toml,
-//! simulated under `wrangler dev`), whose limit and period are configuration.
+//! Rate limits at the edge ([`for_route`]): on the routes that change something (buy and pay),
+//! sign in (login) or read an order (the order routes cost the origin a MySQL query each),
+//! first per client IP (before the token is even read, so a flood of bad tokens is cheap to
+//! turn away), then per signed-in user. Each is a Workers Rate Limiting binding
+//! (`[[ratelimits]]` in wrangler.toml, simulated under `wrangler dev`), whose limit and period
+//! are configuration.
+//!
+//! The client IP is Cloudflare's `CF-Connecting-IP`. A request without one is refused outside
+//! development ([`ip_key`]): every such request would otherwise share one bucket, and one
+//! client could spend it for all.
 //!
 //! A request over a limit is 429 `RATE_LIMITED` with `Retry-After` and never reaches the origin.
 //! If a binding is missing the edge lets the request through (and logs it): the origin still
@@ -12,20 +18,49 @@ use crate::routes::Route;
 
 /// The binding that limits per client IP.
 pub const IP_LIMITER: &str = "IP_RATE_LIMITER";
-/// The binding that limits per signed-in user.
+/// The binding that limits buys and pays per signed-in user.
 pub const USER_LIMITER: &str = "USER_RATE_LIMITER";
+/// The binding that limits order reads per signed-in user (a page polls its order).
+pub const LOOKUP_LIMITER: &str = "LOOKUP_RATE_LIMITER";
 /// Default `RATE_LIMIT_RETRY_AFTER_SECS`: the limiters' period (a client waiting this long
 /// starts a fresh window).
 pub const DEFAULT_RETRY_AFTER_SECS: u32 = 10;
 
-/// Whether `route` is rate limited: the ones that take stock or change an order.
-pub fn is_limited(route: &Route<'_>) -> bool {
-    matches!(route, Route::Buy | Route::PayOrder { .. })
+/// Which limiters a route passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLimits {
+    /// The per-IP limiter, before the token is read.
+    pub per_ip: bool,
+    /// The per-user limiter checked once the user is known. A buy's is `None` here: it is
+    /// checked only where the buy would reach the origin (a queued user's tries are paced by
+    /// the room, and flag answers cost the origin nothing).
+    pub per_user: Option<&'static str>,
 }
 
-/// The IP limiter's key: the client address Cloudflare puts in `CF-Connecting-IP`.
-pub fn ip_key(connecting_ip: Option<&str>) -> String {
-    format!("ip:{}", connecting_ip.map(str::trim).filter(|ip| !ip.is_empty()).unwrap_or("unknown"))
+/// The limiters of `route`: buy and pay (per IP, per user), login (per IP: it has no user
+/// yet) and the order reads (per IP, per user on their own, looser, limiter).
+pub fn for_route(route: &Route<'_>) -> RouteLimits {
+    let (per_ip, per_user) = match route {
+        Route::Buy => (true, None),
+        Route::PayOrder { .. } => (true, Some(USER_LIMITER)),
+        Route::Login => (true, None),
+        Route::Order { .. } | Route::BuyerOrders => (true, Some(LOOKUP_LIMITER)),
+        Route::ShopPage | Route::ProductList | Route::MethodNotAllowed | Route::NotFound => (false, None),
+    };
+    RouteLimits { per_ip, per_user }
+}
+
+/// The IP limiter's key: the client address Cloudflare puts in `CF-Connecting-IP`. Without
+/// one, development (`wrangler dev`, tests) shares one local bucket; anywhere else the
+/// request is refused (400), as Cloudflare always sets it.
+pub fn ip_key(connecting_ip: Option<&str>, development: bool) -> Result<String, EdgeError> {
+    match connecting_ip.map(str::trim).filter(|ip| !ip.is_empty()) {
+        Some(ip) => Ok(format!("ip:{ip}")),
+        None if development => Ok("ip:local".to_owned()),
+        None => {
+            Err(EdgeError::bad_request("the request carries no CF-Connecting-IP; it did not come through Cloudflare"))
+        }
+    }
 }
 
 /// The user limiter's key.
@@ -45,23 +80,30 @@ mod tests {
     use seckill_protocol::errors::ErrorCode;
 
     #[test]
-    fn only_buy_and_pay_are_limited() {
-        assert!(is_limited(&route("POST", "/api/seckill")));
-        assert!(is_limited(&route("POST", "/api/orders/A1/pay")));
-        for (method, path) in
-            [("GET", "/"), ("GET", "/api/products"), ("GET", "/api/orders/A1"), ("POST", "/api/login")]
-        {
-            assert!(!is_limited(&route(method, path)), "{method} {path}");
+    fn writes_logins_and_order_reads_are_limited() {
+        let limits = |method, path| for_route(&route(method, path));
+        assert_eq!(limits("POST", "/api/seckill"), RouteLimits { per_ip: true, per_user: None });
+        assert_eq!(limits("POST", "/api/orders/A1/pay"), RouteLimits { per_ip: true, per_user: Some(USER_LIMITER) });
+        assert_eq!(limits("POST", "/api/login"), RouteLimits { per_ip: true, per_user: None });
+        for path in ["/api/orders/A1", "/api/orders"] {
+            assert_eq!(limits("GET", path), RouteLimits { per_ip: true, per_user: Some(LOOKUP_LIMITER) }, "{path}");
+        }
+        for (method, path) in [("GET", "/"), ("GET", "/api/products"), ("GET", "/nowhere")] {
+            assert_eq!(limits(method, path), RouteLimits { per_ip: false, per_user: None }, "{method} {path}");
         }
     }
 
     #[test]
     fn keys_name_the_ip_or_the_user() {
-        assert_eq!(ip_key(Some("203.0.113.7")), "ip:203.0.113.7");
-        assert_eq!(ip_key(Some(" ")), "ip:unknown");
-        assert_eq!(ip_key(None), "ip:unknown");
+        assert_eq!(ip_key(Some("203.0.113.7"), false).unwrap(), "ip:203.0.113.7");
+        assert_eq!(ip_key(None, true).unwrap(), "ip:local", "development shares one local bucket");
+        for missing in [None, Some(" ")] {
+            let refused = ip_key(missing, false).unwrap_err();
+            assert_eq!(refused.status(), 400, "no shared bucket outside development");
+            assert!(refused.message.contains("CF-Connecting-IP"));
+        }
         assert_eq!(user_key(42), "user:42");
-        assert_ne!(ip_key(Some("42")), user_key(42), "the two limiters' keys never collide");
+        assert_ne!(ip_key(Some("42"), false).unwrap(), user_key(42), "the two limiters' keys never collide");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `GET /api/orders/{orderNo}` (wasm only): forwarded, and the read of an order that ended
-//! without a purchase clears its buyer's flag ([`crate::admission::flag_cleared_by_order`]).
+//! The order reads (wasm only): `GET /api/orders/{orderNo}`, forwarded, and the read of an
+//! order that ended without a purchase clears its buyer's flag
+//! ([`crate::admission::flag_cleared_by_order`]); `GET /api/orders?productId=`, forwarded.
 
 use worker::{Cache, Method, Response, Result};
 
@@ -7,7 +8,7 @@ use crate::admission::flag_cleared_by_order;
 use crate::answers::DECIDED_BY_HEADER;
 use crate::flag_cache::clear_flag;
 use crate::http::{edge_error, json_response};
-use crate::origin_client::{send_to_origin, Caller};
+use crate::origin_client::{forward, send_to_origin, Caller};
 use crate::settings::Settings;
 
 /// `GET /api/orders/{orderNo}`, forwarded; an order its buyer reads as REFUSED or CANCELLED
@@ -24,4 +25,11 @@ pub(crate) async fn order(settings: &Settings, order_no: &str, caller: &Caller) 
         clear_flag(&Cache::default(), &flag).await;
     }
     json_response(status, body, &[(DECIDED_BY_HEADER, "origin".to_owned())])
+}
+
+/// `GET /api/orders?productId=`, forwarded with the checked product id: a buyer whose buy answer
+/// was lost finds their order here.
+pub(crate) async fn buyer_orders(settings: &Settings, product_id: u64, caller: &Caller) -> Result<Response> {
+    let path = format!("/api/orders?productId={product_id}");
+    forward(settings, Method::Get, &path, None, Some(caller)).await
 }

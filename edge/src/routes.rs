@@ -12,6 +12,8 @@ pub enum Route<'a> {
     Buy,
     /// `GET /api/products`: the sale list, cached at the edge for about a second.
     ProductList,
+    /// `GET /api/orders?productId=`: the signed-in user's orders of a product, forwarded.
+    BuyerOrders,
     /// `GET /api/orders/{orderNo}`: forwarded.
     Order { order_no: &'a str },
     /// `POST /api/orders/{orderNo}/pay`: forwarded.
@@ -26,7 +28,7 @@ impl Route<'_> {
     /// Whether the route needs a signed-in user: every `/api/*` route but the login and the
     /// product list. Without one the edge answers 401 and the origin never hears of it.
     pub fn needs_identity(&self) -> bool {
-        matches!(self, Route::Buy | Route::Order { .. } | Route::PayOrder { .. })
+        matches!(self, Route::Buy | Route::BuyerOrders | Route::Order { .. } | Route::PayOrder { .. })
     }
 }
 
@@ -41,6 +43,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ["api", "login"] => (Route::Login, "POST"),
         ["api", "seckill"] => (Route::Buy, "POST"),
         ["api", "products"] => (Route::ProductList, "GET"),
+        ["api", "orders"] => (Route::BuyerOrders, "GET"),
         ["api", "orders", order_no] if is_order_no(order_no) => (Route::Order { order_no }, "GET"),
         ["api", "orders", order_no, "pay"] if is_order_no(order_no) => (Route::PayOrder { order_no }, "POST"),
         _ => return Route::NotFound,
@@ -72,6 +75,8 @@ mod tests {
         assert_eq!(route("GET", "/api/products"), Route::ProductList);
         assert_eq!(route("GET", "/api/orders/SK20261123-00042"), Route::Order { order_no: "SK20261123-00042" });
         assert_eq!(route("POST", "/api/orders/abc_123/pay"), Route::PayOrder { order_no: "abc_123" });
+        assert_eq!(route("GET", "/api/orders"), Route::BuyerOrders);
+        assert_eq!(route("POST", "/api/orders"), Route::MethodNotAllowed);
     }
 
     #[test]
@@ -109,7 +114,6 @@ mod tests {
             "/api",
             "/api/",
             "/api/seckill/",
-            "/api/orders",
             "/api/orders/",
             "/api/orders/../admin",
             "/api/orders/a.b",

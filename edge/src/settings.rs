@@ -35,7 +35,14 @@ pub struct Settings {
     pub origin_timeout_ms: u32,
     /// `RATE_LIMIT_RETRY_AFTER_SECS`: the `Retry-After` of a 429 (the limiters' period).
     pub retry_after_secs: u32,
+    /// `ENVIRONMENT` is `development` (`wrangler dev`, the tests): plain-http origins, a short
+    /// edge secret and requests without `CF-Connecting-IP` are allowed. Anything else must be
+    /// `production`, where they are not.
+    pub development: bool,
 }
+
+/// The shortest `EDGE_SECRET` accepted outside development (the origin's own minimum).
+pub const MIN_EDGE_SECRET_BYTES: usize = 32;
 
 /// Default `ORIGIN_TIMEOUT_MS`: above the origin's own worst case (a broker send times out at 3 s).
 const DEFAULT_ORIGIN_TIMEOUT_MS: u32 = 10_000;
@@ -46,11 +53,26 @@ impl Settings {
     /// setting that is missing or wrong (the origins, the token keys).
     pub fn read(request_id: String, text: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let number = |name: &str, default: u32| text(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
+        let development = match text("ENVIRONMENT").as_deref().map(str::trim) {
+            Some("development") => true,
+            Some("production") => false,
+            Some(other) => return Err(format!("ENVIRONMENT: {other:?} is neither production nor development")),
+            None => return Err("ENVIRONMENT is not set (production or development)".into()),
+        };
         let origin_urls = parse_origin_urls(text("ORIGIN_URLS").as_deref(), text("ORIGIN_URL").as_deref())?;
+        let edge_secret = text("EDGE_SECRET").unwrap_or_default();
+        if !development {
+            if let Some(plain) = origin_urls.iter().find(|url| !url.starts_with("https://")) {
+                return Err(format!("ORIGIN_URLS/ORIGIN_URL: {plain} is not https:// (only development may use http)"));
+            }
+            if edge_secret.len() < MIN_EDGE_SECRET_BYTES {
+                return Err(format!("EDGE_SECRET: at least {MIN_EDGE_SECRET_BYTES} bytes outside development"));
+            }
+        }
         Ok(Self {
             request_id,
             origin_urls,
-            edge_secret: text("EDGE_SECRET").unwrap_or_default(),
+            edge_secret,
             max_flag_ttl_secs: number("MAX_FLAG_TTL_SECS", DEFAULT_MAX_FLAG_TTL_SECS),
             products_cache_secs: number("PRODUCTS_CACHE_SECS", DEFAULT_PRODUCTS_CACHE_SECS),
             token_keys: KeySet::parse(&text("TOKEN_KEYS").unwrap_or_default())
@@ -58,6 +80,7 @@ impl Settings {
             token_audience: text("TOKEN_AUDIENCE").filter(|a| !a.is_empty()).unwrap_or_else(|| "seckill".into()),
             origin_timeout_ms: number("ORIGIN_TIMEOUT_MS", DEFAULT_ORIGIN_TIMEOUT_MS).max(1),
             retry_after_secs: number("RATE_LIMIT_RETRY_AFTER_SECS", limits::DEFAULT_RETRY_AFTER_SECS).max(1),
+            development,
         })
     }
 }
@@ -74,6 +97,7 @@ impl std::fmt::Debug for Settings {
             .field("token_audience", &self.token_audience)
             .field("origin_timeout_ms", &self.origin_timeout_ms)
             .field("retry_after_secs", &self.retry_after_secs)
+            .field("development", &self.development)
             .finish_non_exhaustive()
     }
 }
@@ -87,9 +111,45 @@ mod tests {
     use super::*;
 
     /// The settings from `vars`, as the worker would read them.
+    /// The settings from `vars` (in development unless they say otherwise), as the worker would read them.
     fn read(vars: &[(&str, &str)]) -> Result<Settings, String> {
-        let vars: HashMap<String, String> = vars.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect();
-        Settings::read("req-1".into(), |name| vars.get(name).cloned())
+        let mut all: HashMap<String, String> = HashMap::from([("ENVIRONMENT".to_owned(), "development".to_owned())]);
+        all.extend(vars.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())));
+        Settings::read("req-1".into(), |name| all.get(name).cloned())
+    }
+
+    #[test]
+    fn production_needs_https_origins_and_a_long_edge_secret() {
+        let secret = "s".repeat(MIN_EDGE_SECRET_BYTES);
+        let base = [("ENVIRONMENT", "production"), ("TOKEN_KEYS", DEV_KEYS)];
+        let with = |extra: &[(&'static str, &str)]| {
+            let mut vars = base.to_vec();
+            vars.extend_from_slice(extra);
+            read(&vars)
+        };
+        let ok = with(&[("ORIGIN_URL", "https://origin.example"), ("EDGE_SECRET", &secret)]).unwrap();
+        assert!(!ok.development);
+        let plain = with(&[("ORIGIN_URLS", "https://a.example,http://b.example"), ("EDGE_SECRET", &secret)]);
+        assert!(plain.unwrap_err().contains("http://b.example is not https://"));
+        let short = with(&[("ORIGIN_URL", "https://origin.example"), ("EDGE_SECRET", "shh")]);
+        assert!(short.unwrap_err().starts_with("EDGE_SECRET: at least 32 bytes"));
+        assert!(with(&[("ORIGIN_URL", "https://origin.example")]).unwrap_err().starts_with("EDGE_SECRET"));
+        // Development allows both.
+        let dev = read(&[("ORIGIN_URL", "http://127.0.0.1:8080"), ("TOKEN_KEYS", DEV_KEYS), ("EDGE_SECRET", "shh")]);
+        assert!(dev.unwrap().development);
+    }
+
+    #[test]
+    fn the_environment_is_required_and_named() {
+        let vars = |env: Option<&str>| {
+            let mut all = HashMap::from([("ORIGIN_URL", "http://o"), ("TOKEN_KEYS", DEV_KEYS)]);
+            if let Some(env) = env {
+                all.insert("ENVIRONMENT", env);
+            }
+            Settings::read("r".into(), |name| all.get(name).map(|v| (*v).to_owned()))
+        };
+        assert!(vars(None).unwrap_err().starts_with("ENVIRONMENT is not set"));
+        assert!(vars(Some("local")).unwrap_err().starts_with("ENVIRONMENT: \"local\""));
     }
 
     #[test]

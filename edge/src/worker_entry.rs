@@ -15,10 +15,11 @@ use crate::cross_site;
 use crate::http::{edge_error, read_body, shop_page};
 use crate::identity::signed_in;
 use crate::limit_bindings::{over_limit, within_limit};
-use crate::limits::{self, IP_LIMITER, USER_LIMITER};
-use crate::order::order;
+use crate::limits::{self, IP_LIMITER};
+use crate::order::{buyer_orders, order};
 use crate::origin_client::{forward, Caller};
 use crate::product_list::product_list;
+use crate::query::{self, Query};
 use crate::routes::{route, Route};
 use crate::settings::Settings;
 
@@ -60,10 +61,18 @@ async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -
             return edge_error(&refused);
         }
     }
-    let limited = limits::is_limited(&route);
-    if limited {
+    let query = match query::check(&route, req.url()?.query()) {
+        Ok(query) => query,
+        Err(refused) => return edge_error(&refused),
+    };
+    let limits = limits::for_route(&route);
+    if limits.per_ip {
         let ip = req.headers().get("cf-connecting-ip")?;
-        if !within_limit(&env, IP_LIMITER, limits::ip_key(ip.as_deref())).await {
+        let key = match limits::ip_key(ip.as_deref(), settings.development) {
+            Ok(key) => key,
+            Err(refused) => return edge_error(&refused),
+        };
+        if !within_limit(&env, IP_LIMITER, key).await {
             return over_limit("address", settings, &[]);
         }
     }
@@ -88,10 +97,8 @@ async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -
     } else {
         None
     };
-    // A buy is limited per user only where it would reach the origin (in `buy`): a queued
-    // user's tries are paced by the room, and flag answers cost the origin nothing.
-    if let (true, false, Some(caller)) = (limited, route == Route::Buy, &caller) {
-        if !within_limit(&env, USER_LIMITER, limits::user_key(caller.user_id)).await {
+    if let (Some(limiter), Some(caller)) = (limits.per_user, &caller) {
+        if !within_limit(&env, limiter, limits::user_key(caller.user_id)).await {
             return over_limit("user", settings, &[]);
         }
     }
@@ -104,6 +111,10 @@ async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -
         (Route::ProductList, _) => product_list(settings).await,
         (Route::Buy, Some(caller)) => buy(&mut req, &env, settings, &ctx, &caller).await,
         (Route::Order { order_no }, Some(caller)) => order(settings, order_no, &caller).await,
+        (Route::BuyerOrders, Some(caller)) => match query {
+            Query::ProductId(product_id) => buyer_orders(settings, product_id, &caller).await,
+            Query::None => edge_error(&EdgeError::bad_request("productId is required")),
+        },
         (Route::PayOrder { order_no }, Some(caller)) => match read_body(&mut req, MAX_SMALL_BODY_BYTES).await? {
             Ok(body) => {
                 let path = format!("/api/orders/{order_no}/pay");

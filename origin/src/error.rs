@@ -11,12 +11,17 @@ pub use seckill_protocol::wire::{EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// What went wrong, for programs: one of [`ErrorCode`]'s codes.
     #[schema(schema_with = code_schema)]
     pub code: String,
     /// What went wrong, for people; never internals.
     pub message: String,
+    /// With `ALREADY_BOUGHT`: the order the user holds, so a buyer whose first answer was lost
+    /// can follow and pay it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_no: Option<String>,
 }
 
 /// The document's schema of `code`: every [`ErrorCode`], so a client can match them all.
@@ -49,6 +54,10 @@ pub enum ApiError {
     /// A business rule said no. `flag_ttl` (seconds) tells the edge it may cache this answer.
     #[error("{message}")]
     Conflict { code: ErrorCode, message: String, flag_ttl: Option<u64> },
+    /// The user holds an active order of the product (409 `ALREADY_BOUGHT`), named in the body.
+    /// `flag_ttl` as for [`ApiError::Conflict`].
+    #[error("{message}")]
+    AlreadyBought { message: String, order_no: String, flag_ttl: u64 },
     /// A service is down (503); `cause` is what failed, for the log, never for the client.
     #[error("{message}")]
     Unavailable { message: String, cause: Option<String> },
@@ -123,6 +132,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::TryLater { code, .. }
             | ApiError::Unprocessable { code, .. } => *code,
+            ApiError::AlreadyBought { .. } => ErrorCode::AlreadyBought,
             ApiError::Unavailable { .. } => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -142,13 +152,17 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable { message, cause } => (message.clone(), cause.clone()),
             other => (other.to_string(), None),
         };
-        let mut response = (status, Json(ErrorBody { code: code.as_str().into(), message })).into_response();
+        let order_no = match &self {
+            ApiError::AlreadyBought { order_no, .. } => Some(order_no.clone()),
+            _ => None,
+        };
+        let mut response = (status, Json(ErrorBody { code: code.as_str().into(), message, order_no })).into_response();
         if let Some(cause) = cause {
             // Logged once, by the layer that logs every failed answer (`http::error_answers`).
             response.extensions_mut().insert(ErrorCause(cause));
         }
         match self {
-            ApiError::Conflict { flag_ttl: Some(ttl), .. } => {
+            ApiError::Conflict { flag_ttl: Some(ttl), .. } | ApiError::AlreadyBought { flag_ttl: ttl, .. } => {
                 response.headers_mut().insert(FLAG_TTL_HEADER, HeaderValue::from(ttl));
             }
             ApiError::TryLater { .. } => {

@@ -13,7 +13,7 @@ use seckill_origin::stock::StockStore;
 use serde_json::json;
 
 async fn is_buyer(app: &TestApp, product: u64, user: u64) -> bool {
-    redis::cmd("SISMEMBER")
+    redis::cmd("HEXISTS")
         .arg(app.product_key(product, "buyers"))
         .arg(user)
         .query_async(&mut app.redis.clone())
@@ -35,7 +35,7 @@ async fn an_unpaid_order_is_cancelled_and_its_stock_and_buyer_come_back_so_the_u
     let stock = app.stock(product).await;
     assert_eq!((stock["mysql"].as_i64(), stock["inFlight"].as_i64()), (Some(5), Some(0)), "{stock}");
     assert_eq!(stock["orders"]["cancelled"], 1);
-    assert!(!is_buyer(&app, product, 1).await, "the buyer set still holds the user");
+    assert!(!is_buyer(&app, product, 1).await, "the buyer record still holds the user");
     assert_eq!(app.count("SELECT COUNT(*) FROM tb_user_seckill").await, 0);
     let (before, after): (u32, u32) =
         sqlx::query_as("SELECT before_stock, after_stock FROM tb_stock_log WHERE order_no = ? AND reason = 'CANCEL'")

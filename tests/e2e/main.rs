@@ -19,6 +19,7 @@ mod buy_path;
 mod http_errors;
 mod identity;
 mod lifecycle;
+mod lost_answers;
 mod metrics;
 mod mysql_outage;
 mod openapi;

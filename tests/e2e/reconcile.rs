@@ -124,7 +124,7 @@ async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_hol
     // are gone; one order is in flight in the deduction log (its buyer lost too), another only
     // in the outbox; a stray buyer holds nothing.
     let _: () = redis::cmd("HDEL").arg(key("orders")).arg(&active).query_async(&mut redis).await.unwrap();
-    let _: () = redis::cmd("SREM").arg(key("buyers")).arg(1).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("HDEL").arg(key("buyers")).arg(1).query_async(&mut redis).await.unwrap();
     let _: () = redis::cmd("HSET").arg(key("orders")).arg("IN-LOG").arg("7,2").query_async(&mut redis).await.unwrap();
     let _: () = redis::cmd("XADD")
         .arg(key("outbox"))
@@ -133,7 +133,7 @@ async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_hol
         .query_async(&mut redis)
         .await
         .unwrap();
-    let _: () = redis::cmd("SADD").arg(key("buyers")).arg(99).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("HSET").arg(key("buyers")).arg(99).arg("STRAY").query_async(&mut redis).await.unwrap();
     let _: () = redis::cmd("SET").arg(key("stock")).arg(42).query_async(&mut redis).await.unwrap();
 
     let snapshot = SaleSnapshot {
@@ -165,10 +165,10 @@ async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_hol
     assert_eq!(
         changes,
         vec![
-            change("buyer", "1", None, Some("1")),
-            change("buyer", "7", None, Some("7")),
-            change("buyer", "8", None, Some("8")),
-            change("buyer", "99", Some("99"), None),
+            change("buyer", "1", None, Some(&active)),
+            change("buyer", "7", None, Some("IN-LOG")),
+            change("buyer", "8", None, Some("IN-OUTBOX")),
+            change("buyer", "99", Some("STRAY"), None),
             change("deduction", &active, None, Some("1,1")),
             change("deduction", "IN-OUTBOX", None, Some("8,3")),
             change("stock", "stock", Some("42"), Some("4")),
@@ -181,8 +181,14 @@ async fn reconcile_keeps_what_redis_knows_is_in_flight_and_drops_what_nobody_hol
     assert!(matches!(applied, Reconciled::Repaired { stock: 4, .. }), "{applied:?}");
     let log: std::collections::HashMap<String, String> =
         redis::cmd("HGETALL").arg(key("orders")).query_async(&mut redis).await.unwrap();
-    let mut buyers: Vec<u64> = redis::cmd("SMEMBERS").arg(key("buyers")).query_async(&mut redis).await.unwrap();
-    buyers.sort_unstable();
+    let records: std::collections::BTreeMap<u64, String> =
+        redis::cmd("HGETALL").arg(key("buyers")).query_async(&mut redis).await.unwrap();
+    let buyers: Vec<u64> = records.keys().copied().collect();
+    assert_eq!(
+        (records[&1].as_str(), records[&7].as_str(), records[&8].as_str()),
+        (active.as_str(), "IN-LOG", "IN-OUTBOX"),
+        "each buyer record names its order"
+    );
     assert_eq!(log.len(), 3, "{log:?}");
     assert_eq!((log["IN-LOG"].as_str(), log["IN-OUTBOX"].as_str()), ("7,2", "8,3"));
     assert_eq!(buyers, vec![1, 7, 8]);

@@ -104,7 +104,7 @@ async fn a_second_active_order_of_one_user_is_refused_and_its_stock_returns() {
     app.wait_order_status(&first, "UNPAID", 30).await;
 
     let buyers = app.product_key(product, "buyers");
-    let _: () = redis::cmd("SREM").arg(&buyers).arg(5).query_async(&mut app.redis.clone()).await.unwrap();
+    let _: () = redis::cmd("HDEL").arg(&buyers).arg(5).query_async(&mut app.redis.clone()).await.unwrap();
     let second = app.buy_queued(5, product).await;
 
     let refused = wait_until(Duration::from_secs(30), || async {

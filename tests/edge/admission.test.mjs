@@ -233,3 +233,51 @@ test("the rest of the public API goes through the edge; admin does not", async (
   assert.match(page.headers.get("content-type"), /^text\/html/);
   assert.match(await page.text(), /Today's flash sales/);
 });
+
+test("a buyer whose answer was lost finds the order: the repeat names it and the list shows it", async () => {
+  const productId = await createProduct({ name: "Edge Lost Answer", stock: 3 });
+  const userId = freshUserId();
+  const token = signToken(userId);
+  const first = await buyViaEdge({ userId, productId });
+  assert.equal(first.status, 200, first.text);
+  const { orderNo } = first.body;
+  // The edge's own ALREADY_BOUGHT (from the flag the first answer set) names the order too.
+  const again = await waitFor(async () => {
+    const a = await buyViaEdge({ userId, productId });
+    return decidedByEdge(a) ? a : null;
+  }, { timeoutMs: 5_000 });
+  assert.ok(again, "the edge remembers the buyer");
+  assert.equal(again.body.code, "ALREADY_BOUGHT", again.text);
+  assert.equal(again.body.orderNo, orderNo, again.text);
+
+  const listed = await getViaEdge(`/api/orders?productId=${productId}`, { token });
+  assert.equal(listed.status, 200, listed.text);
+  assert.deepEqual(listed.body.orders.map((o) => o.orderNo), [orderNo]);
+  const theirs = await getViaEdge(`/api/orders?productId=${productId}`, { token: signToken(freshUserId()) });
+  assert.deepEqual(theirs.body.orders, [], "nobody else's orders");
+  const unsigned = await getViaEdge(`/api/orders?productId=${productId}`);
+  assert.equal(unsigned.status, 401, unsigned.text);
+  for (const [query, named] of [["", "productId"], ["?productId=0", "productId"], ["?productId=1&status=PAID", "status"]]) {
+    const refused = await getViaEdge(`/api/orders${query}`, { token });
+    assert.equal(refused.status, 400, `${query}: ${refused.text}`);
+    assert.ok(decidedByEdge(refused), `${query} is refused at the edge`);
+    assert.match(refused.body.message, new RegExp(named), query);
+  }
+});
+
+test("unknown query parameters on any API route are a 400 naming them, decided at the edge", async () => {
+  const productId = await createProduct({ name: "Edge Query Params", stock: 3 });
+  const before = await originBuyRequests();
+  const buy = await fetch(`${EDGE_URL}/api/seckill?dry_run=true`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${signToken(freshUserId())}` },
+    body: JSON.stringify({ productId }),
+  });
+  const body = await buy.json();
+  assert.equal(buy.status, 400, JSON.stringify(body));
+  assert.match(body.message, /dry_run/);
+  const list = await getViaEdge("/api/products?all=1");
+  assert.equal(list.status, 400, list.text);
+  assert.match(list.body.message, /all/);
+  assert.equal(await originBuyRequests(), before, "nothing reached the origin");
+});

@@ -66,3 +66,33 @@ test("the shop page signs in, waits in line, is let in, buys, follows the order 
 
   assert.deepEqual(pageErrors, [], "no script errors on the page");
 });
+
+test("a shopper whose buy answer was lost finds the order on the page and pays it", async (t) => {
+  const productId = await createProduct({ name: "Lost Answer Lamp", stock: 5, price: "49.00" });
+  const userId = freshUserId();
+  // The buy went through, but its answer never reached this page (a dropped connection, a
+  // timeout): the page has no record of the order.
+  const lost = await buyViaEdge({ userId, productId });
+  assert.equal(lost.status, 200, lost.text);
+  const orderNo = lost.body.orderNo;
+
+  const { page } = await launchChromium(t);
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  await page.goto(`${EDGE_URL}/`);
+  await page.fill("#user-id", String(userId));
+  const card = page.locator(`article.card[data-product-id="${productId}"]`);
+  await card.waitFor({ timeout: 10_000 });
+  await page.waitForFunction((id) => !document.querySelector(`article[data-product-id="${id}"] button.buy`).disabled, productId);
+  assert.equal(await page.locator(`#orders li[data-order-no="${orderNo}"]`).count(), 0, "the page does not know the order yet");
+
+  // Trying again: the answer names the order the shopper already holds, and the page lists it.
+  await card.locator("button.buy").click();
+  await card.locator(".note", { hasText: orderNo }).waitFor({ timeout: 10_000 });
+  const row = page.locator(`#orders li[data-order-no="${orderNo}"]`);
+  await row.locator(".status", { hasText: "UNPAID" }).waitFor({ timeout: 30_000 });
+  await row.locator("button.pay").click();
+  await row.locator(".status", { hasText: "PAID" }).waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: join(TEST_OUTPUT, "edge-shop-lost-answer-paid.png"), fullPage: true });
+  assert.deepEqual(pageErrors, [], "no script errors on the page");
+});

@@ -135,8 +135,9 @@ impl ProductState {
     ///   orders (nothing is in flight once drained);
     /// - no oversell: active units ≤ `initial`;
     /// - the deduction log holds exactly the active orders (no deduction without its order),
-    ///   the buyers set exactly their users (no buyer without an active order, and no refused
-    ///   order's buyer still blocked), `tb_user_seckill` exactly one row per active order, and
+    ///   the buyer records exactly their users, each naming that user's active order (no buyer
+    ///   without an active order, none naming another order, no refused order's buyer still
+    ///   blocked), `tb_user_seckill` exactly one row per active order, and
     ///   no user holds two active orders;
     /// - the sale is not frozen (a regressed Redis was healed).
     pub async fn violations(&self, initial: i64) -> Vec<String> {
@@ -195,8 +196,20 @@ impl ProductState {
                 "the deduction log must hold exactly the active orders: {extra} entries without their active order, {missing} active orders without their entry"
             ));
         }
-        let mut buyers: Vec<u64> =
-            self.per_bucket::<Vec<u64>>("SMEMBERS", "buyers").await.into_iter().flatten().collect();
+        let records: Vec<(u64, String)> = self
+            .per_bucket::<std::collections::HashMap<u64, String>>("HGETALL", "buyers")
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let order_of_holder: std::collections::HashMap<u64, &String> =
+            active.iter().map(|(no, user, _)| (*user, no)).collect();
+        let misnamed =
+            records.iter().filter(|(user, no)| order_of_holder.get(user).is_some_and(|held| *held != no)).count();
+        if misnamed > 0 {
+            broken.push(format!("{misnamed} buyer records name an order other than their user's active one"));
+        }
+        let mut buyers: Vec<u64> = records.into_iter().map(|(user, _)| user).collect();
         let holders_of_active: std::collections::HashSet<u64> = active.iter().map(|(_, u, _)| *u).collect();
         let idle_buyers = buyers.iter().filter(|b| !holders_of_active.contains(b)).count();
         if idle_buyers > 0 {
@@ -230,7 +243,7 @@ impl ProductState {
         }
         if buyers != distinct {
             broken.push(format!(
-                "the buyers set must hold exactly the users with active orders: {} buyers, {} such users",
+                "the buyer records must be exactly the users with active orders: {} buyers, {} such users",
                 buyers.len(),
                 distinct.len()
             ));

@@ -49,6 +49,7 @@ pub fn routes(http: &HttpSettings) -> OpenApiRouter<AppState> {
         .routes(routes!(identity::login))
         .routes(routes!(shop::buy))
         .routes(routes!(shop::list_products))
+        .routes(routes!(orders::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::pay))
         .route_layer(middleware::from_fn_with_state(edge_secret, require_edge_secret));
@@ -162,7 +163,8 @@ async fn json_errors(response: Response) -> Response {
     } else {
         ErrorCode::Internal
     });
-    let mut json = (status, axum::Json(ErrorBody { code: code.as_str().into(), message })).into_response();
+    let mut json =
+        (status, axum::Json(ErrorBody { code: code.as_str().into(), message, order_no: None })).into_response();
     for (name, value) in parts.headers.iter().filter(|(n, _)| *n == axum::http::header::ALLOW) {
         json.headers_mut().insert(name, value.clone());
     }

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::OptionalJsonBody;
+use crate::http::extract::QueryParams;
 use crate::http::identity::SignedIn;
 use crate::http::state::AppState;
 use crate::metrics::Metrics;
-use crate::orders::lookup::{lookup, mark_paid, OrderView};
+use crate::orders::lookup::{lookup, mark_paid, orders_of_buyer, OrderView};
 use crate::orders::OrderStatus;
 
 /// The body of `POST /api/orders/{orderNo}/pay`: empty, `{}`, or `{"userId"}` repeating the
@@ -30,6 +31,48 @@ pub struct Paid {
     pub order_no: String,
     #[schema(example = "PAID")]
     pub status: &'static str,
+}
+
+/// `GET /api/orders`' one filter; an unknown parameter is a 400, not ignored.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct BuyerOrderFilter {
+    /// The product whose orders to list (required).
+    #[param(minimum = 1)]
+    product_id: u64,
+}
+
+/// The signed-in user's orders of one product, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BuyerOrders {
+    orders: Vec<OrderView>,
+}
+
+/// `GET /api/orders?productId=`: the signed-in user's orders of a product, newest first,
+/// including one accepted and not written yet (`QUEUED`). A buyer whose buy answer was lost
+/// (a timeout, a dropped connection) finds the order here and can pay it.
+#[utoipa::path(
+    get, path = "/api/orders", tag = "shop", security(("edgeSecret" = [], "identity" = [])),
+    params(BuyerOrderFilter),
+    responses(
+        (status = 200, description = "The orders (empty when there are none)", body = BuyerOrders),
+        (status = 400, description = "`BAD_REQUEST`: productId missing or malformed, or an unknown parameter", body = ErrorBody),
+        (status = 401, description = "`UNAUTHENTICATED`: no valid identity token", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: not through the edge", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+    )
+)]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    SignedIn(user_id): SignedIn,
+    QueryParams(filter): QueryParams<BuyerOrderFilter>,
+) -> Result<Json<BuyerOrders>, ApiError> {
+    if filter.product_id == 0 {
+        return Err(ApiError::BadRequest("productId must be a positive integer".into()));
+    }
+    let orders = orders_of_buyer(state.db(), state.stock(), user_id, filter.product_id).await?;
+    Ok(Json(BuyerOrders { orders }))
 }
 
 fn no_such_order(order_no: &str) -> ApiError {

@@ -140,10 +140,10 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
             message: sold_out_message(r.product_id),
             flag_ttl: Some(http.sold_out_flag_ttl_secs),
         },
-        BuyOutcome::AlreadyBought => ApiError::Conflict {
-            code: ErrorCode::AlreadyBought,
+        BuyOutcome::AlreadyBought { order_no } => ApiError::AlreadyBought {
             message: already_bought_message(r.user_id, r.product_id),
-            flag_ttl: Some(http.buyer_flag_ttl_secs),
+            order_no,
+            flag_ttl: http.buyer_flag_ttl_secs,
         },
         BuyOutcome::NotStarted { start_ms } => ApiError::conflict(
             ErrorCode::NotStarted,

@@ -102,6 +102,46 @@ pub async fn lookup(db: &MySqlPool, stock: &StockStore, order_no: &str) -> Resul
     }))
 }
 
+/// At most this many of a user's orders of one product are listed (one is active at a time;
+/// the rest were cancelled or refused).
+pub const MAX_LISTED: u32 = 50;
+
+/// The orders `user_id` placed of `product_id`, newest first: those MySQL holds, those refused
+/// for good, and the one their Redis buyer record names if it is not written yet (`QUEUED`).
+/// A buyer whose answer was lost (a timeout, a dropped connection) finds their order here.
+pub async fn orders_of_buyer(
+    db: &MySqlPool,
+    stock: &StockStore,
+    user_id: u64,
+    product_id: u64,
+) -> Result<Vec<OrderView>, ApiError> {
+    let mut numbers: Vec<String> = sqlx::query_scalar(
+        "(SELECT order_no FROM tb_seckill_order WHERE user_id = ? AND product_id = ? ORDER BY id DESC LIMIT ?) \
+         UNION (SELECT order_no FROM tb_rejected_order WHERE user_id = ? AND product_id = ? ORDER BY id DESC LIMIT ?)",
+    )
+    .bind(user_id)
+    .bind(product_id)
+    .bind(MAX_LISTED)
+    .bind(user_id)
+    .bind(product_id)
+    .bind(MAX_LISTED)
+    .fetch_all(db)
+    .await?;
+    numbers.extend(stock.order_of_buyer(product_id, user_id).await?);
+    // An order number's leading flake is time-ordered: newest first is the largest flake.
+    let flake = |no: &String| no.split('-').next().and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    numbers.sort_unstable_by(|a, b| flake(b).cmp(&flake(a)).then_with(|| b.cmp(a)));
+    numbers.dedup();
+    numbers.truncate(MAX_LISTED as usize);
+    let mut orders = Vec::with_capacity(numbers.len());
+    for order_no in numbers {
+        if let Some(order) = lookup(db, stock, &order_no).await?.filter(|o| o.user_id == user_id) {
+            orders.push(order);
+        }
+    }
+    Ok(orders)
+}
+
 /// UNPAID → PAID for the order's own user before its `expire_at`, with a PAID event, in one
 /// transaction. False if the order is not UNPAID, has expired, or is not this user's.
 pub async fn mark_paid(db: &MySqlPool, order_no: &str, user_id: u64) -> Result<bool, ApiError> {

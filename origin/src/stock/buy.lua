@@ -3,7 +3,7 @@
 -- changes for it. Several buys in one call are decided in order, as if called one by one:
 -- grouping them only saves round trips and script calls.
 --
--- KEYS[1] stock   (string int)           KEYS[2] buyers (set of userId)
+-- KEYS[1] stock   (string int)           KEYS[2] buyers (hash userId -> orderNo held)
 -- KEYS[3] orders  (hash orderNo -> "userId,qty": the deduction log)
 -- KEYS[4] window  (hash start, end (ms; 0 = open), limit, price; frozen while the sale is fenced)
 -- KEYS[5] outbox  (stream: accepted orders the broker has not stored yet)
@@ -15,7 +15,8 @@
 -- Returns {price, nowMs, code1, n1, id1, code2, n2, id2, ...} where code/n is
 --   "OK"/stock left | "SOLD_OUT"/stock left | "ALREADY_BOUGHT"/0 | "NOT_STARTED"/start ms
 --   | "ENDED"/end ms | "OVER_LIMIT"/limit | "NO_SUCH_PRODUCT"/0 | "SALE_FROZEN"/0
--- and id is the buy's outbox entry id ("" unless taken in "buy" mode). An outbox entry holds
+-- and id is the buy's outbox entry id ("" unless taken in "buy" mode); for ALREADY_BOUGHT it is
+-- the order number the user holds, so a buyer whose first answer was lost learns it. An outbox entry holds
 -- o = orderNo, u = userId, q = quantity, p = price, t = nowMs: everything the order message
 -- needs, so a sweeper can send it if the origin that wrote it dies.
 
@@ -64,10 +65,11 @@ for i = 0, n - 1 do
   local user, qty_arg, order_no = ARGV[2 + i * 3], ARGV[3 + i * 3], ARGV[4 + i * 3]
   local qty = tonumber(qty_arg)
   local code, value, id = 'OK', 0, ''
+  local held = qty <= limit and redis.call('HGET', KEYS[2], user)
   if qty > limit then
     code, value = 'OVER_LIMIT', limit
-  elseif redis.call('SISMEMBER', KEYS[2], user) == 1 then
-    code = 'ALREADY_BOUGHT'
+  elseif held then
+    code, id = 'ALREADY_BOUGHT', held
   elseif stock < qty then
     code, value = 'SOLD_OUT', stock
   elseif mode == 'check' then
@@ -76,7 +78,7 @@ for i = 0, n - 1 do
     stock = stock - qty
     taken = taken + qty
     value = stock
-    redis.call('SADD', KEYS[2], user)
+    redis.call('HSET', KEYS[2], user, order_no)
     redis.call('HSET', KEYS[3], order_no, user .. ',' .. qty_arg)
     if mode == 'buy' then
       id = redis.call('XADD', KEYS[5], '*', 'o', order_no, 'u', user, 'q', qty_arg, 'p', price, 't', now)

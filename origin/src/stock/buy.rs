@@ -14,7 +14,11 @@ pub enum BuyOutcome {
     SoldOut {
         stock_left: i64,
     },
-    AlreadyBought,
+    /// The user holds an active order of this product, named by `order_no` (their buyer
+    /// record's), so a buyer whose first answer was lost can still find and pay it.
+    AlreadyBought {
+        order_no: String,
+    },
     NotStarted {
         start_ms: i64,
     },
@@ -168,19 +172,20 @@ fn parse_decided(reply: &[redis::Value], buys: usize) -> redis::RedisResult<Deci
     for chunk in reply[2..].chunks(3) {
         let code = String::from_redis_value(&chunk[0])?;
         let n = i64::from_redis_value(&chunk[1])?;
+        // The third value is the outbox entry of a taken buy, or the order an ALREADY_BOUGHT holds.
         let id = String::from_redis_value(&chunk[2])?;
-        let outcome = match code.as_str() {
-            "OK" => BuyOutcome::Taken { stock_left: n },
-            "SOLD_OUT" => BuyOutcome::SoldOut { stock_left: n },
-            "ALREADY_BOUGHT" => BuyOutcome::AlreadyBought,
-            "NOT_STARTED" => BuyOutcome::NotStarted { start_ms: n },
-            "ENDED" => BuyOutcome::Ended { end_ms: n },
-            "OVER_LIMIT" => BuyOutcome::OverLimit { limit: n },
-            "NO_SUCH_PRODUCT" => BuyOutcome::NoSuchProduct,
-            "SALE_FROZEN" => BuyOutcome::Frozen,
+        let entry = || (!id.is_empty()).then(|| id.clone());
+        outcomes.push(match code.as_str() {
+            "OK" => (BuyOutcome::Taken { stock_left: n }, entry()),
+            "SOLD_OUT" => (BuyOutcome::SoldOut { stock_left: n }, None),
+            "ALREADY_BOUGHT" => (BuyOutcome::AlreadyBought { order_no: id.clone() }, None),
+            "NOT_STARTED" => (BuyOutcome::NotStarted { start_ms: n }, None),
+            "ENDED" => (BuyOutcome::Ended { end_ms: n }, None),
+            "OVER_LIMIT" => (BuyOutcome::OverLimit { limit: n }, None),
+            "NO_SUCH_PRODUCT" => (BuyOutcome::NoSuchProduct, None),
+            "SALE_FROZEN" => (BuyOutcome::Frozen, None),
             other => return Err(bad(other)),
-        };
-        outcomes.push((outcome, (!id.is_empty()).then_some(id)));
+        });
     }
     Ok(Decided { price, now_ms, outcomes })
 }

@@ -1,7 +1,7 @@
 -- Loads one product's sale into Redis from MySQL's view, atomically with respect to buys:
 -- no buy can land between the check and the write.
 --
--- KEYS[1] stock  KEYS[2] buyers  KEYS[3] orders (deduction log)  KEYS[4] window
+-- KEYS[1] stock  KEYS[2] buyers (hash userId -> orderNo)  KEYS[3] orders (deduction log)  KEYS[4] window
 -- (KEYS[5] outbox: passed, as to reconcile.lua, but not used)
 -- KEYS[6] transfers  KEYS[7] received (a sharded sale's loans between buckets, lend.lua)
 -- ARGV[1] MySQL stock  ARGV[2] start ms  ARGV[3] end ms  ARGV[4] limit  ARGV[5] price
@@ -64,14 +64,16 @@ redis.call('HSET', KEYS[4], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 
 if ARGV[9] == '1' then
   redis.call('HSET', KEYS[4], 'frozen', ARGV[8])
 end
-local function keep(order_no, entry)
+local function keep(order_no, entry)  -- an order whose deduction and buyer stay
   redis.call('HSET', KEYS[3], order_no, entry)
-  redis.call('SADD', KEYS[2], string.match(entry, '^(%d+),'))
+  redis.call('HSET', KEYS[2], string.match(entry, '^(%d+),'), order_no)
+end
+-- In flight first: a user with an active order and one in flight (a duplicate a Redis loss
+-- let through, which MySQL will refuse) keeps the active one as their record.
+for i = 1, #in_flight, 2 do
+  keep(in_flight[i], in_flight[i + 1])
 end
 for i = 10, #ARGV, 2 do
   keep(ARGV[i], ARGV[i + 1])
-end
-for i = 1, #in_flight, 2 do
-  keep(in_flight[i], in_flight[i + 1])
 end
 return {'OK', stock, units, #in_flight / 2}

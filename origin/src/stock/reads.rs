@@ -113,10 +113,11 @@ impl StockStore {
         .await
     }
 
-    /// Whether the buyer set (of the user's bucket) holds `user_id`.
-    pub async fn is_buyer(&self, product_id: u64, user_id: u64) -> redis::RedisResult<bool> {
+    /// The order `user_id`'s buyer record (in the user's bucket) names: the active order they
+    /// hold of `product_id`, in MySQL or still in flight; `None` if they hold none.
+    pub async fn order_of_buyer(&self, product_id: u64, user_id: u64) -> redis::RedisResult<Option<String>> {
         let bucket = self.bucket_for(product_id, user_id).await?;
-        self.conn.clone().sismember(self.bucket_key(bucket, "buyers"), user_id).await
+        self.conn.clone().hget(self.bucket_key(bucket, "buyers"), user_id).await
     }
 }
 

@@ -1,7 +1,7 @@
 -- Repairs one product's Redis state from MySQL's view plus what Redis still knows is in
 -- flight, atomically with respect to buys; or, dry, only says what it would change.
 --
--- KEYS[1] stock  KEYS[2] buyers  KEYS[3] orders (deduction log)  KEYS[4] window  KEYS[5] outbox
+-- KEYS[1] stock  KEYS[2] buyers (hash userId -> orderNo)  KEYS[3] orders (deduction log)  KEYS[4] window  KEYS[5] outbox
 -- KEYS[6] transfers  KEYS[7] received (a sharded sale's loans between buckets, lend.lua)
 -- ARGV[1] MySQL stock  ARGV[2] start ms  ARGV[3] end ms  ARGV[4] limit  ARGV[5] price
 -- ARGV[6] "1" = dry run (change nothing)
@@ -16,7 +16,7 @@
 -- In flight = deductions MySQL does not hold, and outbox entries whose order is in neither
 -- (the log lost them, the outbox did not). The true state:
 --   deduction log = active orders + in flight
---   buyers        = the users of those orders
+--   buyers        = the users of those orders, each with their active order (else the one in flight)
 --   stock         = MySQL stock - units in flight
 --   window        = MySQL's
 -- Orders only the broker holds are invisible here: the caller makes sure the queue drained.
@@ -89,8 +89,12 @@ for i, field in ipairs({'start', 'end', 'limit', 'price', 'buckets'}) do
 end
 
 local buyers = {}
-for _, entry in pairs(target) do
-  buyers[string.match(entry, '^(%d+),')] = true
+for order_no, entry in pairs(active) do
+  buyers[string.match(entry, '^(%d+),')] = order_no
+end
+for order_no, entry in pairs(target) do
+  local user = string.match(entry, '^(%d+),')
+  buyers[user] = buyers[user] or order_no
 end
 for order_no, entry in pairs(target) do
   change('deduction', order_no, current[order_no], entry)
@@ -100,18 +104,21 @@ for order_no, entry in pairs(current) do
     change('deduction', order_no, entry, nil)
   end
 end
-local members = redis.call('SMEMBERS', KEYS[2])
-local is_member = {}
-for _, user in ipairs(members) do
-  is_member[user] = true
-  if not buyers[user] then
-    change('buyer', user, user, nil)
+-- A buyers set of an older version is read as empty and rebuilt.
+local recorded = {}
+if redis.call('TYPE', KEYS[2]).ok == 'hash' then
+  local flat = redis.call('HGETALL', KEYS[2])
+  for i = 1, #flat, 2 do
+    recorded[flat[i]] = flat[i + 1]
   end
 end
-for user in pairs(buyers) do
-  if not is_member[user] then
-    change('buyer', user, nil, user)
+for user, order_no in pairs(recorded) do
+  if not buyers[user] then
+    change('buyer', user, order_no, nil)
   end
+end
+for user, order_no in pairs(buyers) do
+  change('buyer', user, recorded[user], order_no)
 end
 
 if not dry then
@@ -127,8 +134,8 @@ if not dry then
   for order_no, entry in pairs(target) do
     redis.call('HSET', KEYS[3], order_no, entry)
   end
-  for user in pairs(buyers) do
-    redis.call('SADD', KEYS[2], user)
+  for user, order_no in pairs(buyers) do
+    redis.call('HSET', KEYS[2], user, order_no)
   end
 end
 return out

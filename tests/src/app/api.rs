@@ -120,6 +120,20 @@ impl TestApp {
         .await
     }
 
+    /// `GET /api/orders?{query}` signed in as `user_id` (the buyer's own orders of a product).
+    pub async fn orders_of(&self, user_id: u64, query: &str) -> (u16, Value) {
+        read(
+            self.http
+                .get(self.url(&format!("/api/orders?{query}")))
+                .header("x-seckill-edge-secret", EDGE_SECRET)
+                .bearer_auth(self.token_for(user_id))
+                .send()
+                .await
+                .expect("order list request"),
+        )
+        .await
+    }
+
     /// Who placed an order, read behind the API's back (MySQL, else the deduction log).
     async fn owner_of(&self, order_no: &str) -> Option<u64> {
         let row: Option<(u64,)> = sqlx::query_as("SELECT user_id FROM tb_seckill_order WHERE order_no = ?")
