@@ -174,7 +174,7 @@ cmd_test() {
   "$SECKILL_ROOT/scripts/test-shop.sh" up
   trap '"$SECKILL_ROOT/scripts/test-shop.sh" down' EXIT
   eval "$("$SECKILL_ROOT/scripts/test-shop.sh" urls)"
-  export EDGE_URL ORIGIN_URL PROMETHEUS_URL ADMIN_TOKEN EDGE_SECRET TOKEN_KEYS
+  export EDGE_URL ORIGIN_URL PROMETHEUS_URL ADMIN_TOKEN EDGE_SECRET TOKEN_KEYS SHOP_MYSQL
   export TEST_OUTPUT="${TEST_OUTPUT:-$SECKILL_ROOT/test-output}"
   mkdir -p "$TEST_OUTPUT"
   # One file at a time: the tests read the origin's global buy counter, so nothing else may buy

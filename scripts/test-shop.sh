@@ -30,6 +30,7 @@ urls() {
   echo "EDGE2_URL=http://$SECKILL_HOST:$TEST_SHOP_EDGE2_PORT"
   echo "SHOP_REDIS=$SECKILL_HOST:$REDIS_PORT"
   echo "SHOP_KEY_PREFIX=$KEY_PREFIX"
+  echo "SHOP_MYSQL=$MYSQL_USER:$MYSQL_PASSWORD@$SECKILL_HOST:$MYSQL_PORT/$DATABASE"
 }
 
 # The stack's origin settings, then the test shop's own ports, database, key prefix, topics, groups.

@@ -1,6 +1,6 @@
 //! Answers the edge gives on its own, and the headers it shares with the origin.
 
-use seckill_protocol::errors::{already_bought_message, sold_out_message, ErrorCode};
+use seckill_protocol::errors::{already_bought_message, not_started_message, sold_out_message, ErrorCode};
 use serde::Serialize;
 
 pub use seckill_protocol::wire::{DECIDED_BY_HEADER, EDGE_SECRET_HEADER, FLAG_TTL_HEADER};
@@ -47,6 +47,11 @@ impl EdgeError {
     /// naming the order the flag was set for when the origin named it.
     pub fn already_bought(user_id: u64, product_id: u64, order_no: Option<String>) -> Self {
         Self { order_no, ..Self::new(ErrorCode::AlreadyBought, already_bought_message(user_id, product_id)) }
+    }
+
+    /// 409 `NOT_STARTED`: the sale's room is not open yet (worded as the origin words it).
+    pub fn not_started(product_id: u64, start_ms: u64) -> Self {
+        Self::new(ErrorCode::NotStarted, not_started_message(product_id, start_ms))
     }
 
     /// 401 `UNAUTHENTICATED`: no valid identity token; the message says what is wrong with it.
@@ -102,6 +107,12 @@ impl EdgeError {
     /// the crowd off the origin, so nobody is let through without it.
     pub fn room_unavailable() -> Self {
         Self::new(ErrorCode::Unavailable, "the waiting room is busy, please try again")
+    }
+
+    /// 503 `UNAVAILABLE`: the edge has no product list that holds the sale, so it cannot tell
+    /// whether the sale has a waiting room; nobody is let past a room the edge cannot see.
+    pub fn list_unavailable() -> Self {
+        Self::new(ErrorCode::Unavailable, "the shop cannot check this sale right now, please try again")
     }
 
     /// The JSON body.

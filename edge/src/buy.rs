@@ -18,7 +18,7 @@ use crate::product_list::sale_in_list;
 use crate::products::Sale;
 use crate::room_object::ask_room;
 use crate::settings::Settings;
-use crate::waiting_room::{holds_pass, issue_pass, queued_body, Entry};
+use crate::waiting_room::{holds_pass, issue_pass, pre_queue_body, queued_body, room_opens_at, room_position, Entry};
 
 /// `POST /api/seckill`: validate, settle the buyer, check the flags, pass the sale's waiting
 /// room, check the user's rate limit, else forward and learn from the answer.
@@ -51,28 +51,44 @@ pub(crate) async fn buy(
 
     // Headers every answer from here on carries: a pass the room just handed out.
     let mut pass_headers: Vec<(&str, String)> = Vec::new();
-    if let Some(Sale { sold_out, waiting_room: Some(room) }) = sale_in_list(settings, buy.product_id).await? {
+    let sale = match sale_in_list(settings, buy.product_id).await? {
+        Ok(sale) => sale,
+        Err(unknown) => return edge_error(&unknown),
+    };
+    if let Some(Sale { sold_out, waiting_room: Some(room), start_at }) = sale {
         // Nobody waits in line for stock that is gone (the list is at most PRODUCTS_CACHE_SECS old).
         if sold_out {
             return edge_error(&EdgeError::sold_out(buy.product_id));
         }
         let now_ms = Date::now().as_millis();
+        // Before the room opens (the pre-queue, else the start), the sale has not started: said
+        // here, so the crowd that comes early never reaches the origin.
+        if let Some(opens_at) = room_opens_at(&room, start_at).filter(|&opens| now_ms < opens) {
+            return edge_error(&EdgeError::not_started(buy.product_id, start_at.unwrap_or(opens_at)));
+        }
         let pass_header = req.headers().get(PASS_HEADER)?;
         let cookie = req.headers().get("cookie")?;
         let (keys, product_id, user_id) = (&settings.token_keys, buy.product_id, caller.user_id);
         if !holds_pass(keys, pass_header.as_deref(), cookie.as_deref(), product_id, user_id, now_ms / 1000) {
-            match ask_room(env, product_id, user_id, room).await {
+            let wait = |body: String, refresh_interval_secs: u32| {
+                let headers =
+                    [(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", refresh_interval_secs.to_string())];
+                json_response(429, body, &headers)
+            };
+            match ask_room(env, product_id, user_id, room, start_at).await {
                 Ok(Entry::Admitted { until_ms }) => {
                     let (pass, max_age) = issue_pass(keys, product_id, user_id, now_ms, until_ms);
                     let secure = req.url().is_ok_and(|u| u.scheme() == "https");
                     pass_headers.push(("set-cookie", pass_cookie(&pass, product_id, max_age, secure)));
                     pass_headers.push((PASS_HEADER, pass));
                 }
-                Ok(Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs }) => {
-                    let body = queued_body(ticket, position, estimated_wait_secs, refresh_interval_secs);
-                    let headers =
-                        [(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", refresh_interval_secs.to_string())];
-                    return json_response(429, body, &headers);
+                Ok(Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs, paused }) => {
+                    let position = room_position(position, room.shards);
+                    let body = queued_body(ticket, position, estimated_wait_secs, refresh_interval_secs, paused);
+                    return wait(body, refresh_interval_secs);
+                }
+                Ok(Entry::PreQueued { draw_at_ms, refresh_interval_secs }) => {
+                    return wait(pre_queue_body(draw_at_ms, refresh_interval_secs), refresh_interval_secs);
                 }
                 Err(e) => {
                     console_warn!("waiting room of product {product_id} failed: {e}");

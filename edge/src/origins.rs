@@ -39,7 +39,7 @@ pub fn parse_origin_urls(origin_urls: Option<&str>, origin_url: Option<&str>) ->
 
 /// FNV-1a, 64 bits: stable across builds and instances (unlike std's hasher), and plenty for
 /// spreading users.
-fn fnv1a(parts: &[&[u8]]) -> u64 {
+pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for byte in *part {

@@ -14,8 +14,19 @@ use serde_json::Value;
 /// The cache key of the product list in the Workers Cache API.
 pub const PRODUCT_LIST_CACHE_KEY: &str = "https://seckill-cache.internal/api/products";
 
-/// Header on the cached copy: when (ms since the epoch) the edge stored it.
+/// Header on the cached copy: when (ms since the epoch) the origin gave it.
 pub const CACHED_AT_HEADER: &str = "x-seckill-cached-at";
+
+/// The cache key of the last list the origin answered 200 with, served when it cannot answer.
+pub const LAST_GOOD_LIST_CACHE_KEY: &str = "https://seckill-cache.internal/api/products/last-good";
+
+/// How long the last good list is kept: a day, longer than any outage the edge should ride out
+/// on it.
+pub const LAST_GOOD_LIST_SECS: u32 = 86_400;
+
+/// Header on a list answer (and on its cached copy) that is the last good list, served because
+/// the origin could not give a fresh one.
+pub const STALE_HEADER: &str = "x-seckill-stale";
 
 /// Default seconds a product list may be served from the cache (`PRODUCTS_CACHE_SECS` var).
 pub const DEFAULT_PRODUCTS_CACHE_SECS: u32 = 1;
@@ -40,6 +51,9 @@ pub struct Sale {
     pub sold_out: bool,
     /// The sale's waiting room, if it has one.
     pub waiting_room: Option<RoomSettings>,
+    /// When the sale starts (ms since the epoch), if it has a start: a room's pre-queue opens
+    /// `preQueueSecs` before it and the draw happens at it.
+    pub start_at: Option<u64>,
 }
 
 /// The sale of `product_id` in the product list `body`; `None` when the list does not have it
@@ -51,6 +65,7 @@ pub fn sale_of(body: &str, product_id: u64) -> Option<Sale> {
     Some(Sale {
         sold_out: product["state"] == "SOLD_OUT",
         waiting_room: serde_json::from_value(product["waitingRoom"].clone()).ok().flatten(),
+        start_at: product["startAt"].as_u64(),
     })
 }
 
@@ -79,12 +94,20 @@ mod tests {
         let body = r#"{"serverTime":1,"products":[
             {"id":1,"state":"ON_SALE","waitingRoom":null},
             {"id":2,"state":"SOLD_OUT"},
-            {"id":3,"state":"ON_SALE","waitingRoom":{"newUsersPerInterval":20,"intervalSecs":2,"maxActiveUsers":200,"sessionSecs":300}}]}"#;
-        assert_eq!(sale_of(body, 1), Some(Sale { sold_out: false, waiting_room: None }));
-        assert_eq!(sale_of(body, 2), Some(Sale { sold_out: true, waiting_room: None }));
-        let room =
-            RoomSettings { new_users_per_interval: 20, interval_secs: 2, max_active_users: 200, session_secs: 300 };
-        assert_eq!(sale_of(body, 3), Some(Sale { sold_out: false, waiting_room: Some(room) }));
+            {"id":3,"state":"ON_SALE","startAt":1800000000000,"waitingRoom":{"newUsersPerInterval":20,"intervalSecs":2,"maxActiveUsers":200,"sessionSecs":300,"preQueueSecs":60}}]}"#;
+        assert_eq!(sale_of(body, 1), Some(Sale { sold_out: false, waiting_room: None, start_at: None }));
+        assert_eq!(sale_of(body, 2), Some(Sale { sold_out: true, waiting_room: None, start_at: None }));
+        let room = RoomSettings {
+            new_users_per_interval: 20,
+            interval_secs: 2,
+            max_active_users: 200,
+            session_secs: 300,
+            pre_queue_secs: 60,
+            shards: 1,
+            paused: false,
+        };
+        let sale = Sale { sold_out: false, waiting_room: Some(room), start_at: Some(1_800_000_000_000) };
+        assert_eq!(sale_of(body, 3), Some(sale));
         assert_eq!(sale_of(body, 4), None);
         assert_eq!(sale_of("not json", 1), None);
     }

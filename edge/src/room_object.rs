@@ -1,29 +1,36 @@
-//! The waiting room's Durable Object (wasm only): one instance per sale (named
-//! `product-<id>`), its line and admissions in the object's SQLite storage, so they survive a
+//! The waiting room's Durable Objects (wasm only): a sale's room is spread over
+//! [`RoomSettings::shards`] objects, named `product-<id>` (one shard) or
+//! `product-<id>/shard-<k>-of-<n>`, each keeping the line and admissions of the users its hash
+//! picks ([`crate::waiting_room::shard_of`]) in the object's SQLite storage, so they survive a
 //! restart of the worker (and, under `wrangler dev`, live under the stack's `--persist-to`).
 //!
-//! The worker asks it `POST /enter` with `{"userId", "room"}` ([`ask_room`], the one call the
-//! worker makes to it); it answers an [`Entry`]. The rules are [`crate::waiting_room::enter`];
-//! this file only maps its store onto SQL. SQL calls on a Durable Object are synchronous and nothing
-//! here awaits between reading the request and answering, so no two requests interleave and
-//! the writes of one call commit together.
+//! The worker asks a shard `POST /enter` with `{"userId", "room", "startAt"}` ([`ask_room`], the
+//! one call the worker makes to it; `room` is the shard's share of the settings); it answers an
+//! [`Entry`]. The rules are [`crate::waiting_room::enter`]; this file only maps its store onto
+//! SQL. SQL calls on a Durable Object are synchronous and nothing here awaits between reading the
+//! request and answering, so no two requests interleave and the writes of one call commit
+//! together.
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, Result,
-    SqlStorage, SqlStorageValue, State,
+    console_error, console_log, durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response,
+    Result, SqlStorage, SqlStorageValue, State,
 };
 
-use crate::waiting_room::{enter, Entry, RoomStore};
+use crate::waiting_room::{enter, shard_of, Entry, Place, RoomMeta, RoomStore};
 use seckill_protocol::room::RoomSettings;
 
 /// The binding of the Durable Object namespace (wrangler.toml `[[durable_objects.bindings]]`).
 const BINDING: &str = "WAITING_ROOM";
 
-/// The name of `product_id`'s room.
-fn room_name(product_id: u64) -> String {
-    format!("product-{product_id}")
+/// The name of shard `shard` of `shards` of `product_id`'s room.
+fn room_name(product_id: u64, shard: u32, shards: u32) -> String {
+    if shards <= 1 {
+        format!("product-{product_id}")
+    } else {
+        format!("product-{product_id}/shard-{shard}-of-{shards}")
+    }
 }
 
 /// What the worker sends the room.
@@ -31,13 +38,24 @@ fn room_name(product_id: u64) -> String {
 #[serde(rename_all = "camelCase")]
 struct EnterRequest {
     user_id: u64,
+    /// The shard's share of the room's settings.
     room: RoomSettings,
+    /// The sale's start (ms since the epoch), if it has one: the draw's time.
+    start_at: Option<u64>,
 }
 
-/// Asks `product_id`'s room (its Durable Object) to let `user_id` in.
-pub(crate) async fn ask_room(env: &Env, product_id: u64, user_id: u64, room: RoomSettings) -> Result<Entry> {
-    let stub = env.durable_object(BINDING)?.id_from_name(&room_name(product_id))?.get_stub()?;
-    let body = serde_json::to_string(&EnterRequest { user_id, room })?;
+/// Asks the shard of `product_id`'s room that keeps `user_id`'s place to let them in.
+pub(crate) async fn ask_room(
+    env: &Env,
+    product_id: u64,
+    user_id: u64,
+    room: RoomSettings,
+    start_at: Option<u64>,
+) -> Result<Entry> {
+    let shard = shard_of(user_id, room.shards);
+    let name = room_name(product_id, shard, room.shards);
+    let stub = env.durable_object(BINDING)?.id_from_name(&name)?.get_stub()?;
+    let body = serde_json::to_string(&EnterRequest { user_id, room: room.shard_share(shard), start_at })?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
     let mut answer =
@@ -48,19 +66,22 @@ pub(crate) async fn ask_room(env: &Env, product_id: u64, user_id: u64, room: Roo
     answer.json().await
 }
 
-/// User ids are stored as text: they are u64, SQLite and JavaScript numbers are not.
+/// User ids are stored as text: they are u64, SQLite and JavaScript numbers are not. `ticket`
+/// is NULL while the user waits in the pre-queue (`draw_key` orders them at the draw); its
+/// UNIQUE index serves the admissions (lowest tickets first). `meta` holds one row, the room's
+/// counters ([`RoomMeta`]) as JSON.
 const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS line (
-        ticket    INTEGER PRIMARY KEY AUTOINCREMENT,
-        user_id   TEXT    NOT NULL UNIQUE,
+    "CREATE TABLE IF NOT EXISTS waiting (
+        user_id   TEXT    PRIMARY KEY,
+        ticket    INTEGER UNIQUE,
+        draw_key  TEXT,
         last_seen INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS line_last_seen ON line (last_seen)",
-    "CREATE TABLE IF NOT EXISTS admitted (
-        user_id     TEXT    PRIMARY KEY,
-        admitted_at INTEGER NOT NULL,
-        until_ms    INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS admitted_at ON admitted (admitted_at)",
-    "CREATE INDEX IF NOT EXISTS admitted_until ON admitted (until_ms)",
+    "CREATE INDEX IF NOT EXISTS waiting_last_seen ON waiting (last_seen)",
+    "CREATE TABLE IF NOT EXISTS passes (
+        user_id  TEXT    PRIMARY KEY,
+        until_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS passes_until ON passes (until_ms)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ];
 
 #[durable_object]
@@ -91,8 +112,17 @@ impl DurableObject for WaitingRoom {
             Err(e) => return Response::error(format!("bad enter request: {e}"), 400),
         };
         let mut store = SqlRoom { sql: self.state.storage().sql() };
-        match enter(&mut store, &ask.room, ask.user_id, Date::now().as_millis()) {
-            Ok(entry) => Response::from_json(&entry),
+        let drawn_before = store.meta().ok().and_then(|m| m.drawn_at_ms);
+        match enter(&mut store, &ask.room, ask.start_at, ask.user_id, Date::now().as_millis(), fresh_seed) {
+            Ok(entry) => {
+                if drawn_before.is_none() {
+                    // The audit trail of a draw: its seed, time and size, logged once.
+                    if let Ok(RoomMeta { seed: Some(seed), drawn_at_ms: Some(at), drawn, .. }) = store.meta() {
+                        console_log!("waiting room draw: seed {seed}, at {at} ms, {drawn} users put in order");
+                    }
+                }
+                Response::from_json(&entry)
+            }
             Err(e) => {
                 console_error!("waiting room: {e}");
                 Response::error(format!("waiting room storage failed: {e}"), 500)
@@ -101,19 +131,27 @@ impl DurableObject for WaitingRoom {
     }
 }
 
+/// 212 random bits as hex (the runtime's `Math.random` is backed by a CSPRNG in Workers): the
+/// draw's seed, secret until the draw.
+#[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a whole number in [0, 2^53)")]
+fn fresh_seed() -> String {
+    let part = || (worker::js_sys::Math::random() * 2f64.powi(53)) as u64;
+    format!("{:014x}{:014x}{:014x}{:014x}", part(), part(), part(), part())
+}
+
 /// [`RoomStore`] on the Durable Object's SQLite database.
 struct SqlRoom {
     sql: SqlStorage,
 }
 
 #[derive(Deserialize)]
-struct Count {
-    n: f64,
+struct Value {
+    value: String,
 }
 
 #[derive(Deserialize)]
-struct Ticket {
-    ticket: f64,
+struct Waiting {
+    ticket: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -122,15 +160,16 @@ struct Until {
 }
 
 #[derive(Deserialize)]
-struct User {
+struct InLine {
     user_id: String,
+    ticket: f64,
 }
 
 fn user(id: u64) -> SqlStorageValue {
     SqlStorageValue::String(id.to_string())
 }
 
-/// Times (ms since the epoch) and counts are far inside JavaScript's safe integers.
+/// Times (ms since the epoch), tickets and counts are far inside JavaScript's safe integers.
 fn int(n: u64) -> SqlStorageValue {
     SqlStorageValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
@@ -142,81 +181,103 @@ fn whole(n: f64) -> u64 {
     n as u64
 }
 
-impl SqlRoom {
-    fn count(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<u64> {
-        Ok(whole(self.sql.exec(query, bindings)?.one::<Count>()?.n))
-    }
-}
-
 impl RoomStore for SqlRoom {
     type Error = worker::Error;
 
+    fn meta(&mut self) -> Result<RoomMeta> {
+        let rows: Vec<Value> = self.sql.exec("SELECT value FROM meta WHERE name = 'room'", None)?.to_array()?;
+        match rows.first() {
+            Some(row) => Ok(serde_json::from_str(&row.value)?),
+            None => Ok(RoomMeta::default()),
+        }
+    }
+
+    fn save_meta(&mut self, meta: &RoomMeta) -> Result<()> {
+        let value = SqlStorageValue::String(serde_json::to_string(meta)?);
+        self.sql.exec("INSERT OR REPLACE INTO meta (name, value) VALUES ('room', ?)", vec![value])?;
+        Ok(())
+    }
+
     fn admission_of(&mut self, user_id: u64) -> Result<Option<u64>> {
         let rows: Vec<Until> =
-            self.sql.exec("SELECT until_ms FROM admitted WHERE user_id = ?", vec![user(user_id)])?.to_array()?;
+            self.sql.exec("SELECT until_ms FROM passes WHERE user_id = ?", vec![user(user_id)])?.to_array()?;
         Ok(rows.first().map(|r| whole(r.until_ms)))
     }
 
-    fn ticket_of(&mut self, user_id: u64) -> Result<Option<u64>> {
-        let rows: Vec<Ticket> =
-            self.sql.exec("SELECT ticket FROM line WHERE user_id = ?", vec![user(user_id)])?.to_array()?;
-        Ok(rows.first().map(|r| whole(r.ticket)))
+    fn place_of(&mut self, user_id: u64) -> Result<Option<Place>> {
+        let rows: Vec<Waiting> =
+            self.sql.exec("SELECT ticket FROM waiting WHERE user_id = ?", vec![user(user_id)])?.to_array()?;
+        Ok(rows.first().map(|r| r.ticket.map_or(Place::PreQueue, |t| Place::Ticket(whole(t)))))
     }
 
-    fn join(&mut self, user_id: u64, now_ms: u64) -> Result<u64> {
-        // AUTOINCREMENT never reuses a ticket, even of a row deleted since.
-        let row: Ticket = self
-            .sql
-            .exec(
-                "INSERT INTO line (user_id, last_seen) VALUES (?, ?) RETURNING ticket",
-                vec![user(user_id), int(now_ms)],
-            )?
-            .one()?;
-        Ok(whole(row.ticket))
+    fn join_pre_queue(&mut self, user_id: u64, draw_key: &str, now_ms: u64) -> Result<()> {
+        self.sql.exec(
+            "INSERT OR REPLACE INTO waiting (user_id, ticket, draw_key, last_seen) VALUES (?, NULL, ?, ?)",
+            vec![user(user_id), SqlStorageValue::String(draw_key.to_owned()), int(now_ms)],
+        )?;
+        Ok(())
+    }
+
+    fn join(&mut self, user_id: u64, ticket: u64, now_ms: u64) -> Result<()> {
+        self.sql.exec(
+            "INSERT OR REPLACE INTO waiting (user_id, ticket, draw_key, last_seen) VALUES (?, ?, NULL, ?)",
+            vec![user(user_id), int(ticket), int(now_ms)],
+        )?;
+        Ok(())
     }
 
     fn seen(&mut self, user_id: u64, now_ms: u64) -> Result<()> {
-        self.sql.exec("UPDATE line SET last_seen = ? WHERE user_id = ?", vec![int(now_ms), user(user_id)])?;
+        self.sql.exec("UPDATE waiting SET last_seen = ? WHERE user_id = ?", vec![int(now_ms), user(user_id)])?;
         Ok(())
     }
 
     fn forget_idle(&mut self, before_ms: u64) -> Result<()> {
-        self.sql.exec("DELETE FROM line WHERE last_seen < ?", vec![int(before_ms)])?;
+        self.sql.exec("DELETE FROM waiting WHERE last_seen < ?", vec![int(before_ms)])?;
         Ok(())
     }
 
-    fn forget_ended(&mut self, now_ms: u64, before_ms: u64) -> Result<()> {
-        self.sql
-            .exec("DELETE FROM admitted WHERE until_ms <= ? AND admitted_at < ?", vec![int(now_ms), int(before_ms)])?;
-        Ok(())
+    fn draw(&mut self, first_ticket: u64) -> Result<u64> {
+        // One statement: each pre-queued user's ticket is its rank by draw key.
+        let drawn: Vec<Waiting> = self
+            .sql
+            .exec(
+                "UPDATE waiting SET ticket = ? - 1 + ranked.r, draw_key = NULL \
+                 FROM (SELECT user_id AS u, ROW_NUMBER() OVER (ORDER BY draw_key) AS r \
+                       FROM waiting WHERE ticket IS NULL) AS ranked \
+                 WHERE waiting.user_id = ranked.u RETURNING ticket",
+                vec![int(first_ticket)],
+            )?
+            .to_array()?;
+        Ok(drawn.len() as u64)
     }
 
-    fn admitted_since(&mut self, since_ms: u64) -> Result<u64> {
-        self.count("SELECT COUNT(*) AS n FROM admitted WHERE admitted_at >= ?", vec![int(since_ms)])
+    fn expire_admissions(&mut self, now_ms: u64) -> Result<u64> {
+        let gone: Vec<Until> = self
+            .sql
+            .exec("DELETE FROM passes WHERE until_ms <= ? RETURNING until_ms", vec![int(now_ms)])?
+            .to_array()?;
+        Ok(gone.len() as u64)
     }
 
-    fn active_at(&mut self, now_ms: u64) -> Result<u64> {
-        self.count("SELECT COUNT(*) AS n FROM admitted WHERE until_ms > ?", vec![int(now_ms)])
+    fn first_in_line(&mut self, count: u64) -> Result<Vec<(u64, u64)>> {
+        let rows: Vec<InLine> = self
+            .sql
+            .exec(
+                "SELECT user_id, ticket FROM waiting WHERE ticket IS NOT NULL ORDER BY ticket LIMIT ?",
+                vec![int(count)],
+            )?
+            .to_array()?;
+        Ok(rows.iter().filter_map(|r| r.user_id.parse().ok().map(|u| (u, whole(r.ticket)))).collect())
     }
 
-    fn first_in_line(&mut self, count: u64) -> Result<Vec<u64>> {
-        let rows: Vec<User> =
-            self.sql.exec("SELECT user_id FROM line ORDER BY ticket LIMIT ?", vec![int(count)])?.to_array()?;
-        Ok(rows.iter().filter_map(|r| r.user_id.parse().ok()).collect())
-    }
-
-    fn admit(&mut self, users: &[u64], now_ms: u64, until_ms: u64) -> Result<()> {
+    fn admit(&mut self, users: &[u64], until_ms: u64) -> Result<()> {
         for &u in users {
-            self.sql.exec("DELETE FROM line WHERE user_id = ?", vec![user(u)])?;
+            self.sql.exec("DELETE FROM waiting WHERE user_id = ?", vec![user(u)])?;
             self.sql.exec(
-                "INSERT OR REPLACE INTO admitted (user_id, admitted_at, until_ms) VALUES (?, ?, ?)",
-                vec![user(u), int(now_ms), int(until_ms)],
+                "INSERT OR REPLACE INTO passes (user_id, until_ms) VALUES (?, ?)",
+                vec![user(u), int(until_ms)],
             )?;
         }
         Ok(())
-    }
-
-    fn ahead_of(&mut self, ticket: u64) -> Result<u64> {
-        self.count("SELECT COUNT(*) AS n FROM line WHERE ticket < ?", vec![int(ticket)])
     }
 }

@@ -1,18 +1,31 @@
-//! The waiting room's rules, over any [`RoomStore`]: the Durable Object keeps one room per sale
-//! in its SQLite storage (`room_object`), and the tests here use [`MemoryRoom`].
+//! The waiting room's rules, over any [`RoomStore`]: the Durable Object keeps one shard of a
+//! sale's room in its SQLite storage (`room_object`), and the tests here use [`MemoryRoom`].
 //!
-//! A user who asks to enter is admitted at once while the current window still has room for new
-//! users and fewer than `max_active_users` sessions are running; otherwise the user joins the
-//! end of the line. Each call admits the longest-waiting users first, as many as the window and
-//! the active cap allow, so users are admitted in the order they arrived, whether or not they
-//! are the one asking. A queued user's position counts only users ahead of them, who can only
-//! leave (admitted, or gone quiet): positions only go down while the user keeps asking.
+//! **The line.** A user who asks to enter is admitted at once while the current window still
+//! has room for new users, fewer than `max_active_users` sessions are running and the room is
+//! not paused; otherwise the user joins the end of the line. Each call admits the lowest
+//! tickets first, as many as the window and the active cap allow, whether or not their holder
+//! is the one asking. An admitted user keeps their admission until the session ends, so a lost
+//! pass is handed out again without queueing. A user who stops asking for [`IDLE_REFRESHES`]
+//! refresh intervals (plus a grace period) loses their place.
 //!
-//! A user who stops asking for [`IDLE_REFRESHES`] refresh intervals (plus a grace period) loses
-//! their place; an admitted user keeps their admission until the session ends, so a lost pass
-//! is handed out again without queueing.
+//! **The pre-queue and the draw.** A room with `pre_queue_secs` opens that long before the sale's
+//! start. Who asks before the start joins the pre-queue ([`Entry::PreQueued`], no position) under
+//! a draw key: SHA-256 of the room's seed and the user id ([`draw_key`]). The seed is made when
+//! the first user joins and kept in the room until the first call at or after the start, which
+//! draws: every pre-queued user still there gets a ticket in the order of their keys (a uniformly
+//! random order nobody could see in advance, since nobody knew the seed), before any later
+//! arrival. The seed and the number drawn are recorded ([`RoomMeta`]) and logged, so anyone
+//! with the seed and the users' ids can recompute the order afterwards.
+//!
+//! **Every call is O(1) in the size of the line.** The room keeps counters ([`RoomMeta`]): the
+//! next ticket, the highest ticket admitted (`head`), the current window's admissions and the
+//! running sessions. A queued user's position is `ticket - head`: tickets below the head were
+//! all admitted or left, so it never goes up; users ahead who left still count until the head
+//! passes them, so it is an upper bound that drops in steps.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use seckill_protocol::room::{pass_audience, pass_from_headers, RoomSettings};
 use seckill_protocol::token::KeySet;
@@ -28,96 +41,230 @@ pub const IDLE_GRACE_MS: u64 = 10_000;
 pub enum Entry {
     /// In, until `until_ms` (the end of the session, ms since the epoch).
     Admitted { until_ms: u64 },
-    /// In line. `ticket` is the user's number in the order of arrival (it never changes while
-    /// they wait); `position` is 1 for the next user to be admitted.
-    Queued { ticket: u64, position: u64, estimated_wait_secs: u64, refresh_interval_secs: u32 },
+    /// In line. `ticket` is the user's place in the order of admission (it never changes while
+    /// they wait); `position` is 1 for the next user to be admitted (an upper bound).
+    Queued { ticket: u64, position: u64, estimated_wait_secs: u64, refresh_interval_secs: u32, paused: bool },
+    /// In the pre-queue: the order is drawn at `draw_at_ms` (the sale's start).
+    PreQueued { draw_at_ms: u64, refresh_interval_secs: u32 },
 }
 
-/// Where a room keeps its line and its admissions. Every method is one step of [`enter`]; the
-/// Durable Object runs a whole [`enter`] without yielding, so no other request interleaves.
+/// Where the user is, if they are waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// In the pre-queue, before the draw.
+    PreQueue,
+    /// In line with this ticket.
+    Ticket(u64),
+}
+
+/// The room's counters and its draw, read and written once per call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomMeta {
+    /// The last ticket handed out.
+    pub next_ticket: u64,
+    /// The highest ticket admitted: every ticket at or below it was admitted or left.
+    pub head: u64,
+    /// The window the count below is of (ms since the epoch).
+    pub window_start_ms: u64,
+    pub window_admitted: u64,
+    /// Admissions whose session has not been seen to end.
+    pub active: u64,
+    /// The draw's seed (hex), made when the first user joins the pre-queue.
+    pub seed: Option<String>,
+    /// When the draw was made, and how many users it put in order.
+    pub drawn_at_ms: Option<u64>,
+    pub drawn: u64,
+}
+
+/// Where a room keeps its line and its admissions. The Durable Object runs a whole [`enter`]
+/// without yielding, so no other request interleaves; every method touches a bounded number of
+/// rows but [`RoomStore::draw`] (once per room) and the sweeps (each row once).
 pub trait RoomStore {
     type Error;
+    fn meta(&mut self) -> Result<RoomMeta, Self::Error>;
+    fn save_meta(&mut self, meta: &RoomMeta) -> Result<(), Self::Error>;
     /// When `user`'s admission ends, if the room admitted them and has not forgotten it.
     fn admission_of(&mut self, user: u64) -> Result<Option<u64>, Self::Error>;
-    /// The user's ticket, if they are in line.
-    fn ticket_of(&mut self, user: u64) -> Result<Option<u64>, Self::Error>;
-    /// Puts the user at the end of the line, seen at `now_ms`; returns their ticket, greater
-    /// than every ticket handed out before.
-    fn join(&mut self, user: u64, now_ms: u64) -> Result<u64, Self::Error>;
-    /// Notes that a user in line asked again at `now_ms`.
+    /// Where `user` waits, if they do.
+    fn place_of(&mut self, user: u64) -> Result<Option<Place>, Self::Error>;
+    /// Puts the user in the pre-queue under `draw_key`, seen at `now_ms`.
+    fn join_pre_queue(&mut self, user: u64, draw_key: &str, now_ms: u64) -> Result<(), Self::Error>;
+    /// Puts the user in line with `ticket`, seen at `now_ms`.
+    fn join(&mut self, user: u64, ticket: u64, now_ms: u64) -> Result<(), Self::Error>;
+    /// Notes that a waiting user asked again at `now_ms`.
     fn seen(&mut self, user: u64, now_ms: u64) -> Result<(), Self::Error>;
-    /// Drops from the line everyone last seen before `before_ms`.
+    /// Drops everyone waiting (pre-queue or line) last seen before `before_ms`.
     fn forget_idle(&mut self, before_ms: u64) -> Result<(), Self::Error>;
-    /// Drops admissions whose session ended by `now_ms` and that were made before `before_ms`
-    /// (admissions of the current window stay: they still count against it).
-    fn forget_ended(&mut self, now_ms: u64, before_ms: u64) -> Result<(), Self::Error>;
-    /// How many users were admitted at or after `since_ms`.
-    fn admitted_since(&mut self, since_ms: u64) -> Result<u64, Self::Error>;
-    /// How many admissions are still running at `now_ms`.
-    fn active_at(&mut self, now_ms: u64) -> Result<u64, Self::Error>;
-    /// The first `count` users in line, longest waiting first.
-    fn first_in_line(&mut self, count: u64) -> Result<Vec<u64>, Self::Error>;
-    /// Moves `users` from the line to the admitted, from `now_ms` until `until_ms`.
-    fn admit(&mut self, users: &[u64], now_ms: u64, until_ms: u64) -> Result<(), Self::Error>;
-    /// How many users in line hold a ticket below `ticket`.
-    fn ahead_of(&mut self, ticket: u64) -> Result<u64, Self::Error>;
+    /// Gives every pre-queued user a ticket from `first_ticket` on, in the order of their draw
+    /// keys; returns how many.
+    fn draw(&mut self, first_ticket: u64) -> Result<u64, Self::Error>;
+    /// Drops admissions whose session ended by `now_ms`; returns how many.
+    fn expire_admissions(&mut self, now_ms: u64) -> Result<u64, Self::Error>;
+    /// The `count` lowest tickets in line: (user, ticket).
+    fn first_in_line(&mut self, count: u64) -> Result<Vec<(u64, u64)>, Self::Error>;
+    /// Moves `users` from the line to the admitted, until `until_ms`.
+    fn admit(&mut self, users: &[u64], until_ms: u64) -> Result<(), Self::Error>;
 }
 
-/// `user` asks to enter `room` at `now_ms`.
-pub fn enter<S: RoomStore>(store: &mut S, room: &RoomSettings, user: u64, now_ms: u64) -> Result<Entry, S::Error> {
+/// The draw key of `user` under `seed`: lowercase hex SHA-256 of `"{seed}:{user}"`. Sorting
+/// the pre-queue by it is the draw.
+pub fn draw_key(seed: &str, user: u64) -> String {
+    let digest = Sha256::digest(format!("{seed}:{user}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `user` asks to enter `room` (this shard's share) of a sale starting at `start_ms` (if it has
+/// a start), at `now_ms`. `fresh_seed` makes the draw's seed when the first user joins the
+/// pre-queue: random and unguessable in the Durable Object, fixed in tests.
+pub fn enter<S: RoomStore>(
+    store: &mut S,
+    room: &RoomSettings,
+    start_ms: Option<u64>,
+    user: u64,
+    now_ms: u64,
+    fresh_seed: impl FnOnce() -> String,
+) -> Result<Entry, S::Error> {
     if let Some(until_ms) = store.admission_of(user)? {
         if until_ms > now_ms {
             return Ok(Entry::Admitted { until_ms });
         }
     }
-    let interval_ms = u64::from(room.interval_secs) * 1000;
+    let mut meta = store.meta()?;
     let refresh_ms = u64::from(room.refresh_interval_secs()) * 1000;
-    let window_start = now_ms - now_ms % interval_ms;
     store.forget_idle(now_ms.saturating_sub(IDLE_REFRESHES * refresh_ms + IDLE_GRACE_MS))?;
-    store.forget_ended(now_ms, window_start)?;
+    let place = store.place_of(user)?;
 
-    let ticket = match store.ticket_of(user)? {
-        Some(ticket) => {
+    // Before the start: the pre-queue (the edge asks only once it is open).
+    if let Some(start_ms) = start_ms.filter(|&start| now_ms < start) {
+        match place {
+            Some(_) => store.seen(user, now_ms)?,
+            None => {
+                let seed = meta.seed.get_or_insert_with(fresh_seed).clone();
+                store.join_pre_queue(user, &draw_key(&seed, user), now_ms)?;
+                store.save_meta(&meta)?;
+            }
+        }
+        return Ok(Entry::PreQueued { draw_at_ms: start_ms, refresh_interval_secs: room.refresh_interval_secs() });
+    }
+    // The first call at or after the start draws the pre-queue's order, once.
+    if meta.seed.is_some() && meta.drawn_at_ms.is_none() {
+        let drawn = store.draw(meta.next_ticket + 1)?;
+        meta.next_ticket += drawn;
+        meta.drawn = drawn;
+        meta.drawn_at_ms = Some(now_ms);
+    }
+
+    let interval_ms = u64::from(room.interval_secs) * 1000;
+    let window_start = now_ms - now_ms % interval_ms;
+    if meta.window_start_ms != window_start {
+        meta.window_start_ms = window_start;
+        meta.window_admitted = 0;
+    }
+    meta.active = meta.active.saturating_sub(store.expire_admissions(now_ms)?);
+
+    let ticket = match store.place_of(user)? {
+        Some(Place::Ticket(ticket)) => {
             store.seen(user, now_ms)?;
             ticket
         }
-        None => store.join(user, now_ms)?,
+        // Drawn above, or never seen: a pre-queued user left over cannot be (the draw took all).
+        Some(Place::PreQueue) | None => {
+            meta.next_ticket += 1;
+            store.join(user, meta.next_ticket, now_ms)?;
+            meta.next_ticket
+        }
     };
-    let new_left = u64::from(room.new_users_per_interval).saturating_sub(store.admitted_since(window_start)?);
-    let active_left = u64::from(room.max_active_users).saturating_sub(store.active_at(now_ms)?);
-    let free = new_left.min(active_left);
+    let new_left = u64::from(room.new_users_per_interval).saturating_sub(meta.window_admitted);
+    let active_left = u64::from(room.max_active_users).saturating_sub(meta.active);
+    let free = if room.paused { 0 } else { new_left.min(active_left) };
+    let mut admitted = None;
     if free > 0 {
         let next = store.first_in_line(free)?;
-        let until_ms = now_ms + u64::from(room.session_secs) * 1000;
-        store.admit(&next, now_ms, until_ms)?;
-        if next.contains(&user) {
-            return Ok(Entry::Admitted { until_ms });
+        if !next.is_empty() {
+            let until_ms = now_ms + u64::from(room.session_secs) * 1000;
+            let users: Vec<u64> = next.iter().map(|&(u, _)| u).collect();
+            store.admit(&users, until_ms)?;
+            meta.window_admitted += next.len() as u64;
+            meta.active += next.len() as u64;
+            meta.head = meta.head.max(next.iter().map(|&(_, t)| t).max().unwrap_or(0));
+            if users.contains(&user) {
+                admitted = Some(until_ms);
+            }
         }
     }
-
-    let position = store.ahead_of(ticket)? + 1;
+    store.save_meta(&meta)?;
+    if let Some(until_ms) = admitted {
+        return Ok(Entry::Admitted { until_ms });
+    }
+    let position = ticket.saturating_sub(meta.head).max(1);
     Ok(Entry::Queued {
         ticket,
         position,
         estimated_wait_secs: estimated_wait_ms(room, position, window_start + interval_ms - now_ms).div_ceil(1000),
         refresh_interval_secs: room.refresh_interval_secs(),
+        paused: room.paused,
     })
 }
 
 /// The body of the 429 a queued user gets (with `Retry-After: refreshIntervalSecs`):
-/// `{"code": "QUEUED", "message", "position", "ticket", "estimatedWaitSecs", "refreshIntervalSecs"}`.
-pub fn queued_body(ticket: u64, position: u64, estimated_wait_secs: u64, refresh_interval_secs: u32) -> String {
+/// `{"code": "QUEUED", "message", "position", "ticket", "estimatedWaitSecs", "refreshIntervalSecs", "paused"}`.
+pub fn queued_body(
+    ticket: u64,
+    position: u64,
+    estimated_wait_secs: u64,
+    refresh_interval_secs: u32,
+    paused: bool,
+) -> String {
+    let message = if paused {
+        format!("you are number {position} in line; the line is paused by the shop and you keep your place, try again in {refresh_interval_secs} s")
+    } else {
+        format!("you are number {position} in line; about {estimated_wait_secs} s to wait, try again in {refresh_interval_secs} s")
+    };
     serde_json::json!({
         "code": "QUEUED",
-        "message": format!(
-            "you are number {position} in line; about {estimated_wait_secs} s to wait, try again in {refresh_interval_secs} s"
-        ),
+        "message": message,
         "position": position,
         "ticket": ticket,
         "estimatedWaitSecs": estimated_wait_secs,
         "refreshIntervalSecs": refresh_interval_secs,
+        "paused": paused,
     })
     .to_string()
+}
+
+/// The body of the 429 a user in the pre-queue gets (with `Retry-After: refreshIntervalSecs`):
+/// `{"code": "PRE_QUEUE", "message", "drawAt", "refreshIntervalSecs"}`, no position: the order is
+/// drawn at `drawAt` (the sale's start, ms since the epoch).
+pub fn pre_queue_body(draw_at_ms: u64, refresh_interval_secs: u32) -> String {
+    serde_json::json!({
+        "code": "PRE_QUEUE",
+        "message": format!(
+            "you are in the line; the order is drawn at random when the sale starts ({draw_at_ms} ms), keep asking every {refresh_interval_secs} s"
+        ),
+        "drawAt": draw_at_ms,
+        "refreshIntervalSecs": refresh_interval_secs,
+    })
+    .to_string()
+}
+
+/// When `room` of a sale starting at `start_at` opens (ms since the epoch): `preQueueSecs`
+/// before the start; `None` for a sale without a start (open from the moment it is listed).
+/// Before then the edge says `NOT_STARTED` itself; the room never admits before the start.
+pub fn room_opens_at(room: &RoomSettings, start_at: Option<u64>) -> Option<u64> {
+    start_at.map(|start| start.saturating_sub(u64::from(room.pre_queue_secs) * 1000))
+}
+
+/// Which of a room's `shards` Durable Objects keeps `user`'s place.
+pub fn shard_of(user: u64, shards: u32) -> u32 {
+    let shards = u64::from(shards.max(1));
+    u32::try_from(crate::origins::fnv1a(&[&user.to_le_bytes()]) % shards).unwrap_or(0)
+}
+
+/// A queued user's position in the whole room, from their position in their shard: the shards
+/// admit their shares side by side, so the users ahead are about `shards` times as many.
+pub fn room_position(shard_position: u64, shards: u32) -> u64 {
+    (shard_position - 1) * u64::from(shards.max(1)) + 1
 }
 
 /// Whether the request carries a valid pass for `product_id`'s room, issued to `user_id`, at
@@ -160,61 +307,85 @@ fn estimated_wait_ms(room: &RoomSettings, position: u64, rest_of_window_ms: u64)
 /// A room in memory, for tests and for reasoning: the same contract as the SQLite one.
 #[derive(Debug, Default)]
 pub struct MemoryRoom {
-    next_ticket: u64,
-    /// ticket → (user, last seen)
-    line: std::collections::BTreeMap<u64, (u64, u64)>,
-    /// user → (admitted at, until)
-    admitted: std::collections::HashMap<u64, (u64, u64)>,
+    meta: RoomMeta,
+    /// user → (place, draw key, last seen)
+    waiting: std::collections::HashMap<u64, (Place, String, u64)>,
+    /// user → until
+    admitted: std::collections::HashMap<u64, u64>,
 }
 
 impl RoomStore for MemoryRoom {
     type Error = std::convert::Infallible;
 
+    fn meta(&mut self) -> Result<RoomMeta, Self::Error> {
+        Ok(self.meta.clone())
+    }
+    fn save_meta(&mut self, meta: &RoomMeta) -> Result<(), Self::Error> {
+        self.meta = meta.clone();
+        Ok(())
+    }
     fn admission_of(&mut self, user: u64) -> Result<Option<u64>, Self::Error> {
-        Ok(self.admitted.get(&user).map(|&(_, until)| until))
+        Ok(self.admitted.get(&user).copied())
     }
-    fn ticket_of(&mut self, user: u64) -> Result<Option<u64>, Self::Error> {
-        Ok(self.line.iter().find(|(_, &(u, _))| u == user).map(|(&t, _)| t))
+    fn place_of(&mut self, user: u64) -> Result<Option<Place>, Self::Error> {
+        Ok(self.waiting.get(&user).map(|(place, _, _)| *place))
     }
-    fn join(&mut self, user: u64, now_ms: u64) -> Result<u64, Self::Error> {
-        self.next_ticket += 1;
-        self.line.insert(self.next_ticket, (user, now_ms));
-        Ok(self.next_ticket)
+    fn join_pre_queue(&mut self, user: u64, draw_key: &str, now_ms: u64) -> Result<(), Self::Error> {
+        self.waiting.insert(user, (Place::PreQueue, draw_key.to_owned(), now_ms));
+        Ok(())
+    }
+    fn join(&mut self, user: u64, ticket: u64, now_ms: u64) -> Result<(), Self::Error> {
+        self.waiting.insert(user, (Place::Ticket(ticket), String::new(), now_ms));
+        Ok(())
     }
     fn seen(&mut self, user: u64, now_ms: u64) -> Result<(), Self::Error> {
-        for (u, seen) in self.line.values_mut() {
-            if *u == user {
-                *seen = now_ms;
-            }
+        if let Some((_, _, seen)) = self.waiting.get_mut(&user) {
+            *seen = now_ms;
         }
         Ok(())
     }
     fn forget_idle(&mut self, before_ms: u64) -> Result<(), Self::Error> {
-        self.line.retain(|_, &mut (_, seen)| seen >= before_ms);
+        self.waiting.retain(|_, (_, _, seen)| *seen >= before_ms);
         Ok(())
     }
-    fn forget_ended(&mut self, now_ms: u64, before_ms: u64) -> Result<(), Self::Error> {
-        self.admitted.retain(|_, &mut (at, until)| until > now_ms || at >= before_ms);
-        Ok(())
+    fn draw(&mut self, first_ticket: u64) -> Result<u64, Self::Error> {
+        let mut pre: Vec<(String, u64)> = self
+            .waiting
+            .iter()
+            .filter(|(_, (place, _, _))| *place == Place::PreQueue)
+            .map(|(user, (_, key, _))| (key.clone(), *user))
+            .collect();
+        pre.sort();
+        for (i, (_, user)) in pre.iter().enumerate() {
+            if let Some(entry) = self.waiting.get_mut(user) {
+                entry.0 = Place::Ticket(first_ticket + i as u64);
+            }
+        }
+        Ok(pre.len() as u64)
     }
-    fn admitted_since(&mut self, since_ms: u64) -> Result<u64, Self::Error> {
-        Ok(self.admitted.values().filter(|&&(at, _)| at >= since_ms).count() as u64)
+    fn expire_admissions(&mut self, now_ms: u64) -> Result<u64, Self::Error> {
+        let before = self.admitted.len();
+        self.admitted.retain(|_, until| *until > now_ms);
+        Ok((before - self.admitted.len()) as u64)
     }
-    fn active_at(&mut self, now_ms: u64) -> Result<u64, Self::Error> {
-        Ok(self.admitted.values().filter(|&&(_, until)| until > now_ms).count() as u64)
+    fn first_in_line(&mut self, count: u64) -> Result<Vec<(u64, u64)>, Self::Error> {
+        let mut line: Vec<(u64, u64)> = self
+            .waiting
+            .iter()
+            .filter_map(|(user, (place, _, _))| match place {
+                Place::Ticket(t) => Some((*t, *user)),
+                Place::PreQueue => None,
+            })
+            .collect();
+        line.sort_unstable();
+        Ok(line.into_iter().take(usize::try_from(count).unwrap_or(usize::MAX)).map(|(t, u)| (u, t)).collect())
     }
-    fn first_in_line(&mut self, count: u64) -> Result<Vec<u64>, Self::Error> {
-        Ok(self.line.values().take(usize::try_from(count).unwrap_or(usize::MAX)).map(|&(u, _)| u).collect())
-    }
-    fn admit(&mut self, users: &[u64], now_ms: u64, until_ms: u64) -> Result<(), Self::Error> {
-        self.line.retain(|_, (u, _)| !users.contains(u));
+    fn admit(&mut self, users: &[u64], until_ms: u64) -> Result<(), Self::Error> {
         for &u in users {
-            self.admitted.insert(u, (now_ms, until_ms));
+            self.waiting.remove(&u);
+            self.admitted.insert(u, until_ms);
         }
         Ok(())
-    }
-    fn ahead_of(&mut self, ticket: u64) -> Result<u64, Self::Error> {
-        Ok(self.line.range(..ticket).count() as u64)
     }
 }
 
@@ -222,13 +393,25 @@ impl RoomStore for MemoryRoom {
 mod tests {
     use super::*;
 
-    const ROOM: RoomSettings =
-        RoomSettings { new_users_per_interval: 20, interval_secs: 2, max_active_users: 1000, session_secs: 60 };
+    const ROOM: RoomSettings = RoomSettings {
+        new_users_per_interval: 20,
+        interval_secs: 2,
+        max_active_users: 1000,
+        session_secs: 60,
+        pre_queue_secs: 0,
+        shards: 1,
+        paused: false,
+    };
     /// A window boundary, so tests start at the beginning of a window.
     const T0: u64 = 1_800_000_000_000;
 
     fn enter_at(room: &mut MemoryRoom, settings: &RoomSettings, user: u64, now: u64) -> Entry {
-        match enter(room, settings, user, now) {
+        enter_sale(room, settings, None, user, now)
+    }
+
+    /// `user` enters the room of a sale that starts at `start` (if it has a start).
+    fn enter_sale(room: &mut MemoryRoom, settings: &RoomSettings, start: Option<u64>, user: u64, now: u64) -> Entry {
+        match enter(room, settings, start, user, now, || "test-seed".to_owned()) {
             Ok(entry) => entry,
             Err(never) => match never {},
         }
@@ -237,7 +420,7 @@ mod tests {
     fn position(entry: Entry) -> Option<u64> {
         match entry {
             Entry::Queued { position, .. } => Some(position),
-            Entry::Admitted { .. } => None,
+            Entry::Admitted { .. } | Entry::PreQueued { .. } => None,
         }
     }
 
@@ -271,8 +454,14 @@ mod tests {
 
     #[test]
     fn the_queued_answer_names_the_position_and_when_to_come_back() {
-        let body: serde_json::Value = serde_json::from_str(&queued_body(41, 7, 12, 2)).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&queued_body(41, 7, 12, 2, false)).unwrap();
         assert_eq!(body["code"], "QUEUED");
+        assert_eq!(body["paused"], false);
+        let paused: serde_json::Value = serde_json::from_str(&queued_body(41, 7, 12, 2, true)).unwrap();
+        assert!(paused["message"].as_str().unwrap().contains("paused"), "{paused}");
+        let pre: serde_json::Value = serde_json::from_str(&pre_queue_body(T0, 5)).unwrap();
+        assert_eq!((pre["code"].as_str(), pre["drawAt"].as_u64()), (Some("PRE_QUEUE"), Some(T0)));
+        assert!(pre.get("position").is_none(), "no position before the draw");
         assert_eq!((body["position"].as_u64(), body["ticket"].as_u64()), (Some(7), Some(41)));
         assert_eq!((body["estimatedWaitSecs"].as_u64(), body["refreshIntervalSecs"].as_u64()), (Some(12), Some(2)));
         assert!(body["message"].as_str().unwrap().contains("number 7 in line"));
@@ -289,7 +478,8 @@ mod tests {
                     assert_eq!(until_ms, T0 + user + 60_000);
                     admitted_in.insert(user, 0);
                 }
-                Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs } => {
+                Entry::PreQueued { .. } => panic!("no pre-queue without a start"),
+                Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs, .. } => {
                     assert_eq!((ticket, position), (user, user - 20), "arrival order");
                     assert_eq!(refresh_interval_secs, 2);
                     // The rest of this window (~2 s) plus one window per 20 ahead.
@@ -315,6 +505,7 @@ mod tests {
                         let before = last_position.insert(user, position).unwrap();
                         assert!(position <= before, "user {user}: position {before} → {position}");
                     }
+                    Entry::PreQueued { .. } => panic!("no pre-queue without a start"),
                 }
             }
         }
@@ -358,22 +549,159 @@ mod tests {
     }
 
     #[test]
-    fn a_user_who_stops_asking_loses_their_place_and_those_behind_move_up() {
-        // One session at a time, five minutes long: the line does not move on its own.
-        let one = RoomSettings { new_users_per_interval: 1, interval_secs: 60, max_active_users: 1, session_secs: 300 };
+    fn a_user_who_stops_asking_loses_their_place_to_those_behind() {
+        // One session at a time, 150 s long.
+        let one = RoomSettings {
+            new_users_per_interval: 1,
+            interval_secs: 60,
+            max_active_users: 1,
+            session_secs: 150,
+            ..ROOM
+        };
         let mut room = MemoryRoom::default();
         assert!(matches!(enter_at(&mut room, &one, 1, T0), Entry::Admitted { .. }));
         assert_eq!(position(enter_at(&mut room, &one, 2, T0)), Some(1));
         assert_eq!(position(enter_at(&mut room, &one, 3, T0)), Some(2));
         // The refresh interval is 30 s: user 2 is gone after 4 × 30 s + 10 s without asking,
-        // while user 3, asking every 30 s, keeps their place and moves up.
-        for t in (30_000..=120_000).step_by(30_000) {
+        // while user 3, asking every 30 s, keeps their place (still counting user 2 ahead: a
+        // position is an upper bound). When user 1's session ends, user 3 is next.
+        for t in (30_000..150_000).step_by(30_000) {
             assert_eq!(position(enter_at(&mut room, &one, 3, T0 + t)), Some(2), "at +{t} ms");
         }
-        assert_eq!(position(enter_at(&mut room, &one, 3, T0 + 130_001)), Some(1));
-        // Back after that, user 2 is a new arrival, behind user 3.
-        let Entry::Queued { ticket, position, .. } = enter_at(&mut room, &one, 2, T0 + 130_002) else { panic!() };
-        assert_eq!((ticket, position), (4, 2));
+        assert!(matches!(enter_at(&mut room, &one, 3, T0 + 150_000), Entry::Admitted { .. }));
+        // Back after that, user 2 is a new arrival.
+        let Entry::Queued { ticket, .. } = enter_at(&mut room, &one, 2, T0 + 150_001) else { panic!() };
+        assert_eq!(ticket, 4);
+    }
+
+    /// Spearman's rank correlation of `order` (users in the order they were admitted) with the
+    /// order they arrived in (their ids): 1 for first come first served, near 0 for a draw.
+    fn rank_correlation(order: &[u64]) -> f64 {
+        let n = order.len() as f64;
+        let mut by_arrival: Vec<u64> = order.to_vec();
+        by_arrival.sort_unstable();
+        let d2: f64 = order
+            .iter()
+            .enumerate()
+            .map(|(admitted, user)| {
+                let arrived = by_arrival.binary_search(user).unwrap() as f64;
+                (admitted as f64 - arrived).powi(2)
+            })
+            .sum();
+        1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+    }
+
+    /// Users in the order `room` admits them, everyone in line asking once a second from `from`.
+    fn admitted_order(
+        room: &mut MemoryRoom,
+        settings: &RoomSettings,
+        start: Option<u64>,
+        users: &[u64],
+        from: u64,
+    ) -> Vec<u64> {
+        let mut order = Vec::new();
+        let mut now = from;
+        while order.len() < users.len() {
+            for &user in users {
+                if !order.contains(&user)
+                    && matches!(enter_sale(room, settings, start, user, now), Entry::Admitted { .. })
+                {
+                    order.push(user);
+                }
+            }
+            now += 1000;
+            assert!(now < from + 3_600_000, "everyone is admitted within the hour");
+        }
+        order
+    }
+
+    #[test]
+    fn the_pre_queue_is_admitted_in_a_drawn_order_and_late_arrivals_after_it_in_arrival_order() {
+        let room_settings = RoomSettings { new_users_per_interval: 10, interval_secs: 1, pre_queue_secs: 600, ..ROOM };
+        let start = T0 + 60_000;
+        let mut room = MemoryRoom::default();
+        // 300 users join the pre-queue one after the other, before the start: no position yet.
+        for user in 1..=300 {
+            let entry = enter_sale(&mut room, &room_settings, Some(start), user, T0 + user * 10);
+            assert_eq!(entry, Entry::PreQueued { draw_at_ms: start, refresh_interval_secs: 1 });
+        }
+        // They keep asking until the start (idle users would leave before the draw).
+        for user in 1..=300 {
+            enter_sale(&mut room, &room_settings, Some(start), user, start - 1_000);
+        }
+        // 20 more arrive after the start: behind all 300, first come first served.
+        let late: Vec<u64> = (301..=320).collect();
+        for (i, &user) in late.iter().enumerate() {
+            let entry = enter_sale(&mut room, &room_settings, Some(start), user, start + i as u64);
+            assert!(matches!(entry, Entry::Admitted { .. } | Entry::Queued { .. }), "{entry:?}");
+        }
+        let meta = room.meta().unwrap();
+        assert_eq!((meta.drawn, meta.drawn_at_ms, meta.seed.as_deref()), (300, Some(start), Some("test-seed")));
+        let everyone: Vec<u64> = (1..=320).collect();
+        let order = admitted_order(&mut room, &room_settings, Some(start), &everyone, start + 1_000);
+        // Admitted at the start's first call: the first ten of the draw.
+        let (pre_queue, after): (Vec<u64>, Vec<u64>) = order.iter().partition(|&&u| u <= 300);
+        assert_eq!(after, late, "late arrivals come after the pre-queue, in arrival order");
+        assert!(order.iter().position(|&u| u > 300).unwrap() >= 300 - 10, "no late arrival before the drawn pre-queue");
+        let rho = rank_correlation(&pre_queue);
+        assert!(rho.abs() < 0.2, "the drawn order is uncorrelated with arrival: {rho}");
+        assert!((rank_correlation(&late) - 1.0).abs() < 1e-9);
+        // The audit: the order is the draw keys' order under the recorded seed.
+        let mut by_key: Vec<u64> = (1..=300).collect();
+        by_key.sort_by_key(|&u| draw_key("test-seed", u));
+        // (Within one window, users are recorded in the order they asked, so compare windows.)
+        // The first 20 were admitted in the start's window and the next, and recorded together.
+        let windows = |order: &[u64]| -> Vec<Vec<u64>> {
+            let mut chunks = vec![order[..20].to_vec()];
+            chunks.extend(order[20..].chunks(10).map(<[u64]>::to_vec));
+            chunks.iter_mut().for_each(|w| w.sort_unstable());
+            chunks
+        };
+        assert_eq!(windows(&pre_queue), windows(&by_key), "anyone with the seed recomputes the order");
+    }
+
+    #[test]
+    fn first_come_first_served_fails_the_draw_s_bound() {
+        let mut room = MemoryRoom::default();
+        let settings = RoomSettings { new_users_per_interval: 10, interval_secs: 1, ..ROOM };
+        let users: Vec<u64> = (1..=300).collect();
+        for &user in &users {
+            enter_at(&mut room, &settings, user, T0);
+        }
+        let order = admitted_order(&mut room, &settings, None, &users, T0 + 1_000);
+        assert!(rank_correlation(&order) > 0.99, "the bound the draw is held to is one FIFO fails");
+    }
+
+    #[test]
+    fn a_paused_room_admits_nobody_and_keeps_every_place_until_it_resumes() {
+        let mut room = MemoryRoom::default();
+        let paused = RoomSettings { paused: true, new_users_per_interval: 2, ..ROOM };
+        for user in 1..=5 {
+            let entry = enter_at(&mut room, &paused, user, T0 + user);
+            assert!(matches!(entry, Entry::Queued { paused: true, .. }), "{entry:?}");
+        }
+        for t in [2_000, 10_000] {
+            assert_eq!(position(enter_at(&mut room, &paused, 5, T0 + t)), Some(5), "held at +{t} ms");
+        }
+        // Resumed at a pace of 2 a window: users 1 and 2, then 3 and 4, in that order.
+        let resumed = RoomSettings { paused: false, ..paused };
+        let at = T0 + 12_000;
+        assert!(matches!(enter_at(&mut room, &resumed, 5, at), Entry::Queued { position: 3, paused: false, .. }));
+        assert!(matches!(enter_at(&mut room, &resumed, 1, at), Entry::Admitted { .. }));
+        assert!(matches!(enter_at(&mut room, &resumed, 3, at), Entry::Queued { position: 1, .. }));
+        assert!(matches!(enter_at(&mut room, &resumed, 3, at + 2_000), Entry::Admitted { .. }));
+    }
+
+    #[test]
+    fn users_spread_evenly_over_the_shards() {
+        let mut counts = [0u32; 4];
+        for user in 1..=4000 {
+            counts[shard_of(user, 4) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&n| (800..=1200).contains(&n)), "{counts:?}");
+        assert!((1..=100).all(|u| shard_of(u, 1) == 0));
+        assert_eq!(room_position(3, 4), 9);
+        assert_eq!(room_position(1, 4), 1);
     }
 
     #[test]

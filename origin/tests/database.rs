@@ -143,3 +143,25 @@ async fn two_live_holders_never_share_an_order_number_node(db: MySqlPool) {
     let b = node_lease::claim(&db, "holder-b", ttl).await.unwrap();
     assert_ne!(a.node, b.node);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_shop_lists_live_and_upcoming_sales_not_ended_ones(db: MySqlPool) {
+    let open = product(&db, 1, 1).await;
+    let ending = product(&db, 1, 1).await;
+    let ended = product(&db, 1, 1).await;
+    let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+    for (id, end) in [(ending, "2030-01-01 00:00:00"), (ended, "2020-01-01 00:00:00")] {
+        sqlx::query("UPDATE tb_seckill_product SET end_at = ? WHERE id = ?")
+            .bind(at(end))
+            .bind(id)
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    let listed: Vec<u64> =
+        products::open_at(&db, at("2026-12-05 12:00:00")).await.unwrap().iter().map(|p| p.id).collect();
+    assert_eq!(listed, vec![open, ending]);
+    let later: Vec<u64> =
+        products::open_at(&db, at("2030-01-01 00:00:00")).await.unwrap().iter().map(|p| p.id).collect();
+    assert_eq!(later, vec![open], "a sale is gone from the list at its end");
+}

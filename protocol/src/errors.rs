@@ -191,6 +191,11 @@ pub fn sold_out_message(product_id: u64) -> String {
     format!("product {product_id} is sold out")
 }
 
+/// `NOT_STARTED`'s message, worded once for the origin and the edge (a room not open yet).
+pub fn not_started_message(product_id: u64, start_ms: u64) -> String {
+    format!("the sale of product {product_id} starts at {start_ms} (ms)")
+}
+
 /// `ALREADY_BOUGHT`'s message, worded once for the origin and the edge's cached answer.
 pub fn already_bought_message(user_id: u64, product_id: u64) -> String {
     format!("user {user_id} already holds an order of product {product_id}")

@@ -12,9 +12,15 @@ use serde::{Deserialize, Serialize};
 use crate::errors::Invalid;
 use crate::token::MAX_LIFETIME_SECS;
 
-/// How a sale's room admits users, first come first served: at most `new_users_per_interval`
-/// new users in each `interval_secs` window (windows are aligned to the epoch), and never more
-/// than `max_active_users` whose session (`session_secs` from admission) has not ended.
+/// How a sale's room admits users: at most `new_users_per_interval` new users in each
+/// `interval_secs` window (windows are aligned to the epoch), never more than `max_active_users`
+/// whose session (`session_secs` from admission) has not ended, and nobody while `paused`.
+///
+/// With `pre_queue_secs`, the room opens that long before the sale's start: who arrives then
+/// waits in a pre-queue and is put in a random order at the start (the draw); who arrives
+/// later queues behind them, first come, first served. `shards` spreads the room over that many
+/// Durable Objects (by a hash of the user), each admitting its share. The three are left out of
+/// the JSON at their defaults (0, 1, false).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -28,6 +34,31 @@ pub struct RoomSettings {
     pub max_active_users: u32,
     #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 3600))]
     pub session_secs: u32,
+    /// Seconds before the sale's start the pre-queue opens; 0: no pre-queue.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86_400))]
+    pub pre_queue_secs: u32,
+    /// Durable Objects the room is spread over; at most `newUsersPerInterval`. Change it only
+    /// before the room opens: a user's place is kept by the object their hash picks.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 32, default = 1))]
+    pub shards: u32,
+    /// Paused by the operator: everyone in line keeps their place and nobody is admitted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+// serde's `skip_serializing_if` and `default` take paths to functions.
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde passes a reference")]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde passes a reference")]
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+fn one() -> u32 {
+    1
 }
 
 /// Bounds of each setting, checked by [`RoomSettings::validate`].
@@ -36,6 +67,10 @@ pub const MAX_INTERVAL_SECS: u32 = 3600;
 pub const MAX_ACTIVE_USERS: u32 = 100_000_000;
 /// The shortest session: a user needs time to send the buy after being admitted.
 pub const MIN_SESSION_SECS: u32 = 10;
+/// The longest pre-queue: a day before the start.
+pub const MAX_PRE_QUEUE_SECS: u32 = 86_400;
+/// The most Durable Objects one room is spread over.
+pub const MAX_SHARDS: u32 = 32;
 /// A queued client is told to come back at most this long after its last try.
 pub const MAX_REFRESH_SECS: u32 = 30;
 
@@ -59,11 +94,37 @@ impl RoomSettings {
                 self.max_active_users, self.new_users_per_interval
             )));
         }
+        if self.pre_queue_secs > MAX_PRE_QUEUE_SECS {
+            return field(format!("preQueueSecs must be between 0 and {MAX_PRE_QUEUE_SECS}"));
+        }
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            return field(format!("shards must be between 1 and {MAX_SHARDS}"));
+        }
+        // Each object admits its share of every interval: a share of 0 would admit nobody.
+        if self.shards > self.new_users_per_interval {
+            return Err(Invalid::Combination(format!(
+                "shards ({}) must be at most newUsersPerInterval ({})",
+                self.shards, self.new_users_per_interval
+            )));
+        }
         // The pass is a token, and no token outlives MAX_LIFETIME_SECS.
         if !(u64::from(MIN_SESSION_SECS)..=MAX_LIFETIME_SECS).contains(&u64::from(self.session_secs)) {
             return field(format!("sessionSecs must be between {MIN_SESSION_SECS} and {MAX_LIFETIME_SECS}"));
         }
         Ok(())
+    }
+
+    /// The settings shard `shard` of [`RoomSettings::shards`] enforces: its share of the new
+    /// users per interval and of the active cap (the shares add up to the whole), the rest alike.
+    pub fn shard_share(&self, shard: u32) -> RoomSettings {
+        let n = self.shards.max(1);
+        let share = |total: u32| total / n + u32::from(shard < total % n);
+        RoomSettings {
+            new_users_per_interval: share(self.new_users_per_interval),
+            max_active_users: share(self.max_active_users),
+            shards: 1,
+            ..*self
+        }
     }
 
     /// How long a queued client should wait before asking again: one interval (a new batch is
@@ -115,7 +176,38 @@ mod tests {
     use super::*;
 
     fn room() -> RoomSettings {
-        RoomSettings { new_users_per_interval: 20, interval_secs: 2, max_active_users: 200, session_secs: 300 }
+        RoomSettings {
+            new_users_per_interval: 20,
+            interval_secs: 2,
+            max_active_users: 200,
+            session_secs: 300,
+            pre_queue_secs: 0,
+            shards: 1,
+            paused: false,
+        }
+    }
+
+    #[test]
+    fn shards_share_the_admissions_and_add_up_to_the_whole() {
+        let r = RoomSettings { new_users_per_interval: 21, max_active_users: 202, shards: 4, ..room() };
+        let shares: Vec<RoomSettings> = (0..4).map(|k| r.shard_share(k)).collect();
+        assert_eq!(shares.iter().map(|s| s.new_users_per_interval).collect::<Vec<_>>(), [6, 5, 5, 5]);
+        assert_eq!(shares.iter().map(|s| s.max_active_users).sum::<u32>(), 202);
+        assert!(shares.iter().all(|s| s.shards == 1 && s.interval_secs == 2 && s.new_users_per_interval >= 1));
+        let too_many = RoomSettings { new_users_per_interval: 3, max_active_users: 3, shards: 4, ..room() };
+        assert!(matches!(too_many.validate(), Err(Invalid::Combination(m)) if m.starts_with("shards")));
+    }
+
+    #[test]
+    fn the_new_settings_default_and_stay_out_of_the_json_at_their_defaults() {
+        let json = r#"{"newUsersPerInterval":20,"intervalSecs":2,"maxActiveUsers":200,"sessionSecs":300,"preQueueSecs":60,"shards":4,"paused":true}"#;
+        let full: RoomSettings = serde_json::from_str(json).unwrap();
+        assert_eq!(full, RoomSettings { pre_queue_secs: 60, shards: 4, paused: true, ..room() });
+        assert_eq!(serde_json::to_string(&full).unwrap(), json);
+        assert_eq!(full.validate(), Ok(()));
+        assert!(RoomSettings { pre_queue_secs: MAX_PRE_QUEUE_SECS + 1, ..room() }.validate().is_err());
+        assert!(RoomSettings { shards: 0, ..room() }.validate().is_err());
+        assert!(RoomSettings { shards: MAX_SHARDS + 1, new_users_per_interval: 100, ..room() }.validate().is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 // Talking to the running stack: buys through the edge, setup and counters on the origin's
 // admin API. URLs and tokens come from the environment (scripts/edge.sh test sets them).
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,6 +19,35 @@ export const TOKEN_KEYS = process.env.TOKEN_KEYS ?? "dev:seckill-local-developme
 /** The shop's Redis (host:port) and key prefix, for tests that change what Redis holds. */
 export const SHOP_REDIS = process.env.SHOP_REDIS ?? "127.0.0.1:6379";
 export const SHOP_KEY_PREFIX = process.env.SHOP_KEY_PREFIX ?? "seckill-edge-test";
+/** The test shop's MySQL: user:password@host:port/database. */
+export const SHOP_MYSQL = process.env.SHOP_MYSQL ?? "seckill:seckill@127.0.0.1:3306/seckill_edge_test";
+
+/**
+ * Holds a write lock on the shop's product table until the returned function is called: the
+ * origin's product list waits on it (and the edge gives up on the list), while buys, which
+ * read only Redis, go on. The lock goes with the client's session.
+ */
+export async function holdProductTable() {
+  const [, user, password, host, port, database] = SHOP_MYSQL.match(/^([^:]+):([^@]*)@([^:]+):(\d+)\/(.+)$/);
+  const mysql = (sql) => ["--unbuffered", "-N", "-u", user, `-p${password}`, "-h", host, "-P", port, database, "-e", sql];
+  // --unbuffered: "locked" is written as soon as its statement ran, not when the client exits.
+  const client = spawn("mysql", mysql("LOCK TABLES tb_seckill_product WRITE; SELECT CONCAT('locked ', CONNECTION_ID()); SELECT SLEEP(120);"),
+    { stdio: ["ignore", "pipe", "inherit"] });
+  const session = await new Promise((resolve, reject) => {
+    client.stdout.on("data", (chunk) => {
+      const locked = String(chunk).match(/locked (\d+)/);
+      if (locked) resolve(locked[1]);
+    });
+    client.on("exit", (code) => reject(new Error(`mysql exited (${code}) before it held the lock`)));
+  });
+  return async () => {
+    // Ending the session on the server releases the lock at once (a killed client's SLEEP would
+    // run on).
+    execFileSync("mysql", mysql(`KILL ${session}`));
+    client.kill("SIGKILL");
+  };
+}
+
 export const TEST_OUTPUT = process.env.TEST_OUTPUT ?? new URL("../../test-output/", import.meta.url).pathname;
 
 export { sleep };

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use seckill_protocol::buy::BuyBody;
-use seckill_protocol::errors::{already_bought_message, sold_out_message};
+use seckill_protocol::errors::{already_bought_message, not_started_message, sold_out_message};
 use seckill_protocol::room::RoomSettings;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -145,10 +145,9 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
             order_no,
             flag_ttl: http.buyer_flag_ttl_secs,
         },
-        BuyOutcome::NotStarted { start_ms } => ApiError::conflict(
-            ErrorCode::NotStarted,
-            format!("the sale of product {} starts at {start_ms} (ms)", r.product_id),
-        ),
+        BuyOutcome::NotStarted { start_ms } => {
+            ApiError::conflict(ErrorCode::NotStarted, not_started_message(r.product_id, start_ms.max(0).unsigned_abs()))
+        }
         BuyOutcome::Ended { end_ms } => {
             ApiError::conflict(ErrorCode::Ended, format!("the sale of product {} ended at {end_ms} (ms)", r.product_id))
         }
@@ -210,21 +209,23 @@ pub struct ProductList {
     pub products: Vec<ProductView>,
 }
 
-/// `GET /api/products`: every sale with its price, stock left in Redis and state.
+/// `GET /api/products`: every live or upcoming sale with its price, stock left in Redis and
+/// state (an ended sale is not listed).
 #[utoipa::path(
     get, path = "/api/products", tag = "shop", security(("edgeSecret" = [])),
     responses(
-        (status = 200, description = "Every sale", body = ProductList),
+        (status = 200, description = "Every live or upcoming sale", body = ProductList),
         (status = 403, description = "`FORBIDDEN`: not through the edge", body = ErrorBody),
         (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
     )
 )]
 pub async fn list_products(State(state): State<AppState>) -> Result<Json<ProductList>, ApiError> {
-    let all = products::all(state.db()).await?;
+    let at = chrono::Utc::now();
+    let all = products::open_at(state.db(), at.naive_utc()).await?;
     let ids: Vec<u64> = all.iter().map(|p| p.id).collect();
     let stocks = state.stock().stocks(&ids).await?;
     let rooms = products::waiting_rooms(state.db()).await?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = at.timestamp_millis();
     let products = all
         .iter()
         .zip(stocks)

@@ -201,17 +201,22 @@ pub async fn set_waiting_room<'e, E: sqlx::MySqlExecutor<'e>>(
     match room {
         Some(r) => sqlx::query(
             "INSERT INTO tb_waiting_room \
-             (product_id, new_users_per_interval, interval_secs, max_active_users, session_secs) \
-             VALUES (?, ?, ?, ?, ?) \
+             (product_id, new_users_per_interval, interval_secs, max_active_users, session_secs, \
+              pre_queue_secs, shards, paused) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON DUPLICATE KEY UPDATE new_users_per_interval = VALUES(new_users_per_interval), \
              interval_secs = VALUES(interval_secs), max_active_users = VALUES(max_active_users), \
-             session_secs = VALUES(session_secs), updated_at = CURRENT_TIMESTAMP(3)",
+             session_secs = VALUES(session_secs), pre_queue_secs = VALUES(pre_queue_secs), \
+             shards = VALUES(shards), paused = VALUES(paused), updated_at = CURRENT_TIMESTAMP(3)",
         )
         .bind(id)
         .bind(r.new_users_per_interval)
         .bind(r.interval_secs)
         .bind(r.max_active_users)
-        .bind(r.session_secs),
+        .bind(r.session_secs)
+        .bind(r.pre_queue_secs)
+        .bind(r.shards)
+        .bind(r.paused),
         None => sqlx::query("DELETE FROM tb_waiting_room WHERE product_id = ?").bind(id),
     }
     .execute(db)
@@ -219,18 +224,54 @@ pub async fn set_waiting_room<'e, E: sqlx::MySqlExecutor<'e>>(
     Ok(())
 }
 
+/// Pauses (`true`) or resumes the product's waiting room; false if it has none.
+pub async fn set_room_paused(db: &MySqlPool, id: u64, paused: bool) -> sqlx::Result<bool> {
+    let found = sqlx::query("SELECT 1 FROM tb_waiting_room WHERE product_id = ? FOR UPDATE");
+    let mut tx = db.begin().await?;
+    if found.bind(id).fetch_optional(&mut *tx).await?.is_none() {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE tb_waiting_room SET paused = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE product_id = ?")
+        .bind(paused)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Every waiting room that is on, by product id.
 pub async fn waiting_rooms(pool: &MySqlPool) -> sqlx::Result<HashMap<u64, RoomSettings>> {
-    let rows: Vec<(u64, u32, u32, u32, u32)> = sqlx::query_as(
-        "SELECT product_id, new_users_per_interval, interval_secs, max_active_users, session_secs \
-         FROM tb_waiting_room",
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        product_id: u64,
+        new_users_per_interval: u32,
+        interval_secs: u32,
+        max_active_users: u32,
+        session_secs: u32,
+        pre_queue_secs: u32,
+        shards: u32,
+        paused: bool,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT product_id, new_users_per_interval, interval_secs, max_active_users, session_secs, \
+         pre_queue_secs, shards, paused FROM tb_waiting_room",
     )
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, new_users_per_interval, interval_secs, max_active_users, session_secs)| {
-            (id, RoomSettings { new_users_per_interval, interval_secs, max_active_users, session_secs })
+        .map(|r| {
+            let room = RoomSettings {
+                new_users_per_interval: r.new_users_per_interval,
+                interval_secs: r.interval_secs,
+                max_active_users: r.max_active_users,
+                session_secs: r.session_secs,
+                pre_queue_secs: r.pre_queue_secs,
+                shards: r.shards,
+                paused: r.paused,
+            };
+            (r.product_id, room)
         })
         .collect())
 }
@@ -262,6 +303,14 @@ pub async fn sale_snapshot(db: &MySqlPool, id: u64) -> sqlx::Result<Option<(Prod
             .collect(),
     };
     Ok(Some((product, snapshot)))
+}
+
+/// The sales the shop shows at `now`: live and upcoming ones; an ended sale is no longer listed.
+pub async fn open_at(pool: &MySqlPool, now: NaiveDateTime) -> sqlx::Result<Vec<Product>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tb_seckill_product WHERE end_at IS NULL OR end_at > ? ORDER BY id"))
+        .bind(now)
+        .fetch_all(pool)
+        .await
 }
 
 pub async fn all(pool: &MySqlPool) -> sqlx::Result<Vec<Product>> {
@@ -329,8 +378,15 @@ mod tests {
         p.per_user_limit = Some(0);
         assert!(p.validate().unwrap_err().to_string().contains("perUserLimit"));
         let mut p = new("1", 1);
-        p.waiting_room =
-            Some(RoomSettings { new_users_per_interval: 0, interval_secs: 1, max_active_users: 1, session_secs: 60 });
+        p.waiting_room = Some(RoomSettings {
+            new_users_per_interval: 0,
+            interval_secs: 1,
+            max_active_users: 1,
+            session_secs: 60,
+            pre_queue_secs: 0,
+            shards: 1,
+            paused: false,
+        });
         assert!(p.validate().unwrap_err().to_string().starts_with("waitingRoom.newUsersPerInterval"));
         for buckets in [0, 65] {
             let mut p = new("1", 1);

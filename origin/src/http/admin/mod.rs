@@ -23,6 +23,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sales::reconcile))
         .routes(routes!(sales::stock))
         .routes(routes!(sales::waiting_room, sales::set_waiting_room, sales::remove_waiting_room))
+        .routes(routes!(sales::pause_waiting_room))
+        .routes(routes!(sales::resume_waiting_room))
         .routes(routes!(overview::overview))
         .routes(routes!(overview::metrics))
         .routes(routes!(orders::list_orders))

@@ -267,3 +267,51 @@ pub(super) async fn remove_waiting_room(
     products::set_waiting_room(state.db(), id, None).await?;
     Ok(room_answer(id, None))
 }
+
+/// Pauses or resumes `id`'s room, and answers the room as it now is.
+async fn pause_or_resume(state: &AppState, id: u64, paused: bool) -> Result<Json<RoomView>, ApiError> {
+    let id = existing_product(state, id).await?;
+    if !products::set_room_paused(state.db(), id, paused).await? {
+        return Err(ApiError::not_found(ErrorCode::NotFound, format!("product {id} has no waiting room")));
+    }
+    Ok(room_answer(id, products::waiting_rooms(state.db()).await?.get(&id)))
+}
+
+/// `POST /admin/products/{id}/waiting-room/pause`: nobody is admitted, everyone in line keeps
+/// their place (users already admitted keep their passes). The edge applies it once its
+/// product list refreshes (about a second). Pausing a paused room changes nothing.
+#[utoipa::path(
+    post, path = "/admin/products/{id}/waiting-room/pause", tag = "admin", security(("adminToken" = [])),
+    params(("id" = u64, Path, minimum = 1, description = "The product")),
+    responses(
+        (status = 200, description = "The room, paused", body = RoomView),
+        (status = 400, description = "`BAD_REQUEST`: bad id", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_PRODUCT`, or `NOT_FOUND`: the sale has no waiting room", body = ErrorBody),
+    )
+)]
+pub(super) async fn pause_waiting_room(
+    State(state): State<AppState>,
+    ProductId(id): ProductId,
+) -> Result<Json<RoomView>, ApiError> {
+    pause_or_resume(&state, id, true).await
+}
+
+/// `POST /admin/products/{id}/waiting-room/resume`: admissions start again, at the room's pace
+/// (`PUT /admin/products/{id}/waiting-room` changes the pace, live).
+#[utoipa::path(
+    post, path = "/admin/products/{id}/waiting-room/resume", tag = "admin", security(("adminToken" = [])),
+    params(("id" = u64, Path, minimum = 1, description = "The product")),
+    responses(
+        (status = 200, description = "The room, admitting again", body = RoomView),
+        (status = 400, description = "`BAD_REQUEST`: bad id", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_PRODUCT`, or `NOT_FOUND`: the sale has no waiting room", body = ErrorBody),
+    )
+)]
+pub(super) async fn resume_waiting_room(
+    State(state): State<AppState>,
+    ProductId(id): ProductId,
+) -> Result<Json<RoomView>, ApiError> {
+    pause_or_resume(&state, id, false).await
+}
