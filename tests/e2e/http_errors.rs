@@ -29,3 +29,40 @@ async fn a_wrong_method_and_an_oversized_body_get_json_errors_and_take_nothing()
     assert_eq!(app.redis_stock(product).await, 10, "nothing was taken");
     app.check().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_parameter_a_route_does_not_declare_is_a_400_naming_it_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product(10).await;
+    // The CLI's spelling sent to the API, whose flag is dryRun: refused, no reconcile run.
+    let (status, body) = app.admin_post(&format!("/admin/products/{product}/reconcile?dry_run=true"), None).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("BAD_REQUEST")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("dry_run"), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("dryRun"), "names what the route takes: {body}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM tb_reconcile_run").await, 0, "nothing ran");
+    // The declared spelling still works.
+    let (status, body) = app.admin_post(&format!("/admin/products/{product}/reconcile?dryRun=true"), None).await;
+    assert_eq!(status, 200, "{body}");
+    // A route without parameters, an admin read, a shop read, a buy: the same.
+    let (status, body) = app.admin_post(&format!("/admin/products/{product}/preload?force=true&now=1"), None).await;
+    assert_eq!((status, body["message"].as_str().map(|m| m.contains("now"))), (400, Some(true)), "{body}");
+    let (status, body) = app.admin_get("/admin/orders?productid=1").await;
+    assert_eq!((status, body["message"].as_str().map(|m| m.contains("productid"))), (400, Some(true)), "{body}");
+    let shop = |path: &str| app.http.get(app.url(path)).header("x-seckill-edge-secret", EDGE_SECRET).send();
+    let (status, body) = read(shop("/api/products?all=1").await.unwrap()).await;
+    assert_eq!((status, body["message"].as_str().map(|m| m.contains("all"))), (400, Some(true)), "{body}");
+    let buy = app
+        .http
+        .post(app.url("/api/seckill?quantity=5"))
+        .header("x-seckill-edge-secret", EDGE_SECRET)
+        .bearer_auth(app.token_for(1))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"productId": {product}}}"#))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(buy).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("BAD_REQUEST")), "{body}");
+    assert_eq!(app.redis_stock(product).await, 10, "nothing was taken");
+    app.check().await;
+}

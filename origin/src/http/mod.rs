@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod api_docs;
 pub mod console;
+pub mod declared_query;
 pub mod extract;
 pub mod identity;
 pub mod operations;
@@ -73,7 +74,9 @@ pub fn document(http: &HttpSettings) -> utoipa::openapi::OpenApi {
 pub fn app(state: AppState) -> Router {
     let http = &state.settings().http;
     let (routes, doc) = routes(http).split_for_parts();
-    let doc = Document(Arc::new(api_docs::complete(doc)));
+    let doc = api_docs::complete(doc);
+    declared_query::remember(&doc);
+    let doc = Document(Arc::new(doc));
     let deadline = Duration::from_millis(http.request_deadline_ms.max(1));
     routes
         .merge(api_docs::swagger_ui())
@@ -184,6 +187,9 @@ async fn require_edge_secret(State(EdgeSecret(expected)): State<EdgeSecret>, req
     if !header_equals(request.headers(), EDGE_SECRET_HEADER, &expected) {
         return ApiError::Forbidden("requests must come through the edge".into()).into_response();
     }
+    if let Some(unknown) = declared_query::refusal(&request) {
+        return unknown.into_response();
+    }
     next.run(request).await
 }
 
@@ -194,6 +200,9 @@ async fn require_admin_token(
 ) -> Response {
     if !header_equals(request.headers(), "authorization", &expected) {
         return ApiError::Unauthorized.into_response();
+    }
+    if let Some(unknown) = declared_query::refusal(&request) {
+        return unknown.into_response();
     }
     next.run(request).await
 }
