@@ -77,8 +77,8 @@ demo_sale() {
   if [[ "$products" == *'"id":1,'* ]]; then
     log "demo sale: product 1 exists"
   else
-    admin POST /admin/products '{"name":"Aurora X1 phone, 256 GB","price":"6999.00","stock":100,"waitingRoom":{"newUsersPerInterval":500,"intervalSecs":5,"maxActiveUsers":5000,"sessionSecs":600}}' >/dev/null
-    log "demo sale: created product 1 (stock 100, price 6999.00, waiting room: 500 new users per 5 s)"
+    admin POST /admin/products '{"name":"Aurora X1 phone, 256 GB","price":"6999.00","stock":100,"waitingRoom":{"newUsersPerInterval":500,"intervalSecs":5,"maxActiveUsers":5000,"sessionSecs":600,"challenge":{"difficulty":19}}}' >/dev/null
+    log "demo sale: created product 1 (stock 100, price 6999.00, waiting room: 500 new users per 5 s, a challenge of difficulty 19)"
   fi
   # A sale Redis already holds is live: loading it again is refused (409 SALE_LIVE) and would
   # be pointless, so only a sale Redis does not hold is loaded.

@@ -54,6 +54,18 @@ impl EdgeError {
         Self::new(ErrorCode::NotStarted, not_started_message(product_id, start_ms))
     }
 
+    /// 404 `NOT_FOUND`: a challenge was asked for a sale whose room asks none (or that has no
+    /// room, or is not listed).
+    pub fn no_challenge(product_id: u64) -> Self {
+        Self::new(ErrorCode::NotFound, format!("the sale of product {product_id} asks no challenge"))
+    }
+
+    /// 403 `CHALLENGE_FAILED`: the sale's room asks a solved challenge of a user joining its
+    /// line; the message says what was wrong with this request's.
+    pub fn challenge_failed(refusal: seckill_protocol::challenge::Refusal) -> Self {
+        Self::new(ErrorCode::ChallengeFailed, refusal.to_string())
+    }
+
     /// 401 `UNAUTHENTICATED`: no valid identity token; the message says what is wrong with it.
     pub fn unauthenticated(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthenticated, message)

@@ -4,6 +4,7 @@
 //! answer may set a flag.
 
 use seckill_protocol::buy::{BuyBody, MAX_BUY_BODY_BYTES};
+use seckill_protocol::challenge::{check, Refusal, SOLUTION_HEADER};
 use seckill_protocol::room::{pass_cookie, PASS_HEADER};
 use worker::{console_warn, Cache, Context, Date, Env, Method, Request, Response, Result};
 
@@ -18,7 +19,9 @@ use crate::product_list::sale_in_list;
 use crate::products::Sale;
 use crate::room_object::ask_room;
 use crate::settings::Settings;
-use crate::waiting_room::{holds_pass, issue_pass, pre_queue_body, queued_body, room_opens_at, room_position, Entry};
+use crate::waiting_room::{
+    holds_pass, issue_pass, pre_queue_body, queued_body, room_opens_at, room_position, ChallengeProof, Entry,
+};
 
 /// `POST /api/seckill`: validate, settle the buyer, check the flags, pass the sale's waiting
 /// room, check the user's rate limit, else forward and learn from the answer.
@@ -75,7 +78,20 @@ pub(crate) async fn buy(
                     [(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", refresh_interval_secs.to_string())];
                 json_response(429, body, &headers)
             };
-            match ask_room(env, product_id, user_id, room, start_at).await {
+            // A solved challenge is checked here (signature, user, sale, expiry, the hash); the
+            // room says whether a new user needs one and whether it was used before.
+            let proof = match room.challenge {
+                Some(challenge) => {
+                    let header = req.headers().get(SOLUTION_HEADER)?;
+                    match check(keys, header.as_deref(), user_id, product_id, challenge.difficulty, now_ms / 1000) {
+                        Ok(proof) => Some(ChallengeProof { key: proof.key, expires_at_ms: proof.expires_at * 1000 }),
+                        Err(Refusal::Missing) => None,
+                        Err(wrong) => return edge_error(&EdgeError::challenge_failed(wrong)),
+                    }
+                }
+                None => None,
+            };
+            match ask_room(env, product_id, user_id, room, start_at, proof).await {
                 Ok(Entry::Admitted { until_ms }) => {
                     let (pass, max_age) = issue_pass(keys, product_id, user_id, now_ms, until_ms);
                     let secure = req.url().is_ok_and(|u| u.scheme() == "https");
@@ -89,6 +105,10 @@ pub(crate) async fn buy(
                 }
                 Ok(Entry::PreQueued { draw_at_ms, refresh_interval_secs }) => {
                     return wait(pre_queue_body(draw_at_ms, refresh_interval_secs), refresh_interval_secs);
+                }
+                Ok(Entry::ChallengeRefused { reused }) => {
+                    let refusal = if reused { Refusal::Reused } else { Refusal::Missing };
+                    return edge_error(&EdgeError::challenge_failed(refusal));
                 }
                 Err(e) => {
                     console_warn!("waiting room of product {product_id} failed: {e}");

@@ -47,6 +47,8 @@ pub mod waiting_room;
 #[cfg(target_arch = "wasm32")]
 mod buy;
 #[cfg(target_arch = "wasm32")]
+mod challenge_route;
+#[cfg(target_arch = "wasm32")]
 mod flag_cache;
 #[cfg(target_arch = "wasm32")]
 mod http;

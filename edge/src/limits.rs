@@ -44,7 +44,7 @@ pub fn for_route(route: &Route<'_>) -> RouteLimits {
         Route::Buy => (true, None),
         Route::PayOrder { .. } => (true, Some(USER_LIMITER)),
         Route::Login => (true, None),
-        Route::Order { .. } | Route::BuyerOrders => (true, Some(LOOKUP_LIMITER)),
+        Route::Order { .. } | Route::BuyerOrders | Route::Challenge => (true, Some(LOOKUP_LIMITER)),
         Route::ShopPage | Route::ProductList | Route::MethodNotAllowed | Route::NotFound => (false, None),
     };
     RouteLimits { per_ip, per_user }
@@ -85,7 +85,7 @@ mod tests {
         assert_eq!(limits("POST", "/api/seckill"), RouteLimits { per_ip: true, per_user: None });
         assert_eq!(limits("POST", "/api/orders/A1/pay"), RouteLimits { per_ip: true, per_user: Some(USER_LIMITER) });
         assert_eq!(limits("POST", "/api/login"), RouteLimits { per_ip: true, per_user: None });
-        for path in ["/api/orders/A1", "/api/orders"] {
+        for path in ["/api/orders/A1", "/api/orders", "/api/challenge"] {
             assert_eq!(limits("GET", path), RouteLimits { per_ip: true, per_user: Some(LOOKUP_LIMITER) }, "{path}");
         }
         for (method, path) in [("GET", "/"), ("GET", "/api/products"), ("GET", "/nowhere")] {

@@ -7,9 +7,10 @@
 /// The whole page, one self-contained document.
 pub const SHOP_PAGE_HTML: &str = include_str!("shop.html");
 
-/// The page may only talk to its own origin and runs only its own inline script and style.
+/// The page may only talk to its own origin and runs only its own inline script and style, and
+/// the Web Worker it makes from that script (a `blob:`) to solve a sale's challenge.
 pub const SHOP_PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
-    style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
+    style-src 'unsafe-inline'; connect-src 'self'; img-src data:; worker-src blob:; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
 #[cfg(test)]

@@ -105,6 +105,7 @@ mod tests {
             pre_queue_secs: 60,
             shards: 1,
             paused: false,
+            challenge: None,
         };
         let sale = Sale { sold_out: false, waiting_room: Some(room), start_at: Some(1_800_000_000_000) };
         assert_eq!(sale_of(body, 3), Some(sale));

@@ -13,7 +13,7 @@ use crate::routes::Route;
 pub enum Query {
     /// The route takes no parameters and none were sent.
     None,
-    /// `GET /api/orders?productId=`: the product whose orders to list.
+    /// `GET /api/orders?productId=` and `GET /api/challenge?productId=`: the product.
     ProductId(u64),
 }
 
@@ -24,7 +24,7 @@ pub fn check(route: &Route<'_>, query: Option<&str>) -> Result<Query, EdgeError>
         .collect();
     match route {
         Route::ShopPage => Ok(Query::None),
-        Route::BuyerOrders => {
+        Route::BuyerOrders | Route::Challenge => {
             unknown(&pairs, &["productId"])?;
             let mut ids = pairs.iter().filter(|(k, _)| k == "productId").map(|(_, v)| v);
             match (ids.next(), ids.next()) {

@@ -18,7 +18,7 @@ use worker::{
     Result, SqlStorage, SqlStorageValue, State,
 };
 
-use crate::waiting_room::{enter, shard_of, Entry, Place, RoomMeta, RoomStore};
+use crate::waiting_room::{enter, shard_of, Asking, ChallengeProof, Entry, Place, RoomMeta, RoomStore};
 use seckill_protocol::room::RoomSettings;
 
 /// The binding of the Durable Object namespace (wrangler.toml `[[durable_objects.bindings]]`).
@@ -42,6 +42,8 @@ struct EnterRequest {
     room: RoomSettings,
     /// The sale's start (ms since the epoch), if it has one: the draw's time.
     start_at: Option<u64>,
+    /// The solved challenge the request carried, checked by the worker.
+    proof: Option<ChallengeProof>,
 }
 
 /// Asks the shard of `product_id`'s room that keeps `user_id`'s place to let them in.
@@ -51,11 +53,12 @@ pub(crate) async fn ask_room(
     user_id: u64,
     room: RoomSettings,
     start_at: Option<u64>,
+    proof: Option<ChallengeProof>,
 ) -> Result<Entry> {
     let shard = shard_of(user_id, room.shards);
     let name = room_name(product_id, shard, room.shards);
     let stub = env.durable_object(BINDING)?.id_from_name(&name)?.get_stub()?;
-    let body = serde_json::to_string(&EnterRequest { user_id, room: room.shard_share(shard), start_at })?;
+    let body = serde_json::to_string(&EnterRequest { user_id, room: room.shard_share(shard), start_at, proof })?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
     let mut answer =
@@ -82,6 +85,10 @@ const SCHEMA: &[&str] = &[
         until_ms INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS passes_until ON passes (until_ms)",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS used_challenges (
+        challenge  TEXT    PRIMARY KEY,
+        expires_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS used_challenges_expiry ON used_challenges (expires_ms)",
 ];
 
 #[durable_object]
@@ -113,7 +120,8 @@ impl DurableObject for WaitingRoom {
         };
         let mut store = SqlRoom { sql: self.state.storage().sql() };
         let drawn_before = store.meta().ok().and_then(|m| m.drawn_at_ms);
-        match enter(&mut store, &ask.room, ask.start_at, ask.user_id, Date::now().as_millis(), fresh_seed) {
+        let asking = Asking { user: ask.user_id, now_ms: Date::now().as_millis(), proof: ask.proof.as_ref() };
+        match enter(&mut store, &ask.room, ask.start_at, asking, fresh_seed) {
             Ok(entry) => {
                 if drawn_before.is_none() {
                     // The audit trail of a draw: its seed, time and size, logged once.
@@ -268,6 +276,19 @@ impl RoomStore for SqlRoom {
             )?
             .to_array()?;
         Ok(rows.iter().filter_map(|r| r.user_id.parse().ok().map(|u| (u, whole(r.ticket)))).collect())
+    }
+
+    fn use_challenge(&mut self, proof: &ChallengeProof, now_ms: u64) -> Result<bool> {
+        self.sql.exec("DELETE FROM used_challenges WHERE expires_ms <= ?", vec![int(now_ms)])?;
+        let fresh: Vec<Until> = self
+            .sql
+            .exec(
+                "INSERT INTO used_challenges (challenge, expires_ms) VALUES (?, ?) \
+                 ON CONFLICT (challenge) DO NOTHING RETURNING expires_ms AS until_ms",
+                vec![SqlStorageValue::String(proof.key.clone()), int(proof.expires_at_ms)],
+            )?
+            .to_array()?;
+        Ok(!fresh.is_empty())
     }
 
     fn admit(&mut self, users: &[u64], until_ms: u64) -> Result<()> {

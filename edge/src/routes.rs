@@ -12,6 +12,9 @@ pub enum Route<'a> {
     Buy,
     /// `GET /api/products`: the sale list, cached at the edge for about a second.
     ProductList,
+    /// `GET /api/challenge?productId=`: a proof-of-work challenge for the signed-in user, for a
+    /// sale whose room asks one.
+    Challenge,
     /// `GET /api/orders?productId=`: the signed-in user's orders of a product, forwarded.
     BuyerOrders,
     /// `GET /api/orders/{orderNo}`: forwarded.
@@ -28,7 +31,10 @@ impl Route<'_> {
     /// Whether the route needs a signed-in user: every `/api/*` route but the login and the
     /// product list. Without one the edge answers 401 and the origin never hears of it.
     pub fn needs_identity(&self) -> bool {
-        matches!(self, Route::Buy | Route::BuyerOrders | Route::Order { .. } | Route::PayOrder { .. })
+        matches!(
+            self,
+            Route::Buy | Route::Challenge | Route::BuyerOrders | Route::Order { .. } | Route::PayOrder { .. }
+        )
     }
 }
 
@@ -43,6 +49,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ["api", "login"] => (Route::Login, "POST"),
         ["api", "seckill"] => (Route::Buy, "POST"),
         ["api", "products"] => (Route::ProductList, "GET"),
+        ["api", "challenge"] => (Route::Challenge, "GET"),
         ["api", "orders"] => (Route::BuyerOrders, "GET"),
         ["api", "orders", order_no] if is_order_no(order_no) => (Route::Order { order_no }, "GET"),
         ["api", "orders", order_no, "pay"] if is_order_no(order_no) => (Route::PayOrder { order_no }, "POST"),
@@ -76,6 +83,7 @@ mod tests {
         assert_eq!(route("GET", "/api/orders/SK20261123-00042"), Route::Order { order_no: "SK20261123-00042" });
         assert_eq!(route("POST", "/api/orders/abc_123/pay"), Route::PayOrder { order_no: "abc_123" });
         assert_eq!(route("GET", "/api/orders"), Route::BuyerOrders);
+        assert_eq!(route("GET", "/api/challenge"), Route::Challenge);
         assert_eq!(route("POST", "/api/orders"), Route::MethodNotAllowed);
     }
 

@@ -46,6 +46,18 @@ pub enum Entry {
     Queued { ticket: u64, position: u64, estimated_wait_secs: u64, refresh_interval_secs: u32, paused: bool },
     /// In the pre-queue: the order is drawn at `draw_at_ms` (the sale's start).
     PreQueued { draw_at_ms: u64, refresh_interval_secs: u32 },
+    /// Not let into the line: the room asks a solved challenge of a new user, and this one
+    /// brought none (`reused: false`) or one the room has already let someone in with.
+    ChallengeRefused { reused: bool },
+}
+
+/// A solution the edge checked ([`seckill_protocol::challenge::check`]), as the room records
+/// it: the challenge's hash, and when it expires (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeProof {
+    pub key: String,
+    pub expires_at_ms: u64,
 }
 
 /// Where the user is, if they are waiting.
@@ -105,6 +117,9 @@ pub trait RoomStore {
     fn first_in_line(&mut self, count: u64) -> Result<Vec<(u64, u64)>, Self::Error>;
     /// Moves `users` from the line to the admitted, until `until_ms`.
     fn admit(&mut self, users: &[u64], until_ms: u64) -> Result<(), Self::Error>;
+    /// Records the solved challenge `proof` as used; false if it was used before. Forgets the
+    /// records of challenges expired by `now_ms` (they are refused at the edge anyway).
+    fn use_challenge(&mut self, proof: &ChallengeProof, now_ms: u64) -> Result<bool, Self::Error>;
 }
 
 /// The draw key of `user` under `seed`: lowercase hex SHA-256 of `"{seed}:{user}"`. Sorting
@@ -114,17 +129,28 @@ pub fn draw_key(seed: &str, user: u64) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `user` asks to enter `room` (this shard's share) of a sale starting at `start_ms` (if it has
-/// a start), at `now_ms`. `fresh_seed` makes the draw's seed when the first user joins the
-/// pre-queue: random and unguessable in the Durable Object, fixed in tests.
+/// Who asks to enter a room, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Asking<'a> {
+    pub user: u64,
+    pub now_ms: u64,
+    /// The solved challenge the request carried, checked by the edge.
+    pub proof: Option<&'a ChallengeProof>,
+}
+
+/// `asking.user` asks to enter `room` (this shard's share) of a sale starting at `start_ms` (if
+/// it has a start). A room with a challenge lets a user who is not waiting yet join (the line or
+/// the pre-queue) only with a solved challenge never used before. `fresh_seed` makes the draw's
+/// seed when the first user joins the pre-queue: random and unguessable in the Durable Object,
+/// fixed in tests.
 pub fn enter<S: RoomStore>(
     store: &mut S,
     room: &RoomSettings,
     start_ms: Option<u64>,
-    user: u64,
-    now_ms: u64,
+    asking: Asking<'_>,
     fresh_seed: impl FnOnce() -> String,
 ) -> Result<Entry, S::Error> {
+    let Asking { user, now_ms, proof } = asking;
     if let Some(until_ms) = store.admission_of(user)? {
         if until_ms > now_ms {
             return Ok(Entry::Admitted { until_ms });
@@ -134,6 +160,13 @@ pub fn enter<S: RoomStore>(
     let refresh_ms = u64::from(room.refresh_interval_secs()) * 1000;
     store.forget_idle(now_ms.saturating_sub(IDLE_REFRESHES * refresh_ms + IDLE_GRACE_MS))?;
     let place = store.place_of(user)?;
+    if place.is_none() && room.challenge.is_some() {
+        match proof {
+            None => return Ok(Entry::ChallengeRefused { reused: false }),
+            Some(proof) if !store.use_challenge(proof, now_ms)? => return Ok(Entry::ChallengeRefused { reused: true }),
+            Some(_) => {}
+        }
+    }
 
     // Before the start: the pre-queue (the edge asks only once it is open).
     if let Some(start_ms) = start_ms.filter(|&start| now_ms < start) {
@@ -312,6 +345,8 @@ pub struct MemoryRoom {
     waiting: std::collections::HashMap<u64, (Place, String, u64)>,
     /// user → until
     admitted: std::collections::HashMap<u64, u64>,
+    /// challenge key → expires at
+    used_challenges: std::collections::HashMap<String, u64>,
 }
 
 impl RoomStore for MemoryRoom {
@@ -387,6 +422,10 @@ impl RoomStore for MemoryRoom {
         }
         Ok(())
     }
+    fn use_challenge(&mut self, proof: &ChallengeProof, now_ms: u64) -> Result<bool, Self::Error> {
+        self.used_challenges.retain(|_, expires| *expires > now_ms);
+        Ok(self.used_challenges.insert(proof.key.clone(), proof.expires_at_ms).is_none())
+    }
 }
 
 #[cfg(test)]
@@ -401,6 +440,7 @@ mod tests {
         pre_queue_secs: 0,
         shards: 1,
         paused: false,
+        challenge: None,
     };
     /// A window boundary, so tests start at the beginning of a window.
     const T0: u64 = 1_800_000_000_000;
@@ -411,7 +451,7 @@ mod tests {
 
     /// `user` enters the room of a sale that starts at `start` (if it has a start).
     fn enter_sale(room: &mut MemoryRoom, settings: &RoomSettings, start: Option<u64>, user: u64, now: u64) -> Entry {
-        match enter(room, settings, start, user, now, || "test-seed".to_owned()) {
+        match enter(room, settings, start, Asking { user, now_ms: now, proof: None }, || "test-seed".to_owned()) {
             Ok(entry) => entry,
             Err(never) => match never {},
         }
@@ -420,7 +460,7 @@ mod tests {
     fn position(entry: Entry) -> Option<u64> {
         match entry {
             Entry::Queued { position, .. } => Some(position),
-            Entry::Admitted { .. } | Entry::PreQueued { .. } => None,
+            Entry::Admitted { .. } | Entry::PreQueued { .. } | Entry::ChallengeRefused { .. } => None,
         }
     }
 
@@ -478,7 +518,6 @@ mod tests {
                     assert_eq!(until_ms, T0 + user + 60_000);
                     admitted_in.insert(user, 0);
                 }
-                Entry::PreQueued { .. } => panic!("no pre-queue without a start"),
                 Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs, .. } => {
                     assert_eq!((ticket, position), (user, user - 20), "arrival order");
                     assert_eq!(refresh_interval_secs, 2);
@@ -486,6 +525,7 @@ mod tests {
                     assert_eq!(estimated_wait_secs, 2 + 2 * ((position - 1) / 20), "user {user}");
                     last_position.insert(user, position);
                 }
+                other => panic!("{other:?}"),
             }
         }
         assert_eq!(admitted_in.len(), 20);
@@ -505,7 +545,7 @@ mod tests {
                         let before = last_position.insert(user, position).unwrap();
                         assert!(position <= before, "user {user}: position {before} → {position}");
                     }
-                    Entry::PreQueued { .. } => panic!("no pre-queue without a start"),
+                    other => panic!("{other:?}"),
                 }
             }
         }
@@ -690,6 +730,36 @@ mod tests {
         assert!(matches!(enter_at(&mut room, &resumed, 1, at), Entry::Admitted { .. }));
         assert!(matches!(enter_at(&mut room, &resumed, 3, at), Entry::Queued { position: 1, .. }));
         assert!(matches!(enter_at(&mut room, &resumed, 3, at + 2_000), Entry::Admitted { .. }));
+    }
+
+    #[test]
+    fn a_room_with_a_challenge_lets_a_user_join_once_per_solution() {
+        let hard = RoomSettings {
+            new_users_per_interval: 1,
+            challenge: Some(seckill_protocol::room::ChallengeSettings { difficulty: 8 }),
+            ..ROOM
+        };
+        let mut room = MemoryRoom::default();
+        let ask = |room: &mut MemoryRoom, user, now_ms, proof| match enter(
+            room,
+            &hard,
+            None,
+            Asking { user, now_ms, proof },
+            || "seed".to_owned(),
+        ) {
+            Ok(entry) => entry,
+            Err(never) => match never {},
+        };
+        let proof = |key: &str| ChallengeProof { key: key.to_owned(), expires_at_ms: T0 + 120_000 };
+        let (a, b, c) = (proof("a"), proof("b"), proof("c"));
+        assert_eq!(ask(&mut room, 1, T0, None), Entry::ChallengeRefused { reused: false });
+        assert!(matches!(ask(&mut room, 1, T0, Some(&a)), Entry::Admitted { .. }));
+        assert!(matches!(ask(&mut room, 2, T0, Some(&b)), Entry::Queued { position: 1, .. }));
+        // In line, user 2 asks again without one: their place needs none.
+        assert!(matches!(ask(&mut room, 2, T0 + 500, None), Entry::Queued { position: 1, .. }));
+        // A used solution lets nobody else in, nor the same user once they have left.
+        assert_eq!(ask(&mut room, 3, T0, Some(&b)), Entry::ChallengeRefused { reused: true });
+        assert!(matches!(ask(&mut room, 3, T0, Some(&c)), Entry::Queued { .. }));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use worker::{event, Context, Date, Env, Method, Request, Response, Result};
 
 use crate::answers::EdgeError;
 use crate::buy::buy;
+use crate::challenge_route::challenge;
 use crate::cross_site;
 use crate::http::{edge_error, read_body, shop_page};
 use crate::identity::signed_in;
@@ -111,6 +112,10 @@ async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -
         (Route::ProductList, _) => product_list(settings).await,
         (Route::Buy, Some(caller)) => buy(&mut req, &env, settings, &ctx, &caller).await,
         (Route::Order { order_no }, Some(caller)) => order(settings, order_no, &caller).await,
+        (Route::Challenge, Some(caller)) => match query {
+            Query::ProductId(product_id) => challenge(settings, product_id, &caller).await,
+            Query::None => edge_error(&EdgeError::bad_request("productId is required")),
+        },
         (Route::BuyerOrders, Some(caller)) => match query {
             Query::ProductId(product_id) => buyer_orders(settings, product_id, &caller).await,
             Query::None => edge_error(&EdgeError::bad_request("productId is required")),

@@ -102,10 +102,15 @@ error_codes! {
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", 413, Everyone;
     /// The body's content type is not one the route reads.
     UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", 415, Everyone;
+    /// The sale's room asks a solved challenge of a user joining its line, and this request's
+    /// was missing, wrong, expired or used before (the message says which).
+    ChallengeFailed = "CHALLENGE_FAILED", 403, Buyers;
     /// Over a rate limit; `Retry-After` says when to try again.
     RateLimited = "RATE_LIMITED", 429, Buyers;
     /// In the sale's waiting room: not admitted yet; `Retry-After` says when to ask again.
     Queued = "QUEUED", 429, Buyers;
+    /// In the sale's pre-queue: the order is drawn at the start; `Retry-After` says when to ask again.
+    PreQueue = "PRE_QUEUE", 429, Buyers;
     /// A fault of the server; nothing is known to have changed.
     Internal = "INTERNAL", 500, Everyone;
     /// A service is down, or the stock service failed a moment ago: nothing was done.

@@ -46,6 +46,20 @@ pub struct RoomSettings {
     /// Paused by the operator: everyone in line keeps their place and nobody is admitted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// A proof of work asked of every user who joins the line ([`crate::challenge`]); `null` or
+    /// absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<ChallengeSettings>,
+}
+
+/// The proof of work a room asks of a new user: `difficulty` leading zero bits of SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChallengeSettings {
+    /// About 2^difficulty hashes to solve; a browser does about 2^19 a second.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 32))]
+    pub difficulty: u8,
 }
 
 // serde's `skip_serializing_if` and `default` take paths to functions.
@@ -106,6 +120,14 @@ impl RoomSettings {
                 "shards ({}) must be at most newUsersPerInterval ({})",
                 self.shards, self.new_users_per_interval
             )));
+        }
+        if let Some(challenge) = self.challenge {
+            if !(1..=crate::challenge::MAX_DIFFICULTY).contains(&challenge.difficulty) {
+                return field(format!(
+                    "challenge.difficulty must be between 1 and {}",
+                    crate::challenge::MAX_DIFFICULTY
+                ));
+            }
         }
         // The pass is a token, and no token outlives MAX_LIFETIME_SECS.
         if !(u64::from(MIN_SESSION_SECS)..=MAX_LIFETIME_SECS).contains(&u64::from(self.session_secs)) {
@@ -184,6 +206,7 @@ mod tests {
             pre_queue_secs: 0,
             shards: 1,
             paused: false,
+            challenge: None,
         }
     }
 
@@ -200,9 +223,14 @@ mod tests {
 
     #[test]
     fn the_new_settings_default_and_stay_out_of_the_json_at_their_defaults() {
-        let json = r#"{"newUsersPerInterval":20,"intervalSecs":2,"maxActiveUsers":200,"sessionSecs":300,"preQueueSecs":60,"shards":4,"paused":true}"#;
+        let json = r#"{"newUsersPerInterval":20,"intervalSecs":2,"maxActiveUsers":200,"sessionSecs":300,"preQueueSecs":60,"shards":4,"paused":true,"challenge":{"difficulty":18}}"#;
         let full: RoomSettings = serde_json::from_str(json).unwrap();
-        assert_eq!(full, RoomSettings { pre_queue_secs: 60, shards: 4, paused: true, ..room() });
+        let challenge = Some(ChallengeSettings { difficulty: 18 });
+        assert_eq!(full, RoomSettings { pre_queue_secs: 60, shards: 4, paused: true, challenge, ..room() });
+        for difficulty in [0, 33] {
+            let hard = RoomSettings { challenge: Some(ChallengeSettings { difficulty }), ..room() };
+            assert!(hard.validate().unwrap_err().to_string().starts_with("challenge.difficulty"));
+        }
         assert_eq!(serde_json::to_string(&full).unwrap(), json);
         assert_eq!(full.validate(), Ok(()));
         assert!(RoomSettings { pre_queue_secs: MAX_PRE_QUEUE_SECS + 1, ..room() }.validate().is_err());

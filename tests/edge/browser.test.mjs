@@ -1,5 +1,6 @@
 // A real browser (Debian's chromium, driven by playwright-core) signs in on the shop page, waits
-// in the sale's waiting room, is let in, buys and pays.
+// in the sale's waiting room, is let in, buys and pays; finds an order whose answer was lost;
+// solves a sale's challenge and waits in its pre-queue.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -94,5 +95,39 @@ test("a shopper whose buy answer was lost finds the order on the page and pays i
   await row.locator("button.pay").click();
   await row.locator(".status", { hasText: "PAID" }).waitFor({ timeout: 10_000 });
   await page.screenshot({ path: join(TEST_OUTPUT, "edge-shop-lost-answer-paid.png"), fullPage: true });
+  assert.deepEqual(pageErrors, [], "no script errors on the page");
+});
+
+test("the page solves the sale's challenge, waits in the pre-queue, is drawn in and buys", async (t) => {
+  // The demo sale's difficulty: what a browser solves in about a second.
+  const ROOM = { newUsersPerInterval: 50, intervalSecs: 1, maxActiveUsers: 500, sessionSecs: 120, preQueueSecs: 600,
+                 challenge: { difficulty: 19 } };
+  const startAt = Date.now() + 15_000;
+  const productId = await createProduct({ name: "Drawn Lamp", stock: 5, price: "59.00", startAt, waitingRoom: ROOM });
+  await edgeSeesRoom(productId, ROOM);
+  const { page } = await launchChromium(t);
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  await page.goto(`${EDGE_URL}/`);
+  await page.fill("#user-id", String(freshUserId()));
+  const card = page.locator(`article.card[data-product-id="${productId}"]`);
+  await card.waitFor({ timeout: 10_000 });
+  const joinButton = card.locator("button.buy", { hasText: "Join the line" });
+  await joinButton.waitFor({ timeout: 5_000 });
+  await joinButton.click();
+  // The challenge is solved in a Web Worker, then the page waits in the pre-queue...
+  await card.locator(".note.queue", { hasText: "the order is drawn at" }).waitFor({ timeout: 20_000 });
+  const solve = await page.evaluate(() => window.seckillLastSolve);
+  assert.ok(solve && solve.difficulty === 19 && solve.hashes > 0, JSON.stringify(solve));
+  // One solve's hash count is luck; the rate says what the difficulty costs on average (2^d hashes).
+  const rate = solve.hashes / (solve.ms / 1000);
+  t.diagnostic(`challenge of difficulty ${solve.difficulty} solved in Chromium in ${Math.round(solve.ms)} ms ` +
+    `(${solve.hashes} hashes, ${Math.round(rate)} hashes/s: ${(2 ** solve.difficulty / rate).toFixed(2)} s on average)`);
+  await page.screenshot({ path: join(TEST_OUTPUT, "edge-shop-pre-queue.png"), fullPage: true });
+  // ...and after the start it is drawn in and buys.
+  const row = page.locator("#orders li[data-order-no]").first();
+  await row.waitFor({ timeout: 40_000 });
+  assert.ok(Date.now() >= startAt, "bought only after the start");
+  await row.locator(".status", { hasText: "UNPAID" }).waitFor({ timeout: 30_000 });
   assert.deepEqual(pageErrors, [], "no script errors on the page");
 });

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -78,6 +78,28 @@ export function signToken(userId, { claims = {}, keys = TOKEN_KEYS } = {}) {
   const body = b64url(JSON.stringify({ sub: String(userId), aud: "seckill", iat: now, exp: now + 600, ...claims }));
   const signature = createHmac("sha256", secret).update(`${header}.${body}`).digest("base64url");
   return `${header}.${body}.${signature}`;
+}
+
+/**
+ * A challenge for `productId`'s room as the edge signs one (keys derived from TOKEN_KEYS for
+ * challenges, docs/DESIGN.md "Waiting room"), with its times overridable: for a test that needs
+ * an expired one.
+ */
+export function signChallenge(userId, productId, { iat, exp }) {
+  const [kid, ...rest] = TOKEN_KEYS.split(",")[0].split(":");
+  const derived = createHmac("sha256", rest.join(":")).update("seckill-key:challenge").digest();
+  const header = b64url(JSON.stringify({ alg: "HS256", typ: "JWT", kid }));
+  const body = b64url(JSON.stringify({ sub: String(userId), aud: `challenge:${productId}`, iat, exp }));
+  const signature = createHmac("sha256", derived).update(`${header}.${body}`).digest("base64url");
+  return `${header}.${body}.${signature}`;
+}
+
+/** The first nonce that solves `challenge` at `difficulty` (SHA-256 of "<challenge>:<nonce>"). */
+export function solveChallenge(challenge, difficulty) {
+  for (let n = 0; ; n++) {
+    const hash = createHash("sha256").update(`${challenge}:${n}`).digest();
+    if (Math.clz32(hash.readUInt32BE(0)) >= difficulty) return String(n);
+  }
 }
 
 /** The user a buy body names, if it names a valid one (else the request signs in as user 1). */

@@ -1,13 +1,18 @@
-// The waiting room (a Durable Object per sale, under wrangler dev): 200 users arriving at once
-// at a room that admits 20 new users per interval; a pass holder never queued again; the
-// room's settings from the admin API; SOLD_OUT before the room.
+// The waiting room (Durable Objects, under wrangler dev): 200 users arriving at once at a room
+// that admits 20 new users per interval; a pass holder never queued again; the room's settings
+// from the admin API; SOLD_OUT before the room; the room held closed while the product list
+// fails; 300 users drawn from the pre-queue; pause, resume and a live pace; four shards; the
+// challenge at the door.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   adminRaw, buyViaEdge, claimsOf, createProduct, decidedByEdge, edgeSeesRoom, freshUserId, holdProductTable,
-  originBuyRequests, setWaitingRoom, signToken, getViaEdge, sleep,
+  originBuyRequests, setWaitingRoom, signChallenge, signToken, getViaEdge, sleep, solveChallenge,
 } from "./stack.mjs";
+import { createHash } from "node:crypto";
+
+const createHashHex = (text) => createHash("sha256").update(text).digest("hex");
 
 const isOrder = (a) => (a.status === 200 && a.body?.status === "QUEUED") || (a.status === 202 && a.body?.status === "PENDING");
 const isQueued = (a) => a.status === 429 && a.body?.code === "QUEUED";
@@ -363,4 +368,49 @@ test("a room spread over four objects admits its whole pace and no more", async 
   }));
   assert.equal(await originBuyRequests(), before + 48);
   for (const [w, n] of admitted) assert.ok(n <= ROOM.newUsersPerInterval, `${n} admitted in window ${w}`);
+});
+
+test("a room with a challenge: no solution never reaches the origin, a solved one joins, a replayed or expired one is refused", async () => {
+  const ROOM = { newUsersPerInterval: 100, intervalSecs: 1, maxActiveUsers: 1000, sessionSecs: 10, challenge: { difficulty: 8 } };
+  const productId = await createProduct({ name: "Edge Room Challenge", stock: 10, perUserLimit: 1, waitingRoom: ROOM });
+  await edgeSeesRoom(productId, ROOM);
+  const [a, b] = [freshUserId(), freshUserId()];
+  const before = await originBuyRequests();
+  const refused = (answer, pattern) => {
+    assert.equal(answer.status, 403, answer.text);
+    assert.equal(answer.body.code, "CHALLENGE_FAILED", answer.text);
+    assert.ok(decidedByEdge(answer), answer.text);
+    assert.match(answer.body.message, pattern, answer.text);
+  };
+  refused(await buyViaEdge({ productId }, { token: signToken(a) }), /asks for a solved challenge/);
+
+  const got = await getViaEdge(`/api/challenge?productId=${productId}`, { token: signToken(a) });
+  assert.equal(got.status, 200, got.text);
+  assert.equal(got.body.difficulty, 8);
+  const { challenge } = got.body;
+  const nonce = solveChallenge(challenge, 8);
+  const wrongNonce = [...Array(100).keys()].map(String).find((n) => n !== nonce && Math.clz32(
+    Number.parseInt(createHashHex(`${challenge}:${n}`).slice(0, 8), 16)) < 8);
+  refused(await buyViaEdge({ productId }, { token: signToken(a), headers: { "x-seckill-challenge": `${challenge}:${wrongNonce}` } }),
+    /does not solve/);
+  refused(await buyViaEdge({ productId }, { token: signToken(b), headers: { "x-seckill-challenge": `${challenge}:${nonce}` } }),
+    /not issued to this user/);
+  const now = Math.floor(Date.now() / 1000);
+  const stale = signChallenge(a, productId, { iat: now - 200, exp: now - 80 });
+  refused(await buyViaEdge({ productId }, { token: signToken(a), headers: { "x-seckill-challenge": `${stale}:${solveChallenge(stale, 8)}` } }),
+    /expired/);
+  assert.equal(await originBuyRequests(), before, "no buy without a good solution reached the origin");
+
+  // Solved: A joins and is let in (the room has room), and the buy goes on to the origin.
+  const solved = await buyViaEdge({ productId, quantity: 2 }, { token: signToken(a), headers: { "x-seckill-challenge": `${challenge}:${nonce}` } });
+  assert.equal(solved.body?.code, "OVER_LIMIT", `admitted and forwarded: ${solved.text}`);
+  assert.ok(solved.headers.get("x-seckill-pass"), "admitted");
+  assert.equal(await originBuyRequests(), before + 1);
+  // Once the session is over, the same solution does not let A in again.
+  await sleep(ROOM.sessionSecs * 1000 + 1_000);
+  refused(await buyViaEdge({ productId }, { token: signToken(a), headers: { "x-seckill-challenge": `${challenge}:${nonce}` } }),
+    /already used/);
+  const none = await getViaEdge(`/api/challenge?productId=${await createProduct({ name: "Edge No Challenge", stock: 1 })}`,
+    { token: signToken(a) });
+  assert.equal(none.status, 404, none.text);
 });

@@ -32,6 +32,10 @@ pub(crate) enum RowKey {
     EdgeNoIo,
     EdgeAccepted,
     EdgeSoldOut,
+    /// New users joining one sale's waiting room (paused, so every one queues).
+    EdgeRoomJoin,
+    /// Queued users asking that room again.
+    EdgeRoomPoll,
 }
 
 impl RowKey {
@@ -43,7 +47,7 @@ impl RowKey {
             AcceptedBatched | AcceptedTransaction | AcceptedTwoOrigins | AcceptedSharded | AcceptedReplicaAck
             | SoldOut => "origin",
             Writer => "writer",
-            EdgeNoIo | EdgeAccepted | EdgeSoldOut => "edge",
+            EdgeNoIo | EdgeAccepted | EdgeSoldOut | EdgeRoomJoin | EdgeRoomPoll => "edge",
         }
     }
 

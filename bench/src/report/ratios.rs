@@ -77,6 +77,16 @@ const SPECS: &[Spec] = &[
         target: Target::Info,
     },
     Spec {
+        label: "edge room joins ÷ edge no-I/O route, req/s",
+        measure: Measure::Rate(RowKey::EdgeRoomJoin, &[RowKey::EdgeNoIo]),
+        target: Target::Info,
+    },
+    Spec {
+        label: "edge room polls ÷ edge no-I/O route, req/s",
+        measure: Measure::Rate(RowKey::EdgeRoomPoll, &[RowKey::EdgeNoIo]),
+        target: Target::Info,
+    },
+    Spec {
         label: "edge accepted buys ÷ origin accepted buys, req/s",
         measure: Measure::Rate(RowKey::EdgeAccepted, &[RowKey::AcceptedBatched, RowKey::AcceptedTransaction]),
         target: Target::Info,

@@ -1,5 +1,6 @@
 //! The `make up` edge (`wrangler dev`, forwarding to the stack's origin): a route it answers
-//! itself (its dev ceiling), accepted buys and sold-out buys, at min(--connections, 64).
+//! itself (its dev ceiling), accepted buys, sold-out buys, and a sale's waiting room (joins and
+//! polls), at min(--connections, 64).
 //! Products are created on the stack's origin with its admin token; they are real sales of
 //! the `make up` shop, so each one ends shortly after the run ([`sale`]).
 
@@ -85,4 +86,75 @@ pub(crate) async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
     let mut row = load_row(RowKey::EdgeSoldOut, "sold-out buys via the edge".into(), clients, &tally, "409");
     row.problem = joined(setup, row.problem);
     Ok(row)
+}
+
+/// The room of the room rows: four Durable Objects, paused so that every ask queues (the origin
+/// is never reached and the line only grows), and no challenge (each join would cost the
+/// client a proof of work, which measures the client).
+const ROOM_SHARDS: u32 = 4;
+
+/// Users the poll row cycles through: each joined in the join row before it.
+const POLLING_USERS: u64 = 500;
+
+/// A sale whose room holds everyone: created on the stack's origin, listed by the edge.
+async fn paused_room_sale(ctx: &Ctx) -> anyhow::Result<u64> {
+    let admin = Admin::new(&ctx.stack.origin_url, &ctx.stack.admin_token)?;
+    let mut fields = sale(ctx, 1000);
+    fields["waitingRoom"] = serde_json::json!({
+        "newUsersPerInterval": 100, "intervalSecs": 1, "maxActiveUsers": 1000, "sessionSecs": 60,
+        "shards": ROOM_SHARDS, "paused": true,
+    });
+    admin.create_sale(fields).await
+}
+
+/// Room joins and then polls through the edge, on one sale's room of [`ROOM_SHARDS`] objects:
+/// each join is a new user (a ticket, a row), each poll a queued user asking again (the O(1)
+/// read of their place). Both answer 429 `QUEUED` from the room.
+pub(crate) async fn room(ctx: &Ctx) -> anyhow::Result<(Row, Row)> {
+    let product = paused_room_sale(ctx).await?;
+    let url = format!("{}/api/seckill", ctx.stack.edge_url);
+    // The edge lists the sale (its cached list is at most a second old) before the load starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let users = ctx.user_block();
+    loop {
+        let (status, body) = crate::origin_api::buy_once(&url, None, users, product).await?;
+        if status == 429 && body.contains("QUEUED") {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the room never queued: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let buy = Endpoint::parse(&url)?;
+    let clients = ctx.cli.edge_connections();
+    let joining = buy.clone();
+    let joins = load::http(
+        Load { title: "edge: room joins", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &buy.at("/api/nothing"),
+        429,
+        move |seq| buy_request(&joining, None, users + 1 + seq, product),
+    )
+    .await?;
+    let polling = buy.clone();
+    let polls = load::http(
+        Load { title: "edge: room polls", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+        &buy.at("/api/nothing"),
+        429,
+        move |seq| buy_request(&polling, None, users + 1 + seq % POLLING_USERS, product),
+    )
+    .await?;
+    let join_row = load_row(
+        RowKey::EdgeRoomJoin,
+        format!("room joins via the edge (new users, {ROOM_SHARDS} objects)"),
+        clients,
+        &joins,
+        "429",
+    );
+    let poll_row = load_row(
+        RowKey::EdgeRoomPoll,
+        format!("room polls via the edge ({POLLING_USERS} queued users asking again)"),
+        clients,
+        &polls,
+        "429",
+    );
+    Ok((join_row, poll_row))
 }

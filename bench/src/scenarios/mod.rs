@@ -257,10 +257,18 @@ pub(crate) async fn run_all(ctx: &Ctx) -> Outcome {
     if cli.runs(Scenario::Edge) && !out.interrupted {
         let _ = out.settle("edge: no-I/O route", edge::no_io(ctx).await)
             && out.settle("edge: accepted buys", edge::accepted(ctx).await)
-            && out.settle("edge: sold-out buys", edge::sold_out(ctx).await);
+            && out.settle("edge: sold-out buys", edge::sold_out(ctx).await)
+            && match edge::room(ctx).await {
+                Ok((joins, polls)) => {
+                    out.settle("edge: room joins", Ok(joins)) && out.settle("edge: room polls", Ok(polls))
+                }
+                Err(e) => out.settle("edge: waiting room", Err(e)),
+            };
         out.note(format!(
             "Edge: local `wrangler dev` at {} (a development server) forwarding to the stack's origin at {} (the \
-             build `make up` runs); {} connections; products named \"Bench item\" on the stack's origin.",
+             build `make up` runs); {} connections; products named \"Bench item\" on the stack's origin. The room \
+             rows ask one sale's paused room of four Durable Objects: a join is a new user queued, a poll one of \
+             500 queued users asking again (each answer 429 QUEUED from the room, the origin never reached).",
             ctx.stack.edge_url,
             ctx.stack.origin_url,
             cli.edge_connections()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use seckill_protocol::errors::Invalid;
-use seckill_protocol::room::RoomSettings;
+use seckill_protocol::room::{ChallengeSettings, RoomSettings};
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
@@ -202,12 +202,13 @@ pub async fn set_waiting_room<'e, E: sqlx::MySqlExecutor<'e>>(
         Some(r) => sqlx::query(
             "INSERT INTO tb_waiting_room \
              (product_id, new_users_per_interval, interval_secs, max_active_users, session_secs, \
-              pre_queue_secs, shards, paused) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+              pre_queue_secs, shards, paused, challenge_difficulty) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON DUPLICATE KEY UPDATE new_users_per_interval = VALUES(new_users_per_interval), \
              interval_secs = VALUES(interval_secs), max_active_users = VALUES(max_active_users), \
              session_secs = VALUES(session_secs), pre_queue_secs = VALUES(pre_queue_secs), \
-             shards = VALUES(shards), paused = VALUES(paused), updated_at = CURRENT_TIMESTAMP(3)",
+             shards = VALUES(shards), paused = VALUES(paused), \
+             challenge_difficulty = VALUES(challenge_difficulty), updated_at = CURRENT_TIMESTAMP(3)",
         )
         .bind(id)
         .bind(r.new_users_per_interval)
@@ -216,7 +217,8 @@ pub async fn set_waiting_room<'e, E: sqlx::MySqlExecutor<'e>>(
         .bind(r.session_secs)
         .bind(r.pre_queue_secs)
         .bind(r.shards)
-        .bind(r.paused),
+        .bind(r.paused)
+        .bind(r.challenge.map(|c| c.difficulty)),
         None => sqlx::query("DELETE FROM tb_waiting_room WHERE product_id = ?").bind(id),
     }
     .execute(db)
@@ -252,10 +254,11 @@ pub async fn waiting_rooms(pool: &MySqlPool) -> sqlx::Result<HashMap<u64, RoomSe
         pre_queue_secs: u32,
         shards: u32,
         paused: bool,
+        challenge_difficulty: Option<u8>,
     }
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT product_id, new_users_per_interval, interval_secs, max_active_users, session_secs, \
-         pre_queue_secs, shards, paused FROM tb_waiting_room",
+         pre_queue_secs, shards, paused, challenge_difficulty FROM tb_waiting_room",
     )
     .fetch_all(pool)
     .await?;
@@ -270,6 +273,7 @@ pub async fn waiting_rooms(pool: &MySqlPool) -> sqlx::Result<HashMap<u64, RoomSe
                 pre_queue_secs: r.pre_queue_secs,
                 shards: r.shards,
                 paused: r.paused,
+                challenge: r.challenge_difficulty.map(|difficulty| ChallengeSettings { difficulty }),
             };
             (r.product_id, room)
         })
@@ -386,6 +390,7 @@ mod tests {
             pre_queue_secs: 0,
             shards: 1,
             paused: false,
+            challenge: None,
         });
         assert!(p.validate().unwrap_err().to_string().starts_with("waitingRoom.newUsersPerInterval"));
         for buckets in [0, 65] {
