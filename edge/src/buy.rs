@@ -1,7 +1,7 @@
 //! `POST /api/seckill` (wasm only): the buy flow. Each step asks the plain-Rust modules
-//! ([`crate::admission`], [`crate::waiting_room`], [`crate::limits`]) what to do and turns the
-//! buy away at the first that says no; a buy nothing turned away goes to the origin, and its
-//! answer may set a flag.
+//! ([`crate::admission`], [`crate::waiting_room`], [`seckill_protocol::challenge`],
+//! [`crate::limits`]) what to do and turns the buy away at the first that says no; a buy nothing
+//! turned away goes to the origin, and its answer may set a flag.
 
 use seckill_protocol::buy::{BuyBody, MAX_BUY_BODY_BYTES};
 use seckill_protocol::challenge::{check, Refusal, SOLUTION_HEADER};
@@ -53,70 +53,10 @@ pub(crate) async fn buy(
     }
 
     // Headers every answer from here on carries: a pass the room just handed out.
-    let mut pass_headers: Vec<(&str, String)> = Vec::new();
-    let sale = match sale_in_list(settings, buy.product_id).await? {
-        Ok(sale) => sale,
-        Err(unknown) => return edge_error(&unknown),
+    let pass_headers = match through_the_room(req, env, settings, buy.product_id, caller.user_id).await? {
+        Ok(pass_headers) => pass_headers,
+        Err(turned_away) => return Ok(turned_away),
     };
-    if let Some(Sale { sold_out, waiting_room: Some(room), start_at }) = sale {
-        // Nobody waits in line for stock that is gone (the list is at most PRODUCTS_CACHE_SECS old).
-        if sold_out {
-            return edge_error(&EdgeError::sold_out(buy.product_id));
-        }
-        let now_ms = Date::now().as_millis();
-        // Before the room opens (the pre-queue, else the start), the sale has not started: said
-        // here, so the crowd that comes early never reaches the origin.
-        if let Some(opens_at) = room_opens_at(&room, start_at).filter(|&opens| now_ms < opens) {
-            return edge_error(&EdgeError::not_started(buy.product_id, start_at.unwrap_or(opens_at)));
-        }
-        let pass_header = req.headers().get(PASS_HEADER)?;
-        let cookie = req.headers().get("cookie")?;
-        let (keys, product_id, user_id) = (&settings.token_keys, buy.product_id, caller.user_id);
-        if !holds_pass(keys, pass_header.as_deref(), cookie.as_deref(), product_id, user_id, now_ms / 1000) {
-            let wait = |body: String, refresh_interval_secs: u32| {
-                let headers =
-                    [(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", refresh_interval_secs.to_string())];
-                json_response(429, body, &headers)
-            };
-            // A solved challenge is checked here (signature, user, sale, expiry, the hash); the
-            // room says whether a new user needs one and whether it was used before.
-            let proof = match room.challenge {
-                Some(challenge) => {
-                    let header = req.headers().get(SOLUTION_HEADER)?;
-                    match check(keys, header.as_deref(), user_id, product_id, challenge.difficulty, now_ms / 1000) {
-                        Ok(proof) => Some(ChallengeProof { key: proof.key, expires_at_ms: proof.expires_at * 1000 }),
-                        Err(Refusal::Missing) => None,
-                        Err(wrong) => return edge_error(&EdgeError::challenge_failed(wrong)),
-                    }
-                }
-                None => None,
-            };
-            match ask_room(env, product_id, user_id, room, start_at, proof).await {
-                Ok(Entry::Admitted { until_ms }) => {
-                    let (pass, max_age) = issue_pass(keys, product_id, user_id, now_ms, until_ms);
-                    let secure = req.url().is_ok_and(|u| u.scheme() == "https");
-                    pass_headers.push(("set-cookie", pass_cookie(&pass, product_id, max_age, secure)));
-                    pass_headers.push((PASS_HEADER, pass));
-                }
-                Ok(Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs, paused }) => {
-                    let position = room_position(position, room.shards);
-                    let body = queued_body(ticket, position, estimated_wait_secs, refresh_interval_secs, paused);
-                    return wait(body, refresh_interval_secs);
-                }
-                Ok(Entry::PreQueued { draw_at_ms, refresh_interval_secs }) => {
-                    return wait(pre_queue_body(draw_at_ms, refresh_interval_secs), refresh_interval_secs);
-                }
-                Ok(Entry::ChallengeRefused { reused }) => {
-                    let refusal = if reused { Refusal::Reused } else { Refusal::Missing };
-                    return edge_error(&EdgeError::challenge_failed(refusal));
-                }
-                Err(e) => {
-                    console_warn!("waiting room of product {product_id} failed: {e}");
-                    return edge_error(&EdgeError::room_unavailable());
-                }
-            }
-        }
-    }
     if !within_limit(env, USER_LIMITER, limits::user_key(caller.user_id)).await {
         return over_limit("user", settings, &pass_headers);
     }
@@ -143,4 +83,81 @@ pub(crate) async fn buy(
     }
     extra.extend(pass_headers);
     json_response(status, body, &extra)
+}
+
+/// The sale's waiting room, for a buy of `product_id` by `user_id`: `Ok` with the headers of a
+/// pass it just handed out (none for a sale without a room, or a user who holds a pass), or
+/// `Err` with the answer that turns the buy away (sold out, not started, a failed challenge,
+/// queued, pre-queued, the room or the list unavailable).
+async fn through_the_room(
+    req: &Request,
+    env: &Env,
+    settings: &Settings,
+    product_id: u64,
+    user_id: u64,
+) -> Result<std::result::Result<Vec<(&'static str, String)>, Response>> {
+    let refuse = |error: EdgeError| edge_error(&error).map(Err);
+    let sale = match sale_in_list(settings, product_id).await? {
+        Ok(sale) => sale,
+        Err(unknown) => return refuse(unknown),
+    };
+    let Some(Sale { sold_out, waiting_room: Some(room), start_at }) = sale else {
+        return Ok(Ok(Vec::new()));
+    };
+    // Nobody waits in line for stock that is gone (the list is at most PRODUCTS_CACHE_SECS old).
+    if sold_out {
+        return refuse(EdgeError::sold_out(product_id));
+    }
+    let now_ms = Date::now().as_millis();
+    // Before the room opens (the pre-queue, else the start), the sale has not started: said
+    // here, so the crowd that comes early never reaches the origin.
+    if let Some(opens_at) = room_opens_at(&room, start_at).filter(|&opens| now_ms < opens) {
+        return refuse(EdgeError::not_started(product_id, start_at.unwrap_or(opens_at)));
+    }
+    let keys = &settings.token_keys;
+    let (pass_header, cookie) = (req.headers().get(PASS_HEADER)?, req.headers().get("cookie")?);
+    if holds_pass(keys, pass_header.as_deref(), cookie.as_deref(), product_id, user_id, now_ms / 1000) {
+        return Ok(Ok(Vec::new()));
+    }
+    // A solved challenge is checked here (signature, user, sale, expiry, the hash); the room
+    // says whether a new user needs one and whether it was used before.
+    let proof = match room.challenge {
+        Some(challenge) => {
+            let header = req.headers().get(SOLUTION_HEADER)?;
+            match check(keys, header.as_deref(), user_id, product_id, challenge.difficulty, now_ms / 1000) {
+                Ok(proof) => Some(ChallengeProof { key: proof.key, expires_at_ms: proof.expires_at * 1000 }),
+                Err(Refusal::Missing) => None,
+                Err(wrong) => return refuse(EdgeError::challenge_failed(wrong)),
+            }
+        }
+        None => None,
+    };
+    let wait = |body: String, refresh_interval_secs: u32| {
+        let headers = [(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", refresh_interval_secs.to_string())];
+        json_response(429, body, &headers).map(Err)
+    };
+    match ask_room(env, product_id, user_id, room, start_at, proof).await {
+        Ok(Entry::Admitted { until_ms }) => {
+            let (pass, max_age) = issue_pass(keys, product_id, user_id, now_ms, until_ms);
+            let secure = req.url().is_ok_and(|u| u.scheme() == "https");
+            Ok(Ok(vec![("set-cookie", pass_cookie(&pass, product_id, max_age, secure)), (PASS_HEADER, pass)]))
+        }
+        Ok(Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs, paused }) => {
+            let position = room_position(position, room.shards);
+            wait(
+                queued_body(ticket, position, estimated_wait_secs, refresh_interval_secs, paused),
+                refresh_interval_secs,
+            )
+        }
+        Ok(Entry::PreQueued { draw_at_ms, refresh_interval_secs }) => {
+            wait(pre_queue_body(draw_at_ms, refresh_interval_secs), refresh_interval_secs)
+        }
+        Ok(Entry::ChallengeRefused { reused }) => {
+            refuse(EdgeError::challenge_failed(if reused { Refusal::Reused } else { Refusal::Missing }))
+        }
+        Err(e) => {
+            console_warn!("waiting room of product {product_id} failed: {e}");
+            refuse(EdgeError::room_unavailable())
+        }
+    }
 }
