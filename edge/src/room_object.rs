@@ -12,13 +12,20 @@
 //! together.
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use wasm_bindgen::JsValue;
+
 use worker::{
-    console_error, console_log, durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response,
-    Result, SqlStorage, SqlStorageValue, State,
+    console_error, console_log, console_warn, durable_object, Date, DurableObject, Env, Method, Request, RequestInit,
+    Response, Result, SqlStorage, SqlStorageValue, State,
 };
 
-use crate::waiting_room::{enter, shard_of, Asking, ChallengeProof, Entry, Place, RoomMeta, RoomStore};
+use crate::origin_client::send_to_origin;
+use crate::settings::Settings;
+use crate::waiting_room::{
+    enter, report, shard_of, Asking, ChallengeProof, Entry, Place, Reporting, RoomMeta, RoomStore, IDLE_GRACE_MS,
+    IDLE_REFRESHES, REPORT_EVERY_MS,
+};
 use seckill_protocol::room::RoomSettings;
 
 /// The binding of the Durable Object namespace (wrangler.toml `[[durable_objects.bindings]]`).
@@ -37,6 +44,10 @@ fn room_name(product_id: u64, shard: u32, shards: u32) -> String {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct EnterRequest {
+    /// Which room, and which of its shards this object is: for its reports.
+    product_id: u64,
+    shard: u32,
+    shards: u32,
     user_id: u64,
     /// The shard's share of the room's settings.
     room: RoomSettings,
@@ -58,7 +69,16 @@ pub(crate) async fn ask_room(
     let shard = shard_of(user_id, room.shards);
     let name = room_name(product_id, shard, room.shards);
     let stub = env.durable_object(BINDING)?.id_from_name(&name)?.get_stub()?;
-    let body = serde_json::to_string(&EnterRequest { user_id, room: room.shard_share(shard), start_at, proof })?;
+    let request = EnterRequest {
+        product_id,
+        shard,
+        shards: room.shards,
+        user_id,
+        room: room.shard_share(shard),
+        start_at,
+        proof,
+    };
+    let body = serde_json::to_string(&request)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
     let mut answer =
@@ -94,6 +114,7 @@ const SCHEMA: &[&str] = &[
 #[durable_object]
 pub struct WaitingRoom {
     state: State,
+    env: Env,
 }
 
 impl std::fmt::Debug for WaitingRoom {
@@ -103,14 +124,14 @@ impl std::fmt::Debug for WaitingRoom {
 }
 
 impl DurableObject for WaitingRoom {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
         for statement in SCHEMA {
             if let Err(e) = sql.exec(statement, None) {
                 console_error!("waiting room schema: {e}");
             }
         }
-        Self { state }
+        Self { state, env }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -119,23 +140,76 @@ impl DurableObject for WaitingRoom {
             Err(e) => return Response::error(format!("bad enter request: {e}"), 400),
         };
         let mut store = SqlRoom { sql: self.state.storage().sql() };
-        let drawn_before = store.meta().ok().and_then(|m| m.drawn_at_ms);
-        let asking = Asking { user: ask.user_id, now_ms: Date::now().as_millis(), proof: ask.proof.as_ref() };
-        match enter(&mut store, &ask.room, ask.start_at, asking, fresh_seed) {
-            Ok(entry) => {
-                if drawn_before.is_none() {
-                    // The audit trail of a draw: its seed, time and size, logged once.
-                    if let Ok(RoomMeta { seed: Some(seed), drawn_at_ms: Some(at), drawn, .. }) = store.meta() {
-                        console_log!("waiting room draw: seed {seed}, at {at} ms, {drawn} users put in order");
-                    }
-                }
-                Response::from_json(&entry)
-            }
+        let now_ms = Date::now().as_millis();
+        let asking = Asking { user: ask.user_id, now_ms, proof: ask.proof.as_ref() };
+        let entry = match enter(&mut store, &ask.room, ask.start_at, asking, fresh_seed) {
+            Ok(entry) => entry,
             Err(e) => {
                 console_error!("waiting room: {e}");
-                Response::error(format!("waiting room storage failed: {e}"), 500)
+                return Response::error(format!("waiting room storage failed: {e}"), 500);
+            }
+        };
+        let mut meta = store.meta()?;
+        if let RoomMeta { seed: Some(seed), drawn_at_ms: Some(at), drawn, .. } = &meta {
+            if *at == now_ms {
+                // The audit trail of a draw: its seed, time and size, logged once.
+                console_log!("waiting room draw: seed {seed}, at {at} ms, {drawn} users put in order");
             }
         }
+        // A report is due a few seconds after the first call since the last one.
+        let reporting = Reporting { product_id: ask.product_id, shard: ask.shard, shards: ask.shards, room: ask.room };
+        if !meta.report_due || meta.reporting.as_ref() != Some(&reporting) {
+            if !meta.report_due {
+                self.state.storage().set_alarm(Duration::from_millis(REPORT_EVERY_MS)).await?;
+            }
+            meta.report_due = true;
+            meta.reporting = Some(reporting);
+            store.save_meta(&meta)?;
+        }
+        Response::from_json(&entry)
+    }
+
+    /// Sends the room's report to the origin, and another in [`REPORT_EVERY_MS`] while anyone
+    /// is still waiting (sweeping those who went quiet first, so the counts fall with nobody
+    /// asking). A report that cannot be sent is only logged: the next one says the same.
+    async fn alarm(&self) -> Result<Response> {
+        let mut store = SqlRoom { sql: self.state.storage().sql() };
+        let mut meta = store.meta()?;
+        let now_ms = Date::now().as_millis();
+        if let Some(Reporting { room, .. }) = &meta.reporting {
+            let refresh_ms = u64::from(room.refresh_interval_secs()) * 1000;
+            let (gone, gone_pre) =
+                store.forget_idle(now_ms.saturating_sub(IDLE_REFRESHES * refresh_ms + IDLE_GRACE_MS))?;
+            meta.waiting = meta.waiting.saturating_sub(gone);
+            meta.pre_queued = meta.pre_queued.saturating_sub(gone_pre);
+        }
+        if let Some(report) = report(&meta, now_ms) {
+            let request_id = format!("room-report-{}-{}", report.product_id, report.shard);
+            let text = |name: &str| self.env.secret(name).or_else(|_| self.env.var(name)).map(|v| v.to_string()).ok();
+            match Settings::read(request_id, text) {
+                Ok(settings) => {
+                    let body = serde_json::to_string(&report)?;
+                    match send_to_origin(&settings, Method::Post, "/api/rooms/report", Some(body), None).await {
+                        Ok(answer) if answer.status_code() == 204 => {}
+                        Ok(answer) => console_warn!(
+                            "room report of product {} answered {}",
+                            report.product_id,
+                            answer.status_code()
+                        ),
+                        Err(failed) => {
+                            console_warn!("room report of product {} not sent: {}", report.product_id, failed.message)
+                        }
+                    }
+                }
+                Err(e) => console_error!("room report: the worker's settings: {e}"),
+            }
+        }
+        meta.report_due = meta.waiting > 0;
+        if meta.report_due {
+            self.state.storage().set_alarm(Duration::from_millis(REPORT_EVERY_MS)).await?;
+        }
+        store.save_meta(&meta)?;
+        Response::empty()
     }
 }
 
@@ -239,9 +313,13 @@ impl RoomStore for SqlRoom {
         Ok(())
     }
 
-    fn forget_idle(&mut self, before_ms: u64) -> Result<()> {
-        self.sql.exec("DELETE FROM waiting WHERE last_seen < ?", vec![int(before_ms)])?;
-        Ok(())
+    fn forget_idle(&mut self, before_ms: u64) -> Result<(u64, u64)> {
+        let gone: Vec<Waiting> = self
+            .sql
+            .exec("DELETE FROM waiting WHERE last_seen < ? RETURNING ticket", vec![int(before_ms)])?
+            .to_array()?;
+        let pre_queued = gone.iter().filter(|w| w.ticket.is_none()).count();
+        Ok((gone.len() as u64, pre_queued as u64))
     }
 
     fn draw(&mut self, first_ticket: u64) -> Result<u64> {

@@ -27,7 +27,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use seckill_protocol::room::{pass_audience, pass_from_headers, RoomSettings};
+use seckill_protocol::room::{pass_audience, pass_from_headers, RoomReport, RoomSettings};
 use seckill_protocol::token::KeySet;
 
 /// A queued user who has not asked for this many refresh intervals has left the line.
@@ -87,6 +87,57 @@ pub struct RoomMeta {
     /// When the draw was made, and how many users it put in order.
     pub drawn_at_ms: Option<u64>,
     pub drawn: u64,
+    /// Users waiting (the pre-queue and the line), and of those in the pre-queue.
+    #[serde(default)]
+    pub waiting: u64,
+    #[serde(default)]
+    pub pre_queued: u64,
+    /// Users admitted since the room was made.
+    #[serde(default)]
+    pub admitted_total: u64,
+    /// New users the room turned away for want of a solved challenge, or with a used one.
+    #[serde(default)]
+    pub challenges_refused: u64,
+    /// Which room this is, and the settings it last enforced: what its report says.
+    #[serde(default)]
+    pub reporting: Option<Reporting>,
+    /// A report to the origin is due (an alarm is set).
+    #[serde(default)]
+    pub report_due: bool,
+}
+
+/// What a room's report needs beyond its counters: which sale and shard it is, the share of
+/// the settings it last enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reporting {
+    pub product_id: u64,
+    pub shard: u32,
+    pub shards: u32,
+    pub room: RoomSettings,
+}
+
+/// How often a busy room reports to the origin.
+pub const REPORT_EVERY_MS: u64 = 5_000;
+
+/// The report of a room whose counters are `meta`, at `now_ms`; `None` before its first user.
+pub fn report(meta: &RoomMeta, now_ms: u64) -> Option<RoomReport> {
+    let Reporting { product_id, shard, shards, room } = meta.reporting.clone()?;
+    let in_line = meta.waiting.saturating_sub(meta.pre_queued);
+    let interval_ms = u64::from(room.interval_secs) * 1000;
+    let estimated_wait_ms =
+        if in_line == 0 { 0 } else { estimated_wait_ms(&room, in_line, interval_ms - now_ms % interval_ms) };
+    Some(RoomReport {
+        product_id,
+        shard,
+        shards,
+        pre_queued: meta.pre_queued,
+        in_line,
+        admitted_total: meta.admitted_total,
+        challenges_refused: meta.challenges_refused,
+        estimated_wait_secs: estimated_wait_ms.div_ceil(1000),
+        paused: room.paused,
+    })
 }
 
 /// Where a room keeps its line and its admissions. The Durable Object runs a whole [`enter`]
@@ -106,8 +157,9 @@ pub trait RoomStore {
     fn join(&mut self, user: u64, ticket: u64, now_ms: u64) -> Result<(), Self::Error>;
     /// Notes that a waiting user asked again at `now_ms`.
     fn seen(&mut self, user: u64, now_ms: u64) -> Result<(), Self::Error>;
-    /// Drops everyone waiting (pre-queue or line) last seen before `before_ms`.
-    fn forget_idle(&mut self, before_ms: u64) -> Result<(), Self::Error>;
+    /// Drops everyone waiting (pre-queue or line) last seen before `before_ms`; returns how many,
+    /// and how many of those were in the pre-queue.
+    fn forget_idle(&mut self, before_ms: u64) -> Result<(u64, u64), Self::Error>;
     /// Gives every pre-queued user a ticket from `first_ticket` on, in the order of their draw
     /// keys; returns how many.
     fn draw(&mut self, first_ticket: u64) -> Result<u64, Self::Error>;
@@ -158,13 +210,19 @@ pub fn enter<S: RoomStore>(
     }
     let mut meta = store.meta()?;
     let refresh_ms = u64::from(room.refresh_interval_secs()) * 1000;
-    store.forget_idle(now_ms.saturating_sub(IDLE_REFRESHES * refresh_ms + IDLE_GRACE_MS))?;
+    let (gone, gone_pre) = store.forget_idle(now_ms.saturating_sub(IDLE_REFRESHES * refresh_ms + IDLE_GRACE_MS))?;
+    meta.waiting = meta.waiting.saturating_sub(gone);
+    meta.pre_queued = meta.pre_queued.saturating_sub(gone_pre);
     let place = store.place_of(user)?;
     if place.is_none() && room.challenge.is_some() {
-        match proof {
-            None => return Ok(Entry::ChallengeRefused { reused: false }),
-            Some(proof) if !store.use_challenge(proof, now_ms)? => return Ok(Entry::ChallengeRefused { reused: true }),
-            Some(_) => {}
+        let refused = match proof {
+            None => Some(false),
+            Some(proof) => (!store.use_challenge(proof, now_ms)?).then_some(true),
+        };
+        if let Some(reused) = refused {
+            meta.challenges_refused += 1;
+            store.save_meta(&meta)?;
+            return Ok(Entry::ChallengeRefused { reused });
         }
     }
 
@@ -175,9 +233,11 @@ pub fn enter<S: RoomStore>(
             None => {
                 let seed = meta.seed.get_or_insert_with(fresh_seed).clone();
                 store.join_pre_queue(user, &draw_key(&seed, user), now_ms)?;
-                store.save_meta(&meta)?;
+                meta.waiting += 1;
+                meta.pre_queued += 1;
             }
         }
+        store.save_meta(&meta)?;
         return Ok(Entry::PreQueued { draw_at_ms: start_ms, refresh_interval_secs: room.refresh_interval_secs() });
     }
     // The first call at or after the start draws the pre-queue's order, once.
@@ -186,6 +246,7 @@ pub fn enter<S: RoomStore>(
         meta.next_ticket += drawn;
         meta.drawn = drawn;
         meta.drawn_at_ms = Some(now_ms);
+        meta.pre_queued = 0;
     }
 
     let interval_ms = u64::from(room.interval_secs) * 1000;
@@ -205,6 +266,7 @@ pub fn enter<S: RoomStore>(
         Some(Place::PreQueue) | None => {
             meta.next_ticket += 1;
             store.join(user, meta.next_ticket, now_ms)?;
+            meta.waiting += 1;
             meta.next_ticket
         }
     };
@@ -220,6 +282,8 @@ pub fn enter<S: RoomStore>(
             store.admit(&users, until_ms)?;
             meta.window_admitted += next.len() as u64;
             meta.active += next.len() as u64;
+            meta.waiting = meta.waiting.saturating_sub(next.len() as u64);
+            meta.admitted_total += next.len() as u64;
             meta.head = meta.head.max(next.iter().map(|&(_, t)| t).max().unwrap_or(0));
             if users.contains(&user) {
                 admitted = Some(until_ms);
@@ -379,9 +443,17 @@ impl RoomStore for MemoryRoom {
         }
         Ok(())
     }
-    fn forget_idle(&mut self, before_ms: u64) -> Result<(), Self::Error> {
-        self.waiting.retain(|_, (_, _, seen)| *seen >= before_ms);
-        Ok(())
+    fn forget_idle(&mut self, before_ms: u64) -> Result<(u64, u64), Self::Error> {
+        let (mut gone, mut gone_pre) = (0, 0);
+        self.waiting.retain(|_, (place, _, seen)| {
+            let stays = *seen >= before_ms;
+            if !stays {
+                gone += 1;
+                gone_pre += u64::from(*place == Place::PreQueue);
+            }
+            stays
+        });
+        Ok((gone, gone_pre))
     }
     fn draw(&mut self, first_ticket: u64) -> Result<u64, Self::Error> {
         let mut pre: Vec<(String, u64)> = self
@@ -760,6 +832,35 @@ mod tests {
         // A used solution lets nobody else in, nor the same user once they have left.
         assert_eq!(ask(&mut room, 3, T0, Some(&b)), Entry::ChallengeRefused { reused: true });
         assert!(matches!(ask(&mut room, 3, T0, Some(&c)), Entry::Queued { .. }));
+    }
+
+    #[test]
+    fn the_room_counts_who_waits_and_who_was_let_in_for_its_report() {
+        let settings = RoomSettings { new_users_per_interval: 2, interval_secs: 10, pre_queue_secs: 60, ..ROOM };
+        let start = T0 + 30_000;
+        let mut room = MemoryRoom::default();
+        for user in 1..=5 {
+            enter_sale(&mut room, &settings, Some(start), user, T0);
+        }
+        let mut meta = room.meta().unwrap();
+        assert_eq!((meta.waiting, meta.pre_queued, meta.admitted_total), (5, 5, 0));
+        assert_eq!(report(&meta, T0), None, "nothing to report before the room knows which it is");
+        meta.reporting = Some(Reporting { product_id: 7, shard: 1, shards: 2, room: settings });
+        let before = report(&meta, T0).unwrap();
+        assert_eq!((before.pre_queued, before.in_line, before.estimated_wait_secs), (5, 0, 0));
+        room.save_meta(&meta).unwrap();
+        // The start: the draw, two admitted, a late arrival.
+        enter_sale(&mut room, &settings, Some(start), 1, start);
+        enter_sale(&mut room, &settings, Some(start), 6, start + 1);
+        let after = report(&room.meta().unwrap(), start + 1).unwrap();
+        assert_eq!((after.pre_queued, after.in_line, after.admitted_total), (0, 4, 2));
+        // Four in line at two per 10 s window: this window's rest and one more.
+        assert_eq!(after.estimated_wait_secs, 20);
+        assert_eq!((after.product_id, after.shard, after.shards), (7, 1, 2));
+        // Users who go quiet leave the count; user 6, still asking, is let in.
+        enter_sale(&mut room, &settings, Some(start), 6, start + 200_000);
+        let quiet = report(&room.meta().unwrap(), start + 200_000).unwrap();
+        assert_eq!((quiet.in_line, quiet.admitted_total), (0, 3), "{quiet:?}");
     }
 
     #[test]

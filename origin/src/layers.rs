@@ -10,7 +10,7 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     ("wiring", &["startup"]),
     ("the process's edges", &["http", "consume"]),
-    ("domain", &["purchase", "preload", "fencing", "products", "orders", "dead_letters"]),
+    ("domain", &["purchase", "preload", "fencing", "products", "orders", "dead_letters", "rooms"]),
     ("infrastructure", &["stock", "broker"]),
     ("shared", &["configuration", "metrics", "error"]),
 ];

@@ -23,6 +23,7 @@ pub mod orders;
 pub mod preload;
 pub mod products;
 pub mod purchase;
+pub mod rooms;
 pub mod startup;
 pub mod stock;
 

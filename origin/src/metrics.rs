@@ -65,6 +65,13 @@ pub struct Metrics {
     pub heals_deferred: Counter,
     /// Sales frozen now (as this process's fence last read MySQL).
     pub frozen_sales: Gauge,
+    /// Each sale's waiting room as its shards last reported it (see [`crate::rooms`]): users by
+    /// `state` (`pre_queue`, `in_line`), admissions per minute, the estimated wait of the last
+    /// in line, challenges the room refused.
+    room_users: Family<[(&'static str, String); 2], Gauge>,
+    room_admitted_per_minute: Family<[(&'static str, String); 1], Gauge>,
+    room_wait_seconds: Family<[(&'static str, String); 1], Gauge>,
+    room_challenges_refused: Family<[(&'static str, String); 1], Gauge>,
 }
 
 impl Default for Metrics {
@@ -107,6 +114,10 @@ impl Default for Metrics {
             sales_healed: fence_event("healed"),
             heals_deferred: fence_event("heal_deferred"),
             frozen_sales: Gauge::default(),
+            room_users: Family::default(),
+            room_admitted_per_minute: Family::default(),
+            room_wait_seconds: Family::default(),
+            room_challenges_refused: Family::default(),
             rejections: Labelled::default(),
             registry: Registry::default(),
         };
@@ -149,8 +160,38 @@ impl Default for Metrics {
             "Sales whose buys are refused until a reconcile heals them",
             metrics.frozen_sales.clone(),
         );
+        registry.register(
+            "room_users",
+            "Users in a sale's waiting room, by state (pre_queue, in_line), as its shards last reported",
+            metrics.room_users.clone(),
+        );
+        registry.register(
+            "room_admitted_per_minute",
+            "Users a sale's waiting room let in per minute, between its shards' last two reports",
+            metrics.room_admitted_per_minute.clone(),
+        );
+        registry.register(
+            "room_estimated_wait_seconds",
+            "The estimated wait of the last user in a sale's waiting room",
+            metrics.room_wait_seconds.clone(),
+        );
+        registry.register(
+            "room_challenges_refused",
+            "New users a sale's waiting room turned away without a solved challenge, or with a used one",
+            metrics.room_challenges_refused.clone(),
+        );
         Metrics { registry, ..metrics }
     }
+}
+
+/// What the `seckill_room_*` series say of one sale's waiting room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomGauges {
+    pub pre_queued: u64,
+    pub in_line: u64,
+    pub admitted_per_minute: u64,
+    pub estimated_wait_secs: u64,
+    pub challenges_refused: u64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -209,6 +250,21 @@ impl Metrics {
                 self.stock_units.get_or_create(&series("redis")).set(redis);
             }
         }
+    }
+
+    /// Sets `product_id`'s waiting-room series from its latest activity (`crate::rooms`).
+    pub fn set_room(&self, product_id: u64, room: &RoomGauges) {
+        let id = product_id.to_string();
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (state, users) in [("pre_queue", room.pre_queued), ("in_line", room.in_line)] {
+            self.room_users
+                .get_or_create(&[("product_id", id.clone()), ("state", state.to_string())])
+                .set(count(users));
+        }
+        let product = [("product_id", id)];
+        self.room_admitted_per_minute.get_or_create(&product).set(count(room.admitted_per_minute));
+        self.room_wait_seconds.get_or_create(&product).set(count(room.estimated_wait_secs));
+        self.room_challenges_refused.get_or_create(&product).set(count(room.challenges_refused));
     }
 
     /// The Prometheus (OpenMetrics) text exposition of every metric.

@@ -158,6 +158,7 @@ impl Server {
             broker,
             messaging: Arc::clone(&messaging),
             token_keys,
+            room_reports: crate::rooms::RoomReports::default(),
         });
         let app = crate::http::app(state.clone());
         let stop = Arc::new(tokio::sync::Notify::new());

@@ -102,6 +102,8 @@ error_codes! {
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", 413, Everyone;
     /// The body's content type is not one the route reads.
     UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", 415, Everyone;
+    /// The operator revoked this user's place in the sale's waiting room: nothing was bought.
+    PassRevoked = "PASS_REVOKED", 403, Buyers;
     /// The sale's room asks a solved challenge of a user joining its line, and this request's
     /// was missing, wrong, expired or used before (the message says which).
     ChallengeFailed = "CHALLENGE_FAILED", 403, Buyers;

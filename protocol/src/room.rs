@@ -156,6 +156,49 @@ impl RoomSettings {
     }
 }
 
+/// What one Durable Object of a sale's room tells the origin about itself, a few seconds apart
+/// while it is busy (`POST /api/rooms/report`, with the edge secret): the origin shows it on the
+/// console and in Prometheus, summed over the room's shards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoomReport {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub product_id: u64,
+    /// This object's index among the room's `shards`.
+    #[cfg_attr(feature = "openapi", schema(maximum = 31))]
+    pub shard: u32,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 32))]
+    pub shards: u32,
+    /// Users waiting for the draw.
+    pub pre_queued: u64,
+    /// Users in line (drawn or arrived after the start), not admitted yet.
+    pub in_line: u64,
+    /// Users admitted since the room was made.
+    pub admitted_total: u64,
+    /// New users turned away for want of a solved challenge, or with a used one.
+    pub challenges_refused: u64,
+    /// The wait of the last user in line if every window admits its full share.
+    pub estimated_wait_secs: u64,
+    pub paused: bool,
+}
+
+impl RoomReport {
+    /// Checks the report's ids; the error names the field.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.product_id == 0 {
+            return Err(Invalid::Field("productId must be at least 1".into()));
+        }
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            return Err(Invalid::Field(format!("shards must be between 1 and {MAX_SHARDS}")));
+        }
+        if self.shard >= self.shards {
+            return Err(Invalid::Combination(format!("shard ({}) must be below shards ({})", self.shard, self.shards)));
+        }
+        Ok(())
+    }
+}
+
 /// The header an API client sends its pass in, and the edge returns a new pass in.
 pub const PASS_HEADER: &str = "x-seckill-pass";
 

@@ -1,6 +1,7 @@
 //! A sale's waiting-room settings at the origin: set at creation or later through the admin
 //! API, published in the product list (where the edge reads them), turned off; bad settings
-//! are 400s (422s for fields that disagree) that change nothing. (The room itself runs at the edge: tests/edge/waiting_room.test.mjs.)
+//! are 400s (422s for fields that disagree) that change nothing; a revoked user's buys are refused
+//! by the buy script until restored. (The room itself runs at the edge: tests/edge/waiting_room.test.mjs.)
 
 use seckill_e2e::{read, TestApp, ADMIN_TOKEN, EDGE_SECRET};
 use serde_json::{json, Value};
@@ -93,4 +94,34 @@ async fn room_settings_are_set_listed_changed_and_turned_off_and_bad_ones_change
     assert_eq!(listed_room(&app, without).await, Value::Null);
     assert_eq!(listed_room(&app, with_room).await["newUsersPerInterval"], 20, "the other sale keeps its room");
     app.check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_user_s_buys_are_refused_by_the_buy_script_until_restored() {
+    let app = TestApp::spawn().await;
+    // Sharded, so the revoke must reach the user's bucket whichever it is.
+    let product =
+        app.create_sale(json!({ "name": "Revoked phone", "price": "10.00", "stock": 10, "stockBuckets": 4 })).await;
+    let path = |what: &str| format!("/admin/products/{product}/waiting-room/{what}");
+    let (status, body) = admin(&app, reqwest::Method::POST, &path("revoke"), Some(json!({ "userId": 5 }))).await;
+    assert_eq!((status, body), (200, json!({ "productId": product, "userId": 5, "revoked": true })));
+
+    let (status, body) = app.buy(5, product).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("PASS_REVOKED")), "{body}");
+    assert_eq!(app.stock(product).await["redis"], 10, "nothing was taken");
+    assert_eq!(app.buy(6, product).await.0, 200, "others buy as before");
+
+    let (status, _) = admin(&app, reqwest::Method::POST, &path("restore"), Some(json!({ "userId": 5 }))).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.buy(5, product).await.0, 200, "restored");
+
+    for bad in [json!({ "userId": 0 }), json!({}), json!({ "userId": 1, "why": "bot" })] {
+        let (status, body) = admin(&app, reqwest::Method::POST, &path("revoke"), Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, _) =
+        admin(&app, reqwest::Method::POST, "/admin/products/999999/waiting-room/revoke", Some(json!({ "userId": 1 })))
+            .await;
+    assert_eq!(status, 404);
+    app.assert_invariants(product, 10).await;
 }

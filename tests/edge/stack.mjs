@@ -32,7 +32,8 @@ export async function holdProductTable() {
   const mysql = (sql) => ["--unbuffered", "-N", "-u", user, `-p${password}`, "-h", host, "-P", port, database, "-e", sql];
   // --unbuffered: "locked" is written as soon as its statement ran, not when the client exits.
   const client = spawn("mysql", mysql("LOCK TABLES tb_seckill_product WRITE; SELECT CONCAT('locked ', CONNECTION_ID()); SELECT SLEEP(120);"),
-    { stdio: ["ignore", "pipe", "inherit"] });
+    // stderr ignored: the session killed below makes the client say it lost its connection.
+    { stdio: ["ignore", "pipe", "ignore"] });
   const session = await new Promise((resolve, reject) => {
     client.stdout.on("data", (chunk) => {
       const locked = String(chunk).match(/locked (\d+)/);

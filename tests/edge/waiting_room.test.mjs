@@ -7,8 +7,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  adminRaw, buyViaEdge, claimsOf, createProduct, decidedByEdge, edgeSeesRoom, freshUserId, holdProductTable,
-  originBuyRequests, setWaitingRoom, signChallenge, signToken, getViaEdge, sleep, solveChallenge,
+  ORIGIN_URL, adminRaw, buyViaEdge, claimsOf, createProduct, decidedByEdge, edgeSeesRoom, freshUserId, holdProductTable,
+  originBuyRequests, setWaitingRoom, signChallenge, signToken, getViaEdge, sleep, solveChallenge, waitFor,
 } from "./stack.mjs";
 import { createHash } from "node:crypto";
 
@@ -273,6 +273,15 @@ test("300 users in the pre-queue are admitted in a drawn order, late arrivals af
     early.push(journey(userId, i));
   }
   assert.ok(Date.now() < startAt, "the 300 joined before the start");
+  // The room's objects report to the origin: the console's overview and /metrics show the pre-queue.
+  const reported = await waitFor(async () => {
+    const sale = (await adminRaw("GET", "/admin/overview")).body?.sales?.find((s) => s.id === productId);
+    return sale?.roomActivity?.preQueued === 300 ? sale.roomActivity : null;
+  }, { timeoutMs: Math.max(1_000, startAt - Date.now() - 500) });
+  assert.ok(reported, "the overview shows the 300 in the pre-queue before the start");
+  assert.equal(reported.inLine, 0, JSON.stringify(reported));
+  const metrics = await (await fetch(`${ORIGIN_URL}/metrics`)).text();
+  assert.match(metrics, new RegExp(`seckill_room_users\\{product_id="${productId}",state="pre_queue"\\} 300`));
   // 20 more arrive after the start, one after the other.
   await sleep(Math.max(0, startAt - Date.now()) + 1_500);
   const late = [];
@@ -292,6 +301,13 @@ test("300 users in the pre-queue are admitted in a drawn order, late arrivals af
   const lateTickets = late.map((l) => l.ticket);
   assert.ok(lateTickets.every((ticket) => ticket > 300), `late tickets ${lateTickets}`);
   assert.deepEqual(lateTickets, [...lateTickets].sort((a, b) => a - b), "late arrivals in arrival order");
+  // After the draw the report shows who was let in.
+  const admitted = await waitFor(async () => {
+    const sale = (await adminRaw("GET", "/admin/overview")).body?.sales?.find((s) => s.id === productId);
+    return sale?.roomActivity?.admittedTotal === 320 ? sale.roomActivity : null;
+  }, { timeoutMs: 15_000 });
+  assert.ok(admitted, "the overview counts every admission");
+  assert.equal(admitted.preQueued + admitted.inLine, 0, JSON.stringify(admitted));
   const lastDrawn = Math.max(...drawn.map((j) => j.admittedAt));
   const firstLate = Math.min(...after.map((j) => j.admittedAt));
   // (Both are seen at the users' next ask, at most a refresh interval after the admission.)

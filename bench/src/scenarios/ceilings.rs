@@ -42,13 +42,15 @@ pub(crate) async fn redis(ctx: &Ctx) -> anyhow::Result<Row> {
     };
     let mut conn = client.get_multiplexed_async_connection().await.context("connect to Redis")?;
     let prefix = format!("seckill-bench-ceiling-{}", ctx.run);
-    let keys: Vec<String> =
-        ["stock", "buyers", "orders", "window", "outbox"].iter().map(|k| format!("{prefix}:{{1}}:{k}")).collect();
+    let keys: Vec<String> = ["stock", "buyers", "orders", "window", "outbox", "revoked"]
+        .iter()
+        .map(|k| format!("{prefix}:{{1}}:{k}"))
+        .collect();
     let _: () = conn.set(&keys[0], CEILING_STOCK).await?;
     let _: () = conn.hset_multiple(&keys[3], &[("start", "0"), ("end", "0"), ("limit", "1"), ("price", PRICE)]).await?;
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(BUY_LUA).query_async(&mut conn).await?;
 
-    let mut command = vec!["EVALSHA".to_string(), sha, "5".into()];
+    let mut command = vec!["EVALSHA".to_string(), sha, keys.len().to_string()];
     command.extend(keys.iter().cloned());
     command.extend(["buy", "__rand_int__", "1", "__rand_int__-1"].map(String::from));
     let clients = ctx.cli.connections;

@@ -45,6 +45,7 @@ pub const EDGE_SECRET: &str = "edgeSecret";
     ),
     tags(
         (name = "shop", description = "What buyers call, through the edge"),
+        (name = "edge", description = "What the edge itself tells the origin (its waiting rooms' reports)"),
         (name = "admin", description = "Running a sale: create, preload, reconcile, watch, replay"),
         (name = "operations", description = "Health, metrics and this document"),
     ),

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod identity;
 pub mod operations;
 pub mod orders;
+pub mod rooms;
 pub mod serve;
 pub mod shop;
 pub mod state;
@@ -53,6 +54,7 @@ pub fn routes(http: &HttpSettings) -> OpenApiRouter<AppState> {
         .routes(routes!(orders::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::pay))
+        .routes(routes!(rooms::report))
         .route_layer(middleware::from_fn_with_state(edge_secret, require_edge_secret));
     let admin = admin::routes().route_layer(middleware::from_fn_with_state(admin_authorization, require_admin_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

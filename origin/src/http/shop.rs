@@ -45,7 +45,7 @@ pub struct Accepted {
         (status = 400, description = "`BAD_REQUEST`: the body breaks a rule", body = ErrorBody),
         (status = 422, description = "`OVER_LIMIT`: quantity is over the sale's per-user limit; nothing was bought", body = ErrorBody),
         (status = 401, description = "`UNAUTHENTICATED`: no valid identity token", body = ErrorBody),
-        (status = 403, description = "`FORBIDDEN`: userId names someone else, or not through the edge", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: userId names someone else, or not through the edge; `PASS_REVOKED`: the operator revoked this user's place in the sale", body = ErrorBody),
         (status = 404, description = "`NO_SUCH_PRODUCT`: not on sale", body = ErrorBody),
         (status = 409, description = "`SOLD_OUT`, `ALREADY_BOUGHT`, `NOT_STARTED` or `ENDED`", body = ErrorBody,
          headers(("x-seckill-flag-ttl" = u64, description = "Seconds the edge may cache this answer"))),
@@ -161,6 +161,13 @@ fn rejection(state: &AppState, r: &Buy, outcome: BuyOutcome) -> ApiError {
         BuyOutcome::NoSuchProduct => {
             ApiError::not_found(ErrorCode::NoSuchProduct, format!("product {} is not on sale", r.product_id))
         }
+        BuyOutcome::Revoked => ApiError::conflict(
+            ErrorCode::PassRevoked,
+            format!(
+                "the shop revoked user {}'s place in the sale of product {}; nothing was bought",
+                r.user_id, r.product_id
+            ),
+        ),
         BuyOutcome::Frozen => ApiError::TryLater {
             code: ErrorCode::SaleFrozen,
             message: format!(

@@ -37,6 +37,8 @@ pub struct Inner {
     pub messaging: Arc<Messaging>,
     /// `auth.token_keys`, parsed: identity tokens are verified (and the local login signs) with these.
     pub token_keys: KeySet,
+    /// What the edge's waiting rooms last reported.
+    pub room_reports: crate::rooms::RoomReports,
 }
 
 impl AppState {
@@ -77,6 +79,9 @@ impl AppState {
     }
     pub fn messaging(&self) -> &Messaging {
         &self.0.messaging
+    }
+    pub fn room_reports(&self) -> &crate::rooms::RoomReports {
+        &self.0.room_reports
     }
     pub fn token_keys(&self) -> &KeySet {
         &self.0.token_keys

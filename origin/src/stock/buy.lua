@@ -7,6 +7,7 @@
 -- KEYS[3] orders  (hash orderNo -> "userId,qty": the deduction log)
 -- KEYS[4] window  (hash start, end (ms; 0 = open), limit, price; frozen while the sale is fenced)
 -- KEYS[5] outbox  (stream: accepted orders the broker has not stored yet)
+-- KEYS[6] revoked (set of userId whose place in the sale's waiting room the operator revoked)
 -- ARGV[1] mode: "buy"   take stock and add an outbox entry per taken buy (batched mode)
 --               "take"  take stock only (transaction mode: the broker holds the half message)
 --               "check" decide without writing (transaction mode's cheap pre-check)
@@ -14,7 +15,7 @@
 --
 -- Returns {price, nowMs, code1, n1, id1, code2, n2, id2, ...} where code/n is
 --   "OK"/stock left | "SOLD_OUT"/stock left | "ALREADY_BOUGHT"/0 | "NOT_STARTED"/start ms
---   | "ENDED"/end ms | "OVER_LIMIT"/limit | "NO_SUCH_PRODUCT"/0 | "SALE_FROZEN"/0
+--   | "ENDED"/end ms | "OVER_LIMIT"/limit | "NO_SUCH_PRODUCT"/0 | "SALE_FROZEN"/0 | "REVOKED"/0
 -- and id is the buy's outbox entry id ("" unless taken in "buy" mode); for ALREADY_BOUGHT it is
 -- the order number the user holds, so a buyer whose first answer was lost learns it. An outbox entry holds
 -- o = orderNo, u = userId, q = quantity, p = price, t = nowMs: everything the order message
@@ -66,7 +67,9 @@ for i = 0, n - 1 do
   local qty = tonumber(qty_arg)
   local code, value, id = 'OK', 0, ''
   local held = qty <= limit and redis.call('HGET', KEYS[2], user)
-  if qty > limit then
+  if redis.call('SISMEMBER', KEYS[6], user) == 1 then
+    code = 'REVOKED'
+  elseif qty > limit then
     code, value = 'OVER_LIMIT', limit
   elseif held then
     code, id = 'ALREADY_BOUGHT', held

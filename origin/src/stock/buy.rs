@@ -30,6 +30,8 @@ pub enum BuyOutcome {
     },
     /// The product was never preloaded into Redis.
     NoSuchProduct,
+    /// The operator revoked this user's place in the sale (see [`StockStore::revoke`]).
+    Revoked,
     /// The sale is frozen (its Redis state may have regressed, or is being reloaded): nothing
     /// is sold until a reconcile heals it (see [`crate::fencing`]).
     Frozen,
@@ -92,6 +94,7 @@ impl StockStore {
             .key(self.bucket_key(bucket, "orders"))
             .key(self.bucket_key(bucket, "window"))
             .key(self.bucket_key(bucket, "outbox"))
+            .key(self.bucket_key(bucket, "revoked"))
             .arg(mode.arg());
         for b in buys {
             invocation.arg(b.user_id).arg(b.quantity).arg(&b.order_no);
@@ -158,6 +161,25 @@ impl StockStore {
     }
 }
 
+impl StockStore {
+    /// Revokes (`true`) or restores `user_id`'s place in `product_id`'s sale: a revoked user's
+    /// buys are refused (`REVOKED`) by the buy script itself, whatever pass they hold. Kept in
+    /// each bucket's `revoked` set, beside the keys the script reads; a preload or reconcile
+    /// leaves it alone (a Redis that lost its data loses it too).
+    pub async fn revoke(&self, product_id: u64, user_id: u64, revoked: bool) -> redis::RedisResult<()> {
+        use redis::AsyncCommands;
+        for bucket in self.buckets(product_id).await? {
+            let key = self.bucket_key(bucket, "revoked");
+            if revoked {
+                let _: () = self.conn.clone().sadd(key, user_id).await?;
+            } else {
+                let _: () = self.conn.clone().srem(key, user_id).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn parse_decided(reply: &[redis::Value], buys: usize) -> redis::RedisResult<Decided> {
     use redis::FromRedisValue;
     let bad = |what: &str| {
@@ -184,6 +206,7 @@ fn parse_decided(reply: &[redis::Value], buys: usize) -> redis::RedisResult<Deci
             "OVER_LIMIT" => (BuyOutcome::OverLimit { limit: n }, None),
             "NO_SUCH_PRODUCT" => (BuyOutcome::NoSuchProduct, None),
             "SALE_FROZEN" => (BuyOutcome::Frozen, None),
+            "REVOKED" => (BuyOutcome::Revoked, None),
             other => return Err(bad(other)),
         });
     }

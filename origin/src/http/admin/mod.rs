@@ -25,6 +25,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sales::waiting_room, sales::set_waiting_room, sales::remove_waiting_room))
         .routes(routes!(sales::pause_waiting_room))
         .routes(routes!(sales::resume_waiting_room))
+        .routes(routes!(sales::revoke_pass))
+        .routes(routes!(sales::restore_pass))
         .routes(routes!(overview::overview))
         .routes(routes!(overview::metrics))
         .routes(routes!(orders::list_orders))

@@ -14,6 +14,7 @@ use crate::http::state::AppState;
 use crate::metrics::MetricsSnapshot;
 use crate::orders::StatusCounts;
 use crate::products;
+use crate::rooms::RoomActivity;
 
 /// One sale as the console shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,6 +30,8 @@ pub(super) struct SaleOverview {
     pub end_at: Option<i64>,
     pub per_user_limit: u32,
     pub waiting_room: Option<RoomSettings>,
+    /// The room as its shards last reported it; `null` when none did in the last minute.
+    pub room_activity: Option<RoomActivity>,
     /// As in [`StockView`].
     pub redis: Option<i64>,
     pub mysql: u32,
@@ -89,6 +92,7 @@ pub(super) async fn overview(State(state): State<AppState>) -> Result<Json<Overv
             end_at: product.end_ms(),
             per_user_limit: product.per_user_limit,
             waiting_room: rooms.get(&product.id).copied(),
+            room_activity: state.room_reports().activity(product.id, std::time::Instant::now()),
             redis: stock.redis,
             mysql: stock.mysql,
             in_flight: stock.in_flight,

@@ -315,3 +315,73 @@ pub(super) async fn resume_waiting_room(
 ) -> Result<Json<RoomView>, ApiError> {
     pause_or_resume(&state, id, false).await
 }
+
+/// The body of `POST /admin/products/{id}/waiting-room/revoke` and `/restore`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RevokeRequest {
+    #[schema(minimum = 1)]
+    pub user_id: u64,
+}
+
+/// What a revoke or a restore left.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Revocation {
+    pub product_id: u64,
+    pub user_id: u64,
+    pub revoked: bool,
+}
+
+async fn set_revoked(state: &AppState, id: u64, user_id: u64, revoked: bool) -> Result<Json<Revocation>, ApiError> {
+    let id = existing_product(state, id).await?;
+    if user_id == 0 {
+        return Err(ApiError::BadRequest("userId must be at least 1".into()));
+    }
+    state.stock().revoke(id, user_id, revoked).await?;
+    Ok(Json(Revocation { product_id: id, user_id, revoked }))
+}
+
+/// `POST /admin/products/{id}/waiting-room/revoke` with `{"userId"}`: takes back the user's
+/// place in the sale. Every buy of theirs is refused from then on (403 `PASS_REVOKED`, by the
+/// buy script, whatever pass they hold), until `/restore`. Their orders stand.
+#[utoipa::path(
+    post, path = "/admin/products/{id}/waiting-room/revoke", tag = "admin", security(("adminToken" = [])),
+    params(("id" = u64, Path, minimum = 1, description = "The product")),
+    request_body = RevokeRequest,
+    responses(
+        (status = 200, description = "Revoked", body = Revocation),
+        (status = 400, description = "`BAD_REQUEST`: bad id or body", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_PRODUCT`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`: Redis is down", body = ErrorBody),
+    )
+)]
+pub(super) async fn revoke_pass(
+    State(state): State<AppState>,
+    ProductId(id): ProductId,
+    JsonBody(body): JsonBody<RevokeRequest>,
+) -> Result<Json<Revocation>, ApiError> {
+    set_revoked(&state, id, body.user_id, true).await
+}
+
+/// `POST /admin/products/{id}/waiting-room/restore` with `{"userId"}`: undoes a revoke.
+#[utoipa::path(
+    post, path = "/admin/products/{id}/waiting-room/restore", tag = "admin", security(("adminToken" = [])),
+    params(("id" = u64, Path, minimum = 1, description = "The product")),
+    request_body = RevokeRequest,
+    responses(
+        (status = 200, description = "Restored", body = Revocation),
+        (status = 400, description = "`BAD_REQUEST`: bad id or body", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+        (status = 404, description = "`NO_SUCH_PRODUCT`", body = ErrorBody),
+        (status = 503, description = "`UNAVAILABLE`: Redis is down", body = ErrorBody),
+    )
+)]
+pub(super) async fn restore_pass(
+    State(state): State<AppState>,
+    ProductId(id): ProductId,
+    JsonBody(body): JsonBody<RevokeRequest>,
+) -> Result<Json<Revocation>, ApiError> {
+    set_revoked(&state, id, body.user_id, false).await
+}
