@@ -3,15 +3,16 @@
 //! [`crate::limits`]) what to do and turns the buy away at the first that says no; a buy nothing
 //! turned away goes to the origin, and its answer may set a flag.
 
-use seckill_protocol::buy::{BuyBody, MAX_BUY_BODY_BYTES};
+use seckill_protocol::buy::{Buy, BuyBody, MAX_BUY_BODY_BYTES};
 use seckill_protocol::challenge::{check, Refusal, SOLUTION_HEADER};
+use seckill_protocol::errors::ErrorCode;
 use seckill_protocol::room::{pass_cookie, PASS_HEADER};
 use worker::{console_warn, Cache, Context, Date, Env, Method, Request, Response, Result};
 
 use crate::admission::{flag_from_answer, flags_to_check};
 use crate::answers::{EdgeError, DECIDED_BY_HEADER, FLAG_TTL_HEADER};
 use crate::flag_cache::{flag_lookup, set_flag};
-use crate::http::{edge_error, json_response, read_body};
+use crate::http::{edge_error, json_response, read_body, CODE_HEADER, PRODUCT_HEADER};
 use crate::limit_bindings::{over_limit, within_limit};
 use crate::limits::{self, USER_LIMITER};
 use crate::origin_client::{send_to_origin, Caller};
@@ -43,10 +44,27 @@ pub(crate) async fn buy(
         },
         Err(bad_body) => return edge_error(&EdgeError::bad_request(bad_body.0)),
     };
+    let mut answer = buy_of(req, env, settings, ctx, caller, &buy).await?;
+    // What the edge decided about this sale is counted as the sale's (see `crate::refusals`).
+    if answer.headers().has(CODE_HEADER)? {
+        answer.headers_mut().set(PRODUCT_HEADER, &buy.product_id.to_string())?;
+    }
+    Ok(answer)
+}
+
+/// The buy once its body is read: the flags, the room, the user's limit, the origin.
+async fn buy_of(
+    req: &Request,
+    env: &Env,
+    settings: &Settings,
+    ctx: &Context,
+    caller: &Caller,
+    buy: &Buy,
+) -> Result<Response> {
     let cache = Cache::default();
     // One lookup after the other, not both at once: in a sell-out flood the first one answers
     // nearly every buy, and a parallel second lookup would double the cache work of exactly those.
-    for flag in flags_to_check(&buy) {
+    for flag in flags_to_check(buy) {
         if let Some(stored) = flag_lookup(&cache, &flag).await {
             return edge_error(&flag.rejection(&stored));
         }
@@ -69,7 +87,7 @@ pub(crate) async fn buy(
     let status = answer.status_code();
     let ttl = answer.headers().get(FLAG_TTL_HEADER)?;
     let body = answer.text().await?;
-    if let Some(to_set) = flag_from_answer(&buy, status, &body, ttl.as_deref(), settings.max_flag_ttl_secs) {
+    if let Some(to_set) = flag_from_answer(buy, status, &body, ttl.as_deref(), settings.max_flag_ttl_secs) {
         if to_set.flag.store_before_answering() {
             set_flag(&cache, to_set).await;
         } else {
@@ -132,8 +150,12 @@ async fn through_the_room(
         }
         None => None,
     };
-    let wait = |body: String, refresh_interval_secs: u32| {
-        let headers = [(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", refresh_interval_secs.to_string())];
+    let wait = |code: ErrorCode, body: String, refresh_interval_secs: u32| {
+        let headers = [
+            (DECIDED_BY_HEADER, "edge".to_owned()),
+            ("retry-after", refresh_interval_secs.to_string()),
+            (CODE_HEADER, code.as_str().to_owned()),
+        ];
         json_response(429, body, &headers).map(Err)
     };
     match ask_room(env, product_id, user_id, room, start_at, proof).await {
@@ -144,13 +166,11 @@ async fn through_the_room(
         }
         Ok(Entry::Queued { ticket, position, estimated_wait_secs, refresh_interval_secs, paused }) => {
             let position = room_position(position, room.shards);
-            wait(
-                queued_body(ticket, position, estimated_wait_secs, refresh_interval_secs, paused),
-                refresh_interval_secs,
-            )
+            let body = queued_body(ticket, position, estimated_wait_secs, refresh_interval_secs, paused);
+            wait(ErrorCode::Queued, body, refresh_interval_secs)
         }
         Ok(Entry::PreQueued { draw_at_ms, refresh_interval_secs }) => {
-            wait(pre_queue_body(draw_at_ms, refresh_interval_secs), refresh_interval_secs)
+            wait(ErrorCode::PreQueue, pre_queue_body(draw_at_ms, refresh_interval_secs), refresh_interval_secs)
         }
         Ok(Entry::ChallengeRefused { reused }) => {
             refuse(EdgeError::challenge_failed(if reused { Refusal::Reused } else { Refusal::Missing }))

@@ -41,9 +41,16 @@ pub(crate) fn shop_page() -> Result<Response> {
     ])))
 }
 
+/// Internal headers of an answer the edge decided: its code, and the sale the request was
+/// about. Set by the handlers, read and removed by the entry, which counts the answer
+/// ([`crate::refusals`]); never sent to the client.
+pub(crate) const CODE_HEADER: &str = "x-seckill-internal-code";
+pub(crate) const PRODUCT_HEADER: &str = "x-seckill-internal-product";
+
 /// An answer the edge decided on its own: `error`'s status and JSON body.
 pub(crate) fn edge_error(error: &EdgeError) -> Result<Response> {
-    json_response(error.status(), error.body(), &[(DECIDED_BY_HEADER, "edge".to_owned())])
+    let headers = [(DECIDED_BY_HEADER, "edge".to_owned()), (CODE_HEADER, error.code.as_str().to_owned())];
+    json_response(error.status(), error.body(), &headers)
 }
 
 /// A JSON answer with `status` and `body`, never stored by a cache, with `extra_headers`.

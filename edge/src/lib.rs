@@ -40,6 +40,7 @@ pub mod origins;
 pub mod page;
 pub mod products;
 pub mod query;
+pub mod refusals;
 pub mod routes;
 pub mod settings;
 pub mod waiting_room;

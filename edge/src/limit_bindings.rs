@@ -4,7 +4,7 @@
 use worker::{console_warn, Env, Response, Result};
 
 use crate::answers::DECIDED_BY_HEADER;
-use crate::http::json_response;
+use crate::http::{json_response, CODE_HEADER};
 use crate::limits;
 use crate::settings::Settings;
 
@@ -31,8 +31,11 @@ pub(crate) async fn within_limit(env: &Env, binding: &str, key: String) -> bool 
 /// `extra` headers.
 pub(crate) fn over_limit(per: &str, settings: &Settings, extra: &[(&str, String)]) -> Result<Response> {
     let error = limits::rate_limited(per, settings.retry_after_secs);
-    let mut headers =
-        vec![(DECIDED_BY_HEADER, "edge".to_owned()), ("retry-after", settings.retry_after_secs.to_string())];
+    let mut headers = vec![
+        (DECIDED_BY_HEADER, "edge".to_owned()),
+        ("retry-after", settings.retry_after_secs.to_string()),
+        (CODE_HEADER, error.code.as_str().to_owned()),
+    ];
     headers.extend_from_slice(extra);
     json_response(error.status(), error.body(), &headers)
 }

@@ -7,20 +7,24 @@
 //! ([`crate::routes`], [`crate::limits`], [`crate::identity`]...) do.
 
 use seckill_protocol::wire::{is_valid_request_id, token_from_headers, REQUEST_ID_HEADER};
-use worker::{event, Context, Date, Env, Method, Request, Response, Result};
+use std::cell::RefCell;
+
+use seckill_protocol::errors::ErrorCode;
+use worker::{console_warn, event, Context, Date, Env, Method, Request, Response, Result};
 
 use crate::answers::EdgeError;
 use crate::buy::buy;
 use crate::challenge_route::challenge;
 use crate::cross_site;
-use crate::http::{edge_error, read_body, shop_page};
+use crate::http::{edge_error, read_body, shop_page, CODE_HEADER, PRODUCT_HEADER};
 use crate::identity::signed_in;
 use crate::limit_bindings::{over_limit, within_limit};
 use crate::limits::{self, IP_LIMITER};
 use crate::order::{buyer_orders, order};
-use crate::origin_client::{forward, Caller};
+use crate::origin_client::{forward, send_to_origin, Caller};
 use crate::product_list::product_list;
 use crate::query::{self, Query};
+use crate::refusals::RefusalTally;
 use crate::routes::{route, Route};
 use crate::settings::Settings;
 
@@ -33,9 +37,32 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let request_id = sent.unwrap_or_else(fresh_request_id);
     let text = |name: &str| env.secret(name).or_else(|_| env.var(name)).map(|value| value.to_string()).ok();
     let settings = Settings::read(request_id, text)?;
-    let mut answer = handle(req, env, ctx, &settings).await?;
+    let mut answer = handle(req, env, &ctx, &settings).await?;
+    if let Some(code) = answer.headers().get(CODE_HEADER)? {
+        let product = answer.headers().get(PRODUCT_HEADER)?.and_then(|p| p.parse().ok());
+        answer.headers_mut().delete(CODE_HEADER)?;
+        answer.headers_mut().delete(PRODUCT_HEADER)?;
+        if let Some(code) = ErrorCode::parse(&code) {
+            TALLY.with(|tally| tally.borrow_mut().note(product, code.as_str()));
+        }
+    }
     answer.headers_mut().set(REQUEST_ID_HEADER, &settings.request_id)?;
+    if let Some(counts) = TALLY.with(|tally| tally.borrow_mut().take_due(Date::now().as_millis())) {
+        ctx.wait_until(async move {
+            let body = serde_json::to_string(&counts).unwrap_or_default();
+            match send_to_origin(&settings, Method::Post, "/api/edge/refusals", Some(body), None).await {
+                Ok(answer) if answer.status_code() == 204 => {}
+                Ok(answer) => console_warn!("the edge's refusal counts answered {}", answer.status_code()),
+                Err(failed) => console_warn!("the edge's refusal counts not sent: {}", failed.message),
+            }
+        });
+    }
     Ok(answer)
+}
+
+thread_local! {
+    /// This instance's counts of the answers it decided (a Workers isolate runs one thread).
+    static TALLY: RefCell<RefusalTally> = RefCell::new(RefusalTally::default());
 }
 
 /// 106 random bits as 28 hex digits (the runtime's `Math.random` is backed by a CSPRNG in Workers).
@@ -45,7 +72,7 @@ fn fresh_request_id() -> String {
     format!("{:014x}{:014x}", half(), half())
 }
 
-async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -> Result<Response> {
+async fn handle(mut req: Request, env: Env, ctx: &Context, settings: &Settings) -> Result<Response> {
     let path = req.path();
     let route = route(req.method().as_ref(), &path);
     // Reads (the product list, order polls) are never checked: no header read, no URL parsed.
@@ -110,7 +137,7 @@ async fn handle(mut req: Request, env: Env, ctx: Context, settings: &Settings) -
             Err(too_big) => edge_error(&too_big),
         },
         (Route::ProductList, _) => product_list(settings).await,
-        (Route::Buy, Some(caller)) => buy(&mut req, &env, settings, &ctx, &caller).await,
+        (Route::Buy, Some(caller)) => buy(&mut req, &env, settings, ctx, &caller).await,
         (Route::Order { order_no }, Some(caller)) => order(settings, order_no, &caller).await,
         (Route::Challenge, Some(caller)) => match query {
             Query::ProductId(product_id) => challenge(settings, product_id, &caller).await,

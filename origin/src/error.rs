@@ -24,14 +24,7 @@ pub struct ErrorBody {
     pub order_no: Option<String>,
 }
 
-/// The document's schema of `code`: every [`ErrorCode`], so a client can match them all.
-fn code_schema() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
-        .examples([serde_json::json!("SOLD_OUT")])
-        .build()
-}
+use seckill_protocol::errors::code_schema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

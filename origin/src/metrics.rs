@@ -72,6 +72,8 @@ pub struct Metrics {
     room_admitted_per_minute: Family<[(&'static str, String); 1], Gauge>,
     room_wait_seconds: Family<[(&'static str, String); 1], Gauge>,
     room_challenges_refused: Family<[(&'static str, String); 1], Gauge>,
+    /// Answers the edge decided itself, by sale (`none`: about no sale) and code.
+    edge_refusals: Family<[(&'static str, String); 2], Counter>,
 }
 
 impl Default for Metrics {
@@ -118,6 +120,7 @@ impl Default for Metrics {
             room_admitted_per_minute: Family::default(),
             room_wait_seconds: Family::default(),
             room_challenges_refused: Family::default(),
+            edge_refusals: Family::default(),
             rejections: Labelled::default(),
             registry: Registry::default(),
         };
@@ -179,6 +182,11 @@ impl Default for Metrics {
             "room_challenges_refused",
             "New users a sale's waiting room turned away without a solved challenge, or with a used one",
             metrics.room_challenges_refused.clone(),
+        );
+        registry.register(
+            "edge_refusals",
+            "Answers the edge decided itself (flags, the room, limits, bad requests), by sale and code",
+            metrics.edge_refusals.clone(),
         );
         Metrics { registry, ..metrics }
     }
@@ -265,6 +273,12 @@ impl Metrics {
         self.room_admitted_per_minute.get_or_create(&product).set(count(room.admitted_per_minute));
         self.room_wait_seconds.get_or_create(&product).set(count(room.estimated_wait_secs));
         self.room_challenges_refused.get_or_create(&product).set(count(room.challenges_refused));
+    }
+
+    /// Adds `count` answers of `code` the edge decided about `product_id`'s sale (or none).
+    pub fn edge_refused(&self, product_id: Option<u64>, code: &str, count: u64) {
+        let product = product_id.map_or_else(|| "none".to_owned(), |p| p.to_string());
+        self.edge_refusals.get_or_create(&[("product_id", product), ("code", code.to_owned())]).inc_by(count);
     }
 
     /// The Prometheus (OpenMetrics) text exposition of every metric.

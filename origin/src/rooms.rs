@@ -1,15 +1,19 @@
-//! What the edge's waiting rooms report (each Durable Object of a sale's room, a few seconds
-//! apart while it is busy: [`seckill_protocol::room::RoomReport`]), kept in memory for the
-//! console and Prometheus: per sale, summed over its shards, who waits for the draw, who is in
-//! line, how many are let in a minute, the wait of the last in line and the challenges refused.
+//! What the edge reports, kept in memory for the console and Prometheus:
+//! - its waiting rooms (each Durable Object of a sale's room, a few seconds apart while it is
+//!   busy: [`seckill_protocol::room::RoomReport`]): per sale, summed over its shards, who waits
+//!   for the draw, who is in line, how many are let in a minute, the wait of the last in line
+//!   and the challenges refused ([`RoomReports`]);
+//! - the answers it decided itself, by sale and code ([`EdgeRefusalCounts`]), added up from
+//!   every instance's reports since this process started.
 //!
 //! An object reports to the same origin each time (the edge picks it by the object's name), so
 //! one origin holds a sale's figures; a report older than [`STALE_AFTER`] no longer counts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use seckill_protocol::errors::EdgeRefusals;
 use seckill_protocol::room::RoomReport;
 use serde::Serialize;
 
@@ -90,20 +94,48 @@ impl RoomActivity {
     }
 }
 
+/// A figure summed over a sale's shards (saturating: reports are the edge's word, not checked).
+fn total(shards: &[&ShardState], figure: impl Fn(&RoomReport) -> u64) -> u64 {
+    shards.iter().fold(0u64, |sum, s| sum.saturating_add(figure(&s.report)))
+}
+
 fn activity_of(shards: &HashMap<(u64, u32), ShardState>, product_id: u64) -> Option<RoomActivity> {
     let of_sale: Vec<&ShardState> = shards.iter().filter(|((p, _), _)| *p == product_id).map(|(_, s)| s).collect();
     let newest = of_sale.iter().max_by_key(|s| s.at)?;
     Some(RoomActivity {
-        pre_queued: of_sale.iter().map(|s| s.report.pre_queued).sum(),
-        in_line: of_sale.iter().map(|s| s.report.in_line).sum(),
+        pre_queued: total(&of_sale, |r| r.pre_queued),
+        in_line: total(&of_sale, |r| r.in_line),
         admitted_per_minute: of_sale.iter().map(|s| s.per_minute).sum(),
-        admitted_total: of_sale.iter().map(|s| s.report.admitted_total).sum(),
+        admitted_total: total(&of_sale, |r| r.admitted_total),
         estimated_wait_secs: of_sale.iter().map(|s| s.report.estimated_wait_secs).max().unwrap_or(0),
-        challenges_refused: of_sale.iter().map(|s| s.report.challenges_refused).sum(),
+        challenges_refused: total(&of_sale, |r| r.challenges_refused),
         paused: newest.report.paused,
         shards_reporting: u32::try_from(of_sale.len()).unwrap_or(u32::MAX),
         shards: newest.report.shards,
     })
+}
+
+/// The answers the edge decided itself, by sale (`None`: a request about no sale) and code,
+/// added up since this process started.
+#[derive(Debug, Default)]
+pub struct EdgeRefusalCounts {
+    counts: Mutex<HashMap<Option<u64>, BTreeMap<String, u64>>>,
+}
+
+impl EdgeRefusalCounts {
+    /// Adds one instance's report.
+    pub fn add(&self, report: &EdgeRefusals) {
+        let mut counts = self.counts.lock().expect("edge refusal counts lock");
+        for c in &report.counts {
+            let total = counts.entry(c.product_id).or_default().entry(c.code.clone()).or_default();
+            *total = total.saturating_add(c.count);
+        }
+    }
+
+    /// `product_id`'s counts by code (empty when the edge decided nothing about it).
+    pub fn of(&self, product_id: u64) -> BTreeMap<String, u64> {
+        self.counts.lock().expect("edge refusal counts lock").get(&Some(product_id)).cloned().unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -137,5 +169,20 @@ mod tests {
         assert_eq!((later.estimated_wait_secs, later.challenges_refused, later.shards), (20, 6, 2));
         assert_eq!(reports.activity(8, t0), None, "another sale reported nothing");
         assert_eq!(reports.activity(7, t0 + STALE_AFTER + Duration::from_secs(6)), None, "stale reports count no more");
+    }
+
+    #[test]
+    fn edge_refusals_add_up_over_reports_by_sale_and_code() {
+        use seckill_protocol::errors::RefusalCount;
+        let counts = EdgeRefusalCounts::default();
+        let report = |product_id, code: &str, count| EdgeRefusals {
+            counts: vec![RefusalCount { product_id, code: code.into(), count }],
+        };
+        counts.add(&report(Some(7), "SOLD_OUT", 10));
+        counts.add(&report(Some(7), "SOLD_OUT", 5));
+        counts.add(&report(Some(7), "QUEUED", 2));
+        counts.add(&report(None, "NOT_FOUND", 1));
+        assert_eq!(counts.of(7), BTreeMap::from([("QUEUED".to_owned(), 2), ("SOLD_OUT".to_owned(), 15)]));
+        assert!(counts.of(8).is_empty());
     }
 }

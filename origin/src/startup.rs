@@ -159,6 +159,7 @@ impl Server {
             messaging: Arc::clone(&messaging),
             token_keys,
             room_reports: crate::rooms::RoomReports::default(),
+            edge_refusals: crate::rooms::EdgeRefusalCounts::default(),
         });
         let app = crate::http::app(state.clone());
         let stop = Arc::new(tokio::sync::Notify::new());

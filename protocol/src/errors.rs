@@ -126,6 +126,48 @@ error_codes! {
     OriginTimeout = "ORIGIN_TIMEOUT", 504, Buyers;
 }
 
+/// How many answers the edge decided itself, by sale and code, since its last such report
+/// (`POST /api/edge/refusals`, with the edge secret): the origin adds them up for the console
+/// and Prometheus. Each edge instance reports its own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EdgeRefusals {
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
+    pub counts: Vec<RefusalCount>,
+}
+
+/// Answers of one code, for one sale (`productId`) or for none (a route without one).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefusalCount {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub product_id: Option<u64>,
+    /// One of [`ErrorCode`]'s codes.
+    #[cfg_attr(feature = "openapi", schema(schema_with = code_schema))]
+    pub code: String,
+    /// At most [`MAX_REFUSAL_COUNT`]: more than any instance answers between two reports.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000_000))]
+    pub count: u64,
+}
+
+/// The largest count one report may carry for one sale and code.
+pub const MAX_REFUSAL_COUNT: u64 = 1_000_000_000;
+
+/// The document's schema of a `code`: every [`ErrorCode`], so a client can match them all.
+#[cfg(feature = "openapi")]
+pub fn code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+        .examples([serde_json::json!("SOLD_OUT")])
+        .build()
+}
+
+/// The most counts one report may carry.
+pub const MAX_REFUSAL_COUNTS: usize = 1000;
+
 /// Why input is refused: one field out of its bounds (400 `BAD_REQUEST`), or fields each
 /// within bounds that together break a rule (422 `INVALID_COMBINATION`). The message names the
 /// field or fields.

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import {
-  EDGE_SECRET, EDGE_URL, ORIGIN_URL, buyViaEdge, createProduct, decidedByEdge, flagTtlSecs, freshUserId,
+  EDGE_SECRET, EDGE_URL, ORIGIN_URL, adminRaw, buyViaEdge, createProduct, decidedByEdge, flagTtlSecs, freshUserId,
   getViaEdge, inParallel, originBuyRequests, payViaEdge, redisCli, rejectedOrders, SHOP_KEY_PREFIX, signToken,
   sleep, waitFor,
 } from "./stack.mjs";
@@ -185,6 +185,18 @@ test("after a SOLD_OUT answer, 1,000 more buys are all answered at the edge", as
   assert.equal(notAtEdge.length, 0, `not answered SOLD_OUT at the edge: ${notAtEdge.slice(0, 3).map((a) => `${a.status} ${a.text}`)}`);
   assert.equal(after - before, renewalsSeenByOrigin, "only the deliberate renewals may reach the origin");
   t.diagnostic(`flag TTL ${ttlSecs}s; renewed ${renewalsSeenByOrigin} time(s) during the 1,000 buys`);
+
+  // The edge reports what it decided (every 5 s at most, with a request): the console's
+  // overview and /metrics count the sale's SOLD_OUT answers.
+  const counted = await waitFor(async () => {
+    await getViaEdge("/api/products");
+    const sale = (await adminRaw("GET", "/admin/overview")).body?.sales?.find((s) => s.id === productId);
+    return (sale?.edgeRefusals?.SOLD_OUT ?? 0) >= 1000 ? sale.edgeRefusals : null;
+  }, { timeoutMs: 15_000, everyMs: 1_000 });
+  assert.ok(counted, "the overview counts the SOLD_OUT answers the edge gave");
+  const metrics = await (await fetch(`${ORIGIN_URL}/metrics`)).text();
+  const series = metrics.match(new RegExp(`seckill_edge_refusals_total\\{product_id="${productId}",code="SOLD_OUT"\\} (\\d+)`));
+  assert.ok(series && Number(series[1]) >= 1000, `no SOLD_OUT series of product ${productId} on /metrics`);
 });
 
 test("once the flag's TTL has passed, the edge asks the origin again", async () => {

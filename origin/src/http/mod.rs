@@ -55,6 +55,7 @@ pub fn routes(http: &HttpSettings) -> OpenApiRouter<AppState> {
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::pay))
         .routes(routes!(rooms::report))
+        .routes(routes!(rooms::refusals))
         .route_layer(middleware::from_fn_with_state(edge_secret, require_edge_secret));
     let admin = admin::routes().route_layer(middleware::from_fn_with_state(admin_authorization, require_admin_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

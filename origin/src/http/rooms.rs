@@ -1,11 +1,13 @@
-//! `POST /api/rooms/report` (behind the edge secret): a waiting room's Durable Object reports
-//! its counters ([`crate::rooms`]); the console and `/metrics` show them.
+//! What the edge reports (behind the edge secret; [`crate::rooms`]): `POST /api/rooms/report`,
+//! a waiting room's Durable Object's counters, and `POST /api/edge/refusals`, the answers an
+//! edge instance decided itself. The console and `/metrics` show them.
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use seckill_protocol::errors::{EdgeRefusals, MAX_REFUSAL_COUNT, MAX_REFUSAL_COUNTS};
 use seckill_protocol::room::RoomReport;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
 
@@ -28,5 +30,41 @@ pub async fn report(
     let product_id = report.product_id;
     let activity = state.room_reports().record(report, std::time::Instant::now());
     state.metrics().set_room(product_id, &activity.gauges());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/edge/refusals`: the answers one edge instance decided itself since its last
+/// report, by sale and code. 204.
+#[utoipa::path(
+    post, path = "/api/edge/refusals", tag = "edge", security(("edgeSecret" = [])),
+    request_body = EdgeRefusals,
+    responses(
+        (status = 204, description = "Added"),
+        (status = 400, description = "`BAD_REQUEST`: an unknown code, a count of 0, too many counts", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: not from the edge", body = ErrorBody),
+    )
+)]
+pub async fn refusals(
+    State(state): State<AppState>,
+    JsonBody(report): JsonBody<EdgeRefusals>,
+) -> Result<StatusCode, ApiError> {
+    if report.counts.len() > MAX_REFUSAL_COUNTS {
+        return Err(ApiError::BadRequest(format!("counts: at most {MAX_REFUSAL_COUNTS}")));
+    }
+    for c in &report.counts {
+        if ErrorCode::parse(&c.code).is_none() {
+            return Err(ApiError::BadRequest(format!("counts: {:?} is not an error code", c.code)));
+        }
+        if c.count == 0 || c.product_id == Some(0) {
+            return Err(ApiError::BadRequest("counts: count and productId must be at least 1".into()));
+        }
+        if c.count > MAX_REFUSAL_COUNT {
+            return Err(ApiError::BadRequest(format!("counts: count must be at most {MAX_REFUSAL_COUNT}")));
+        }
+    }
+    state.edge_refusals().add(&report);
+    for c in &report.counts {
+        state.metrics().edge_refused(c.product_id, &c.code, c.count);
+    }
     Ok(StatusCode::NO_CONTENT)
 }

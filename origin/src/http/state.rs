@@ -39,6 +39,8 @@ pub struct Inner {
     pub token_keys: KeySet,
     /// What the edge's waiting rooms last reported.
     pub room_reports: crate::rooms::RoomReports,
+    /// The answers the edge decided itself, as its instances reported them.
+    pub edge_refusals: crate::rooms::EdgeRefusalCounts,
 }
 
 impl AppState {
@@ -82,6 +84,9 @@ impl AppState {
     }
     pub fn room_reports(&self) -> &crate::rooms::RoomReports {
         &self.0.room_reports
+    }
+    pub fn edge_refusals(&self) -> &crate::rooms::EdgeRefusalCounts {
+        &self.0.edge_refusals
     }
     pub fn token_keys(&self) -> &KeySet {
         &self.0.token_keys

@@ -32,6 +32,8 @@ pub(super) struct SaleOverview {
     pub waiting_room: Option<RoomSettings>,
     /// The room as its shards last reported it; `null` when none did in the last minute.
     pub room_activity: Option<RoomActivity>,
+    /// The answers the edge decided itself about this sale, by code, since this origin started.
+    pub edge_refusals: std::collections::BTreeMap<String, u64>,
     /// As in [`StockView`].
     pub redis: Option<i64>,
     pub mysql: u32,
@@ -93,6 +95,7 @@ pub(super) async fn overview(State(state): State<AppState>) -> Result<Json<Overv
             per_user_limit: product.per_user_limit,
             waiting_room: rooms.get(&product.id).copied(),
             room_activity: state.room_reports().activity(product.id, std::time::Instant::now()),
+            edge_refusals: state.edge_refusals().of(product.id),
             redis: stock.redis,
             mysql: stock.mysql,
             in_flight: stock.in_flight,
