@@ -1,7 +1,7 @@
 //! The seckill edge: a Cloudflare Worker (Rust compiled to wasm) in front of the origin.
 //!
-//! It serves the shop page and the public API. Buys and pays are rate limited per client IP and
-//! per user ([`limits`], 429). Every `/api/*` route but the login and the
+//! It serves the shop page and the public API. Buys, pays, logins and order reads are rate
+//! limited per client IP and per user ([`limits`], 429). Every `/api/*` route but the login and the
 //! product list needs a signed identity ([`identity`]): without a valid token the edge answers
 //! 401 itself. On `POST /api/seckill` it turns away, without calling the origin, every buy it
 //! already knows will fail:
@@ -10,11 +10,15 @@
 //! * a malformed body (400 `BAD_REQUEST`, the origin's rules — one definition, in
 //!   `seckill-protocol` — and error shape),
 //! * a product the origin recently said is sold out (409 `SOLD_OUT`),
-//! * a signed-in user the origin recently said holds an order of this product (409 `ALREADY_BOUGHT`).
+//! * a signed-in user the origin recently said holds an order of this product (409
+//!   `ALREADY_BOUGHT`, naming that order).
 //!
-//! A sale with a waiting room ([`waiting_room`], a Durable Object per sale) lets buyers through
-//! at the pace it is set to and answers the rest 429 `QUEUED` with their place in line; an
-//! admitted user carries a signed pass and never queues again during the session.
+//! A sale with a waiting room ([`waiting_room`], Durable Objects sharded by user) lets buyers
+//! through at the pace it is set to and answers the rest 429 `QUEUED` with their place in line
+//! (before the start, 429 `PRE_QUEUE`: the order is drawn at the start); it may ask a solved
+//! proof-of-work challenge of each user who joins. An admitted user carries a signed pass and
+//! never queues again during the session. A buy of a sale the edge has no product list for is
+//! 503: no buy goes around a room the edge cannot see.
 //!
 //! Everything else is forwarded to the origin with the shared-secret header, and the origin's
 //! answer may set one of those flags for as long as the origin says (`x-seckill-flag-ttl`).
@@ -23,13 +27,14 @@
 //!
 //! Login, buy and pay refuse what another site's page can make a browser send ([`cross_site`]).
 //!
-//! The decisions live in plain Rust ([`admission`], [`cross_site`], [`identity`], [`routes`], [`limits`],
-//! [`origins`], [`products`], [`settings`], [`waiting_room`]) so that `cargo test -p seckill-edge`
+//! The decisions live in plain Rust ([`admission`], [`cross_site`], [`identity`], [`routes`],
+//! [`query`], [`limits`], [`origins`], [`products`], [`refusals`], [`settings`], [`waiting_room`];
+//! the challenge's check is `seckill_protocol::challenge`) so that `cargo test -p seckill-edge`
 //! checks them natively. The Workers glue exists only when compiling to wasm, one job a module:
-//! `worker_entry` (the fetch event and the dispatch of routes), `buy` and `order` (their
-//! routes), `product_list` and `flag_cache` (the Cache API), `origin_client` (calls to the
-//! origins), `limit_bindings` (the rate limiters), `http` (bodies and answers) and
-//! `room_object` (the waiting room's Durable Object).
+//! `worker_entry` (the fetch event and the dispatch of routes), `buy`, `order` and
+//! `challenge_route` (their routes), `product_list` and `flag_cache` (the Cache API),
+//! `origin_client` (calls to the origins), `limit_bindings` (the rate limiters), `http` (bodies
+//! and answers) and `room_object` (the waiting room's Durable Objects and their reports).
 
 pub mod admission;
 pub mod answers;

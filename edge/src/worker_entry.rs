@@ -1,7 +1,9 @@
 //! The Worker's entry (wasm only): the `#[event(fetch)]` handler. It reads the settings and
-//! the request id, applies what every route shares (the per-IP limit, the identity check, the
-//! per-user limit) and dispatches each route to its handler: [`crate::buy`], [`crate::order`],
-//! [`crate::product_list`], or a plain forward ([`crate::origin_client`]).
+//! the request id, applies what every route shares (the cross-site check, the query, the per-IP
+//! limit, the identity check, the per-user limit) and dispatches each route to its handler:
+//! [`crate::buy`], [`crate::order`], [`crate::challenge_route`], [`crate::product_list`], or a
+//! plain forward ([`crate::origin_client`]). It counts the answers the edge decided and sends
+//! the counts to the origin now and then ([`crate::refusals`]).
 //!
 //! Like the other Workers glue, it does the I/O and makes no decision: the plain-Rust modules
 //! ([`crate::routes`], [`crate::limits`], [`crate::identity`]...) do.
