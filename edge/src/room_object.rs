@@ -23,8 +23,8 @@ use worker::{
 use crate::origin_client::send_to_origin;
 use crate::settings::Settings;
 use crate::waiting_room::{
-    enter, report, shard_of, Asking, ChallengeProof, Entry, Place, Reporting, RoomMeta, RoomStore, IDLE_GRACE_MS,
-    IDLE_REFRESHES, REPORT_EVERY_MS,
+    enter, forget_quiet, report, shard_of, Asking, ChallengeProof, Entry, Place, Reporting, RoomMeta, RoomStore,
+    REPORT_EVERY_MS,
 };
 use seckill_protocol::room::RoomSettings;
 
@@ -176,12 +176,8 @@ impl DurableObject for WaitingRoom {
         let mut store = SqlRoom { sql: self.state.storage().sql() };
         let mut meta = store.meta()?;
         let now_ms = Date::now().as_millis();
-        if let Some(Reporting { room, .. }) = &meta.reporting {
-            let refresh_ms = u64::from(room.refresh_interval_secs()) * 1000;
-            let (gone, gone_pre) =
-                store.forget_idle(now_ms.saturating_sub(IDLE_REFRESHES * refresh_ms + IDLE_GRACE_MS))?;
-            meta.waiting = meta.waiting.saturating_sub(gone);
-            meta.pre_queued = meta.pre_queued.saturating_sub(gone_pre);
+        if let Some(Reporting { room, .. }) = meta.reporting.clone() {
+            forget_quiet(&mut store, &mut meta, &room, now_ms)?;
         }
         if let Some(report) = report(&meta, now_ms) {
             let request_id = format!("room-report-{}-{}", report.product_id, report.shard);

@@ -190,6 +190,21 @@ pub struct Asking<'a> {
     pub proof: Option<&'a ChallengeProof>,
 }
 
+/// Drops everyone waiting who has not asked for [`IDLE_REFRESHES`] refresh intervals of `room`
+/// (plus [`IDLE_GRACE_MS`]) by `now_ms`, and takes them off `meta`'s counts.
+pub fn forget_quiet<S: RoomStore>(
+    store: &mut S,
+    meta: &mut RoomMeta,
+    room: &RoomSettings,
+    now_ms: u64,
+) -> Result<(), S::Error> {
+    let refresh_ms = u64::from(room.refresh_interval_secs()) * 1000;
+    let (gone, gone_pre) = store.forget_idle(now_ms.saturating_sub(IDLE_REFRESHES * refresh_ms + IDLE_GRACE_MS))?;
+    meta.waiting = meta.waiting.saturating_sub(gone);
+    meta.pre_queued = meta.pre_queued.saturating_sub(gone_pre);
+    Ok(())
+}
+
 /// `asking.user` asks to enter `room` (this shard's share) of a sale starting at `start_ms` (if
 /// it has a start). A room with a challenge lets a user who is not waiting yet join (the line or
 /// the pre-queue) only with a solved challenge never used before. `fresh_seed` makes the draw's
@@ -209,10 +224,7 @@ pub fn enter<S: RoomStore>(
         }
     }
     let mut meta = store.meta()?;
-    let refresh_ms = u64::from(room.refresh_interval_secs()) * 1000;
-    let (gone, gone_pre) = store.forget_idle(now_ms.saturating_sub(IDLE_REFRESHES * refresh_ms + IDLE_GRACE_MS))?;
-    meta.waiting = meta.waiting.saturating_sub(gone);
-    meta.pre_queued = meta.pre_queued.saturating_sub(gone_pre);
+    forget_quiet(store, &mut meta, room, now_ms)?;
     let place = store.place_of(user)?;
     if place.is_none() && room.challenge.is_some() {
         let refused = match proof {

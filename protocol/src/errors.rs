@@ -165,6 +165,27 @@ pub fn code_schema() -> utoipa::openapi::Object {
         .build()
 }
 
+impl EdgeRefusals {
+    /// Checks every count; the error names what is wrong.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.counts.len() > MAX_REFUSAL_COUNTS {
+            return Err(Invalid::Field(format!("counts: at most {MAX_REFUSAL_COUNTS}")));
+        }
+        for c in &self.counts {
+            if ErrorCode::parse(&c.code).is_none() {
+                return Err(Invalid::Field(format!("counts: {:?} is not an error code", c.code)));
+            }
+            if c.count == 0 || c.product_id == Some(0) {
+                return Err(Invalid::Field("counts: count and productId must be at least 1".into()));
+            }
+            if c.count > MAX_REFUSAL_COUNT {
+                return Err(Invalid::Field(format!("counts: count must be at most {MAX_REFUSAL_COUNT}")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The most counts one report may carry.
 pub const MAX_REFUSAL_COUNTS: usize = 1000;
 

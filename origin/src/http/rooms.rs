@@ -4,10 +4,10 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use seckill_protocol::errors::{EdgeRefusals, MAX_REFUSAL_COUNT, MAX_REFUSAL_COUNTS};
+use seckill_protocol::errors::EdgeRefusals;
 use seckill_protocol::room::RoomReport;
 
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody};
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
 
@@ -48,20 +48,7 @@ pub async fn refusals(
     State(state): State<AppState>,
     JsonBody(report): JsonBody<EdgeRefusals>,
 ) -> Result<StatusCode, ApiError> {
-    if report.counts.len() > MAX_REFUSAL_COUNTS {
-        return Err(ApiError::BadRequest(format!("counts: at most {MAX_REFUSAL_COUNTS}")));
-    }
-    for c in &report.counts {
-        if ErrorCode::parse(&c.code).is_none() {
-            return Err(ApiError::BadRequest(format!("counts: {:?} is not an error code", c.code)));
-        }
-        if c.count == 0 || c.product_id == Some(0) {
-            return Err(ApiError::BadRequest("counts: count and productId must be at least 1".into()));
-        }
-        if c.count > MAX_REFUSAL_COUNT {
-            return Err(ApiError::BadRequest(format!("counts: count must be at most {MAX_REFUSAL_COUNT}")));
-        }
-    }
+    report.validate()?;
     state.edge_refusals().add(&report);
     for c in &report.counts {
         state.metrics().edge_refused(c.product_id, &c.code, c.count);
