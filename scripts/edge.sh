@@ -141,8 +141,9 @@ cmd_start() {
   # Not the `wrangler dev` CLI: it cannot run without its DevTools inspector, which makes every
   # fetch to the origin cost four relayed DevTools events (see edge/dev-server.mjs).
   # EDGE_DEVTOOLS=1 in the environment keeps the inspector, for a debugging session.
+  # WRANGLER_LOG=warn: the proxy instance logs no line per request (each one an HTTP post to node).
   start_bg "$EDGE_NAME" env CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false \
-    WRANGLER_SEND_ERROR_REPORTS=false WRANGLER_HIDE_BANNER=true \
+    WRANGLER_SEND_ERROR_REPORTS=false WRANGLER_HIDE_BANNER=true WRANGLER_LOG=warn \
     node edge/dev-server.mjs --config "$EDGE_RUN/wrangler.toml" --ip "$SECKILL_HOST" --port "$EDGE_PORT" \
       --log-level=warn --persist-to "$EDGE_STATE" \
       --var "ORIGIN_URL:$ORIGIN_URL" --var "ORIGIN_URLS:${ORIGIN_URLS:-}" --var "EDGE_SECRET:$EDGE_SECRET" \

@@ -40,16 +40,17 @@ pub enum Flag {
 }
 
 impl Flag {
-    /// The synthetic URL the flag is stored under in the Workers Cache API. The host is never
-    /// resolved: the Cache API just needs an absolute http(s) URL as a key.
-    pub fn cache_key(&self) -> String {
+    /// Where the flag is shared between the isolates of a data centre: the synthetic URL it is
+    /// stored under in the Workers Cache API (the host is never resolved: the Cache API just
+    /// needs an absolute http(s) URL as a key). Only the sold-out flag is: it is written once
+    /// per TTL and answers every buyer. A bought flag concerns one buyer and would cost a cache
+    /// write on every accepted buy; it stays in the isolate's memory
+    /// ([`crate::flag_memory`]), and a repeat that lands on another isolate costs the origin
+    /// one Redis call, which refuses it.
+    pub fn shared_cache_key(&self) -> Option<String> {
         match self {
-            Flag::SoldOut { product_id } => {
-                format!("https://seckill-flags.internal/sold-out/{product_id}")
-            }
-            Flag::Bought { user_id, product_id } => {
-                format!("https://seckill-flags.internal/bought/{product_id}/{user_id}")
-            }
+            Flag::SoldOut { product_id } => Some(format!("https://seckill-flags.internal/sold-out/{product_id}")),
+            Flag::Bought { .. } => None,
         }
     }
 
@@ -62,20 +63,6 @@ impl Flag {
                 let order_no = Some(stored.trim()).filter(|no| is_order_no(no)).map(str::to_owned);
                 EdgeError::already_bought(user_id, product_id, order_no)
             }
-        }
-    }
-
-    /// Whether the answer that sets this flag waits until the flag is stored.
-    ///
-    /// The sold-out flag, yes: it is written once per TTL, and the flood right behind that
-    /// answer must already be turned away at the edge. The bought flag, no: it is written on
-    /// every accepted buy, so waiting for it would put a cache write into every sale's answer,
-    /// while a write that lands a few milliseconds late only lets one repeat of that same user
-    /// through to the origin, which refuses it (and thereby sets the flag again).
-    pub fn store_before_answering(&self) -> bool {
-        match self {
-            Flag::SoldOut { .. } => true,
-            Flag::Bought { .. } => false,
         }
     }
 }
@@ -181,26 +168,17 @@ mod tests {
     }
 
     #[test]
-    fn only_the_sold_out_flag_holds_the_answer_until_stored() {
-        assert!(Flag::SoldOut { product_id: 1 }.store_before_answering());
-        assert!(!Flag::Bought { user_id: 1, product_id: 1 }.store_before_answering());
-    }
-
-    #[test]
-    fn cache_keys_are_distinct_absolute_urls() {
-        let keys = [
-            Flag::SoldOut { product_id: 12 }.cache_key(),
-            Flag::SoldOut { product_id: 1 }.cache_key(),
-            Flag::Bought { user_id: 2, product_id: 1 }.cache_key(),
-            Flag::Bought { user_id: 1, product_id: 2 }.cache_key(),
-            Flag::Bought { user_id: 12, product_id: 1 }.cache_key(),
-        ];
+    fn only_the_sold_out_flag_is_shared_and_its_keys_are_distinct_absolute_urls() {
+        let keys: Vec<String> =
+            [12, 1, 2].iter().filter_map(|&product_id| Flag::SoldOut { product_id }.shared_cache_key()).collect();
+        assert_eq!(keys.len(), 3);
         for (i, a) in keys.iter().enumerate() {
             assert!(a.starts_with("https://"), "{a}");
             for b in &keys[i + 1..] {
                 assert_ne!(a, b);
             }
         }
+        assert_eq!(Flag::Bought { user_id: 1, product_id: 2 }.shared_cache_key(), None);
     }
 
     const BUY: Buy = Buy { user_id: 5, product_id: 8, quantity: 1 };

@@ -7,7 +7,7 @@ use seckill_protocol::buy::{Buy, BuyBody, MAX_BUY_BODY_BYTES};
 use seckill_protocol::challenge::{check, Refusal, SOLUTION_HEADER};
 use seckill_protocol::errors::ErrorCode;
 use seckill_protocol::room::{pass_cookie, PASS_HEADER};
-use worker::{console_warn, Cache, Context, Date, Env, Method, Request, Response, Result};
+use worker::{console_warn, Context, Date, Env, Method, Request, Response, Result};
 
 use crate::admission::{flag_from_answer, flags_to_check};
 use crate::answers::{EdgeError, DECIDED_BY_HEADER, FLAG_TTL_HEADER};
@@ -19,7 +19,7 @@ use crate::origin_client::{send_to_origin, Caller};
 use crate::product_list::sale_in_list;
 use crate::products::Sale;
 use crate::room_object::ask_room;
-use crate::settings::Settings;
+use crate::settings::RequestSettings;
 use crate::waiting_room::{
     holds_pass, issue_pass, pre_queue_body, queued_body, room_opens_at, room_position, ChallengeProof, Entry,
 };
@@ -29,7 +29,7 @@ use crate::waiting_room::{
 pub(crate) async fn buy(
     req: &mut Request,
     env: &Env,
-    settings: &Settings,
+    settings: &RequestSettings,
     ctx: &Context,
     caller: &Caller,
 ) -> Result<Response> {
@@ -56,22 +56,20 @@ pub(crate) async fn buy(
 async fn buy_of(
     req: &Request,
     env: &Env,
-    settings: &Settings,
+    settings: &RequestSettings,
     ctx: &Context,
     caller: &Caller,
     buy: &Buy,
 ) -> Result<Response> {
-    let cache = Cache::default();
-    // One lookup after the other, not both at once: in a sell-out flood the first one answers
-    // nearly every buy, and a parallel second lookup would double the cache work of exactly those.
+    // Both are answered from the isolate's memory nearly always (`crate::flag_memory`).
     for flag in flags_to_check(buy) {
-        if let Some(stored) = flag_lookup(&cache, &flag).await {
+        if let Some(stored) = flag_lookup(&flag).await {
             return edge_error(&flag.rejection(&stored));
         }
     }
 
     // Headers every answer from here on carries: a pass the room just handed out.
-    let pass_headers = match through_the_room(req, env, settings, buy.product_id, caller.user_id).await? {
+    let pass_headers = match through_the_room(req, env, settings, ctx, buy.product_id, caller.user_id).await? {
         Ok(pass_headers) => pass_headers,
         Err(turned_away) => return Ok(turned_away),
     };
@@ -88,11 +86,8 @@ async fn buy_of(
     let ttl = answer.headers().get(FLAG_TTL_HEADER)?;
     let body = answer.text().await?;
     if let Some(to_set) = flag_from_answer(buy, status, &body, ttl.as_deref(), settings.max_flag_ttl_secs) {
-        if to_set.flag.store_before_answering() {
-            set_flag(&cache, to_set).await;
-        } else {
-            // Stored just after the answer (see `Flag::store_before_answering`).
-            ctx.wait_until(async move { set_flag(&Cache::default(), to_set).await });
+        if let Some(share) = set_flag(&to_set) {
+            ctx.wait_until(share);
         }
     }
     let mut extra = vec![(DECIDED_BY_HEADER, "origin".to_owned())];
@@ -110,12 +105,13 @@ async fn buy_of(
 async fn through_the_room(
     req: &Request,
     env: &Env,
-    settings: &Settings,
+    settings: &RequestSettings,
+    ctx: &Context,
     product_id: u64,
     user_id: u64,
 ) -> Result<std::result::Result<Vec<(&'static str, String)>, Response>> {
     let refuse = |error: EdgeError| edge_error(&error).map(Err);
-    let sale = match sale_in_list(settings, product_id).await? {
+    let sale = match sale_in_list(settings, ctx, product_id).await? {
         Ok(sale) => sale,
         Err(unknown) => return refuse(unknown),
     };

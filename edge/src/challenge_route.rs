@@ -4,17 +4,22 @@
 //! and sends `<challenge>:<nonce>` in `x-seckill-challenge` with the buy that joins the line.
 
 use seckill_protocol::challenge::{issue, LIFETIME_SECS};
-use worker::{Date, Response, Result};
+use worker::{Context, Date, Response, Result};
 
 use crate::answers::{EdgeError, DECIDED_BY_HEADER};
 use crate::http::{edge_error, json_response};
 use crate::origin_client::Caller;
 use crate::product_list::sale_in_list;
 use crate::products::Sale;
-use crate::settings::Settings;
+use crate::settings::RequestSettings;
 
-pub(crate) async fn challenge(settings: &Settings, product_id: u64, caller: &Caller) -> Result<Response> {
-    let difficulty = match sale_in_list(settings, product_id).await? {
+pub(crate) async fn challenge(
+    settings: &RequestSettings,
+    ctx: &Context,
+    product_id: u64,
+    caller: &Caller,
+) -> Result<Response> {
+    let difficulty = match sale_in_list(settings, ctx, product_id).await? {
         Ok(Some(Sale { waiting_room: Some(room), .. })) => room.challenge.map(|c| c.difficulty),
         Ok(_) => None,
         Err(unknown) => return edge_error(&unknown),

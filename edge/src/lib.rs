@@ -39,6 +39,7 @@
 pub mod admission;
 pub mod answers;
 pub mod cross_site;
+pub mod flag_memory;
 pub mod identity;
 pub mod limits;
 pub mod origins;
@@ -54,6 +55,8 @@ pub mod waiting_room;
 mod buy;
 #[cfg(target_arch = "wasm32")]
 mod challenge_route;
+#[cfg(target_arch = "wasm32")]
+mod env_settings;
 #[cfg(target_arch = "wasm32")]
 mod flag_cache;
 #[cfg(target_arch = "wasm32")]

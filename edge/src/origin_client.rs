@@ -13,7 +13,7 @@ use worker::{console_warn, AbortController, Delay, Fetch, Headers, Method, Reque
 use crate::answers::{EdgeError, DECIDED_BY_HEADER, EDGE_SECRET_HEADER};
 use crate::http::{edge_error, json_response};
 use crate::origins;
-use crate::settings::Settings;
+use crate::settings::RequestSettings;
 
 /// The signed-in user of a request, and the token that proves it (forwarded: the origin
 /// checks it again).
@@ -25,7 +25,7 @@ pub(crate) struct Caller {
 /// Forwards a request unchanged in meaning and relays the origin's status, body and any
 /// `Set-Cookie` (the local login's).
 pub(crate) async fn forward(
-    settings: &Settings,
+    settings: &RequestSettings,
     method: Method,
     path: &str,
     body: Option<String>,
@@ -50,7 +50,7 @@ pub(crate) async fn forward(
 /// on one origin (504: the outcome is unknown, so it is not retried elsewhere) and answers 503
 /// when no origin can be reached.
 pub(crate) async fn send_to_origin(
-    settings: &Settings,
+    settings: &RequestSettings,
     method: Method,
     path: &str,
     body: Option<String>,
@@ -77,7 +77,7 @@ enum Unanswered {
 }
 
 async fn send_once(
-    settings: &Settings,
+    settings: &RequestSettings,
     url: &str,
     method: Method,
     body: Option<String>,
@@ -106,7 +106,7 @@ async fn send_once(
 }
 
 fn origin_request(
-    settings: &Settings,
+    settings: &RequestSettings,
     url: &str,
     method: Method,
     body: Option<String>,

@@ -20,8 +20,9 @@ use worker::{
     Response, Result, SqlStorage, SqlStorageValue, State,
 };
 
+use crate::env_settings::isolate_settings;
 use crate::origin_client::send_to_origin;
-use crate::settings::Settings;
+use crate::settings::RequestSettings;
 use crate::waiting_room::{
     enter, forget_quiet, report, shard_of, Asking, ChallengeProof, Entry, Place, Reporting, RoomMeta, RoomStore,
     REPORT_EVERY_MS,
@@ -181,9 +182,9 @@ impl DurableObject for WaitingRoom {
         }
         if let Some(report) = report(&meta, now_ms) {
             let request_id = format!("room-report-{}-{}", report.product_id, report.shard);
-            let text = |name: &str| self.env.secret(name).or_else(|_| self.env.var(name)).map(|v| v.to_string()).ok();
-            match Settings::read(request_id, text) {
+            match isolate_settings(&self.env) {
                 Ok(settings) => {
+                    let settings = RequestSettings { settings, request_id };
                     let body = serde_json::to_string(&report)?;
                     match send_to_origin(&settings, Method::Post, "/api/rooms/report", Some(body), None).await {
                         Ok(answer) if answer.status_code() == 204 => {}

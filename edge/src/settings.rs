@@ -1,8 +1,12 @@
 //! The Worker's settings: its `[vars]` and secrets (wrangler.toml, overridden by
-//! `wrangler dev --var`), read for each request, with that request's id, and checked.
+//! `wrangler dev --var`), read and checked once per isolate (the environment of an isolate
+//! never changes: new settings mean new isolates), and one request's id beside them.
 //!
 //! The Workers glue hands in how to look a name up; reading the values, their defaults and
 //! their bounds is plain Rust, tested here.
+
+use std::ops::Deref;
+use std::rc::Rc;
 
 use seckill_protocol::token::KeySet;
 
@@ -12,11 +16,8 @@ use crate::origins::parse_origin_urls;
 use crate::products::DEFAULT_PRODUCTS_CACHE_SECS;
 
 /// The worker's settings (`[vars]` in wrangler.toml, overridden by `wrangler dev --var`), read
-/// for each request, with that request's id.
+/// once per isolate: the token keys are parsed and keyed once, not per request.
 pub struct Settings {
-    /// This request's `x-request-id`: the client's if valid, else a fresh one. Sent to the
-    /// origin and returned on the answer.
-    pub request_id: String,
     /// `ORIGIN_URLS` (comma-separated), else `ORIGIN_URL`, e.g. `http://127.0.0.1:8080`: the
     /// origins, each user sticky to one of them ([`crate::origins`]).
     pub origin_urls: Vec<String>,
@@ -48,10 +49,10 @@ pub const MIN_EDGE_SECRET_BYTES: usize = 32;
 const DEFAULT_ORIGIN_TIMEOUT_MS: u32 = 10_000;
 
 impl Settings {
-    /// The settings of the request `request_id`, `text(name)` being the value of the secret or
-    /// var `name`, if set. A number that does not parse takes its default. The error names the
-    /// setting that is missing or wrong (the origins, the token keys).
-    pub fn read(request_id: String, text: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    /// The settings, `text(name)` being the value of the secret or var `name`, if set. A number
+    /// that does not parse takes its default. The error names the setting that is missing or
+    /// wrong (the origins, the token keys).
+    pub fn read(text: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let number = |name: &str, default: u32| text(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
         let development = match text("ENVIRONMENT").as_deref().map(str::trim) {
             Some("development") => true,
@@ -70,7 +71,6 @@ impl Settings {
             }
         }
         Ok(Self {
-            request_id,
             origin_urls,
             edge_secret,
             max_flag_ttl_secs: number("MAX_FLAG_TTL_SECS", DEFAULT_MAX_FLAG_TTL_SECS),
@@ -89,7 +89,6 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the edge secret (the token keys' own Debug hides theirs).
         f.debug_struct("Settings")
-            .field("request_id", &self.request_id)
             .field("origin_urls", &self.origin_urls)
             .field("max_flag_ttl_secs", &self.max_flag_ttl_secs)
             .field("products_cache_secs", &self.products_cache_secs)
@@ -102,6 +101,24 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// The isolate's settings and one request's id: what a handler that calls the origin is given.
+/// It derefs to the [`Settings`].
+#[derive(Debug)]
+pub struct RequestSettings {
+    pub settings: Rc<Settings>,
+    /// This request's `x-request-id`: the client's if valid, else a fresh one. Sent to the
+    /// origin and returned on the answer.
+    pub request_id: String,
+}
+
+impl Deref for RequestSettings {
+    type Target = Settings;
+
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -110,12 +127,11 @@ mod tests {
 
     use super::*;
 
-    /// The settings from `vars`, as the worker would read them.
     /// The settings from `vars` (in development unless they say otherwise), as the worker would read them.
     fn read(vars: &[(&str, &str)]) -> Result<Settings, String> {
         let mut all: HashMap<String, String> = HashMap::from([("ENVIRONMENT".to_owned(), "development".to_owned())]);
         all.extend(vars.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())));
-        Settings::read("req-1".into(), |name| all.get(name).cloned())
+        Settings::read(|name| all.get(name).cloned())
     }
 
     #[test]
@@ -146,7 +162,7 @@ mod tests {
             if let Some(env) = env {
                 all.insert("ENVIRONMENT", env);
             }
-            Settings::read("r".into(), |name| all.get(name).map(|v| (*v).to_owned()))
+            Settings::read(|name| all.get(name).map(|v| (*v).to_owned()))
         };
         assert!(vars(None).unwrap_err().starts_with("ENVIRONMENT is not set"));
         assert!(vars(Some("local")).unwrap_err().starts_with("ENVIRONMENT: \"local\""));
@@ -155,7 +171,6 @@ mod tests {
     #[test]
     fn unset_values_take_their_defaults() {
         let s = read(&[("ORIGIN_URL", "http://127.0.0.1:8080/"), ("TOKEN_KEYS", DEV_KEYS)]).unwrap();
-        assert_eq!(s.request_id, "req-1");
         assert_eq!(s.origin_urls, ["http://127.0.0.1:8080"]);
         assert_eq!(s.edge_secret, "", "no secret sent");
         assert_eq!(s.max_flag_ttl_secs, DEFAULT_MAX_FLAG_TTL_SECS);

@@ -1,15 +1,15 @@
-//! The Worker's entry (wasm only): the `#[event(fetch)]` handler. It reads the settings and
-//! the request id, applies what every route shares (the cross-site check, the query, the per-IP
-//! limit, the identity check, the per-user limit) and dispatches each route to its handler:
-//! [`crate::buy`], [`crate::order`], [`crate::challenge_route`], [`crate::product_list`], or a
-//! plain forward ([`crate::origin_client`]). It counts the answers the edge decided and sends
+//! The Worker's entry (wasm only): the `#[event(fetch)]` handler. It takes the isolate's
+//! settings ([`crate::env_settings`]) and the request id, applies what every route shares (the
+//! cross-site check, the query, the per-IP limit, the identity check, the per-user limit) and
+//! dispatches each route to its handler: [`crate::buy`], [`crate::order`],
+//! [`crate::challenge_route`], [`crate::product_list`], or a plain forward ([`crate::origin_client`]). It counts the answers the edge decided and sends
 //! the counts to the origin now and then ([`crate::refusals`]).
 //!
 //! Like the other Workers glue, it does the I/O and makes no decision: the plain-Rust modules
 //! ([`crate::routes`], [`crate::limits`], [`crate::identity`]...) do.
 
 use seckill_protocol::wire::{is_valid_request_id, token_from_headers, REQUEST_ID_HEADER};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use seckill_protocol::errors::ErrorCode;
 use worker::{console_warn, event, Context, Date, Env, Method, Request, Response, Result};
@@ -18,6 +18,7 @@ use crate::answers::EdgeError;
 use crate::buy::buy;
 use crate::challenge_route::challenge;
 use crate::cross_site;
+use crate::env_settings::isolate_settings;
 use crate::http::{edge_error, read_body, shop_page, CODE_HEADER, PRODUCT_HEADER};
 use crate::identity::signed_in;
 use crate::limit_bindings::{over_limit, within_limit};
@@ -28,7 +29,7 @@ use crate::product_list::product_list;
 use crate::query::{self, Query};
 use crate::refusals::RefusalTally;
 use crate::routes::{route, Route};
-use crate::settings::Settings;
+use crate::settings::RequestSettings;
 
 /// Largest body the edge relays on any other POST (login, pay): they carry a few fields.
 const MAX_SMALL_BODY_BYTES: usize = 4 * 1024;
@@ -37,8 +38,10 @@ const MAX_SMALL_BODY_BYTES: usize = 4 * 1024;
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let sent = req.headers().get(REQUEST_ID_HEADER)?.filter(|id| is_valid_request_id(id));
     let request_id = sent.unwrap_or_else(fresh_request_id);
-    let text = |name: &str| env.secret(name).or_else(|_| env.var(name)).map(|value| value.to_string()).ok();
-    let settings = Settings::read(request_id, text)?;
+    let settings = RequestSettings { settings: isolate_settings(&env)?, request_id };
+    if !CACHE_CHECKED.replace(true) {
+        warn_if_the_cache_is_off(&req);
+    }
     let mut answer = handle(req, env, &ctx, &settings).await?;
     if let Some(code) = answer.headers().get(CODE_HEADER)? {
         let product = answer.headers().get(PRODUCT_HEADER)?.and_then(|p| p.parse().ok());
@@ -65,6 +68,22 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 thread_local! {
     /// This instance's counts of the answers it decided (a Workers isolate runs one thread).
     static TALLY: RefCell<RefusalTally> = RefCell::new(RefusalTally::default());
+    /// Whether this isolate has looked at where it runs ([`warn_if_the_cache_is_off`]).
+    static CACHE_CHECKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Says once per isolate, at its first request, when the edge is served from a workers.dev
+/// subdomain: there the Cache API stores nothing, so the isolates do not share the sold-out
+/// flag or the product list (each keeps its own in memory, and asks the origin for them).
+/// wrangler.toml says how to route a custom domain.
+fn warn_if_the_cache_is_off(req: &Request) {
+    let host = req.url().ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default();
+    if host.ends_with(".workers.dev") {
+        console_warn!(
+            "served from {host}: the Cache API has no effect on workers.dev, so isolates share no flags or product \
+             list; route a custom domain to the edge (wrangler.toml, routes)"
+        );
+    }
 }
 
 /// 106 random bits as 28 hex digits (the runtime's `Math.random` is backed by a CSPRNG in Workers).
@@ -74,7 +93,7 @@ fn fresh_request_id() -> String {
     format!("{:014x}{:014x}", half(), half())
 }
 
-async fn handle(mut req: Request, env: Env, ctx: &Context, settings: &Settings) -> Result<Response> {
+async fn handle(mut req: Request, env: Env, ctx: &Context, settings: &RequestSettings) -> Result<Response> {
     let path = req.path();
     let route = route(req.method().as_ref(), &path);
     // Reads (the product list, order polls) are never checked: no header read, no URL parsed.
@@ -138,11 +157,11 @@ async fn handle(mut req: Request, env: Env, ctx: &Context, settings: &Settings) 
             Ok(body) => forward(settings, Method::Post, "/api/login", Some(body), None).await,
             Err(too_big) => edge_error(&too_big),
         },
-        (Route::ProductList, _) => product_list(settings).await,
+        (Route::ProductList, _) => product_list(settings, ctx).await,
         (Route::Buy, Some(caller)) => buy(&mut req, &env, settings, ctx, &caller).await,
         (Route::Order { order_no }, Some(caller)) => order(settings, order_no, &caller).await,
         (Route::Challenge, Some(caller)) => match query {
-            Query::ProductId(product_id) => challenge(settings, product_id, &caller).await,
+            Query::ProductId(product_id) => challenge(settings, ctx, product_id, &caller).await,
             Query::None => edge_error(&EdgeError::bad_request("productId is required")),
         },
         (Route::BuyerOrders, Some(caller)) => match query {

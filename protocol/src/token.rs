@@ -89,7 +89,30 @@ pub struct Identity {
 #[derive(Clone)]
 pub struct KeySet {
     signing_kid: String,
-    keys: BTreeMap<String, Vec<u8>>,
+    keys: BTreeMap<String, Key>,
+}
+
+/// One key: its secret, and the HMAC already keyed with it. Keying runs the key schedule (two
+/// SHA-256 blocks); a clone of the keyed state skips it, so a key set built once (the edge's,
+/// per isolate) signs and verifies without redoing it for every token.
+#[derive(Clone)]
+struct Key {
+    secret: Vec<u8>,
+    keyed: Hmac<Sha256>,
+}
+
+impl Key {
+    fn new(secret: Vec<u8>) -> Self {
+        let keyed = Hmac::<Sha256>::new_from_slice(&secret).expect("HMAC takes keys of any length");
+        Self { secret, keyed }
+    }
+
+    /// The MAC of `message` under this key, ready to finalize or verify.
+    fn mac(&self, message: &[u8]) -> Hmac<Sha256> {
+        let mut mac = self.keyed.clone();
+        mac.update(message);
+        mac
+    }
 }
 
 impl std::fmt::Debug for KeySet {
@@ -115,7 +138,7 @@ impl KeySet {
             if secret.len() < MIN_SECRET_BYTES {
                 return Err(BadKeys(format!("the secret of key {kid:?} is shorter than {MIN_SECRET_BYTES} bytes")));
             }
-            if keys.insert(kid.to_string(), secret.as_bytes().to_vec()).is_some() {
+            if keys.insert(kid.to_string(), Key::new(secret.as_bytes().to_vec())).is_some() {
                 return Err(BadKeys(format!("key id {kid:?} appears twice")));
             }
             signing_kid.get_or_insert_with(|| kid.to_string());
@@ -127,7 +150,7 @@ impl KeySet {
     /// Whether any key's secret is one of the public development ones.
     pub fn has_development_key(&self) -> bool {
         let dev = KeySet::parse(DEV_KEYS).expect("the development keys parse");
-        self.keys.values().any(|s| dev.keys.values().any(|d| d == s))
+        self.keys.values().any(|s| dev.keys.values().any(|d| d.secret == s.secret))
     }
 
     /// The same kids with keys for one `purpose` only: each secret becomes
@@ -140,7 +163,7 @@ impl KeySet {
         let keys = self
             .keys
             .iter()
-            .map(|(kid, secret)| (kid.clone(), mac(secret, label.as_bytes()).finalize().into_bytes().to_vec()))
+            .map(|(kid, key)| (kid.clone(), Key::new(key.mac(label.as_bytes()).finalize().into_bytes().to_vec())))
             .collect();
         KeySet { signing_kid: self.signing_kid.clone(), keys }
     }
@@ -166,7 +189,7 @@ impl KeySet {
     pub fn sign_claims(&self, kid: &str, claims: &Value) -> String {
         let header = json!({ "alg": "HS256", "typ": "JWT", "kid": kid });
         let signed = format!("{}.{}", encode(&header), encode(claims));
-        let signature = mac(&self.keys[kid], signed.as_bytes()).finalize().into_bytes();
+        let signature = self.keys[kid].mac(signed.as_bytes()).finalize().into_bytes();
         format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 
@@ -188,7 +211,7 @@ impl KeySet {
             URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
         let signed_len = token.len() - token.rsplit('.').next().map_or(0, str::len) - 1;
         // verify_slice compares in constant time.
-        mac(key, &token.as_bytes()[..signed_len]).verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+        key.mac(&token.as_bytes()[..signed_len]).verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
 
         let claims: Claims = decode(claims, "claims")?;
         let user_id = match &claims.sub {
@@ -232,12 +255,6 @@ struct Claims {
     aud: Value,
     iat: u64,
     exp: u64,
-}
-
-fn mac(key: &[u8], message: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(message);
-    mac
 }
 
 fn encode(value: &Value) -> String {
