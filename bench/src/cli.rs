@@ -82,8 +82,11 @@ pub(crate) enum Scenario {
     Origin,
     /// Queued orders drained into MySQL by the order writer
     Writer,
-    /// The `make up` edge: its no-I/O route, accepted and sold-out buys
+    /// The edge (two bench instances of wrangler's dev server): its no-I/O route, its product
+    /// list, sold-out, repeat and accepted buys (to a release origin and to a no-I/O stub), a room
     Edge,
+    /// Click to order: from a QUEUED answer to the order in MySQL, in a burst and at a steady pace
+    Order,
 }
 
 /// When a load stops: after a number of requests, or after a time.
@@ -115,7 +118,7 @@ impl Cli {
     /// The scenario groups to run, in the order they run, each once.
     pub(crate) fn scenarios(&self) -> Vec<Scenario> {
         let mut s = if self.scenarios.is_empty() {
-            vec![Scenario::Ceilings, Scenario::Origin, Scenario::Writer, Scenario::Edge]
+            vec![Scenario::Ceilings, Scenario::Origin, Scenario::Writer, Scenario::Edge, Scenario::Order]
         } else {
             self.scenarios.clone()
         };
@@ -160,6 +163,7 @@ impl Cli {
                 Scenario::Origin => "origin",
                 Scenario::Writer => "writer",
                 Scenario::Edge => "edge",
+                Scenario::Order => "order",
             })
             .collect();
         format!(
@@ -185,7 +189,7 @@ mod tests {
         assert_eq!(cli.stop(), Stop::Count(500));
         assert_eq!(cli.connections, 256);
         assert_eq!(cli.modes(), vec![BuyMode::Batched, BuyMode::Transaction]);
-        assert_eq!(cli.scenarios().len(), 4);
+        assert_eq!(cli.scenarios().len(), 5);
         assert_eq!(cli.writer_orders, 100_000);
         assert_eq!(cli.rounds, 3);
     }

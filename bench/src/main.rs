@@ -15,6 +15,7 @@
 
 mod chart;
 mod cli;
+mod cpu;
 mod exclusive;
 mod facts;
 mod interrupt;

@@ -19,7 +19,6 @@ pub(crate) struct Stack {
     pub origin_url: String,
     /// `http://127.0.0.1:8787`: the edge (`wrangler dev`).
     pub edge_url: String,
-    pub admin_token: String,
     /// The clone (`$SECKILL_ROOT`).
     pub root: PathBuf,
     /// `$SECKILL_LOGS`.
@@ -42,7 +41,6 @@ impl Stack {
         Ok(Self {
             origin_url: format!("http://{host}:{}", env("ORIGIN_PORT", "8080")),
             edge_url: format!("http://{host}:{}", env("EDGE_PORT", "8787")),
-            admin_token: env("ADMIN_TOKEN", &settings.http.admin_token),
             settings,
             root,
             logs,

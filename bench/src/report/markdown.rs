@@ -65,6 +65,8 @@ impl Report<'_> {
             );
         }
 
+        cpu_table(&mut md, self.rows);
+
         md.push_str("\n## Ratios\n\n| ratio | value | target | |\n|---|---:|---|:-:|\n");
         for r in ratios(self.rows) {
             let value = match r.value {
@@ -102,6 +104,36 @@ impl Report<'_> {
             }
         }
         md
+    }
+}
+
+/// CPU µs per request of each watched process, for the rows that measured it, with each
+/// process's share of one core in brackets.
+fn cpu_table(md: &mut String, rows: &[Row]) {
+    let measured: Vec<&Row> = rows.iter().filter(|r| r.cpu.is_some()).collect();
+    if measured.is_empty() {
+        return;
+    }
+    let labels: Vec<&str> = crate::cpu::LABELS
+        .iter()
+        .copied()
+        .filter(|l| measured.iter().any(|r| r.cpu.as_ref().is_some_and(|c| c.per_process.iter().any(|p| p.0 == *l))))
+        .collect();
+    md.push_str("\n## CPU per request, by process\n\n");
+    md.push_str("CPU µs per answered request (share of one core during the row), from `/proc/<pid>/stat`.\n\n");
+    let _ = writeln!(md, "| row | rate /s | {} | all |", labels.join(" | "));
+    let _ = writeln!(md, "|---|---:|{}---:|", "---:|".repeat(labels.len()));
+    for r in measured {
+        let Some(cpu) = &r.cpu else { continue };
+        let cells: Vec<String> = labels
+            .iter()
+            .map(|l| match cpu.per_process.iter().find(|p| p.0 == *l) {
+                Some((_, us, share)) => format!("{us:.0} ({:.0} %)", share * 100.0),
+                None => "—".into(),
+            })
+            .collect();
+        let _ =
+            writeln!(md, "| {} | {} | {} | {:.0} |", cell(&r.name), rate(r.rate), cells.join(" | "), cpu.total_us());
     }
 }
 

@@ -10,6 +10,7 @@ mod ratios;
 use std::time::Duration;
 
 pub(crate) use self::markdown::Report;
+use crate::cpu::CpuUse;
 use crate::latency::Percentiles;
 
 /// Which measurement a row is; ratios look rows up by it.
@@ -36,6 +37,16 @@ pub(crate) enum RowKey {
     EdgeRoomJoin,
     /// Queued users asking that room again.
     EdgeRoomPoll,
+    /// `GET /api/products` answered from the edge's memory.
+    EdgeProductList,
+    /// Repeat buys answered `ALREADY_BOUGHT` from the edge's memory.
+    EdgeRepeatBuy,
+    /// Accepted buys through an edge whose origin answers `QUEUED` without I/O.
+    EdgeStubAccepted,
+    /// From a `QUEUED` answer to the order row in MySQL, at a steady half of the writer's pace.
+    ClickToOrderSteady,
+    /// The same, for a burst as fast as the origin takes it: how long MySQL takes to catch up.
+    ClickToOrderBurst,
 }
 
 impl RowKey {
@@ -47,7 +58,9 @@ impl RowKey {
             AcceptedBatched | AcceptedTransaction | AcceptedTwoOrigins | AcceptedSharded | AcceptedReplicaAck
             | SoldOut => "origin",
             Writer => "writer",
-            EdgeNoIo | EdgeAccepted | EdgeSoldOut | EdgeRoomJoin | EdgeRoomPoll => "edge",
+            EdgeNoIo | EdgeAccepted | EdgeSoldOut | EdgeRoomJoin | EdgeRoomPoll | EdgeProductList | EdgeRepeatBuy
+            | EdgeStubAccepted => "edge",
+            ClickToOrderSteady | ClickToOrderBurst => "order",
         }
     }
 
@@ -56,14 +69,21 @@ impl RowKey {
         match self {
             RowKey::RedisCeiling => "calls",
             RowKey::BrokerCeiling => "msg",
-            RowKey::Writer => "orders",
+            RowKey::Writer | RowKey::ClickToOrderSteady | RowKey::ClickToOrderBurst => "orders",
             _ => "req",
         }
     }
 
     /// HTTP rows get a curve on the latency chart.
     pub(crate) fn is_http(self) -> bool {
-        !matches!(self, RowKey::RedisCeiling | RowKey::BrokerCeiling | RowKey::Writer)
+        !matches!(
+            self,
+            RowKey::RedisCeiling
+                | RowKey::BrokerCeiling
+                | RowKey::Writer
+                | RowKey::ClickToOrderSteady
+                | RowKey::ClickToOrderBurst
+        )
     }
 }
 
@@ -91,6 +111,8 @@ pub(crate) struct Row {
     pub problem: Option<String>,
     /// The percentile curve (x = log10(1/(1-q)), ms) for the chart; HTTP rows only.
     pub curve: Option<Vec<(f64, f64)>>,
+    /// What the row cost the stack's processes (the edge rows).
+    pub cpu: Option<CpuUse>,
 }
 
 /// What the tests of [`ratios`] and [`markdown`] build their rows with.
@@ -114,6 +136,7 @@ mod test_support {
             answers: "200×1000".into(),
             problem: None,
             curve: None,
+            cpu: None,
         }
     }
 }

@@ -19,6 +19,10 @@ enum Measure {
     Rate(RowKey, &'static [RowKey]),
     /// p99(a) ÷ p99(b).
     P99(RowKey, RowKey),
+    /// p50(a) ÷ p50(b).
+    P50(RowKey, RowKey),
+    /// p99(a) itself, ms.
+    P99Ms(RowKey),
     /// rate(a) itself.
     Absolute(RowKey),
 }
@@ -74,7 +78,42 @@ const SPECS: &[Spec] = &[
     Spec {
         label: "edge accepted buys ÷ edge no-I/O route, req/s",
         measure: Measure::Rate(RowKey::EdgeAccepted, &[RowKey::EdgeNoIo]),
+        target: Target::AtLeast(0.6),
+    },
+    Spec {
+        label: "edge sold-out buys ÷ edge no-I/O route, req/s",
+        measure: Measure::Rate(RowKey::EdgeSoldOut, &[RowKey::EdgeNoIo]),
+        target: Target::AtLeast(0.9),
+    },
+    Spec {
+        label: "edge accepted-buy p50 ÷ edge no-I/O p50",
+        measure: Measure::P50(RowKey::EdgeAccepted, RowKey::EdgeNoIo),
+        target: Target::AtMost(2.0),
+    },
+    Spec {
+        label: "edge product list (held) ÷ edge no-I/O route, req/s",
+        measure: Measure::Rate(RowKey::EdgeProductList, &[RowKey::EdgeNoIo]),
         target: Target::Info,
+    },
+    Spec {
+        label: "edge repeat buys (ALREADY_BOUGHT) ÷ edge no-I/O route, req/s",
+        measure: Measure::Rate(RowKey::EdgeRepeatBuy, &[RowKey::EdgeNoIo]),
+        target: Target::Info,
+    },
+    Spec {
+        label: "edge accepted buys to a no-I/O stub origin ÷ edge no-I/O route, req/s",
+        measure: Measure::Rate(RowKey::EdgeStubAccepted, &[RowKey::EdgeNoIo]),
+        target: Target::Info,
+    },
+    Spec {
+        label: "edge accepted buys ÷ the same to a no-I/O stub origin, req/s",
+        measure: Measure::Rate(RowKey::EdgeAccepted, &[RowKey::EdgeStubAccepted]),
+        target: Target::Info,
+    },
+    Spec {
+        label: "click to order p99 at a steady half of the writer's pace, ms",
+        measure: Measure::P99Ms(RowKey::ClickToOrderSteady),
+        target: Target::AtMost(100.0),
     },
     Spec {
         label: "edge room joins ÷ edge no-I/O route, req/s",
@@ -114,8 +153,8 @@ pub(crate) fn ratios(rows: &[Row]) -> Vec<Ratio> {
         .map(|spec| {
             let (a, b) = match spec.measure {
                 Measure::Rate(a, bs) => (find(a), bs.iter().find_map(|k| find(*k))),
-                Measure::P99(a, b) => (find(a), find(b)),
-                Measure::Absolute(a) => (find(a), None),
+                Measure::P99(a, b) | Measure::P50(a, b) => (find(a), find(b)),
+                Measure::Absolute(a) | Measure::P99Ms(a) => (find(a), None),
             };
             let value = match (spec.measure, a, b) {
                 (Measure::Rate(..), Some(a), Some(b)) if b.rate > 0.0 => Some(a.rate / b.rate),
@@ -123,7 +162,12 @@ pub(crate) fn ratios(rows: &[Row]) -> Vec<Ratio> {
                     (Some(a), Some(b)) if b.p99 > 0.0 => Some(a.p99 / b.p99),
                     _ => None,
                 },
+                (Measure::P50(..), Some(a), Some(b)) => match (a.latency, b.latency) {
+                    (Some(a), Some(b)) if b.p50 > 0.0 => Some(a.p50 / b.p50),
+                    _ => None,
+                },
                 (Measure::Absolute(_), Some(a), _) => Some(a.rate),
+                (Measure::P99Ms(_), Some(a), _) => a.latency.map(|p| p.p99),
                 _ => None,
             };
             let suspect = value.is_some() && [a, b].iter().flatten().any(|r| r.problem.is_some());

@@ -1,9 +1,12 @@
 //! The bench's own origins: the release `seckill-origin serve` started for this run, one per
 //! buy mode and more where a scenario needs them, on free ports from 18080.
 
+use seckill_origin::configuration::Settings;
+use seckill_origin::startup::Workers;
+
 use super::Ctx;
 use crate::cli::BuyMode;
-use crate::origin_proc::{BenchOrigin, OriginConfig};
+use crate::origin_proc::{BenchOrigin, OriginConfig, DATABASE, KEY_PREFIX};
 
 /// What every bench origin of this run shares (its tokens included: each origin must accept
 /// the others' admin token).
@@ -40,4 +43,50 @@ pub(super) async fn start_replica_ack_origin(ctx: &Ctx, others: &[BenchOrigin]) 
     let port = crate::origin_proc::free_port(18080, &taken);
     eprintln!("starting the bench origin (batched, waiting for a Redis replica) on 127.0.0.1:{port}");
     config.start_with(BuyMode::Batched, port, &[("APP_REDIS__REPLICA_ACKS", "1".into())]).await
+}
+
+/// A bench origin whose orders are written: a batched origin sending to topics of this run,
+/// and the origin's own consumers (`Workers::start`, in this process) writing them into the
+/// bench database. The edge rows forward to it, and the click-to-order rows time it.
+pub(crate) struct Pipeline {
+    pub origin: BenchOrigin,
+    pub workers: Workers,
+    pub settings: Settings,
+}
+
+/// The consumers' settings of the pipeline of run `run`: the stack's, with the bench origins'
+/// database and key prefix and topics and groups of this run only.
+pub(super) fn pipeline_settings(stack: &Settings, run: &str) -> Settings {
+    let mut s = stack.clone();
+    s.consumer.port = 0; // `make up`'s consumer holds the default port
+    s.mysql.database = DATABASE.to_owned();
+    s.redis.key_prefix = KEY_PREFIX.to_owned();
+    let mq = &mut s.rocketmq;
+    mq.order_topic = format!("seckill-bench-pipeline-{run}");
+    mq.cancel_topic = format!("seckill-bench-pipeline-{run}-cancel");
+    mq.event_topic = format!("seckill-bench-pipeline-{run}-event");
+    mq.order_writer_group = format!("seckill-bench-pipeline-writer-{run}");
+    mq.canceller_group = format!("seckill-bench-pipeline-canceller-{run}");
+    mq.producer_group = format!("seckill-bench-pipeline-producer-{run}");
+    s
+}
+
+/// Starts the [`Pipeline`] on a free port from 18180.
+pub(super) async fn start_pipeline(ctx: &Ctx) -> anyhow::Result<Pipeline> {
+    let config = origin_config(ctx)?;
+    let migrate = config.clone();
+    tokio::task::spawn_blocking(move || migrate.migrate()).await??;
+    let settings = pipeline_settings(&ctx.stack.settings, &ctx.run);
+    let port = crate::origin_proc::free_port(18180, &[]);
+    eprintln!("starting the bench pipeline: an origin (batched) on 127.0.0.1:{port} and its order writer");
+    let mq = &settings.rocketmq;
+    let extra = [
+        ("APP_ROCKETMQ__ORDER_TOPIC", mq.order_topic.clone()),
+        ("APP_ROCKETMQ__CANCEL_TOPIC", mq.cancel_topic.clone()),
+        ("APP_ROCKETMQ__EVENT_TOPIC", mq.event_topic.clone()),
+        ("APP_ROCKETMQ__PRODUCER_GROUP", mq.producer_group.clone()),
+    ];
+    let origin = config.start_with(BuyMode::Batched, port, &extra).await?;
+    let workers = Workers::start(settings.clone()).await?;
+    Ok(Pipeline { origin, workers, settings })
 }

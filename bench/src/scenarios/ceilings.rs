@@ -92,6 +92,7 @@ pub(crate) async fn redis(ctx: &Ctx) -> anyhow::Result<Row> {
         // A few random user ids repeat (ALREADY_BOUGHT); more than 1% means something else.
         problem: (other * 100 > m.requests).then(|| format!("{other} of {} calls took no stock", m.requests)),
         curve: None,
+        cpu: None,
     })
 }
 

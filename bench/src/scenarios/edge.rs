@@ -1,89 +1,251 @@
-//! The `make up` edge (`wrangler dev`, forwarding to the stack's origin): a route it answers
-//! itself (its dev ceiling), accepted buys, sold-out buys, and a sale's waiting room (joins and
-//! polls), at min(--connections, 64).
-//! Products are created on the stack's origin with its admin token; they are real sales of
-//! the `make up` shop, so each one ends shortly after the run ([`sale`]).
+//! The edge (wrangler's dev server, the build `make up` made), started by the bench twice: one
+//! forwarding to the bench's [`Pipeline`] (a release origin whose orders are written to MySQL),
+//! one to a [`StubOrigin`] that answers `QUEUED` without I/O. Measured side by side, in
+//! interleaved rounds, at min(--connections, 64):
+//!
+//! * a route the edge answers itself (its ceiling here), and the product list from its memory;
+//! * sold-out buys and repeat buys (`ALREADY_BOUGHT`), answered from its flags;
+//! * accepted buys through the pipeline, and through the stub (the edge's own cost);
+//! * once, a sale's waiting room (joins and polls).
+//!
+//! Every row records the CPU each of the stack's processes spent on it ([`crate::cpu`]).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::future::Future;
+use std::time::{Duration, Instant};
 
+use super::bench_edges::BenchEdge;
+use super::bench_origins::Pipeline;
 use super::origin::{joined, sell_out, stock_for};
 use super::rows::load_row;
+use super::stub_origin::StubOrigin;
 use super::Ctx;
-use crate::cli::Stop;
+use crate::cpu::{CpuUse, Watched};
 use crate::load::{self, Endpoint, Load};
 use crate::origin_api::{buy_request, Admin};
 use crate::report::{Row, RowKey};
 
-/// `GET /api/nothing`: the edge answers 404 itself, no origin involved.
-pub(crate) async fn no_io(ctx: &Ctx) -> anyhow::Result<Row> {
-    let url = format!("{}/api/nothing", ctx.stack.edge_url);
-    let probe = load::client(1)?.get(&url).send().await?;
-    let decided_by = probe.headers().get("x-seckill-decided-by").and_then(|v| v.to_str().ok()).map(str::to_string);
-    anyhow::ensure!(probe.status() == 404, "GET {url} answered {} (expected the edge's 404)", probe.status());
-    let clients = ctx.cli.edge_connections();
-    let nothing = Endpoint::parse(&url)?;
-    let tally = load::http(
-        Load { title: "edge: GET /api/nothing", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &nothing.clone(),
-        404,
-        move |_| nothing.get(),
-    )
-    .await?;
-    let mut row =
-        load_row(RowKey::EdgeNoIo, "edge GET /api/nothing (404 at the edge, no I/O)".into(), clients, &tally, "404");
-    if decided_by.as_deref() != Some("edge") {
-        row.problem = Some(format!("x-seckill-decided-by was {decided_by:?}, not \"edge\""));
-    }
+/// The edges a run measures.
+pub(crate) struct Edges {
+    /// Forwarding to the pipeline.
+    pub edge: BenchEdge,
+    /// Forwarding to the stub.
+    pub stub_edge: BenchEdge,
+    _stub: StubOrigin,
+    pub watched: Watched,
+}
+
+/// Starts both edges (ports from 18787).
+pub(crate) async fn start(ctx: &Ctx, pipeline: &Pipeline) -> anyhow::Result<Edges> {
+    let root = ctx.stack.root.clone();
+    let (url, secret) = (pipeline.origin.url.clone(), pipeline.origin.secret.clone());
+    let edge =
+        tokio::task::spawn_blocking(move || BenchEdge::start(&root, "edge-bench", 18787, &url, &secret)).await??;
+    let stub = StubOrigin::start().await?;
+    let root = ctx.stack.root.clone();
+    let stub_url = stub.url.clone();
+    let stub_edge =
+        tokio::task::spawn_blocking(move || BenchEdge::start(&root, "edge-bench-stub", 18797, &stub_url, "stub"))
+            .await??;
+    let watched = Watched::find(edge.port, Some(stub_edge.port));
+    Ok(Edges { edge, stub_edge, _stub: stub, watched })
+}
+
+/// Runs `row` and records what it cost each watched process.
+async fn with_cpu(watched: &Watched, row: impl Future<Output = anyhow::Result<Row>>) -> anyhow::Result<Row> {
+    let before = watched.sample();
+    let mut row = row.await?;
+    let after = watched.sample();
+    row.cpu = Some(CpuUse::between(&before, &after, row.elapsed, row.count));
     Ok(row)
 }
 
-/// The fields of an edge-bench sale of `stock` units: it ends two minutes after the run's
-/// duration (half an hour for a request count), so the shop that `make up` serves shows it as
-/// ended rather than on sale for good.
-fn sale(ctx: &Ctx, stock: u64) -> serde_json::Value {
-    let run = match ctx.cli.stop() {
-        Stop::Duration(d) => d + Duration::from_secs(120),
-        Stop::Count(_) => Duration::from_secs(30 * 60),
-    };
-    let ends = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + run;
-    serde_json::json!({ "stock": stock, "endAt": ends.as_millis() as i64 })
+/// `GET /api/nothing`: the edge answers 404 itself, no origin involved.
+pub(crate) async fn no_io(ctx: &Ctx, edges: &Edges) -> anyhow::Result<Row> {
+    with_cpu(&edges.watched, async {
+        let url = format!("{}/api/nothing", edges.edge.url);
+        let probe = load::client(1)?.get(&url).send().await?;
+        let decided_by = probe.headers().get("x-seckill-decided-by").and_then(|v| v.to_str().ok()).map(str::to_string);
+        anyhow::ensure!(probe.status() == 404, "GET {url} answered {} (expected the edge's 404)", probe.status());
+        let clients = ctx.cli.edge_connections();
+        let nothing = Endpoint::parse(&url)?;
+        let tally = load::http(
+            Load { title: "edge: GET /api/nothing", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+            &nothing.clone(),
+            404,
+            move |_| nothing.get(),
+        )
+        .await?;
+        let mut row = load_row(
+            RowKey::EdgeNoIo,
+            "edge GET /api/nothing (404 at the edge, no I/O)".into(),
+            clients,
+            &tally,
+            "404",
+        );
+        if decided_by.as_deref() != Some("edge") {
+            row.problem = Some(format!("x-seckill-decided-by was {decided_by:?}, not \"edge\""));
+        }
+        Ok(row)
+    })
+    .await
 }
 
-/// Accepted buys through the edge: a fresh product on the stack's origin, distinct users.
-pub(crate) async fn accepted(ctx: &Ctx) -> anyhow::Result<Row> {
-    let admin = Admin::new(&ctx.stack.origin_url, &ctx.stack.admin_token)?;
-    let product = admin.create_sale(sale(ctx, stock_for(ctx.cli.stop()))).await?;
+/// `GET /api/products`, answered from the list the edge holds (refreshed once a second).
+pub(crate) async fn product_list(ctx: &Ctx, edges: &Edges) -> anyhow::Result<Row> {
+    with_cpu(&edges.watched, async {
+        let list = Endpoint::parse(&format!("{}/api/products", edges.edge.url))?;
+        let clients = ctx.cli.edge_connections();
+        let tally = load::http(
+            Load { title: "edge: GET /api/products", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+            &list.clone(),
+            200,
+            move |_| list.get(),
+        )
+        .await?;
+        Ok(load_row(
+            RowKey::EdgeProductList,
+            "edge GET /api/products (the list it holds)".into(),
+            clients,
+            &tally,
+            "200",
+        ))
+    })
+    .await
+}
+
+/// The fields of an edge-bench sale of `stock` units.
+fn sale(stock: u64) -> serde_json::Value {
+    serde_json::json!({ "stock": stock })
+}
+
+/// Waits until the edge's product list has `product` (it holds the list about a second): a
+/// sale is on the list before a crowd buys it, as in a real sale.
+async fn listed(edge: &BenchEdge, product: u64) -> anyhow::Result<()> {
+    let client = load::client(1)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: serde_json::Value = client.get(format!("{}/api/products", edge.url)).send().await?.json().await?;
+        let products = list["products"].as_array().cloned().unwrap_or_default();
+        if products.iter().any(|p| p["id"].as_u64() == Some(product)) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the edge never listed product {product}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What the accepted row leaves for the repeat row: the product and the users who bought it.
+pub(crate) struct Bought {
+    product: u64,
+    first_user: u64,
+    users: u64,
+}
+
+/// Accepted buys through the edge to the pipeline: a fresh product, distinct users.
+pub(crate) async fn accepted(ctx: &Ctx, edges: &Edges, admin: &Admin) -> anyhow::Result<(Row, Bought)> {
+    let product = admin.create_sale(sale(stock_for(ctx.cli.stop()))).await?;
+    listed(&edges.edge, product).await?;
     let users = ctx.user_block();
-    let buy = Endpoint::parse(&format!("{}/api/seckill", ctx.stack.edge_url))?;
-    let clients = ctx.cli.edge_connections();
-    let tally = load::http(
-        Load { title: "edge: accepted buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &buy.at("/api/nothing"),
-        200,
-        move |seq| buy_request(&buy, None, users + seq, product),
-    )
+    let mut bought = None;
+    let row = with_cpu(&edges.watched, async {
+        let buy = Endpoint::parse(&format!("{}/api/seckill", edges.edge.url))?;
+        let clients = ctx.cli.edge_connections();
+        let tally = load::http(
+            Load { title: "edge: accepted buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+            &buy.at("/api/nothing"),
+            200,
+            move |seq| buy_request(&buy, None, users + seq, product),
+        )
+        .await?;
+        bought = Some(Bought { product, first_user: users, users: tally.calls });
+        Ok(load_row(
+            RowKey::EdgeAccepted,
+            "accepted buys via the edge (release origin, orders written)".into(),
+            clients,
+            &tally,
+            "200",
+        ))
+    })
     .await?;
-    Ok(load_row(RowKey::EdgeAccepted, "accepted buys via the edge".into(), clients, &tally, "200"))
+    Ok((row, bought.expect("set by the row")))
 }
 
-/// Sold-out buys through the edge: a product of stock 1 on the stack's origin, bought once
-/// through the edge first; the edge then answers from its sold-out flag while it lasts.
-pub(crate) async fn sold_out(ctx: &Ctx) -> anyhow::Result<Row> {
-    let admin = Admin::new(&ctx.stack.origin_url, &ctx.stack.admin_token)?;
-    let product = admin.create_sale(sale(ctx, 1)).await?;
+/// Repeat buys of the users of the accepted row: each answered `ALREADY_BOUGHT` from the edge's
+/// memory, the origin never asked.
+pub(crate) async fn repeat(ctx: &Ctx, edges: &Edges, bought: &Bought) -> anyhow::Result<Row> {
+    let Bought { product, first_user, users } = *bought;
+    anyhow::ensure!(users > 0, "the accepted row bought nothing");
+    with_cpu(&edges.watched, async {
+        let buy = Endpoint::parse(&format!("{}/api/seckill", edges.edge.url))?;
+        let clients = ctx.cli.edge_connections();
+        let tally = load::http(
+            Load { title: "edge: repeat buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+            &buy.at("/api/nothing"),
+            409,
+            move |seq| buy_request(&buy, None, first_user + seq % users, product),
+        )
+        .await?;
+        Ok(load_row(
+            RowKey::EdgeRepeatBuy,
+            "repeat buys via the edge (ALREADY_BOUGHT from its memory)".into(),
+            clients,
+            &tally,
+            "409",
+        ))
+    })
+    .await
+}
+
+/// Accepted buys through the edge whose origin is the no-I/O stub: the edge's own cost.
+pub(crate) async fn stub_accepted(ctx: &Ctx, edges: &Edges) -> anyhow::Result<Row> {
     let users = ctx.user_block();
-    let url = format!("{}/api/seckill", ctx.stack.edge_url);
+    with_cpu(&edges.watched, async {
+        let buy = Endpoint::parse(&format!("{}/api/seckill", edges.stub_edge.url))?;
+        let clients = ctx.cli.edge_connections();
+        let tally = load::http(
+            Load {
+                title: "edge: accepted buys (stub origin)",
+                workers: clients,
+                stop: ctx.cli.stop(),
+                units_per_call: 1,
+            },
+            &buy.at("/api/nothing"),
+            200,
+            move |seq| buy_request(&buy, None, users + seq, super::stub_origin::PRODUCT),
+        )
+        .await?;
+        Ok(load_row(
+            RowKey::EdgeStubAccepted,
+            "accepted buys via a second edge to a no-I/O stub origin".into(),
+            clients,
+            &tally,
+            "200",
+        ))
+    })
+    .await
+}
+
+/// Sold-out buys through the edge: a product of stock 1, bought once through the edge first;
+/// the edge then answers from its sold-out flag while it lasts.
+pub(crate) async fn sold_out(ctx: &Ctx, edges: &Edges, admin: &Admin) -> anyhow::Result<Row> {
+    let product = admin.create_sale(sale(1)).await?;
+    listed(&edges.edge, product).await?;
+    let users = ctx.user_block();
+    let url = format!("{}/api/seckill", edges.edge.url);
     let setup = sell_out(&url, None, users, product).await?;
-    let buy = Endpoint::parse(&url)?;
-    let clients = ctx.cli.edge_connections();
-    let tally = load::http(
-        Load { title: "edge: sold-out buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &buy.at("/api/nothing"),
-        409,
-        move |seq| buy_request(&buy, None, users + 1 + seq, product),
-    )
+    let mut row = with_cpu(&edges.watched, async {
+        let buy = Endpoint::parse(&url)?;
+        let clients = ctx.cli.edge_connections();
+        let tally = load::http(
+            Load { title: "edge: sold-out buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+            &buy.at("/api/nothing"),
+            409,
+            move |seq| buy_request(&buy, None, users + 1 + seq, product),
+        )
+        .await?;
+        Ok(load_row(RowKey::EdgeSoldOut, "sold-out buys via the edge".into(), clients, &tally, "409"))
+    })
     .await?;
-    let mut row = load_row(RowKey::EdgeSoldOut, "sold-out buys via the edge".into(), clients, &tally, "409");
     row.problem = joined(setup, row.problem);
     Ok(row)
 }
@@ -96,65 +258,48 @@ const ROOM_SHARDS: u32 = 4;
 /// Users the poll row cycles through: each joined in the join row before it.
 const POLLING_USERS: u64 = 500;
 
-/// A sale whose room holds everyone: created on the stack's origin, listed by the edge.
-async fn paused_room_sale(ctx: &Ctx) -> anyhow::Result<u64> {
-    let admin = Admin::new(&ctx.stack.origin_url, &ctx.stack.admin_token)?;
-    let mut fields = sale(ctx, 1000);
+/// Room joins and then polls through the edge, on one sale's room of [`ROOM_SHARDS`] objects:
+/// each join is a new user (a ticket, a row), each poll a queued user asking again (the O(1)
+/// read of their place). Both answer 429 `QUEUED` from the room.
+pub(crate) async fn room(ctx: &Ctx, edges: &Edges, admin: &Admin) -> anyhow::Result<(Row, Row)> {
+    let mut fields = sale(1000);
     fields["waitingRoom"] = serde_json::json!({
         "newUsersPerInterval": 100, "intervalSecs": 1, "maxActiveUsers": 1000, "sessionSecs": 60,
         "shards": ROOM_SHARDS, "paused": true,
     });
-    admin.create_sale(fields).await
-}
-
-/// Room joins and then polls through the edge, on one sale's room of [`ROOM_SHARDS`] objects:
-/// each join is a new user (a ticket, a row), each poll a queued user asking again (the O(1)
-/// read of their place). Both answer 429 `QUEUED` from the room.
-pub(crate) async fn room(ctx: &Ctx) -> anyhow::Result<(Row, Row)> {
-    let product = paused_room_sale(ctx).await?;
-    let url = format!("{}/api/seckill", ctx.stack.edge_url);
-    // The edge lists the sale (its cached list is at most a second old) before the load starts.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let product = admin.create_sale(fields).await?;
+    listed(&edges.edge, product).await?;
+    let url = format!("{}/api/seckill", edges.edge.url);
     let users = ctx.user_block();
-    loop {
-        let (status, body) = crate::origin_api::buy_once(&url, None, users, product).await?;
-        if status == 429 && body.contains("QUEUED") {
-            break;
-        }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the room never queued: {status} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (status, body) = crate::origin_api::buy_once(&url, None, users, product).await?;
+    anyhow::ensure!(status == 429 && body.contains("QUEUED"), "the room did not queue: {status} {body}");
     let buy = Endpoint::parse(&url)?;
     let clients = ctx.cli.edge_connections();
     let joining = buy.clone();
-    let joins = load::http(
-        Load { title: "edge: room joins", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &buy.at("/api/nothing"),
-        429,
-        move |seq| buy_request(&joining, None, users + 1 + seq, product),
-    )
+    let join_row = with_cpu(&edges.watched, async {
+        let joins = load::http(
+            Load { title: "edge: room joins", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+            &buy.at("/api/nothing"),
+            429,
+            move |seq| buy_request(&joining, None, users + 1 + seq, product),
+        )
+        .await?;
+        let name = format!("room joins via the edge (new users, {ROOM_SHARDS} objects)");
+        Ok(load_row(RowKey::EdgeRoomJoin, name, clients, &joins, "429"))
+    })
     .await?;
     let polling = buy.clone();
-    let polls = load::http(
-        Load { title: "edge: room polls", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
-        &buy.at("/api/nothing"),
-        429,
-        move |seq| buy_request(&polling, None, users + 1 + seq % POLLING_USERS, product),
-    )
+    let poll_row = with_cpu(&edges.watched, async {
+        let polls = load::http(
+            Load { title: "edge: room polls", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
+            &buy.at("/api/nothing"),
+            429,
+            move |seq| buy_request(&polling, None, users + 1 + seq % POLLING_USERS, product),
+        )
+        .await?;
+        let name = format!("room polls via the edge ({POLLING_USERS} queued users asking again)");
+        Ok(load_row(RowKey::EdgeRoomPoll, name, clients, &polls, "429"))
+    })
     .await?;
-    let join_row = load_row(
-        RowKey::EdgeRoomJoin,
-        format!("room joins via the edge (new users, {ROOM_SHARDS} objects)"),
-        clients,
-        &joins,
-        "429",
-    );
-    let poll_row = load_row(
-        RowKey::EdgeRoomPoll,
-        format!("room polls via the edge ({POLLING_USERS} queued users asking again)"),
-        clients,
-        &polls,
-        "429",
-    );
     Ok((join_row, poll_row))
 }

@@ -9,17 +9,20 @@
 //! batches of order messages, and [`bench_origins`] starts the origins the bench loads.
 
 mod batches;
+mod bench_edges;
 mod bench_origins;
 pub(crate) mod ceilings;
+mod click_to_order;
 pub(crate) mod edge;
 pub(crate) mod origin;
 pub(crate) mod redis_benchmark;
 mod rows;
+mod stub_origin;
 pub(crate) mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use self::bench_origins::{start_origins, start_replica_ack_origin};
+use self::bench_origins::{start_origins, start_pipeline, start_replica_ack_origin, Pipeline};
 use self::rows::{median_rows, summary};
 use crate::cli::{BuyMode, Cli, Scenario};
 use crate::interrupt::{self, Interrupted};
@@ -254,25 +257,104 @@ pub(crate) async fn run_all(ctx: &Ctx) -> Outcome {
         ));
     }
 
-    if cli.runs(Scenario::Edge) && !out.interrupted {
-        let _ = out.settle("edge: no-I/O route", edge::no_io(ctx).await)
-            && out.settle("edge: accepted buys", edge::accepted(ctx).await)
-            && out.settle("edge: sold-out buys", edge::sold_out(ctx).await)
-            && match edge::room(ctx).await {
-                Ok((joins, polls)) => {
-                    out.settle("edge: room joins", Ok(joins)) && out.settle("edge: room polls", Ok(polls))
+    if (cli.runs(Scenario::Edge) || cli.runs(Scenario::Order)) && !out.interrupted {
+        match start_pipeline(ctx).await {
+            Ok(pipeline) => {
+                if cli.runs(Scenario::Edge) {
+                    edge_rows(ctx, &pipeline, &mut out).await;
                 }
-                Err(e) => out.settle("edge: waiting room", Err(e)),
-            };
-        out.note(format!(
-            "Edge: local `wrangler dev` at {} (a development server) forwarding to the stack's origin at {} (the \
-             build `make up` runs); {} connections; products named \"Bench item\" on the stack's origin. The room \
-             rows ask one sale's paused room of four Durable Objects: a join is a new user queued, a poll one of \
-             500 queued users asking again (each answer 429 QUEUED from the room, the origin never reached).",
-            ctx.stack.edge_url,
-            ctx.stack.origin_url,
-            cli.edge_connections()
-        ));
+                if cli.runs(Scenario::Order) && !out.interrupted {
+                    match click_to_order::run(ctx, &pipeline).await {
+                        Ok((burst, steady)) => {
+                            let _ = out.settle("click to order: burst", Ok(burst))
+                                && out.settle("click to order: steady", Ok(steady));
+                        }
+                        Err(e) => {
+                            let _ = out.settle("click to order", Err(e));
+                        }
+                    }
+                    out.note(format!(
+                        "Click to order: on the pipeline (below), straight to its origin. The burst sends buys on \
+                         {} connections for the row's time and waits until MySQL holds every order; its rate is the \
+                         writer's pace over the whole burst. The steady row then buys at half that pace ({} buyers, \
+                         each paced) and times each order from its QUEUED answer to the first look at MySQL that \
+                         found it (every 5 ms, the rows written since the last look, by primary key), which is when GET /api/orders/{{no}} \
+                         reads it as UNPAID.",
+                        cli.connections, 64
+                    ));
+                }
+                let Pipeline { origin, mut workers, .. } = pipeline;
+                workers.shutdown().await;
+                if let Err(e) = origin.stop().await {
+                    out.failures.push(format!("stop the pipeline's origin: {e:#}"));
+                }
+                out.note(format!(
+                    "Pipeline: a release `seckill-origin serve` (batched) with the bench origins' database and Redis \
+                     prefix but topics and groups of this run (`seckill-bench-pipeline-{}`), and the origin's own \
+                     consumers (`Workers::start`) in the bench process writing its orders to MySQL: the bench's \
+                     CPU includes them.",
+                    ctx.run
+                ));
+            }
+            Err(e) => {
+                let _ = out.settle("the bench pipeline", Err(e));
+            }
+        }
     }
     out
+}
+
+/// The edge rows: the two bench edges started, the rows in interleaved rounds (each keeps its
+/// median round), the room rows once.
+async fn edge_rows(ctx: &Ctx, pipeline: &Pipeline, out: &mut Outcome) {
+    let edges = match edge::start(ctx, pipeline).await {
+        Ok(edges) => edges,
+        Err(e) => {
+            let _ = out.settle("edge: start the bench edges", Err(e));
+            return;
+        }
+    };
+    let admin = &pipeline.origin.admin;
+    let before = out.rows.len();
+    for round in 0..ctx.cli.rounds {
+        if ctx.cli.rounds > 1 {
+            eprintln!("edge round {} of {}", round + 1, ctx.cli.rounds);
+        }
+        let go = out.settle("edge: no-I/O route", edge::no_io(ctx, &edges).await)
+            && out.settle("edge: product list", edge::product_list(ctx, &edges).await)
+            && out.settle("edge: sold-out buys", edge::sold_out(ctx, &edges, admin).await)
+            && match edge::accepted(ctx, &edges, admin).await {
+                Ok((row, bought)) => {
+                    out.settle("edge: accepted buys", Ok(row))
+                        && out.settle("edge: repeat buys", edge::repeat(ctx, &edges, &bought).await)
+                }
+                Err(e) => out.settle("edge: accepted buys", Err(e)),
+            }
+            && out.settle("edge: accepted buys (stub origin)", edge::stub_accepted(ctx, &edges).await);
+        if !go || out.interrupted {
+            break;
+        }
+    }
+    let measured = out.rows.split_off(before);
+    out.rows.extend(median_rows(measured));
+    if !out.interrupted {
+        match edge::room(ctx, &edges, admin).await {
+            Ok((joins, polls)) => {
+                let _ = out.settle("edge: room joins", Ok(joins)) && out.settle("edge: room polls", Ok(polls));
+            }
+            Err(e) => {
+                let _ = out.settle("edge: waiting room", Err(e));
+            }
+        }
+    }
+    out.note(format!(
+        "Edge: two bench instances of wrangler's dev server (`scripts/edge.sh start`, the build `make up` made), \
+         `edge-bench` forwarding to the pipeline's origin and `edge-bench-stub` to a no-I/O stub origin in the bench \
+         process; {} connections; {} interleaved rounds (no-I/O, product list, sold-out, accepted, repeat, stub), \
+         each row its median round; the room rows once, on one sale's paused room of {} Durable Objects. CPU per \
+         request: `utime + stime` of each process before and after the row (the stub edge's three processes as one).",
+        ctx.cli.edge_connections(),
+        ctx.cli.rounds,
+        4
+    ));
 }

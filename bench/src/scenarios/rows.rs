@@ -47,6 +47,7 @@ pub(crate) fn load_row(key: RowKey, name: String, clients: u64, tally: &Tally, e
         answers: tally.answers_text(),
         problem: (tally.unexpected > 0).then(|| format!("{} of {} not {expected}", tally.unexpected, tally.calls)),
         curve: key.is_http().then(|| latency::curve(&tally.histogram)),
+        cpu: None,
     }
 }
 
@@ -84,6 +85,7 @@ mod tests {
             answers: String::new(),
             problem: None,
             curve: None,
+            cpu: None,
         }
     }
 

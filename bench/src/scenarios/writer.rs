@@ -117,6 +117,7 @@ async fn drain(ctx: &Ctx, settings: &Settings) -> anyhow::Result<Row> {
             .is_none()
             .then(|| format!("gave up after {} s with {written} of {n} written", timeout.as_secs())),
         curve: None,
+        cpu: None,
     })
 }
 
