@@ -10,8 +10,15 @@
 // wrangler's proxy, more than the worker itself spends, on a 2-core machine that also runs the
 // origin. The API can leave the inspector out; `EDGE_DEVTOOLS=1` puts it back for debugging.
 // `unstable_startWorker` is what the CLI itself runs; wrangler is pinned in package-lock.json.
+//
+// `--direct` (the bench's runner, never `make up`'s): the same Worker on the same workerd through
+// wrangler's own Miniflare, without wrangler's proxy process in front (every request of the dev
+// server crosses it: its own workerd, a Durable Object and a loopback HTTP hop) and without
+// miniflare's worker that strips CF-Connecting-IP from each outbound fetch. `make bench` reports
+// both runners, so what is the Worker's cost and what is the dev server's can be told apart.
+import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
-import { unstable_startWorker } from "wrangler";
+import { unstable_getMiniflareWorkerOptions, unstable_startWorker } from "wrangler";
 
 const { values: args } = parseArgs({
   options: {
@@ -21,10 +28,11 @@ const { values: args } = parseArgs({
     "persist-to": { type: "string" },
     "log-level": { type: "string", default: "warn" },
     var: { type: "string", multiple: true, default: [] },
+    direct: { type: "boolean", default: false },
   },
 });
 if (!args.config || !args["persist-to"]) {
-  console.error("usage: dev-server.mjs --config FILE --persist-to DIR [--ip IP] [--port PORT] [--var NAME:VALUE]...");
+  console.error("usage: dev-server.mjs --config FILE --persist-to DIR [--ip IP] [--port PORT] [--var NAME:VALUE]... [--direct]");
   process.exit(2);
 }
 
@@ -37,7 +45,7 @@ const bindings = Object.fromEntries(
   }),
 );
 
-const worker = await unstable_startWorker({
+const worker = args.direct ? await startDirect() : await unstable_startWorker({
   config: args.config,
   bindings,
   dev: {
@@ -60,3 +68,26 @@ const stop = async () => {
 };
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);
+
+/** The Worker on wrangler's own Miniflare, with no proxy in front (`--direct`). */
+async function startDirect() {
+  // Wrangler's Miniflare, the one `unstable_startWorker` runs (not whatever else is installed).
+  const { Miniflare } = createRequire(createRequire(import.meta.url).resolve("wrangler"))("miniflare");
+  const { workerOptions, main } = unstable_getMiniflareWorkerOptions(args.config);
+  const vars = Object.fromEntries(Object.entries(bindings).map(([name, b]) => [name, b.value]));
+  const mf = new Miniflare({
+    host: args.ip,
+    port: Number(args.port),
+    ...workerOptions,
+    name: "seckill-edge",
+    modules: true,
+    scriptPath: main,
+    bindings: { ...workerOptions.bindings, ...vars },
+    cachePersist: `${args["persist-to"]}/cache`,
+    durableObjectsPersist: `${args["persist-to"]}/do`,
+    stripCfConnectingIp: false,
+    logRequests: false,
+  });
+  await mf.ready;
+  return { ready: Promise.resolve(), dispose: () => mf.dispose() };
+}

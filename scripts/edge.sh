@@ -13,6 +13,7 @@
 #
 # EDGE_NAME (default edge) names the instance's pid file, log and run directory, so the test
 # shop's edge (EDGE_NAME=edge-test, its own EDGE_PORT and ORIGIN_URL) runs beside make up's.
+# EDGE_DIRECT=1 runs it without wrangler's proxy process (edge/dev-server.mjs --direct; the bench).
 # Every step is idempotent and quick when there is nothing to do.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -147,7 +148,7 @@ cmd_start() {
     node edge/dev-server.mjs --config "$EDGE_RUN/wrangler.toml" --ip "$SECKILL_HOST" --port "$EDGE_PORT" \
       --log-level=warn --persist-to "$EDGE_STATE" \
       --var "ORIGIN_URL:$ORIGIN_URL" --var "ORIGIN_URLS:${ORIGIN_URLS:-}" --var "EDGE_SECRET:$EDGE_SECRET" \
-      --var "TOKEN_KEYS:$TOKEN_KEYS" --var "ENVIRONMENT:development"
+      --var "TOKEN_KEYS:$TOKEN_KEYS" --var "ENVIRONMENT:development" ${EDGE_DIRECT:+--direct}
 
   local pid i
   pid="$(cat "$pidfile")"

@@ -9,8 +9,9 @@ use crate::answers::{EdgeError, DECIDED_BY_HEADER};
 use crate::page::{SHOP_PAGE_CSP, SHOP_PAGE_HTML};
 
 /// Reads a body of at most `max` bytes. A declared `Content-Length` over the cap is refused
-/// before anything is read; a body without one (chunked) is read chunk by chunk and refused as
-/// soon as it passes the cap, so no more than `max` bytes and one chunk are ever held.
+/// before anything is read, and one within it is read at once; a body without one (chunked) is
+/// read chunk by chunk and refused as soon as it passes the cap, so no more than `max` bytes and
+/// one chunk are ever held.
 pub(crate) async fn read_body(req: &mut Request, max: usize) -> Result<std::result::Result<String, EdgeError>> {
     let declared: Option<usize> = req.headers().get("content-length")?.and_then(|v| v.trim().parse().ok());
     let too_big = || EdgeError::payload_too_large(max);
@@ -18,8 +19,14 @@ pub(crate) async fn read_body(req: &mut Request, max: usize) -> Result<std::resu
         return Ok(Err(too_big()));
     }
     let mut bytes = Vec::new();
-    // A request without a body has no stream to read.
-    if let Ok(mut chunks) = req.stream() {
+    if declared.is_some() {
+        // HTTP framing holds a body to its declared length: one read, no stream to step through.
+        bytes = req.bytes().await?;
+        if bytes.len() > max {
+            return Ok(Err(too_big()));
+        }
+    } else if let Ok(mut chunks) = req.stream() {
+        // A request without a body has no stream to read.
         while let Some(chunk) = chunks.next().await {
             bytes.extend_from_slice(&chunk?);
             if bytes.len() > max {

@@ -94,11 +94,12 @@ fn fresh_request_id() -> String {
 }
 
 async fn handle(mut req: Request, env: Env, ctx: &Context, settings: &RequestSettings) -> Result<Response> {
-    let path = req.path();
-    let route = route(req.method().as_ref(), &path);
-    // Reads (the product list, order polls) are never checked: no header read, no URL parsed.
+    // Parsed once: the path, the own origin and the query all come from it.
+    let url = req.url()?;
+    let route = route(req.method().as_ref(), url.path());
+    // Reads (the product list, order polls) are never checked: no header read.
     if cross_site::is_checked(&route) {
-        let own_origin = req.url()?.origin().ascii_serialization();
+        let own_origin = url.origin().ascii_serialization();
         let (content_type, origin, fetch_site) =
             (req.headers().get("content-type")?, req.headers().get("origin")?, req.headers().get("sec-fetch-site")?);
         let sent = cross_site::Sent {
@@ -110,7 +111,7 @@ async fn handle(mut req: Request, env: Env, ctx: &Context, settings: &RequestSet
             return edge_error(&refused);
         }
     }
-    let query = match query::check(&route, req.url()?.query()) {
+    let query = match query::check(&route, url.query()) {
         Ok(query) => query,
         Err(refused) => return edge_error(&refused),
     };
