@@ -103,15 +103,17 @@ impl Consumer {
                 Ok(())
             })
         });
-        Self::start_batched(messaging, group, topics, 1, batch).await
+        Self::start_batched(messaging, group, topics, 1, 0, batch).await
     }
 
-    /// Like [`Consumer::start_many`], handing the handler up to `batch` messages at a time.
+    /// Like [`Consumer::start_many`], handing the handler up to `batch` messages at a time, and
+    /// pulling again `pull_interval_ms` after a pull that found messages (0: at once).
     pub async fn start_batched(
         messaging: &Messaging,
         group: &str,
         topics: &[&str],
         batch: u32,
+        pull_interval_ms: u32,
         handler: BatchHandler,
     ) -> anyhow::Result<Self> {
         let settings = messaging.settings();
@@ -128,6 +130,7 @@ impl Consumer {
             // Pull several batches' worth at once: the broker caps one pull (its TOML raises
             // maxTransferCountOnMessageInMemory for that).
             .pull_batch_size((batch * 2).clamp(32, 1024))
+            .pull_interval(u64::from(pull_interval_ms))
             .consume_thread_min(8)
             .consume_thread_max(32)
             .message_queue_listener(Some(Arc::new(listener)))

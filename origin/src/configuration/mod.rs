@@ -198,6 +198,14 @@ pub struct RocketMqSettings {
     pub queue_nums: i32,
     /// Most order messages the writer takes in one MySQL transaction.
     pub writer_batch_max: u32,
+    /// How long the writer waits after a pull that found orders before it pulls again (ms; a
+    /// pull that finds none waits at the broker for the next order, so the first order after a
+    /// quiet spell is not held). Each pull's orders are one transaction, and every one of them
+    /// updates the sale's row: pulling at once would write an order or two per transaction, and
+    /// those transactions, one at a time on that row, would fall behind at a few thousand
+    /// orders a second.
+    #[serde(default = "default_writer_pull_interval_ms")]
+    pub writer_pull_interval_ms: u32,
     /// The broker's delay table (its `messageDelayLevel`), level 1 first: what each delay
     /// level waits, so start-up can refuse a cancel level shorter than the pay timeout.
     #[serde(default = "default_delay_levels")]
@@ -210,6 +218,10 @@ pub struct RocketMqSettings {
 
 /// RocketMQ's default `messageDelayLevel`.
 pub const DEFAULT_DELAY_LEVELS: &str = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
+
+fn default_writer_pull_interval_ms() -> u32 {
+    30
+}
 
 fn default_delay_levels() -> String {
     DEFAULT_DELAY_LEVELS.into()
