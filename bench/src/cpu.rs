@@ -19,6 +19,7 @@ pub(crate) const LABELS: &[&str] = &[
     "edge worker (workerd)",
     "edge node",
     "stub origin edge (all)",
+    "direct edge (all)",
     "origin serve",
     "origin consume",
     "redis",
@@ -76,22 +77,22 @@ fn comm_and_rest(stat: &str) -> Option<(&str, &str)> {
 }
 
 impl Watched {
-    /// Finds the processes of the stack whose edge serves `edge_port`; `stub_edge_port`, if
-    /// given, is a second edge whose processes (node and both workerd) count as one label.
-    pub(crate) fn find(edge_port: u16, stub_edge_port: Option<u16>) -> Self {
+    /// Finds the processes of the stack. Each edge is `(port, label)`: the edge serving `port`
+    /// (its node process and every workerd it started); with no label its wrangler proxy (the
+    /// workerd on the port), the Worker's workerd and node are told apart, else all of them
+    /// count as `label`.
+    pub(crate) fn find(edges: &[(u16, Option<&'static str>)]) -> Self {
         let all = processes();
         let mut pids = Vec::new();
         let serves = |p: &Proc, port: u16| p.comm == "workerd" && p.cmdline.contains(&format!(":{port} "));
-        for (port, stub) in std::iter::once((edge_port, false)).chain(stub_edge_port.map(|p| (p, true))) {
-            // wrangler's proxy serves the edge's port; the Worker's workerd is its sibling.
-            let Some(proxy) = all.iter().find(|p| serves(p, port)) else { continue };
-            let node = proxy.ppid;
-            let label = |own: &'static str| if stub { "stub origin edge (all)" } else { own };
-            pids.push((label("edge proxy (workerd)"), proxy.pid));
-            for p in all.iter().filter(|p| p.ppid == node && p.comm == "workerd" && p.pid != proxy.pid) {
-                pids.push((label("edge worker (workerd)"), p.pid));
+        for &(port, label) in edges {
+            let Some(front) = all.iter().find(|p| serves(p, port)) else { continue };
+            let node = front.ppid;
+            pids.push((label.unwrap_or("edge proxy (workerd)"), front.pid));
+            for p in all.iter().filter(|p| p.ppid == node && p.comm == "workerd" && p.pid != front.pid) {
+                pids.push((label.unwrap_or("edge worker (workerd)"), p.pid));
             }
-            pids.push((label("edge node"), node));
+            pids.push((label.unwrap_or("edge node"), node));
         }
         for p in &all {
             let label = if p.cmdline.contains("seckill-origin") && p.cmdline.contains(" serve") {

@@ -43,6 +43,11 @@ pub(crate) enum RowKey {
     EdgeRepeatBuy,
     /// Accepted buys through an edge whose origin answers `QUEUED` without I/O.
     EdgeStubAccepted,
+    /// The no-I/O route, sold-out and accepted buys through the edge run without wrangler's
+    /// proxy process (`edge/dev-server.mjs --direct`).
+    EdgeDirectNoIo,
+    EdgeDirectSoldOut,
+    EdgeDirectAccepted,
     /// From a `QUEUED` answer to the order row in MySQL, at a steady half of the writer's pace.
     ClickToOrderSteady,
     /// The same, for a burst as fast as the origin takes it: how long MySQL takes to catch up.
@@ -59,7 +64,7 @@ impl RowKey {
             | SoldOut => "origin",
             Writer => "writer",
             EdgeNoIo | EdgeAccepted | EdgeSoldOut | EdgeRoomJoin | EdgeRoomPoll | EdgeProductList | EdgeRepeatBuy
-            | EdgeStubAccepted => "edge",
+            | EdgeStubAccepted | EdgeDirectNoIo | EdgeDirectSoldOut | EdgeDirectAccepted => "edge",
             ClickToOrderSteady | ClickToOrderBurst => "order",
         }
     }

@@ -111,6 +111,21 @@ const SPECS: &[Spec] = &[
         target: Target::Info,
     },
     Spec {
+        label: "direct edge (no wrangler proxy) no-I/O route ÷ wrangler's, req/s",
+        measure: Measure::Rate(RowKey::EdgeDirectNoIo, &[RowKey::EdgeNoIo]),
+        target: Target::Info,
+    },
+    Spec {
+        label: "direct edge accepted buys ÷ its no-I/O route, req/s",
+        measure: Measure::Rate(RowKey::EdgeDirectAccepted, &[RowKey::EdgeDirectNoIo]),
+        target: Target::Info,
+    },
+    Spec {
+        label: "direct edge sold-out buys ÷ its no-I/O route, req/s",
+        measure: Measure::Rate(RowKey::EdgeDirectSoldOut, &[RowKey::EdgeDirectNoIo]),
+        target: Target::Info,
+    },
+    Spec {
         label: "click to order p99 at a steady half of the writer's pace, ms",
         measure: Measure::P99Ms(RowKey::ClickToOrderSteady),
         target: Target::AtMost(100.0),

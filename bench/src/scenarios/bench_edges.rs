@@ -18,13 +18,14 @@ pub(crate) struct BenchEdge {
 
 impl BenchEdge {
     /// Starts the edge `name` on a free port from `from`, forwarding to `origin_url` with
-    /// `edge_secret`.
+    /// `edge_secret`; `direct`: without wrangler's proxy process (`edge/dev-server.mjs --direct`).
     pub(crate) fn start(
         root: &std::path::Path,
         name: &str,
         from: u16,
         origin_url: &str,
         edge_secret: &str,
+        direct: bool,
     ) -> anyhow::Result<Self> {
         let port = crate::origin_proc::free_port(from, &[]);
         eprintln!("starting the bench edge {name} on 127.0.0.1:{port} (forwarding to {origin_url})");
@@ -34,6 +35,7 @@ impl BenchEdge {
             .env("ORIGIN_URL", origin_url)
             .env("ORIGIN_URLS", "")
             .env("EDGE_SECRET", edge_secret)
+            .env("EDGE_DIRECT", if direct { "1" } else { "" })
             .output()
             .context("run scripts/edge.sh start")?;
         if !out.status.success() {

@@ -30,24 +30,47 @@ pub(crate) struct Edges {
     pub edge: BenchEdge,
     /// Forwarding to the stub.
     pub stub_edge: BenchEdge,
+    /// Forwarding to the pipeline, without wrangler's proxy process.
+    pub direct_edge: BenchEdge,
     _stub: StubOrigin,
     pub watched: Watched,
 }
 
-/// Starts both edges (ports from 18787).
+/// Which of the edges forwarding to the pipeline a row measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Runner {
+    /// Wrangler's dev server, as `make up` runs it.
+    Wrangler,
+    /// The same Worker on the same workerd, without wrangler's proxy process.
+    Direct,
+}
+
+impl Edges {
+    fn of(&self, runner: Runner) -> &BenchEdge {
+        match runner {
+            Runner::Wrangler => &self.edge,
+            Runner::Direct => &self.direct_edge,
+        }
+    }
+}
+
+/// Starts the three edges (ports from 18787).
 pub(crate) async fn start(ctx: &Ctx, pipeline: &Pipeline) -> anyhow::Result<Edges> {
-    let root = ctx.stack.root.clone();
+    let start = |name: &'static str, from: u16, url: String, secret: String, direct: bool| {
+        let root = ctx.stack.root.clone();
+        tokio::task::spawn_blocking(move || BenchEdge::start(&root, name, from, &url, &secret, direct))
+    };
     let (url, secret) = (pipeline.origin.url.clone(), pipeline.origin.secret.clone());
-    let edge =
-        tokio::task::spawn_blocking(move || BenchEdge::start(&root, "edge-bench", 18787, &url, &secret)).await??;
+    let edge = start("edge-bench", 18787, url.clone(), secret.clone(), false).await??;
+    let direct_edge = start("edge-bench-direct", 18807, url, secret, true).await??;
     let stub = StubOrigin::start().await?;
-    let root = ctx.stack.root.clone();
-    let stub_url = stub.url.clone();
-    let stub_edge =
-        tokio::task::spawn_blocking(move || BenchEdge::start(&root, "edge-bench-stub", 18797, &stub_url, "stub"))
-            .await??;
-    let watched = Watched::find(edge.port, Some(stub_edge.port));
-    Ok(Edges { edge, stub_edge, _stub: stub, watched })
+    let stub_edge = start("edge-bench-stub", 18797, stub.url.clone(), "stub".into(), false).await??;
+    let watched = Watched::find(&[
+        (edge.port, None),
+        (stub_edge.port, Some("stub origin edge (all)")),
+        (direct_edge.port, Some("direct edge (all)")),
+    ]);
+    Ok(Edges { edge, stub_edge, direct_edge, _stub: stub, watched })
 }
 
 /// Runs `row` and records what it cost each watched process.
@@ -60,9 +83,9 @@ async fn with_cpu(watched: &Watched, row: impl Future<Output = anyhow::Result<Ro
 }
 
 /// `GET /api/nothing`: the edge answers 404 itself, no origin involved.
-pub(crate) async fn no_io(ctx: &Ctx, edges: &Edges) -> anyhow::Result<Row> {
+pub(crate) async fn no_io(ctx: &Ctx, edges: &Edges, runner: Runner) -> anyhow::Result<Row> {
     with_cpu(&edges.watched, async {
-        let url = format!("{}/api/nothing", edges.edge.url);
+        let url = format!("{}/api/nothing", edges.of(runner).url);
         let probe = load::client(1)?.get(&url).send().await?;
         let decided_by = probe.headers().get("x-seckill-decided-by").and_then(|v| v.to_str().ok()).map(str::to_string);
         anyhow::ensure!(probe.status() == 404, "GET {url} answered {} (expected the edge's 404)", probe.status());
@@ -75,13 +98,11 @@ pub(crate) async fn no_io(ctx: &Ctx, edges: &Edges) -> anyhow::Result<Row> {
             move |_| nothing.get(),
         )
         .await?;
-        let mut row = load_row(
-            RowKey::EdgeNoIo,
-            "edge GET /api/nothing (404 at the edge, no I/O)".into(),
-            clients,
-            &tally,
-            "404",
-        );
+        let (key, name) = match runner {
+            Runner::Wrangler => (RowKey::EdgeNoIo, "edge GET /api/nothing (404 at the edge, no I/O)"),
+            Runner::Direct => (RowKey::EdgeDirectNoIo, "direct edge GET /api/nothing (no wrangler proxy; 404, no I/O)"),
+        };
+        let mut row = load_row(key, name.into(), clients, &tally, "404");
         if decided_by.as_deref() != Some("edge") {
             row.problem = Some(format!("x-seckill-decided-by was {decided_by:?}, not \"edge\""));
         }
@@ -142,13 +163,14 @@ pub(crate) struct Bought {
 }
 
 /// Accepted buys through the edge to the pipeline: a fresh product, distinct users.
-pub(crate) async fn accepted(ctx: &Ctx, edges: &Edges, admin: &Admin) -> anyhow::Result<(Row, Bought)> {
+pub(crate) async fn accepted(ctx: &Ctx, edges: &Edges, admin: &Admin, runner: Runner) -> anyhow::Result<(Row, Bought)> {
+    let edge = edges.of(runner);
     let product = admin.create_sale(sale(stock_for(ctx.cli.stop()))).await?;
-    listed(&edges.edge, product).await?;
+    listed(edge, product).await?;
     let users = ctx.user_block();
     let mut bought = None;
     let row = with_cpu(&edges.watched, async {
-        let buy = Endpoint::parse(&format!("{}/api/seckill", edges.edge.url))?;
+        let buy = Endpoint::parse(&format!("{}/api/seckill", edge.url))?;
         let clients = ctx.cli.edge_connections();
         let tally = load::http(
             Load { title: "edge: accepted buys", workers: clients, stop: ctx.cli.stop(), units_per_call: 1 },
@@ -158,13 +180,11 @@ pub(crate) async fn accepted(ctx: &Ctx, edges: &Edges, admin: &Admin) -> anyhow:
         )
         .await?;
         bought = Some(Bought { product, first_user: users, users: tally.calls });
-        Ok(load_row(
-            RowKey::EdgeAccepted,
-            "accepted buys via the edge (release origin, orders written)".into(),
-            clients,
-            &tally,
-            "200",
-        ))
+        let (key, name) = match runner {
+            Runner::Wrangler => (RowKey::EdgeAccepted, "accepted buys via the edge (release origin, orders written)"),
+            Runner::Direct => (RowKey::EdgeDirectAccepted, "accepted buys via the direct edge (no wrangler proxy)"),
+        };
+        Ok(load_row(key, name.into(), clients, &tally, "200"))
     })
     .await?;
     Ok((row, bought.expect("set by the row")))
@@ -227,11 +247,12 @@ pub(crate) async fn stub_accepted(ctx: &Ctx, edges: &Edges) -> anyhow::Result<Ro
 
 /// Sold-out buys through the edge: a product of stock 1, bought once through the edge first;
 /// the edge then answers from its sold-out flag while it lasts.
-pub(crate) async fn sold_out(ctx: &Ctx, edges: &Edges, admin: &Admin) -> anyhow::Result<Row> {
+pub(crate) async fn sold_out(ctx: &Ctx, edges: &Edges, admin: &Admin, runner: Runner) -> anyhow::Result<Row> {
+    let edge = edges.of(runner);
     let product = admin.create_sale(sale(1)).await?;
-    listed(&edges.edge, product).await?;
+    listed(edge, product).await?;
     let users = ctx.user_block();
-    let url = format!("{}/api/seckill", edges.edge.url);
+    let url = format!("{}/api/seckill", edge.url);
     let setup = sell_out(&url, None, users, product).await?;
     let mut row = with_cpu(&edges.watched, async {
         let buy = Endpoint::parse(&url)?;
@@ -243,7 +264,11 @@ pub(crate) async fn sold_out(ctx: &Ctx, edges: &Edges, admin: &Admin) -> anyhow:
             move |seq| buy_request(&buy, None, users + 1 + seq, product),
         )
         .await?;
-        Ok(load_row(RowKey::EdgeSoldOut, "sold-out buys via the edge".into(), clients, &tally, "409"))
+        let (key, name) = match runner {
+            Runner::Wrangler => (RowKey::EdgeSoldOut, "sold-out buys via the edge"),
+            Runner::Direct => (RowKey::EdgeDirectSoldOut, "sold-out buys via the direct edge (no wrangler proxy)"),
+        };
+        Ok(load_row(key, name.into(), clients, &tally, "409"))
     })
     .await?;
     row.problem = joined(setup, row.problem);

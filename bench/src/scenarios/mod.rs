@@ -23,6 +23,7 @@ pub(crate) mod writer;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use self::bench_origins::{start_origins, start_pipeline, start_replica_ack_origin, Pipeline};
+use self::edge::Runner;
 use self::rows::{median_rows, summary};
 use crate::cli::{BuyMode, Cli, Scenario};
 use crate::interrupt::{self, Interrupted};
@@ -320,17 +321,23 @@ async fn edge_rows(ctx: &Ctx, pipeline: &Pipeline, out: &mut Outcome) {
         if ctx.cli.rounds > 1 {
             eprintln!("edge round {} of {}", round + 1, ctx.cli.rounds);
         }
-        let go = out.settle("edge: no-I/O route", edge::no_io(ctx, &edges).await)
+        let go = out.settle("edge: no-I/O route", edge::no_io(ctx, &edges, Runner::Wrangler).await)
             && out.settle("edge: product list", edge::product_list(ctx, &edges).await)
-            && out.settle("edge: sold-out buys", edge::sold_out(ctx, &edges, admin).await)
-            && match edge::accepted(ctx, &edges, admin).await {
+            && out.settle("edge: sold-out buys", edge::sold_out(ctx, &edges, admin, Runner::Wrangler).await)
+            && match edge::accepted(ctx, &edges, admin, Runner::Wrangler).await {
                 Ok((row, bought)) => {
                     out.settle("edge: accepted buys", Ok(row))
                         && out.settle("edge: repeat buys", edge::repeat(ctx, &edges, &bought).await)
                 }
                 Err(e) => out.settle("edge: accepted buys", Err(e)),
             }
-            && out.settle("edge: accepted buys (stub origin)", edge::stub_accepted(ctx, &edges).await);
+            && out.settle("edge: accepted buys (stub origin)", edge::stub_accepted(ctx, &edges).await)
+            && out.settle("direct edge: no-I/O route", edge::no_io(ctx, &edges, Runner::Direct).await)
+            && out.settle("direct edge: sold-out buys", edge::sold_out(ctx, &edges, admin, Runner::Direct).await)
+            && match edge::accepted(ctx, &edges, admin, Runner::Direct).await {
+                Ok((row, _)) => out.settle("direct edge: accepted buys", Ok(row)),
+                Err(e) => out.settle("direct edge: accepted buys", Err(e)),
+            };
         if !go || out.interrupted {
             break;
         }
@@ -348,9 +355,11 @@ async fn edge_rows(ctx: &Ctx, pipeline: &Pipeline, out: &mut Outcome) {
         }
     }
     out.note(format!(
-        "Edge: two bench instances of wrangler's dev server (`scripts/edge.sh start`, the build `make up` made), \
-         `edge-bench` forwarding to the pipeline's origin and `edge-bench-stub` to a no-I/O stub origin in the bench \
-         process; {} connections; {} interleaved rounds (no-I/O, product list, sold-out, accepted, repeat, stub), \
+        "Edge: three bench instances of the edge (`scripts/edge.sh start`, the build `make up` made) on wrangler's \
+         dev server: `edge-bench` forwarding to the pipeline's origin, `edge-bench-stub` to a no-I/O stub origin in the \
+         bench process, and `edge-bench-direct` (to the pipeline) run without wrangler's proxy process \
+         (`edge/dev-server.mjs --direct`: the same Worker on the same workerd); {} connections; {} interleaved rounds \
+         (no-I/O, product list, sold-out, accepted, repeat, stub; then the direct edge's no-I/O, sold-out, accepted), \
          each row its median round; the room rows once, on one sale's paused room of {} Durable Objects. CPU per \
          request: `utime + stime` of each process before and after the row (the stub edge's three processes as one).",
         ctx.cli.edge_connections(),
