@@ -72,6 +72,12 @@ _bad() { printf '[seckill] error: %s must be one of %s, got %s\n' "$1" "$2" "$3"
 [[ "$REDIS_APPENDFSYNC" =~ ^(everysec|always|no)$ ]] || _bad REDIS_APPENDFSYNC "everysec always no" "$REDIS_APPENDFSYNC"
 [[ "$MYSQL_FLUSH_LOG_AT_TRX_COMMIT" =~ ^[012]$ ]] || _bad MYSQL_FLUSH_LOG_AT_TRX_COMMIT "0 1 2" "$MYSQL_FLUSH_LOG_AT_TRX_COMMIT"
 
+# The brokers (rocketmq-store) delete files they still need past 75 % disk use and refuse every
+# write past their limit until restarted: no broker is started on a disk fuller than this (%).
+export BROKER_DISK_MAX_USED_PERCENT="${BROKER_DISK_MAX_USED_PERCENT:-70}"
+[[ "$BROKER_DISK_MAX_USED_PERCENT" =~ ^[0-9]+$ && "$BROKER_DISK_MAX_USED_PERCENT" -ge 1 && "$BROKER_DISK_MAX_USED_PERCENT" -le 74 ]] ||
+  { printf '[seckill] error: BROKER_DISK_MAX_USED_PERCENT must be 1 to 74, got %s\n' "$BROKER_DISK_MAX_USED_PERCENT" >&2; exit 2; }
+
 # The delay table of the test brokers (make test, make torture; scripts/services.sh): level 16
 # (the unpaid-order cancel) 3 s and the retry levels (3 to 17) 1 s, so lifecycle and retry tests
 # run in seconds; the code still sends level 16. Level 18 = 2 h: tests of the buy path send

@@ -162,6 +162,29 @@ start_namesrv() {
   log "namesrv-$profile up on $SECKILL_HOST:$NS_PORT"
 }
 
+# The size of a broker's commit-log files (it reserves two up front): 128 MiB for a new store,
+# else the size its files already have (the broker refuses to load files of another size).
+COMMITLOG_FILE_BYTES=$((128 * 1024 * 1024))
+commitlog_file_bytes() {
+  local first
+  first="$(find "$1/store/commitlog" -maxdepth 1 -type f -size +0 2>/dev/null | sort | head -n 1)"
+  if [[ -n "$first" ]]; then stat -c %s "$first"; else echo "$COMMITLOG_FILE_BYTES"; fi
+}
+
+# check_broker_disk NAME HOME FILE_BYTES: refuses (exit 1, naming the threshold) to start or reuse
+# a broker whose disk is past BROKER_DISK_MAX_USED_PERCENT, or without room for its two files.
+check_broker_disk() {
+  local name="$1" home="$2" file_bytes="$3" used free_kib
+  used="$(df -P "$home" | awk 'NR == 2 { sub("%", "", $5); print $5 }')"
+  free_kib="$(df -P "$home" | awk 'NR == 2 { print $4 }')"
+  if [[ "$used" -ge "$BROKER_DISK_MAX_USED_PERCENT" ]]; then
+    die "$name: the disk holding $home is $used % full, at or past the $BROKER_DISK_MAX_USED_PERCENT % this stack starts a broker at (BROKER_DISK_MAX_USED_PERCENT; the broker itself deletes files it still needs past 75 % and then refuses every write until restarted). Free space first: make clean-cache, or remove old stores under $SECKILL_DATA/broker-*."
+  fi
+  if (( free_kib * 1024 < 2 * file_bytes + 256 * 1024 * 1024 )); then
+    die "$name: $((free_kib / 1024)) MiB free on the disk holding $home; a broker reserves two $((file_bytes / 1024 / 1024)) MiB commit-log files and needs room to write."
+  fi
+}
+
 # start_broker PROFILE [b]: the profile's first broker, or with b its second.
 start_broker() {
   local profile="$1" which="${2:-}"; profile_ports "$profile"
@@ -169,8 +192,11 @@ start_broker() {
   if [[ "$which" == b ]]; then
     name="broker-$profile-b"; broker_name="seckill-$profile-b"; BR_PORT=$((BR_PORT + 20))
   fi
-  if port_open "$BR_PORT"; then log "$name: port $BR_PORT already open, reusing it"; return; fi
   local home="$SECKILL_DATA/$name"; mkdir -p "$home"
+  local file_bytes; file_bytes="$(commitlog_file_bytes "$home")"
+  # Checked for a running broker too: one past the limit refuses every write anyway.
+  check_broker_disk "$name" "$home" "$file_bytes"
+  if port_open "$BR_PORT"; then log "$name: port $BR_PORT already open, reusing it"; return; fi
   local delay_line=""
   if [[ "$profile" != dev ]]; then
     delay_line="messageDelayLevel = \"$TEST_DELAY_LEVELS\""   # env.sh says why
@@ -198,6 +224,10 @@ brokerId = 0
 storePathRootDir = "$home/store"
 flushDiskType = "$BROKER_FLUSH_DISK_TYPE"
 haListenPort = $((BR_PORT + 1))
+# Small commit-log files (the broker reserves two up front; 1 GiB each by default), kept a day:
+# old files go whole, a file at a time, at the daily clean-up or when the disk fills.
+mappedFileSizeCommitLog = $file_bytes
+fileReservedTime = 24
 # One pull may carry a few of the order writer's batches (rocketmq.writer_batch_max, 256):
 # the defaults (32 messages / 256 KiB from memory, 8 / 64 KiB from disk) would starve it.
 maxTransferCountOnMessageInMemory = 1024

@@ -12,6 +12,7 @@
 )]
 
 mod ambiguous_outcomes;
+mod broker_disk;
 mod broker_failover;
 mod broker_restart;
 mod bursts;
