@@ -43,7 +43,23 @@ cmd_status() {
     if needed "$when"; then need=yes; [[ "$s" == up ]] || missing=1; fi
     printf '%-19s %-9s %-8s %-8s %-20s %s\n' "$name" "$s" "$pid" "$need" "$SECKILL_HOST:$port" "$SECKILL_LOGS/$name.log"
   done
+  broker_disks
   return "$missing"
+}
+
+# Each broker store's size and the use of the disk it is on, against the limit no broker is
+# started past (BROKER_DISK_MAX_USED_PERCENT) and the broker's own (75 %).
+broker_disks() {
+  local home shown=0 used
+  for home in "$SECKILL_DATA"/broker-*; do
+    [[ -d "$home/store" ]] || continue
+    if ((shown == 0)); then
+      printf '\n%-19s %-9s %s\n' BROKER-STORE SIZE "DISK USE (no broker starts past $BROKER_DISK_MAX_USED_PERCENT %; the broker refuses writes past 75 %)"
+      shown=1
+    fi
+    used="$(df -P "$home" | awk 'NR == 2 { print $5 }')"
+    printf '%-19s %-9s %s\n' "$(basename "$home")" "$(du -sh "$home/store" 2>/dev/null | cut -f1)" "$used"
+  done
 }
 
 cmd_logs() {
