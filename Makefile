@@ -43,7 +43,8 @@ clean-cache:
 	rm -rf "$${SECKILL_CACHE:-$$HOME/.cache/seckill}"
 
 ## Measure the running stack (`make up`) against its ceilings: Redis, broker, origin (batched vs
-## transaction), writer, edge. Flags via ARGS, e.g. make bench ARGS="--requests 5000"; report in .run/bench/.
+## transaction), writer, edge (with CPU per process), click to order. Flags via ARGS, e.g.
+## make bench ARGS="--requests 5000"; report in .run/bench/.
 bench:
 	@scripts/bench.sh $(ARGS)
 

@@ -116,7 +116,14 @@ async fn after_redis_loses_a_loaded_sale_a_plain_preload_is_refused_and_the_sale
     let (status, body) = app.admin_post(&path, None).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("REDIS_STATE_LOST")), "{body}");
     assert_eq!(app.stock(product).await["redis"], serde_json::Value::Null, "a refused preload changes nothing");
-    let frozen = wait_until(Duration::from_secs(5), || async { app.buy(2, product).await.0 == 503 }).await;
+    // Frozen is the fence's record in MySQL (what a reconcile thaws), not just any 503: a buy of
+    // keys Redis lost may be refused before the fence has written it down.
+    let frozen = wait_until(Duration::from_secs(5), || async {
+        let (status, body) = app.buy(2, product).await;
+        (status, body["code"].as_str()) == (503, Some("SALE_FROZEN"))
+            && app.product_state(product).frozen().await.is_some()
+    })
+    .await;
     assert!(frozen, "the fence froze the sale");
     let (status, body) = app.admin_post(&format!("/admin/products/{product}/reconcile"), None).await;
     assert_eq!((status, body["thawed"].as_bool()), (200, Some(true)), "{body}");
