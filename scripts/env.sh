@@ -145,6 +145,9 @@ service_registry() {
 # port_open PORT: true if something accepts TCP connections on $SECKILL_HOST:PORT.
 port_open() { (exec 3<>"/dev/tcp/$SECKILL_HOST/$1") 2>/dev/null; }
 
+# disk_used_pct DIR: how full (whole percent) the disk holding DIR is.
+disk_used_pct() { df --output=pcent "$1" | tail -1 | tr -dc 0-9; }
+
 # wait_port NAME PORT SECONDS: wait until PORT accepts connections.
 wait_port() {
   local name="$1" port="$2" secs="${3:-60}" i

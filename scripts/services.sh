@@ -175,7 +175,7 @@ commitlog_file_bytes() {
 # a broker whose disk is past BROKER_DISK_MAX_USED_PERCENT, or without room for its two files.
 check_broker_disk() {
   local name="$1" home="$2" file_bytes="$3" used free_kib
-  used="$(df -P "$home" | awk 'NR == 2 { sub("%", "", $5); print $5 }')"
+  used="$(disk_used_pct "$home")"
   free_kib="$(df -P "$home" | awk 'NR == 2 { print $4 }')"
   if [[ "$used" -ge "$BROKER_DISK_MAX_USED_PERCENT" ]]; then
     die "$name: the disk holding $home is $used % full, at or past the $BROKER_DISK_MAX_USED_PERCENT % this stack starts a broker at (BROKER_DISK_MAX_USED_PERCENT; the broker itself deletes files it still needs past 75 % and then refuses every write until restarted). Free space first: make clean-cache, or remove old stores under $SECKILL_DATA/broker-*."

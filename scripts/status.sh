@@ -57,8 +57,8 @@ broker_disks() {
       printf '\n%-19s %-9s %s\n' BROKER-STORE SIZE "DISK USE (no broker starts past $BROKER_DISK_MAX_USED_PERCENT %; the broker refuses writes past 75 %)"
       shown=1
     fi
-    used="$(df -P "$home" | awk 'NR == 2 { print $5 }')"
-    printf '%-19s %-9s %s\n' "$(basename "$home")" "$(du -sh "$home/store" 2>/dev/null | cut -f1)" "$used"
+    used="$(disk_used_pct "$home")"
+    printf '%-19s %-9s %s %%\n' "$(basename "$home")" "$(du -sh "$home/store" 2>/dev/null | cut -f1)" "$used"
   done
 }
 

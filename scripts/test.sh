@@ -9,11 +9,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$SECKILL_ROOT"
 
-disk_used_pct() { df --output=pcent "$1" | tail -1 | tr -dc 0-9; }
-
 # The brokers refuse every send once their disk is ~75 % full, and the build cache outlives the
-# clone (CI keeps ~/.cache/seckill between runs): past 70 % before building, start it afresh.
-if [[ -d "$CARGO_TARGET_DIR" && "$(disk_used_pct "$SECKILL_DATA")" -ge 70 ]]; then
+# clone (CI keeps ~/.cache/seckill between runs): past the brokers' start limit
+# (BROKER_DISK_MAX_USED_PERCENT, 70) before building, start it afresh.
+if [[ -d "$CARGO_TARGET_DIR" && "$(disk_used_pct "$SECKILL_DATA")" -ge "$BROKER_DISK_MAX_USED_PERCENT" ]]; then
   log "the disk is $(disk_used_pct "$SECKILL_DATA") % full: removing the build cache $CARGO_TARGET_DIR"
   rm -rf "$CARGO_TARGET_DIR"
 fi

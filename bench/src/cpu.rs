@@ -13,13 +13,18 @@ use std::time::Duration;
 /// Clock ticks per second of `/proc/<pid>/stat` (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
 
+/// The label of the bench's edge in front of the stub origin (all its processes).
+pub(crate) const STUB_EDGE: &str = "stub origin edge (all)";
+/// The label of the bench's edge run without wrangler's proxy (all its processes).
+pub(crate) const DIRECT_EDGE: &str = "direct edge (all)";
+
 /// The processes watched, in the order the report shows them.
 pub(crate) const LABELS: &[&str] = &[
     "edge proxy (workerd)",
     "edge worker (workerd)",
     "edge node",
-    "stub origin edge (all)",
-    "direct edge (all)",
+    STUB_EDGE,
+    DIRECT_EDGE,
     "origin serve",
     "origin consume",
     "redis",

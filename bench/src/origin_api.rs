@@ -114,6 +114,17 @@ pub(crate) async fn buy_once(
     product: u64,
 ) -> anyhow::Result<(u16, String)> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    buy_with(&client, url, secret, user, product).await
+}
+
+/// One buy on `client` (its connections kept for the next); returns the status and body.
+pub(crate) async fn buy_with(
+    client: &reqwest::Client,
+    url: &str,
+    secret: Option<&str>,
+    user: u64,
+    product: u64,
+) -> anyhow::Result<(u16, String)> {
     let mut req = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

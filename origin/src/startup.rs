@@ -257,7 +257,7 @@ impl Workers {
             &mq.order_writer_group,
             &[mq.order_topic.as_str()],
             mq.writer_batch_max,
-            mq.writer_pull_interval_ms.min(1000),
+            mq.writer_pull_interval_ms,
             writer.handler(),
         )
         .await?;

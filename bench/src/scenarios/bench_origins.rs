@@ -4,6 +4,7 @@
 use seckill_origin::configuration::Settings;
 use seckill_origin::startup::Workers;
 
+use super::writer::consumers_of_their_own;
 use super::Ctx;
 use crate::cli::BuyMode;
 use crate::origin_proc::{BenchOrigin, OriginConfig, DATABASE, KEY_PREFIX};
@@ -54,20 +55,12 @@ pub(crate) struct Pipeline {
     pub settings: Settings,
 }
 
-/// The consumers' settings of the pipeline of run `run`: the stack's, with the bench origins'
-/// database and key prefix and topics and groups of this run only.
+/// The consumers' settings of the pipeline of run `run`: the bench origins' database and key
+/// prefix, topics and groups of this run only.
 pub(super) fn pipeline_settings(stack: &Settings, run: &str) -> Settings {
-    let mut s = stack.clone();
-    s.consumer.port = 0; // `make up`'s consumer holds the default port
+    let mut s = consumers_of_their_own(stack, "pipeline", run);
     s.mysql.database = DATABASE.to_owned();
     s.redis.key_prefix = KEY_PREFIX.to_owned();
-    let mq = &mut s.rocketmq;
-    mq.order_topic = format!("seckill-bench-pipeline-{run}");
-    mq.cancel_topic = format!("seckill-bench-pipeline-{run}-cancel");
-    mq.event_topic = format!("seckill-bench-pipeline-{run}-event");
-    mq.order_writer_group = format!("seckill-bench-pipeline-writer-{run}");
-    mq.canceller_group = format!("seckill-bench-pipeline-canceller-{run}");
-    mq.producer_group = format!("seckill-bench-pipeline-producer-{run}");
     s
 }
 

@@ -24,7 +24,7 @@ use super::Ctx;
 use crate::cli::Stop;
 use crate::latency::{self, Percentiles};
 use crate::load::{self, Endpoint, Load};
-use crate::origin_api::buy_request;
+use crate::origin_api::{buy_request, buy_with};
 use crate::report::{Row, RowKey};
 
 /// How often MySQL is asked for the sale's new orders.
@@ -200,25 +200,15 @@ pub(crate) async fn run(ctx: &Ctx, pipeline: &Pipeline) -> anyhow::Result<(Row, 
                 let user = users + buyer + n * STEADY_BUYERS;
                 n += 1;
                 next += every;
-                let Ok(answer) = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("authorization", crate::origin_api::bearer(user))
-                    .header("x-seckill-edge-secret", &secret)
-                    .body(format!(r#"{{"userId":{user},"productId":{product}}}"#))
-                    .send()
-                    .await
-                else {
+                let Ok((200, body)) = buy_with(&client, &url, Some(&secret), user, product).await else {
                     continue;
                 };
                 let at = Instant::now();
-                if answer.status().as_u16() != 200 {
-                    continue;
-                }
-                if let Ok(body) = answer.json::<serde_json::Value>().await {
-                    if let Some(order_no) = body["orderNo"].as_str() {
-                        answers.lock().expect("not poisoned").insert(order_no.to_owned(), at);
-                    }
+                let order_no = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|b| b["orderNo"].as_str().map(str::to_owned));
+                if let Some(order_no) = order_no {
+                    answers.lock().expect("not poisoned").insert(order_no, at);
                 }
             }
         }));

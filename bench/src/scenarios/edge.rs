@@ -67,8 +67,8 @@ pub(crate) async fn start(ctx: &Ctx, pipeline: &Pipeline) -> anyhow::Result<Edge
     let stub_edge = start("edge-bench-stub", 18797, stub.url.clone(), "stub".into(), false).await??;
     let watched = Watched::find(&[
         (edge.port, None),
-        (stub_edge.port, Some("stub origin edge (all)")),
-        (direct_edge.port, Some("direct edge (all)")),
+        (stub_edge.port, Some(crate::cpu::STUB_EDGE)),
+        (direct_edge.port, Some(crate::cpu::DIRECT_EDGE)),
     ]);
     Ok(Edges { edge, stub_edge, direct_edge, _stub: stub, watched })
 }

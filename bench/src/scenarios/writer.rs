@@ -29,18 +29,25 @@ const POLL: Duration = Duration::from_millis(250);
 /// Settings of the writer scenario: the stack's, with a database, key prefix, topics and
 /// groups of this run only.
 pub(crate) fn settings(stack: &Settings, run: &str) -> Settings {
-    let mut s = stack.clone();
-    // `make up`'s consumer holds the default port.
-    s.consumer.port = 0;
+    let mut s = consumers_of_their_own(stack, "writer", run);
     s.mysql.database = format!("seckill_bench_writer_{run}");
     s.redis.key_prefix = format!("seckill-bench-writer-{run}");
+    s
+}
+
+/// The stack's settings with topics and consumer groups that only the bench's `what` of run
+/// `run` uses (`seckill-bench-<what>-<run>`...), and a free port for the consumers' metrics
+/// (`make up`'s consumer holds the default one).
+pub(crate) fn consumers_of_their_own(stack: &Settings, what: &str, run: &str) -> Settings {
+    let mut s = stack.clone();
+    s.consumer.port = 0;
     let mq = &mut s.rocketmq;
-    mq.order_topic = format!("seckill-bench-writer-{run}");
-    mq.cancel_topic = format!("seckill-bench-writer-{run}-cancel");
-    mq.event_topic = format!("seckill-bench-writer-{run}-event");
-    mq.order_writer_group = format!("seckill-bench-writer-{run}");
-    mq.canceller_group = format!("seckill-bench-canceller-{run}");
-    mq.producer_group = format!("seckill-bench-writer-producer-{run}");
+    mq.order_topic = format!("seckill-bench-{what}-{run}");
+    mq.cancel_topic = format!("seckill-bench-{what}-{run}-cancel");
+    mq.event_topic = format!("seckill-bench-{what}-{run}-event");
+    mq.order_writer_group = format!("seckill-bench-{what}-writer-{run}");
+    mq.canceller_group = format!("seckill-bench-{what}-canceller-{run}");
+    mq.producer_group = format!("seckill-bench-{what}-producer-{run}");
     s
 }
 

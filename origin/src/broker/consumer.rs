@@ -106,8 +106,9 @@ impl Consumer {
         Self::start_batched(messaging, group, topics, 1, 0, batch).await
     }
 
-    /// Like [`Consumer::start_many`], handing the handler up to `batch` messages at a time, and
-    /// pulling again `pull_interval_ms` after a pull that found messages (0: at once).
+    /// Like [`Consumer::start_many`], handing the handler up to `batch` messages at a time (at
+    /// most 1,024), and pulling again `pull_interval_ms` (at most 1,000) after a pull that found
+    /// messages (0: at once).
     pub async fn start_batched(
         messaging: &Messaging,
         group: &str,
@@ -118,6 +119,7 @@ impl Consumer {
     ) -> anyhow::Result<Self> {
         let settings = messaging.settings();
         let batch = batch.clamp(1, 1024);
+        let pull_interval_ms = pull_interval_ms.min(1000);
         let share = Arc::new(QueueShare::default());
         let listener =
             ShareListener { share: Arc::clone(&share), topics: topics.iter().map(|t| t.to_string()).collect() };
