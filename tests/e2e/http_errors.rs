@@ -17,8 +17,13 @@ async fn a_wrong_method_and_an_oversized_body_get_json_errors_and_take_nothing()
 
     // 3 MB: over axum's 2 MB default body limit.
     let huge = format!(r#"{{"userId": 1, "productId": {product}, "pad": "{}"}}"#, "x".repeat(3 << 20));
-    let (status, body) = read(app.buy_raw(huge).await).await;
+    let resp = app.buy_raw(huge).await;
+    let connection = resp.headers().get("connection").map(|v| v.to_str().unwrap().to_string());
+    let (status, body) = read(resp).await;
     assert_eq!((status, body["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{body}");
+    // The server leaves the body unread and closes the connection: it says so, so the next
+    // request (below, on the same client) opens a new one instead of being lost.
+    assert_eq!(connection.as_deref(), Some("close"), "a 413 closes its connection");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 
     let (status, body) =

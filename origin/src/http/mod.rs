@@ -148,6 +148,16 @@ fn log_failure(response: &mut Response) {
 /// limit, 400/415 from an extractor, ...) come as plain text or empty; this gives them the JSON
 /// body of every other error: `{"code", "message"}`, the message kept from the original text.
 async fn json_errors(response: Response) -> Response {
+    let mut response = as_json_error(response).await;
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was left unread, so the server closes this connection after the answer;
+        // saying so keeps a client from sending its next request down it (and losing it).
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn as_json_error(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
