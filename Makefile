@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .PHONY: up down status logs lint check test contract bench torture clean-cache
 
 ## Install what is missing, start the whole stack on 127.0.0.1 with a demo sale, print the URLs.
-## PROFILE=cluster: a Redis Cluster, two brokers, two origins and two consumers (docs/OPERATIONS.md).
+## PROFILE=cluster: a Redis Cluster, two broker masters with synchronous slaves, two origins and two consumers (docs/OPERATIONS.md).
 up:
 	@PROFILE="$(PROFILE)" scripts/stack.sh up
 

@@ -4,18 +4,27 @@
 #
 #   services.sh install                 install what is missing (apt, cargo install)
 #   services.sh start redis|mysql       start one service unless its port is already open
-#   services.sh start mq PROFILE [2]    name server + broker of a profile (2: and its broker b)
-#   services.sh start broker PROFILE[-b]  one broker of a profile (broker b with -b)
+#   services.sh start mq PROFILE [2|2m-2s]  name server + broker of a profile (2: and its broker
+#                                       b; 2m-2s: two name servers, brokers a and b each with a
+#                                       synchronous slave)
+#   services.sh start broker PROFILE[-b][-s]  one broker of a profile (broker b with -b, the
+#                                       slave of a or b with -s)
 #   services.sh start prometheus        Prometheus on $PROMETHEUS_PORT scraping serve and consume
 #   services.sh stop redis|mysql|namesrv-dev|broker-dev|broker-dev-b|namesrv-test|broker-test|...
-#   services.sh kill-broker PROFILE[-b] SIGKILL a broker (for failure tests)
+#   services.sh kill-broker PROFILE[-b][-s] SIGKILL a broker (for failure tests)
 #
 # Profiles: dev  = name server 9876, broker 10911, RocketMQ's default delay table.
 #           test = name server 9877, broker 10921, a shrunk delay table (level 16 = 3 s).
-#           pair = name server 9878, broker 10961, the test delay table: two brokers of their
-#                  own for the broker-failover test, which kills one.
+#           pair = name servers 9878 and 9888, brokers a (10961) and b (10981) each with a
+#                  synchronous slave (11001, 11021), the test delay table: the brokers of the
+#                  failover tests, which kill masters and slaves.
 # A profile's broker b listens 20 ports above its first broker: same cluster and name server,
-# another broker name, so a topic's queues are on both and a producer can use either.
+# another broker name, so a topic's queues are on both and a producer can use either. A slave
+# listens 40 ports above its master, with the master's broker name and brokerId 1; its master is
+# then a SYNC_MASTER that answers SEND_OK only once the slave holds the message
+# (BROKER_IN_SYNC_REPLICAS=1 makes it stop waiting, to measure what the wait costs). A profile
+# with slaves has a second name server 10 ports above its first; every broker and client is
+# given both. docs/SCALING.md has the layout and the broker's replication traps.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
@@ -26,6 +35,7 @@ install() {
   command -v mariadbd >/dev/null || missing+=(mariadb-server)
   command -v mariadb >/dev/null || missing+=(mariadb-client)
   command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
   if ((${#missing[@]})); then
     log "installing ${missing[*]} (apt)"
     local sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
@@ -152,14 +162,26 @@ profile_ports() {
   esac
 }
 
+# start_namesrv PROFILE [2]: the profile's name server, or with 2 its second one.
 start_namesrv() {
-  local profile="$1"; profile_ports "$profile"
-  if port_open "$NS_PORT"; then log "namesrv-$profile: port $NS_PORT already open, reusing it"; return; fi
-  local home="$SECKILL_DATA/namesrv-$profile"; mkdir -p "$home"
-  ROCKETMQ_HOME="$home" start_bg "namesrv-$profile" "$SECKILL_TOOLS/bin/rocketmq-namesrv-rust" \
+  local profile="$1" name="namesrv-$1"; profile_ports "$profile"
+  if [[ "${2:-}" == 2 ]]; then name="namesrv-$profile-2"; NS_PORT=$((NS_PORT + 10)); fi
+  if port_open "$NS_PORT"; then log "$name: port $NS_PORT already open, reusing it"; return; fi
+  local home="$SECKILL_DATA/$name"; mkdir -p "$home"
+  ROCKETMQ_HOME="$home" start_bg "$name" "$SECKILL_TOOLS/bin/rocketmq-namesrv-rust" \
     --bindAddress "$SECKILL_HOST" --listenPort "$NS_PORT" --rocketmqHome "$home" --kvConfigPath "$home/kvConfig.json"
-  wait_port "namesrv-$profile" "$NS_PORT" 30
-  log "namesrv-$profile up on $SECKILL_HOST:$NS_PORT"
+  wait_port "$name" "$NS_PORT" 30
+  log "$name up on $SECKILL_HOST:$NS_PORT"
+}
+
+# has_slaves PROFILE: true if the profile runs 2m-2s (pair always; dev under PROFILE=cluster,
+# which `start mq dev 2m-2s` records in its data folder).
+has_slaves() { [[ "$1" == pair || -f "$SECKILL_DATA/broker-$1.2m-2s" ]]; }
+
+# namesrv_addrs PROFILE: what brokers and clients of the profile are given ("a;b" with slaves).
+namesrv_addrs() {
+  profile_ports "$1"
+  if has_slaves "$1"; then echo "$SECKILL_HOST:$NS_PORT;$SECKILL_HOST:$((NS_PORT + 10))"; else echo "$SECKILL_HOST:$NS_PORT"; fi
 }
 
 # The size of a broker's commit-log files (it reserves two up front): 128 MiB for a new store,
@@ -178,19 +200,47 @@ check_broker_disk() {
   used="$(disk_used_pct "$home")"
   free_kib="$(df -P "$home" | awk 'NR == 2 { print $4 }')"
   if [[ "$used" -ge "$BROKER_DISK_MAX_USED_PERCENT" ]]; then
-    die "$name: the disk holding $home is $used % full, at or past the $BROKER_DISK_MAX_USED_PERCENT % this stack starts a broker at (BROKER_DISK_MAX_USED_PERCENT; the broker itself deletes files it still needs past 75 % and then refuses every write until restarted). Free space first: make clean-cache, or remove old stores under $SECKILL_DATA/broker-*."
+    die "$name: the disk holding $home is $used % full (1 - available / size, as the broker measures it), at or past the $BROKER_DISK_MAX_USED_PERCENT % this stack starts a broker at (BROKER_DISK_MAX_USED_PERCENT; the broker itself deletes its oldest files even if unexpired past 85 % and refuses every write past 90 %). Free space first: make clean-cache, or remove old stores under $SECKILL_DATA/broker-*."
   fi
   if (( free_kib * 1024 < 2 * file_bytes + 256 * 1024 * 1024 )); then
     die "$name: $((free_kib / 1024)) MiB free on the disk holding $home; a broker reserves two $((file_bytes / 1024 / 1024)) MiB commit-log files and needs room to write."
   fi
 }
 
-# start_broker PROFILE [b]: the profile's first broker, or with b its second.
+# start_broker PROFILE [a|b|a-s|b-s]: the profile's broker a (its first) or b, or the slave of
+# either (-s). A master whose profile has slaves is a SYNC_MASTER; else an ASYNC_MASTER alone.
 start_broker() {
-  local profile="$1" which="${2:-}"; profile_ports "$profile"
+  local profile="$1" which="${2:-a}"; profile_ports "$profile"
   local name="broker-$profile" broker_name="seckill-$profile"
-  if [[ "$which" == b ]]; then
-    name="broker-$profile-b"; broker_name="seckill-$profile-b"; BR_PORT=$((BR_PORT + 20))
+  case "$which" in
+    a | a-s) ;;
+    b | b-s) name="broker-$profile-b"; broker_name="seckill-$profile-b"; BR_PORT=$((BR_PORT + 20)) ;;
+    *) die "start broker: which broker? a, b, a-s or b-s, got '$which'" ;;
+  esac
+  local role=ASYNC_MASTER broker_id=0 replicas="" master_ha=$((BR_PORT + 1))
+  if has_slaves "$profile"; then
+    # Waits for the slave only with both replicas counted (the default inSyncReplicas of 1
+    # never waits); a slave later than slaveTimeout makes the send FLUSH_SLAVE_TIMEOUT.
+    role=SYNC_MASTER
+    # A SYNC_MASTER's SEND_OK also waits for its own flush (the ack frontier is the lesser of
+    # its flushed offset and the slave's: rocketmq-store ha/ack_frontier.rs). Under ASYNC_FLUSH
+    # the broker flushes only once 4 pages are dirty, or every 10 s (the "thorough" flush): a
+    # quiet broker would hold a send past slaveTimeout. A thorough flush every 20 ms bounds that
+    # wait (the broker refuses flushCommitLogLeastPages = 0).
+    # slaveTimeout under the clients' send timeout (3 s): a send the slave does not confirm is
+    # answered FLUSH_SLAVE_TIMEOUT (stored here, not replicated) instead of timing out unanswered.
+    replicas="totalReplicas = 2
+inSyncReplicas = $BROKER_IN_SYNC_REPLICAS
+slaveTimeout = 1000
+flushIntervalCommitLog = 20
+flushCommitLogThoroughInterval = 20"
+  fi
+  if [[ "$which" == *-s ]]; then
+    [[ -n "$replicas" ]] || die "start broker $profile-$which: profile $profile has no slaves (make up PROFILE=cluster, or the pair profile)"
+    name="$name-s"; role=SLAVE; broker_id=1; BR_PORT=$((BR_PORT + 40))
+    replicas="$replicas
+# The master's replication port; without it the slave waits for the name server to name it.
+haMasterAddress = \"$SECKILL_HOST:$master_ha\""
   fi
   local home="$SECKILL_DATA/$name"; mkdir -p "$home"
   local file_bytes; file_bytes="$(commitlog_file_bytes "$home")"
@@ -203,14 +253,21 @@ start_broker() {
   fi
   cat >"$home/broker.toml" <<TOML
 [broker]
-namesrvAddr = "$SECKILL_HOST:$NS_PORT"
+namesrvAddr = "$(namesrv_addrs "$profile")"
 brokerIp1 = "$SECKILL_HOST"
 listenPort = $BR_PORT
 storePathRootDir = "$home/store"
 autoCreateTopicEnable = true
-# Ask a producer about an undecided transaction message after 6 s, checking every 5 s.
+# The role in both sections: a slave's start-up reads this one, the store reads [store]'s.
+brokerRole = "$role"
+# A slave serves pulls: with its master dead, consumers drain the master's messages from it.
+slaveReadEnable = true
+# Ask a producer about an undecided transaction message after 6 s, checking every 5 s, for up
+# to an hour (720 rounds; the broker's 15 would discard a half message after ~75 s, and with it
+# the order of a buy whose Redis deduction the check-back could not read in that time).
 transactionTimeout = 6000
 transactionCheckInterval = 5000
+transactionCheckMax = 720
 
 [broker.brokerServerConfig]
 bindAddress = "$SECKILL_HOST"
@@ -218,12 +275,16 @@ bindAddress = "$SECKILL_HOST"
 [broker.brokerIdentity]
 brokerName = "$broker_name"
 brokerClusterName = "SeckillCluster"
-brokerId = 0
+brokerId = $broker_id
 
 [store]
 storePathRootDir = "$home/store"
 flushDiskType = "$BROKER_FLUSH_DISK_TYPE"
+brokerRole = "$role"
+# Replication listens on loopback like everything else (the broker's default is 0.0.0.0).
+haListenAddress = "$SECKILL_HOST"
 haListenPort = $((BR_PORT + 1))
+$replicas
 # Small commit-log files (the broker reserves two up front; 1 GiB each by default), kept a day:
 # old files go whole, a file at a time, at the daily clean-up or when the disk fills.
 mappedFileSizeCommitLog = $file_bytes
@@ -240,7 +301,19 @@ TOML
   RUST_LOG="${SECKILL_BROKER_LOG:-warn}" ROCKETMQ_HOME="$home" \
     start_bg "$name" "$SECKILL_TOOLS/bin/rocketmq-broker-rust" -c "$home/broker.toml"
   wait_port "$name" "$BR_PORT" 60
-  log "$name up on $SECKILL_HOST:$BR_PORT (registered with $SECKILL_HOST:$NS_PORT; $BROKER_FLUSH_DISK_TYPE)"
+  log "$name up on $SECKILL_HOST:$BR_PORT ($role of $broker_name, registered with $(namesrv_addrs "$profile"); $BROKER_FLUSH_DISK_TYPE)"
+}
+
+# The host's disk use for Prometheus (node_exporter's filesystem collector only): where the
+# brokers keep their stores, which they stop writing to at 90 % (SeckillBrokerDiskFilling).
+start_node_exporter() {
+  if port_open "$NODE_EXPORTER_PORT"; then log "node-exporter: port $NODE_EXPORTER_PORT already open, reusing it"; return; fi
+  start_bg node-exporter prometheus-node-exporter --web.listen-address="$SECKILL_HOST:$NODE_EXPORTER_PORT" \
+    --collector.disable-defaults --collector.filesystem \
+    --collector.filesystem.mount-points-exclude='^/(dev|proc|sys)($|/)' \
+    --collector.filesystem.fs-types-exclude='^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|mqueue|nsfs|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|sysfs|tracefs|tmpfs)$'
+  wait_port node-exporter "$NODE_EXPORTER_PORT" 30
+  log "node-exporter up on $SECKILL_HOST:$NODE_EXPORTER_PORT (filesystems only)"
 }
 
 # Prometheus scraping `serve` and `consume` every 5 s, with config/prometheus/rules.yml. Its
@@ -249,12 +322,15 @@ TOML
 # it scrapes $ORIGIN_PORT and $CONSUMER_PORT (the test shop starts one for its own origin).
 start_prometheus() {
   local name="${PROMETHEUS_NAME:-prometheus}"
+  start_node_exporter
   if port_open "$PROMETHEUS_PORT"; then
     log "$name already up on $SECKILL_HOST:$PROMETHEUS_PORT"
     return
   fi
   local dir="$SECKILL_DATA/$name"
   mkdir -p "$dir/tsdb"
+  # Only the filesystem that holds the brokers' stores, labelled so the rules can name it.
+  local store_mount; store_mount="$(df --output=target "$SECKILL_DATA" | tail -1)"
   cat >"$dir/prometheus.yml" <<YAML
 # Generated by scripts/services.sh start prometheus; edit config/prometheus/rules.yml instead.
 global:
@@ -269,13 +345,22 @@ scrape_configs:
   - job_name: seckill-consume
     static_configs:
       - targets: ["$SECKILL_HOST:$CONSUMER_PORT"]
+  - job_name: seckill-node
+    static_configs:
+      - targets: ["$SECKILL_HOST:$NODE_EXPORTER_PORT"]
+    metric_relabel_configs:
+      - source_labels: [__name__, mountpoint]
+        regex: "node_filesystem_(avail|size)_bytes;$store_mount"
+        action: keep
+      - target_label: store
+        replacement: brokers
 YAML
   promtool check config "$dir/prometheus.yml" >>"$SECKILL_LOGS/$name.log" 2>&1 ||
     die "prometheus config does not check (see $SECKILL_LOGS/$name.log)"
   start_bg "$name" prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/tsdb" \
     --storage.tsdb.retention.time=2d --web.listen-address="$SECKILL_HOST:$PROMETHEUS_PORT"
   wait_port "$name" "$PROMETHEUS_PORT" 30
-  log "$name up on http://$SECKILL_HOST:$PROMETHEUS_PORT (scraping $SECKILL_HOST:$ORIGIN_PORT and :$CONSUMER_PORT)"
+  log "$name up on http://$SECKILL_HOST:$PROMETHEUS_PORT (scraping $SECKILL_HOST:$ORIGIN_PORT, :$CONSUMER_PORT and the disk of $store_mount)"
 }
 
 cmd="${1:-}"; shift || true
@@ -288,22 +373,34 @@ case "$cmd" in
       mysql) start_mysql ;;
       mq)
         profile="${2:-dev}"; brokers="${3:-1}"
-        [[ "$profile" == pair ]] && brokers=2
-        [[ "$brokers" == 1 || "$brokers" == 2 ]] || die "start mq $profile: brokers must be 1 or 2, got '$brokers'"
-        start_namesrv "$profile"; start_broker "$profile"
-        [[ "$brokers" == 2 ]] && start_broker "$profile" b
+        [[ "$profile" == pair ]] && brokers=2m-2s
+        [[ "$brokers" == 1 || "$brokers" == 2 || "$brokers" == 2m-2s ]] ||
+          die "start mq $profile: brokers must be 1, 2 or 2m-2s, got '$brokers'"
+        profile_ports "$profile"
+        if [[ "$brokers" == 2m-2s ]]; then
+          mkdir -p "$SECKILL_DATA"; touch "$SECKILL_DATA/broker-$profile.2m-2s"
+        elif [[ "$profile" != pair ]]; then
+          rm -f "$SECKILL_DATA/broker-$profile.2m-2s"   # the layout asked for now
+        fi
+        start_namesrv "$profile"; has_slaves "$profile" && start_namesrv "$profile" 2
+        start_broker "$profile" a
+        [[ "$brokers" != 1 ]] && start_broker "$profile" b
+        if [[ "$brokers" == 2m-2s ]]; then start_broker "$profile" a-s; start_broker "$profile" b-s; fi
         true ;;
       broker)
         case "${2:-dev}" in
+          *-b-s) start_broker "${2%-b-s}" b-s ;;
           *-b) start_broker "${2%-b}" b ;;
-          *) start_broker "${2:-dev}" ;;
+          *-s) start_broker "${2%-s}" a-s ;;
+          *) start_broker "${2:-dev}" a ;;
         esac ;;
       prometheus) start_prometheus ;;
-      *) die "start what? redis | redis-cluster | mysql | mq dev|test|pair [2] | broker <profile>[-b] | prometheus" ;;
+      node-exporter) start_node_exporter ;;
+      *) die "start what? redis | redis-cluster | mysql | mq dev|test|pair [2|2m-2s] | broker <profile>[-b][-s] | prometheus" ;;
     esac ;;
   stop)
-    [[ -n "${1:-}" ]] || die "stop what? redis | mysql | namesrv-<profile> | broker-<profile>[-b]"
+    [[ -n "${1:-}" ]] || die "stop what? redis | mysql | namesrv-<profile>[-2] | broker-<profile>[-b][-s]"
     stop_pidfile "$1" ;;
   kill-broker) stop_pidfile "broker-${1:-dev}" KILL ;;
-  *) die "usage: services.sh install | start redis|mysql|mq <profile> [2]|broker <profile>[-b] | stop NAME | kill-broker <profile>[-b]" ;;
+  *) die "usage: services.sh install | start redis|mysql|mq <profile> [2|2m-2s]|broker <profile>[-b][-s] | stop NAME | kill-broker <profile>[-b][-s]" ;;
 esac

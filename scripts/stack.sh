@@ -4,8 +4,9 @@
 #                   and the edge, create the demo sale, wait until all answer, print the URLs
 #   stack.sh down   stop exactly what `up` started (by pid file)
 # PROFILE=cluster (make up PROFILE=cluster): the same stack spread the way production spreads
-# it, on loopback: a Redis Cluster of three masters, two brokers (broker a and b) under one
-# name server, two origins and two consumers (same groups), and the edge over both origins.
+# it, on loopback: a Redis Cluster of three masters, RocketMQ as 2m-2s-sync (two name servers,
+# brokers a and b each with a synchronous slave), two origins and two consumers (same groups),
+# and the edge over both origins.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$SECKILL_ROOT"
@@ -35,6 +36,8 @@ origin_env() {
   export APP_CONFIG_DIR="$SECKILL_ROOT/config"
   if [[ "$PROFILE" == cluster ]]; then
     export APP_REDIS__CLUSTER_URLS="$(redis_cluster_urls)"
+    # Both name servers, as every broker is given them: either may die.
+    export APP_ROCKETMQ__NAMESRV_ADDR="$SECKILL_HOST:$NAMESRV_PORT;$SECKILL_HOST:$((NAMESRV_PORT + 10))"
     # Strict durability with replicas: a buy is QUEUED only once a replica holds it.
     if [[ "$DURABILITY" == strict ]]; then export APP_REDIS__REPLICA_ACKS=1; fi
   fi
@@ -103,7 +106,7 @@ up() {
   "$SECKILL_ROOT/scripts/services.sh" start mysql
   if [[ "$PROFILE" == cluster ]]; then
     "$SECKILL_ROOT/scripts/services.sh" start redis-cluster
-    "$SECKILL_ROOT/scripts/services.sh" start mq dev 2
+    "$SECKILL_ROOT/scripts/services.sh" start mq dev 2m-2s
   else
     "$SECKILL_ROOT/scripts/services.sh" start mq dev
   fi
@@ -123,7 +126,9 @@ up() {
   local cluster_lines=""
   if [[ "$PROFILE" == cluster ]]; then
     cluster_lines="
-    profile:       cluster: Redis Cluster masters $REDIS_CLUSTER_PORTS, replicas $REDIS_CLUSTER_REPLICA_PORTS, brokers a and b on $BROKER_PORT and $((BROKER_PORT + 20)),
+    profile:       cluster: Redis Cluster masters $REDIS_CLUSTER_PORTS, replicas $REDIS_CLUSTER_REPLICA_PORTS,
+                   name servers $NAMESRV_PORT and $((NAMESRV_PORT + 10)), broker masters a and b on $BROKER_PORT and $((BROKER_PORT + 20)),
+                   their synchronous slaves on $((BROKER_PORT + 40)) and $((BROKER_PORT + 60)),
                    origins $ORIGIN_URL and $ORIGIN2_URL (the edge spreads users over both), consumers on $CONSUMER_PORT and $CONSUMER2_PORT"
   fi
   cat <<MSG

@@ -44,17 +44,28 @@ cmd_status() {
     printf '%-19s %-9s %-8s %-8s %-20s %s\n' "$name" "$s" "$pid" "$need" "$SECKILL_HOST:$port" "$SECKILL_LOGS/$name.log"
   done
   broker_disks
+  broker_roles
   return "$missing"
 }
 
+# The stack's brokers as their name servers and they themselves report them: role, and on
+# each master whether its slave is in sync (`seckill-origin brokers`; needs the built origin).
+broker_roles() {
+  local bin="$CARGO_TARGET_DIR/debug/seckill-origin"
+  [[ -x "$bin" ]] && port_open "$NAMESRV_PORT" || return 0
+  printf '\n'
+  ( eval "$("$SECKILL_ROOT/scripts/stack.sh" origin-env | sed 's/^/export /')"
+    RUST_LOG=error timeout 20 "$bin" brokers ) || printf 'brokers: could not be read from the name servers\n'
+}
+
 # Each broker store's size and the use of the disk it is on, against the limit no broker is
-# started past (BROKER_DISK_MAX_USED_PERCENT) and the broker's own (75 %).
+# started past (BROKER_DISK_MAX_USED_PERCENT) and the broker's own (85 % and 90 %).
 broker_disks() {
   local home shown=0 used
   for home in "$SECKILL_DATA"/broker-*; do
     [[ -d "$home/store" ]] || continue
     if ((shown == 0)); then
-      printf '\n%-19s %-9s %s\n' BROKER-STORE SIZE "DISK USE (no broker starts past $BROKER_DISK_MAX_USED_PERCENT %; the broker refuses writes past 75 %)"
+      printf '\n%-19s %-9s %s\n' BROKER-STORE SIZE "DISK USE, 1 - avail/size (no broker starts past $BROKER_DISK_MAX_USED_PERCENT %; the broker deletes unexpired files past 85 %, refuses writes past 90 %)"
       shown=1
     fi
     used="$(disk_used_pct "$home")"

@@ -29,6 +29,13 @@ enum Command {
     Run,
     /// Create the database if missing and apply migrations/
     Migrate,
+    /// The RocketMQ brokers the name servers know: role, address, whether each master's
+    /// slaves are in sync (make status prints this)
+    Brokers {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Repair a product's Redis state from MySQL plus what Redis knows is in flight (after
     /// Redis lost data); prints the changes as JSON. Waits for the order queue to drain first.
     Reconcile {
@@ -110,6 +117,16 @@ async fn run(command: Command, settings: configuration::Settings) -> anyhow::Res
             }
             workers.shutdown().await;
             result
+        }
+        Command::Brokers { json } => {
+            let messaging = Messaging::start(&settings.rocketmq)?;
+            let brokers = seckill_origin::broker::cluster::describe(&messaging).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&brokers)?);
+            } else {
+                print!("{}", seckill_origin::broker::cluster::table(&brokers));
+            }
+            Ok(())
         }
         Command::Reconcile { product_id, dry_run, wait_secs } => {
             let db = startup::connect_mysql(&settings).await?;

@@ -74,3 +74,44 @@ async fn a_buy_that_never_reached_redis_is_a_503_with_nothing_taken() {
     assert!(back, "buying works once Redis is reachable again");
     app.check().await;
 }
+
+/// Transaction mode: a buy whose script ran but whose answer was lost leaves its half message
+/// undecided, and Redis then stays out of reach for longer than the broker's default check-back
+/// budget (15 rounds, ~75 s at the test broker's 5 s). Before, the broker discarded the half
+/// message after those rounds and the stock the script took had no order. The brokers now ask
+/// for up to an hour (`transactionCheckMax` 720 in `scripts/services.sh`): once Redis answers,
+/// the check-back finds the deduction and commits, and the order is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_buy_undecided_past_the_brokers_default_check_back_budget_still_becomes_its_order() {
+    let (id, mut settings) = isolated_settings();
+    settings.buy.mode = seckill_origin::configuration::BuyMode::Transaction;
+    let proxy = LossyRedisProxy::start(&settings.redis.url).await;
+    let app = behind(&proxy, id, settings).await;
+    let product = app.create_product(5).await;
+    let first = app.buy_queued(1, product).await;
+
+    // The buy script's "take" call (the local transaction), not its read-only "check" before
+    // it; from then on Redis is out of the origin's reach, so the local transaction cannot read
+    // the deduction log either and leaves the half message undecided.
+    proxy.lose_the_answer_and_go_dark("$4\r\ntake\r\n");
+    let (status, body) = app.buy(4343434343, product).await;
+    assert_eq!(proxy.cut.load(std::sync::atomic::Ordering::SeqCst), 1, "the proxy cut the script call");
+    assert_eq!((status, body["status"].as_str()), (202, Some("PENDING")), "{body}");
+    let order_no = body["orderNo"].as_str().expect("the buyer can follow the order").to_string();
+    // The script ran: Redis holds the deduction. Every check-back for the next 90 s finds
+    // Redis unreachable and answers "unknown".
+    let held: Option<String> = redis::cmd("HGET")
+        .arg(app.product_key(product, "orders"))
+        .arg(&order_no)
+        .query_async(&mut app.redis.clone())
+        .await
+        .unwrap();
+    assert!(held.is_some(), "the cut script call took its unit");
+    tokio::time::sleep(std::time::Duration::from_secs(90)).await;
+    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM tb_seckill_order WHERE order_no = '{order_no}'")).await, 0);
+    proxy.light_up();
+    let order = app.wait_order_status(&order_no, "UNPAID", 60).await;
+    assert_eq!(order["userId"], 4343434343u64, "{order}");
+    app.wait_order_status(&first, "UNPAID", 30).await;
+    app.check().await;
+}

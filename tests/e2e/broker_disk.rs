@@ -4,23 +4,29 @@
 
 use seckill_e2e::{services, services_script};
 
-/// How full the disk holding the brokers' stores is now, in whole percent.
+/// How full the disk holding the brokers' stores is now, as the brokers measure it: 1 -
+/// available / size, in whole percent rounded up.
 fn disk_used_percent() -> u32 {
-    let data = std::env::var("SECKILL_DATA").unwrap_or_else(|_| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.run/data").to_string_lossy().into_owned()
-    });
-    let out = std::process::Command::new("df").args(["-P", &data]).output().expect("run df");
+    let data = seckill_e2e::services_data_dir();
+    let out =
+        std::process::Command::new("df").arg("-B1").arg("--output=size,avail").arg(&data).output().expect("run df");
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().nth(1).expect("df prints a line for the disk");
-    line.split_whitespace().nth(4).and_then(|p| p.trim_end_matches('%').parse().ok()).expect("a use percentage")
+    let [size, avail]: [f64; 2] = line
+        .split_whitespace()
+        .map(|n| n.parse().expect("df prints byte counts"))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("size and available");
+    ((size - avail) * 100.0 / size).ceil() as u32
 }
 
 #[test]
 fn a_broker_is_not_started_on_a_disk_past_the_threshold() {
     let used = disk_used_percent();
     assert!(used >= 2, "the disk is {used} % full: too empty to put a threshold under it");
-    // A threshold under today's use: the disk is past it, as a full disk would be past 70 %.
-    let threshold = (used - 1).min(74);
+    // A threshold under today's use: the disk is past it, as a full disk would be past 87 %.
+    let threshold = (used - 1).min(89);
     let out = std::process::Command::new("bash")
         .arg(services_script())
         .args(["start", "broker", "test"])
@@ -30,7 +36,9 @@ fn a_broker_is_not_started_on_a_disk_past_the_threshold() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "services.sh started a broker on a disk past {threshold} %: {said}");
     assert!(
-        said.contains(&format!("is {used} % full, at or past the {threshold} %")) && said.contains("75 %"),
+        said.contains(&format!(
+            "is {used} % full (1 - available / size, as the broker measures it), at or past the {threshold} %"
+        )) && said.contains("90 %"),
         "the refusal names the disk's use and the threshold: {said}"
     );
     // The running test broker was left alone: the sends of the other modules still go through.
@@ -39,7 +47,7 @@ fn a_broker_is_not_started_on_a_disk_past_the_threshold() {
 
 #[test]
 fn a_threshold_at_or_past_the_brokers_own_limit_is_refused() {
-    for bad in ["75", "0", "abc"] {
+    for bad in ["90", "0", "abc"] {
         let out = std::process::Command::new("bash")
             .arg(services_script())
             .args(["start", "broker", "test"])
@@ -48,6 +56,6 @@ fn a_threshold_at_or_past_the_brokers_own_limit_is_refused() {
             .expect("run services.sh");
         let said = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "BROKER_DISK_MAX_USED_PERCENT={bad}: {said}");
-        assert!(said.contains("BROKER_DISK_MAX_USED_PERCENT must be 1 to 74"), "{said}");
+        assert!(said.contains("BROKER_DISK_MAX_USED_PERCENT must be 1 to 89"), "{said}");
     }
 }

@@ -6,68 +6,25 @@
 //! test uses.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
-use seckill_e2e::{services, TestApp};
+use seckill_e2e::{burst_with_a_kill, services, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn a_broker_killed_mid_burst_sends_go_to_the_other_and_every_queued_buy_becomes_one_order() {
     services(&["start", "mq", "pair"]);
     let (id, mut settings) = seckill_e2e::isolated_settings();
-    let port = std::env::var("PAIR_NAMESRV_PORT").unwrap_or_else(|_| "9878".into());
-    settings.rocketmq.namesrv_addr = format!("127.0.0.1:{port}");
+    settings.rocketmq.namesrv_addr = seckill_e2e::pair_namesrv_addr();
     let app = Arc::new(TestApp::spawn_with(id, settings).await);
     let initial = 1000;
     let product = app.create_product(initial).await;
     let first = app.buy_queued(1, product).await;
     app.wait_order_status(&first, "UNPAID", 60).await;
 
-    // 1,500 buyers, 8 at a time, each pausing 5 ms before its buy, so the burst lasts a couple
-    // of seconds; a buyer told 503 tries again (up to 120 times, 250 ms apart), as the shop page
-    // does. The buyer whose answer is the 100th kills broker a, holding every other buy back
-    // until the broker is dead (a gate they pass one by one): about 900 units are left then.
-    let killed = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::RwLock::new(()));
-    let burst = {
-        let (app, killed) = (Arc::clone(&app), Arc::clone(&killed));
-        tokio::spawn(async move {
-            futures::stream::iter(2..=1501u64)
-                .map(|user| {
-                    let (app, killed, answered, gate) =
-                        (Arc::clone(&app), Arc::clone(&killed), Arc::clone(&answered), Arc::clone(&gate));
-                    async move {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                        let mut answer = (503, serde_json::Value::Null, true);
-                        for _ in 0..120 {
-                            let passing = gate.read().await;
-                            let after_kill = killed.load(Ordering::SeqCst);
-                            let (status, body) = app.buy(user, product).await;
-                            drop(passing);
-                            if status != 503 {
-                                answer = (status, body, after_kill);
-                                break;
-                            }
-                            tokio::time::sleep(Duration::from_millis(250)).await;
-                        }
-                        if answered.fetch_add(1, Ordering::SeqCst) + 1 == 100 {
-                            // Waits for the buys in flight, and holds new ones back, until killed.
-                            let _closed = gate.write().await;
-                            tokio::task::spawn_blocking(|| services(&["kill-broker", "pair"])).await.unwrap();
-                            killed.store(true, Ordering::SeqCst);
-                        }
-                        answer
-                    }
-                })
-                .buffer_unordered(8)
-                .collect::<Vec<_>>()
-                .await
-        })
-    };
-    let answers = burst.await.unwrap();
+    // 1,500 buyers; the buyer whose answer is the 100th kills broker a (about 900 units are
+    // left then), holding every other buy back until the broker is dead.
+    let answers =
+        burst_with_a_kill(&app, product, (2..=1501u64).collect(), 100, &|| services(&["kill-broker", "pair"])).await;
     let mut by_status: HashMap<(u16, bool), usize> = HashMap::new();
     let mut queued = HashSet::from([first]);
     let mut placed = HashSet::new();

@@ -73,8 +73,7 @@ async fn a_sale_sharded_into_4_buckets_sells_exactly_its_stock_once_per_user_und
 async fn a_burst_of_3000_buys_over_two_origins_two_consumers_two_brokers_and_a_redis_cluster_sells_exactly_the_stock() {
     seckill_e2e::services(&["start", "mq", "pair"]);
     let (id, mut settings) = redis_cluster_settings();
-    let port = std::env::var("PAIR_NAMESRV_PORT").unwrap_or_else(|_| "9878".into());
-    settings.rocketmq.namesrv_addr = format!("127.0.0.1:{port}");
+    settings.rocketmq.namesrv_addr = seckill_e2e::pair_namesrv_addr();
     let app = TestApp::spawn_with(id, settings).await;
     assert!(app.redis.is_cluster(), "the test reads the cluster");
     let mut second = app.settings.clone();

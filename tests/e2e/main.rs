@@ -14,6 +14,7 @@
 mod ambiguous_outcomes;
 mod broker_disk;
 mod broker_failover;
+mod broker_replication;
 mod broker_restart;
 mod bursts;
 mod buy_path;

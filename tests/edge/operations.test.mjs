@@ -45,7 +45,7 @@ test("Prometheus scrapes serve and consume, sees a buy and an order written, and
 
   const { groups } = await prometheus("/api/v1/rules");
   const names = groups.flatMap((g) => g.rules.map((r) => r.name ?? r.alert));
-  for (const rule of ["SeckillConsumerLagGrowing", "SeckillDeadLetters", "seckill:buys:rate1m"]) {
+  for (const rule of ["SeckillConsumerLagGrowing", "SeckillDeadLetters", "seckill:buys:rate1m", "SeckillBrokerDiskFilling"]) {
     assert.ok(names.includes(rule), `rule ${rule} loaded: ${names}`);
   }
 });
@@ -59,6 +59,27 @@ test("every query of the shipped Grafana dashboard runs on that Prometheus", asy
     const data = await prometheus(`/api/v1/query?query=${encodeURIComponent(expr)}`);
     assert.equal(data.resultType, "vector", expr);
   }
+});
+
+test("the disk holding the broker stores is on the dashboard, as full as df says", async () => {
+  const path = new URL("../../config/grafana/seckill-dashboard.json", import.meta.url);
+  const dashboard = JSON.parse(await readFile(path, "utf8"));
+  const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+  assert.ok(exprs.includes("seckill:broker_disk_used:ratio"), "a dashboard panel plots the brokers' disk");
+  // Scraped every 5 s and recorded every 5 s: a series within half a minute of `make up`.
+  const series = await waitFor(async () => {
+    const { result } = await prometheus(`/api/v1/query?query=${encodeURIComponent("seckill:broker_disk_used:ratio")}`);
+    return result.length === 1 ? result[0] : null;
+  }, { timeoutMs: 30_000, everyMs: 1_000 });
+  assert.ok(series, "one series: the filesystem of the brokers' stores");
+  const ratio = Number(series.value[1]);
+  const { execFileSync } = await import("node:child_process");
+  const data = new URL("../../.run/data", import.meta.url).pathname;
+  // The brokers' own measure: 1 - available / size.
+  const df = execFileSync("df", ["-B1", "--output=size,avail", process.env.SECKILL_DATA ?? data], { encoding: "utf8" });
+  const [size, avail] = df.split("\n")[1].trim().split(/\s+/).map(Number);
+  const used = 1 - avail / size;
+  assert.ok(Math.abs(ratio - used) < 0.02, `Prometheus says ${ratio}, df says ${used}`);
 });
 
 test("every answer of the edge carries x-request-id: the caller's when it is a plain token, else a fresh one", async () => {

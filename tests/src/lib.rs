@@ -20,6 +20,7 @@
 )]
 
 mod app;
+mod broker_faults;
 pub mod invariants;
 mod lossy_redis_proxy;
 mod metrics;
@@ -33,11 +34,12 @@ pub mod torture;
 mod wait;
 
 pub use app::TestApp;
+pub use broker_faults::burst_with_a_kill;
 pub use lossy_redis_proxy::LossyRedisProxy;
 pub use metrics::metric_value;
 pub use origin_process::{origin_command, OriginProcess};
 pub use response::read;
-pub use services::{services, services_script};
+pub use services::{pair_namesrv_addr, services, services_data_dir, services_script, wait_pair_slaves_know};
 pub use settings::{isolated_settings, ADMIN_TOKEN, EDGE_SECRET};
 pub use tokens::{token_for, Tokens};
 pub use wait::wait_until;

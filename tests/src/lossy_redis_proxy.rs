@@ -14,6 +14,11 @@ pub struct LossyRedisProxy {
     addr: std::net::SocketAddr,
     upstream: String,
     armed: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    /// Set by [`LossyRedisProxy::lose_the_answer_and_go_dark`]: after the cut, `dark` is set.
+    dark_after_cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// While set, every request (on a new connection or an open one) closes its connection
+    /// unanswered.
+    dark: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Requests that were cut so far.
     pub cut: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Flipped to true by [`LossyRedisProxy::stop`]: every open connection is closed.
@@ -31,6 +36,8 @@ impl LossyRedisProxy {
             addr,
             upstream,
             armed: Default::default(),
+            dark_after_cut: Default::default(),
+            dark: Default::default(),
             cut: Default::default(),
             down: tokio::sync::watch::channel(false).0,
             task: Default::default(),
@@ -42,15 +49,20 @@ impl LossyRedisProxy {
     fn serve(&self, listener: tokio::net::TcpListener) {
         let (upstream, armed, cut, down) =
             (self.upstream.clone(), self.armed.clone(), self.cut.clone(), self.down.clone());
+        let (dark_after_cut, dark) = (self.dark_after_cut.clone(), self.dark.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if dark.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the client's connection closes unanswered
+                }
                 let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
                 let (armed, cut, mut down) = (armed.clone(), cut.clone(), down.subscribe());
+                let (dark_after_cut, dark) = (dark_after_cut.clone(), dark.clone());
                 tokio::spawn(async move {
                     tokio::select! {
                         biased; // once down, nothing more is relayed
                         _ = down.wait_for(|d| *d) => {}
-                        _ = Self::pipe(client, server, armed, cut) => {}
+                        _ = Self::pipe(client, server, armed, cut, dark_after_cut, dark) => {}
                     }
                 });
             }
@@ -61,6 +73,19 @@ impl LossyRedisProxy {
     /// The next request containing `marker` runs in Redis but its answer is lost.
     pub fn lose_the_answer_to(&self, marker: &str) {
         *self.armed.lock().unwrap() = Some(marker.as_bytes().to_vec());
+    }
+
+    /// Like [`LossyRedisProxy::lose_the_answer_to`], and from the cut on every request, on any
+    /// connection, closes it unanswered (Redis unreachable, but no connection refused) until
+    /// [`LossyRedisProxy::light_up`].
+    pub fn lose_the_answer_and_go_dark(&self, marker: &str) {
+        self.dark_after_cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.lose_the_answer_to(marker);
+    }
+
+    /// New connections are relayed again.
+    pub fn light_up(&self) {
+        self.dark.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Closes every connection and stops listening: connections are refused until
@@ -84,6 +109,8 @@ impl LossyRedisProxy {
         server: tokio::net::TcpStream,
         armed: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
         cut: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        dark_after_cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        dark: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut client_read, mut client_write) = client.into_split();
@@ -98,6 +125,9 @@ impl LossyRedisProxy {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            if dark.load(std::sync::atomic::Ordering::SeqCst) {
+                return; // Redis is out of reach: the request goes unanswered
+            }
             let chunk = &buf[..n];
             let hit = {
                 let mut armed = armed.lock().unwrap();
@@ -108,6 +138,9 @@ impl LossyRedisProxy {
                 hit
             };
             if hit {
+                if dark_after_cut.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    dark.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 // The reply must not get through: stop relaying before Redis can answer.
                 _stop_replies.0.abort();
                 let _ = server_write.write_all(chunk).await;

@@ -1,11 +1,8 @@
 //! How far a consumer group is behind: messages the broker stores that the group has not
 //! finished (its topic and its retry topic), from the broker's own offsets.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
 use cheetah_string::CheetahString;
-use rocketmq_client_rust::{ConsumerAdmin, DefaultMQAdminExt};
+use rocketmq_client_rust::ConsumerAdmin;
 
 use super::Messaging;
 
@@ -18,18 +15,7 @@ use super::Messaging;
 /// offset for, so a group that has not consumed yet (or a queue it never read) looks drained.
 /// `None` counts just those (for groups whose topics this process does not know).
 pub async fn group_lag(messaging: &Messaging, group: &str, topic: Option<&str>) -> anyhow::Result<u64> {
-    // Each probe is its own admin client: two probes sharing an instance name would share (and
-    // the first to finish would shut down) one client's connections.
-    static PROBES: AtomicU64 = AtomicU64::new(0);
-    let name = format!("{group}-lag-probe-{}-{}", std::process::id(), PROBES.fetch_add(1, Ordering::Relaxed));
-    let mut admin = DefaultMQAdminExt::with_admin_ext_group_and_timeout(
-        messaging.client_runtime(),
-        name.clone(),
-        Duration::from_secs(3),
-    );
-    *admin.client_config_mut() = messaging.client_config();
-    admin.client_config_mut().set_instance_name(CheetahString::from_string(name));
-    admin.start().await.map_err(|e| anyhow::anyhow!("cannot start a broker admin client: {e}"))?;
+    let mut admin = messaging.admin(&format!("{group}-lag-probe")).await?;
     let group_name = CheetahString::from_string(group.to_string());
     let topics: Vec<Option<CheetahString>> = match topic {
         None => vec![None],

@@ -4,6 +4,7 @@
 //! The client calls listeners synchronously on its own runtime's blocking lane; our handlers
 //! are async on the application's runtime, so the glue `block_on`s them there.
 
+pub mod cluster;
 pub mod consumer;
 pub mod health;
 pub mod lag;
@@ -68,6 +69,23 @@ impl Messaging {
 
     pub fn settings(&self) -> &RocketMqSettings {
         &self.settings
+    }
+
+    /// A started admin client of its own (named `purpose-<pid>-<n>`) with this process's client
+    /// settings; call `shutdown` when done. Each is its own: two admin clients sharing an
+    /// instance name would share (and the first to finish would shut down) one connection set.
+    pub async fn admin(&self, purpose: &str) -> anyhow::Result<rocketmq_client_rust::DefaultMQAdminExt> {
+        static ADMINS: AtomicU64 = AtomicU64::new(0);
+        let name = format!("{purpose}-{}-{}", std::process::id(), ADMINS.fetch_add(1, Ordering::Relaxed));
+        let mut admin = rocketmq_client_rust::DefaultMQAdminExt::with_admin_ext_group_and_timeout(
+            self.client_runtime(),
+            name.clone(),
+            std::time::Duration::from_secs(3),
+        );
+        *admin.client_config_mut() = self.client_config();
+        admin.client_config_mut().set_instance_name(CheetahString::from_string(name));
+        admin.start().await.map_err(|e| anyhow::anyhow!("cannot start a broker admin client: {e}"))?;
+        Ok(admin)
     }
 
     /// Client settings every producer and consumer of this process uses.
