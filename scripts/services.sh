@@ -260,8 +260,11 @@ storePathRootDir = "$home/store"
 autoCreateTopicEnable = true
 # The role in both sections: a slave's start-up reads this one, the store reads [store]'s.
 brokerRole = "$role"
-# A slave serves pulls: with its master dead, consumers drain the master's messages from it.
-slaveReadEnable = true
+# A slave serves no pulls. With reads on, a slave whose master is dead answers a pull of a queue
+# with nothing new "retry at the master" (it does not learn that its master is gone), the client
+# re-pulls at once, overruns its pull budget and drops pull requests, also of queues it must
+# read from the master once that is back (docs/SCALING.md). Off, a pull there fails and waits.
+slaveReadEnable = false
 # Ask a producer about an undecided transaction message after 6 s, checking every 5 s, for up
 # to an hour (720 rounds; the broker's 15 would discard a half message after ~75 s, and with it
 # the order of a buy whose Redis deduction the check-back could not read in that time).
