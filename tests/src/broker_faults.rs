@@ -1,5 +1,7 @@
-//! Bursts of buys with a broker killed in the middle, for the broker failover tests.
+//! Bursts of buys with a broker killed in the middle, and what their answers must come to, for
+//! the broker failover tests.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,4 +55,34 @@ pub async fn burst_with_a_kill(
         .buffer_unordered(8)
         .collect::<Vec<_>>()
         .await
+}
+
+/// The accepted orders of a burst's answers (200 QUEUED and 202 PENDING, each its own order
+/// number), and the answers counted by (status, sent after the kill); panics on any other
+/// answer than those and a 409 whose code is one of `refusals`.
+pub fn accepted_orders(
+    answers: &[(u16, serde_json::Value, bool)],
+    refusals: &[&str],
+) -> (HashSet<String>, HashMap<(u16, bool), usize>) {
+    let mut by_status: HashMap<(u16, bool), usize> = HashMap::new();
+    let mut accepted = HashSet::new();
+    for (status, body, after_kill) in answers {
+        *by_status.entry((*status, *after_kill)).or_default() += 1;
+        match status {
+            200 | 202 => assert!(accepted.insert(body["orderNo"].as_str().unwrap().to_string()), "{body}"),
+            409 => assert!(body["code"].as_str().is_some_and(|c| refusals.contains(&c)), "{body}"),
+            other => panic!("unexpected answer {other}: {body}"),
+        }
+    }
+    (accepted, by_status)
+}
+
+/// Every accepted order has exactly one row, and there is no row without an accepted buy.
+pub async fn assert_exactly_the_accepted_orders(app: &TestApp, product: u64, accepted: &HashSet<String>) {
+    let rows = app.written_orders(product).await;
+    let written: HashSet<String> = rows.iter().cloned().collect();
+    assert_eq!(rows.len(), written.len(), "no order written twice");
+    let missing: Vec<&String> = accepted.iter().filter(|o| !written.contains(*o)).collect();
+    assert!(missing.is_empty(), "{} accepted orders without a row: {missing:?}", missing.len());
+    assert_eq!(written.len(), accepted.len(), "no order without its accepted buy");
 }

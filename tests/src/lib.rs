@@ -34,7 +34,7 @@ pub mod torture;
 mod wait;
 
 pub use app::TestApp;
-pub use broker_faults::burst_with_a_kill;
+pub use broker_faults::{accepted_orders, assert_exactly_the_accepted_orders, burst_with_a_kill};
 pub use lossy_redis_proxy::LossyRedisProxy;
 pub use metrics::metric_value;
 pub use origin_process::{origin_command, OriginProcess};
