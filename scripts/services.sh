@@ -271,6 +271,13 @@ slaveReadEnable = false
 transactionTimeout = 6000
 transactionCheckInterval = 5000
 transactionCheckMax = 720
+# A send runs holding one of as many permits as the machine has cores, a SYNC_MASTER's until its
+# slave confirms (up to slaveTimeout); the others wait in the send queue, and one that waits
+# longer than this is answered SYSTEM_BUSY, stored nowhere. The broker's 200 ms turned a 2m-2s
+# pair on 2 busy cores into refused batches (a 503 for every buy in them); a second waits out one
+# slow replica, and a wait plus a send (slaveTimeout) stays under the clients' 3 s timeout, so
+# the refusal, when it comes, is still a clean "not stored" and not a timeout of unknown outcome.
+waitTimeMillsInSendQueue = 1000
 
 [broker.brokerServerConfig]
 bindAddress = "$SECKILL_HOST"

@@ -18,22 +18,35 @@ if [[ -d "$CARGO_TARGET_DIR" && "$(disk_used_pct "$SECKILL_DATA")" -ge "$BROKER_
 fi
 log "disk: $(disk_used_pct "$SECKILL_DATA") % used as the brokers count it (they delete unexpired files past 85 %, refuse sends past 90 %)"
 
-# After a failure: what the services said, so a CI log explains a broken service by itself.
+# After a failure: what the services said, so a CI log explains a broken service by itself,
+# then what the origin processes the tests started said (the latest last: a failed test's
+# origins are among them, and a CI excerpt shows the end).
 diagnose() {
   log "diagnostics: disk, and the warnings and errors of each service's log (deduplicated)"
   df -h "$SECKILL_DATA" >&2 || true
   du -sh "$CARGO_TARGET_DIR" "$SECKILL_DATA" 2>/dev/null >&2 || true
-  local file
-  for file in "$SECKILL_LOGS"/broker-*.log "$SECKILL_LOGS"/namesrv-*.log "$SECKILL_LOGS"/mysql.err; do
+  local file services=("$SECKILL_LOGS"/broker-*.log "$SECKILL_LOGS"/namesrv-*.log "$SECKILL_LOGS"/mysql.err)
+  for file in "${services[@]}"; do
     [[ -f "$file" ]] || continue
-    printf '%s\n' "--- $file: its last distinct errors, then warnings" >&2
-    # Timestamps and thread ids out, so repeats fold; a consume queue's first use is not news.
-    grep -a -E 'ERROR|WARN|panicked' "$file" | grep -a -v 'ConsumeQueue was created just now' |
-      sed -E 's/\x1b\[[0-9;]*m//g; s/^[0-9TZ:. -]+//; s/ThreadId\([0-9]+\) //' | cut -c1-300 |
-      awk '!seen[$0]++ { if ($0 ~ /ERROR|panicked/) e[++ne] = $0; else w[++nw] = $0 }
-        END { for (i = (ne > 10 ? ne - 9 : 1); i <= ne; i++) print e[i]
-              for (i = (nw > 10 ? nw - 9 : 1); i <= nw; i++) print w[i] }' >&2 || true
+    log_digest "$file"
   done
+  log "the latest logs of origin processes the tests started"
+  # shellcheck disable=SC2012 # names are the tests' own ([a-z0-9-]); ls sorts by time
+  ls -tr "$SECKILL_LOGS" 2>/dev/null | grep -E -- '-[0-9a-f]{12}(-[a-z0-9-]+)?\.log$' | tail -n 8 |
+    while read -r file; do log_digest "$SECKILL_LOGS/$file"; done
+}
+
+# log_digest FILE: its last distinct errors, then its last distinct warnings (ten of each).
+log_digest() {
+  local file="$1"
+  grep -a -q -E 'ERROR|WARN|panicked' "$file" || return 0
+  printf '%s\n' "--- $file: its last distinct errors, then warnings" >&2
+  # Timestamps and thread ids out, so repeats fold; a consume queue's first use is not news.
+  grep -a -E 'ERROR|WARN|panicked' "$file" | grep -a -v 'ConsumeQueue was created just now' |
+    sed -E 's/\x1b\[[0-9;]*m//g; s/^[0-9TZ:. -]+//; s/ThreadId\([0-9]+\) //' | cut -c1-300 |
+    awk '!seen[$0]++ { if ($0 ~ /ERROR|panicked/) e[++ne] = $0; else w[++nw] = $0 }
+      END { for (i = (ne > 10 ? ne - 9 : 1); i <= ne; i++) print e[i]
+            for (i = (nw > 10 ? nw - 9 : 1); i <= nw; i++) print w[i] }' >&2 || true
 }
 
 # The fast tier first (make check: rustfmt, clippy, unit tests): a slip fails in a minute.
