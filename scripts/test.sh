@@ -104,7 +104,8 @@ fi
 trap 'rc=$?; [[ $rc -eq 0 ]] || diagnose; exit $rc' EXIT
 
 if [[ "${SECKILL_NO_TORTURE:-}" != 1 ]]; then
-  # After the other tests: it restarts the test broker. `make torture` is the full-size run.
+  # After the other tests: it restarts and kills the pair's masters. `make torture` is the
+  # full-size run.
   log "torture at CI scale (every fault, a tenth of the load; make torture runs the full one)"
   cargo build --quiet -p seckill-e2e --bins
   APP_ROCKETMQ__DELAY_LEVELS="$TEST_DELAY_LEVELS" \

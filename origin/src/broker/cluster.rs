@@ -21,6 +21,9 @@ pub struct BrokerStatus {
     pub replica_lag_bytes: Option<u64>,
     /// On a master: replicas that count as in sync, the master included.
     pub in_sync_replicas: Option<u64>,
+    /// Messages consumers have pulled from this broker since it started, system topics not
+    /// counted (the broker's `msgGetTotalTodayNow`): on a slave, reads it served for its master.
+    pub messages_read: Option<u64>,
     /// Why the broker's runtime could not be read, if it could not.
     pub error: Option<String>,
 }
@@ -51,12 +54,14 @@ async fn describe_with(admin: &DefaultMQAdminExt) -> anyhow::Result<Vec<BrokerSt
                 role: None,
                 replica_lag_bytes: None,
                 in_sync_replicas: None,
+                messages_read: None,
                 error: None,
             };
             match admin.fetch_broker_runtime_stats(address.clone()).await {
                 Ok(stats) => {
                     let get = |key: &str| stats.table.get(key).map(|v| v.to_string());
                     status.role = get("brokerRole");
+                    status.messages_read = get("msgGetTotalTodayNow").and_then(|v| v.parse().ok());
                     if *broker_id == 0 && get("haDiagnosticsSupported").as_deref() == Some("true") {
                         status.replica_lag_bytes = get("haMaxReplicaLagBytes").and_then(|v| v.parse().ok());
                         status.in_sync_replicas = get("haSyncStateSetSize").and_then(|v| v.parse().ok());
@@ -106,6 +111,7 @@ mod tests {
             role: Some(role.into()),
             replica_lag_bytes: lag,
             in_sync_replicas: in_sync,
+            messages_read: None,
             error: None,
         }
     }

@@ -53,22 +53,12 @@ pub(super) async fn inject_faults(stack: &mut Stack, total: u64, sent: &AtomicU6
     );
 
     reached(0.45).await;
-    let lag = stack.lag(&stack.settings.rocketmq.order_writer_group, Some(&stack.settings.rocketmq.order_topic)).await;
-    let at = Instant::now();
-    let restarted = tokio::task::spawn_blocking(|| {
-        services(&["stop", "broker-test"]);
-        services(&["start", "broker", "test"]);
-    })
-    .await;
-    record(
-        "broker restarted (SIGTERM, then started again)".into(),
-        format!(
-            "writer lag {} at the stop; away {:.1} s{}",
-            lag.map_or("?".into(), |l| l.to_string()),
-            at.elapsed().as_secs_f64(),
-            if restarted.is_err() { "; RESTART FAILED" } else { "" }
-        ),
-    );
+    let detail = restart_broker(stack, "pair", false).await;
+    record("broker master a restarted (SIGTERM, then started again)".into(), detail);
+
+    reached(0.55).await;
+    let detail = restart_broker(stack, "pair-b", true).await;
+    record("broker master b killed -9, started again 5 s later".into(), detail);
 
     reached(0.65).await;
     let keys_before = dbsize(stack).await;
@@ -128,6 +118,33 @@ async fn fail_over_to_a_lagging_replica(stack: &mut Stack) -> anyhow::Result<Str
         stack.redis_stock().await.map_or("?".into(), |s| s.to_string()),
         at.elapsed().as_secs_f64()
     ))
+}
+
+/// Stops broker master `which` of the pair profile (`pair` is a, `pair-b` is b), with SIGTERM
+/// or -9, and starts it again (after 5 s if killed: long enough for the producers to have
+/// failed on it and moved to the other master); says what was waiting and how long it was away.
+async fn restart_broker(stack: &Stack, which: &'static str, kill_9: bool) -> String {
+    let lag = stack.lag(&stack.settings.rocketmq.order_writer_group, Some(&stack.settings.rocketmq.order_topic)).await;
+    let outbox = stack.outbox_len().await;
+    let at = Instant::now();
+    let restarted = tokio::task::spawn_blocking(move || {
+        if kill_9 {
+            services(&["kill-broker", which]);
+            std::thread::sleep(Duration::from_secs(5));
+        } else {
+            services(&["stop", &format!("broker-{which}")]);
+        }
+        services(&["start", "broker", which]);
+    })
+    .await;
+    format!(
+        "writer lag {}, {} orders in the outbox at the {}; away {:.1} s{}",
+        lag.map_or("?".into(), |l| l.to_string()),
+        outbox.map_or("?".into(), |o| o.to_string()),
+        if kill_9 { "kill" } else { "stop" },
+        at.elapsed().as_secs_f64(),
+        if restarted.is_err() { "; RESTART FAILED" } else { "" }
+    )
 }
 
 /// Kills consumer `n` -9 once orders are waiting to be written (up to 5 s), restarts it 2 s

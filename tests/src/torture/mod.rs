@@ -2,15 +2,17 @@
 //! invariant checked and a Markdown report written.
 //!
 //! Two origins (`seckill-origin serve`) and two consumers (`seckill-origin consume`) run as
-//! processes against the test broker, MariaDB and a Redis primary and replica of the run's own
-//! (AOF on), reached through a movable address ([`redis_address`]). A seeded burst of valid
+//! processes against the pair profile's brokers (two masters, each with a synchronous slave:
+//! `scripts/services.sh start mq pair`), MariaDB and a Redis primary and replica of the run's
+//! own (AOF on), reached through a movable address ([`redis_address`]). A seeded burst of valid
 //! buys and malformed requests goes to the origins at a steady pace while a schedule injects,
 //! at fixed shares of the requests sent: a consumer killed -9 mid-drain (twice), an origin
-//! killed -9, the broker restarted, Redis restarted, a failover to a lagging replica, a
-//! FLUSHALL. A duplicator
-//! sends every order message a second time. Unpaid orders are cancelled 3 s after they are
-//! written (the test broker's level 16) and their units sold again, so the sale keeps selling
-//! through the faults; a share of buyers pay. Once the queue has drained, the checks run.
+//! killed -9, broker master a restarted, broker master b killed -9 and brought back, Redis
+//! restarted, a failover to a lagging replica, a FLUSHALL. A duplicator sends every order
+//! message a second time. Unpaid orders are cancelled 3 s after they are written (level 16 on
+//! the test brokers) and their units sold again, so the sale keeps selling through the faults;
+//! a share of buyers pay. Once the queue has drained, the checks run, and the brokers say how
+//! many messages their slaves served.
 //!
 //! [`run`] sets a run up and carries it out; the rest has a module each: the processes and
 //! clients (`stack`), the fault schedule (`faults`), watching the sale (`watch`), the checks
@@ -29,15 +31,16 @@ pub mod report;
 mod stack;
 mod watch;
 
-pub use outcome::{Check, Fault, FenceTally, Orders, Outcome};
+pub use outcome::{BrokerTally, Check, Fault, FenceTally, Orders, Outcome};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use seckill_origin::broker::cluster::{describe, BrokerStatus};
 use seckill_origin::broker::Messaging;
 use seckill_origin::startup;
 use serde_json::json;
@@ -56,9 +59,10 @@ use watch::{sample_frozen, wait_drained};
 /// Runs the whole torture of `plan`.
 pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     let (id, mut settings) = isolated_settings();
-    // Level 16 is 3 s on the test broker: unpaid orders come back to the sale during the run.
+    settings.rocketmq.namesrv_addr = crate::pair_namesrv_addr();
+    // Level 16 is 3 s on the test brokers: unpaid orders come back to the sale during the run.
     settings.rocketmq.cancel_delay_level = 16;
-    settings.orders.pay_timeout_secs = 3; // what level 16 waits on the test broker
+    settings.orders.pay_timeout_secs = 3; // what level 16 waits on the test brokers
                                           // An origin killed -9 leaves orders in its outbox; the survivor's sweeper sends them.
     settings.buy.sweep_after_ms = 4_000;
     let run_dir = std::env::var("SECKILL_DATA").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
@@ -89,6 +93,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         origins.push(OriginProcess::serve_on(&settings, &format!("torture-{id}-origin-{n}"), port).await);
     }
     let messaging = Messaging::start(&settings.rocketmq)?;
+    let read_by_slaves_before = slave_reads(&messaging).await?;
     let duplicator =
         Duplicator::start(&messaging, &format!("seckill-torture-dup-{id}"), &settings.rocketmq.order_topic).await?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
@@ -149,6 +154,11 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     duplicator.shutdown().await;
 
     let (orders, checks) = check(&stack, &plan, &tally, drained, &copied).await?;
+    let brokers = describe(&stack.messaging).await?;
+    let read_from_slaves = slave_reads_since(&brokers, &read_by_slaves_before);
+    let read_from_masters = brokers.iter().filter(|b| b.broker_id == 0).map(|b| b.messages_read).sum();
+    let brokers =
+        BrokerTally { table: seckill_origin::broker::cluster::table(&brokers), read_from_slaves, read_from_masters };
     let state = stack.product_state().await?;
     let fence = FenceTally {
         frozen_for,
@@ -171,7 +181,24 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         duplicated,
         checks,
         fence,
+        brokers,
     };
     drop(stack);
     Ok(outcome)
+}
+
+/// Messages each slave (by address) has served since it started.
+async fn slave_reads(messaging: &Messaging) -> anyhow::Result<HashMap<String, u64>> {
+    let brokers = describe(messaging).await?;
+    Ok(brokers.into_iter().filter(|b| b.broker_id > 0).filter_map(|b| Some((b.address, b.messages_read?))).collect())
+}
+
+/// Messages the slaves served since `before` was read; None if a slave did not say (or was
+/// not there before: a restarted slave counts afresh).
+fn slave_reads_since(brokers: &[BrokerStatus], before: &HashMap<String, u64>) -> Option<u64> {
+    let slaves: Vec<&BrokerStatus> = brokers.iter().filter(|b| b.broker_id > 0).collect();
+    if slaves.is_empty() {
+        return None;
+    }
+    slaves.iter().map(|b| b.messages_read?.checked_sub(*before.get(&b.address)?)).sum()
 }

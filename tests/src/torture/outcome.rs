@@ -18,6 +18,18 @@ pub struct FenceTally {
     pub frozen_answers: u64,
 }
 
+/// The brokers after the drain.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerTally {
+    /// `seckill-origin brokers`' table: each broker's role and its slave's replication.
+    pub table: String,
+    /// Messages the slaves served during the run (None: a slave did not say).
+    pub read_from_slaves: Option<u64>,
+    /// Messages the masters served since they last started (both restart during the run):
+    /// that the count is a live one (None: a master did not say).
+    pub read_from_masters: Option<u64>,
+}
+
 /// A fault as it was injected.
 #[derive(Debug, Clone)]
 pub struct Fault {
@@ -65,6 +77,7 @@ pub struct Outcome {
     pub duplicated: u64,
     pub checks: Vec<Check>,
     pub fence: FenceTally,
+    pub brokers: BrokerTally,
 }
 
 impl Outcome {

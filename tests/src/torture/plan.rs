@@ -39,7 +39,7 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = 128)]
     pub concurrency: usize,
     /// Share of accepted buyers who pay (the others' orders are cancelled 3 s after they are
-    /// written, on the test broker, and their units sold again).
+    /// written, on the test brokers, and their units sold again).
     #[arg(long, default_value_t = 0.25)]
     pub pay_share: f64,
     /// Seed of the request mix (random if not given; the report names it).

@@ -19,7 +19,8 @@ pub fn markdown(o: &Outcome, started_at: &str) -> String {
         md,
         "{} buys from {} users (quantities 1–3, per-user limit 3) for {} units, {} malformed requests mixed in; \
          {} req/s aimed, {} in flight at most; {:.0}% of accepted buyers pay, the rest are cancelled 3 s after \
-         their order is written. Two origins, two consumers, the test broker, a Redis of the run's own (AOF on), MariaDB.\n",
+         their order is written. Two origins, two consumers, two broker masters each with a synchronous slave (the \
+         pair profile), a Redis of the run's own (AOF on), MariaDB.\n",
         p.buys,
         p.users,
         p.units,
@@ -92,6 +93,17 @@ pub fn markdown(o: &Outcome, started_at: &str) -> String {
         md,
         "| orders refused by the writer, visible to their buyers | {refusals}{} |",
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+    );
+
+    let b = &o.brokers;
+    let _ = writeln!(md, "\n## Brokers after the drain\n\n```\n{}```\n", b.table);
+    let _ = writeln!(
+        md,
+        "Messages read from the slaves during the run: **{}** (from the masters since their restarts: {}). Slaves \
+         serve no reads (`slaveReadEnable` is off; docs/SCALING.md says why): a master's orders wait for it to \
+         come back.",
+        b.read_from_slaves.map_or("unknown (a slave did not say)".into(), |n| n.to_string()),
+        b.read_from_masters.map_or("unknown".into(), |n| n.to_string())
     );
 
     let _ = writeln!(md, "\n## Time\n\n| | |\n|---|---:|");
