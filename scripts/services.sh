@@ -17,12 +17,16 @@
 #           test = name server 9877, broker 10921, a shrunk delay table (level 16 = 3 s).
 #           pair = name servers 9878 and 9888, brokers a (10961) and b (10981) each with a
 #                  synchronous slave (11001, 11021), the test delay table: the brokers of the
-#                  failover tests, which kill masters and slaves.
+#                  failover tests, which kill masters and slaves, and of the torture.
+#           bench = the pair's layout 80 ports up (name servers 9879 and 9889, brokers 11041,
+#                  11061, slaves 11081, 11101) whose masters do not wait for their slaves
+#                  (inSyncReplicas 1): `make bench` on PROFILE=cluster measures the wait
+#                  against them.
 # A profile's broker b listens 20 ports above its first broker: same cluster and name server,
 # another broker name, so a topic's queues are on both and a producer can use either. A slave
 # listens 40 ports above its master, with the master's broker name and brokerId 1; its master is
 # then a SYNC_MASTER that answers SEND_OK only once the slave holds the message
-# (BROKER_IN_SYNC_REPLICAS=1 makes it stop waiting, to measure what the wait costs). A profile
+# (BROKER_IN_SYNC_REPLICAS=1 makes the dev and pair masters stop waiting). A profile
 # with slaves has a second name server 10 ports above its first; every broker and client is
 # given both. docs/SCALING.md has the layout and the broker's replication traps.
 set -euo pipefail
@@ -158,7 +162,8 @@ profile_ports() {
     dev) NS_PORT=$NAMESRV_PORT; BR_PORT=$BROKER_PORT ;;
     test) NS_PORT=${TEST_NAMESRV_PORT:-9877}; BR_PORT=${TEST_BROKER_PORT:-10921} ;;
     pair) NS_PORT=${PAIR_NAMESRV_PORT:-9878}; BR_PORT=${PAIR_BROKER_PORT:-10961} ;;
-    *) die "unknown profile '$1' (dev, test or pair)" ;;
+    bench) NS_PORT=${BENCH_NAMESRV_PORT:-9879}; BR_PORT=${BENCH_BROKER_PORT:-11041} ;;
+    *) die "unknown profile '$1' (dev, test, pair or bench)" ;;
   esac
 }
 
@@ -174,9 +179,9 @@ start_namesrv() {
   log "$name up on $SECKILL_HOST:$NS_PORT"
 }
 
-# has_slaves PROFILE: true if the profile runs 2m-2s (pair always; dev under PROFILE=cluster,
-# which `start mq dev 2m-2s` records in its data folder).
-has_slaves() { [[ "$1" == pair || -f "$SECKILL_DATA/broker-$1.2m-2s" ]]; }
+# has_slaves PROFILE: true if the profile runs 2m-2s (pair and bench always; dev under
+# PROFILE=cluster, which `start mq dev 2m-2s` records in its data folder).
+has_slaves() { [[ "$1" == pair || "$1" == bench || -f "$SECKILL_DATA/broker-$1.2m-2s" ]]; }
 
 # namesrv_addrs PROFILE: what brokers and clients of the profile are given ("a;b" with slaves).
 namesrv_addrs() {
@@ -217,27 +222,36 @@ start_broker() {
     b | b-s) name="broker-$profile-b"; broker_name="seckill-$profile-b"; BR_PORT=$((BR_PORT + 20)) ;;
     *) die "start broker: which broker? a, b, a-s or b-s, got '$which'" ;;
   esac
-  local role=ASYNC_MASTER broker_id=0 replicas="" master_ha=$((BR_PORT + 1))
+  local role=ASYNC_MASTER broker_id=0 replicas="" master_ha=$((BR_PORT + 1)) in_sync="$BROKER_IN_SYNC_REPLICAS"
+  local flush="$BROKER_FLUSH_DISK_TYPE"
+  # The bench profile is the pair's layout whose masters count only themselves: `make bench`
+  # measures what waiting for the slave costs against it.
+  [[ "$profile" == bench ]] && in_sync=1
   if has_slaves "$profile"; then
     # Waits for the slave only with both replicas counted (the default inSyncReplicas of 1
     # never waits); a slave later than slaveTimeout makes the send FLUSH_SLAVE_TIMEOUT.
     role=SYNC_MASTER
-    # A SYNC_MASTER's SEND_OK also waits for its own flush (the ack frontier is the lesser of
-    # its flushed offset and the slave's: rocketmq-store ha/ack_frontier.rs). Under ASYNC_FLUSH
-    # the broker flushes only once 4 pages are dirty, or every 10 s (the "thorough" flush): a
-    # quiet broker would hold a send past slaveTimeout. A thorough flush every 20 ms bounds that
-    # wait (the broker refuses flushCommitLogLeastPages = 0).
+    # A SYNC_MASTER's SEND_OK also waits for its own flush: the ack frontier is the lesser of
+    # its flushed offset and the slave's (rocketmq-store ha/ack_frontier.rs). So it flushes
+    # synchronously: under ASYNC_FLUSH nothing wakes the waiting send when the background flush
+    # lands, and it waits for the broker's 100 ms re-check (ha/group_transfer_service.rs,
+    # PROGRESS_SAFETY_RECHECK_INTERVAL). `make bench` measured the broker ceiling at 3,789 msg/s,
+    # 207 ms a batch, under ASYNC_FLUSH and 112,695 msg/s, 5.8 ms, under SYNC_FLUSH, whose put
+    # path wakes it; the durability is the same, SEND_OK waited for the flush either way.
+    flush=SYNC_FLUSH
+    # Slaves flush in the background: only once 4 pages are dirty or every 10 s (the "thorough"
+    # flush) by default; every 20 ms here (the broker refuses flushCommitLogLeastPages = 0).
     # slaveTimeout under the clients' send timeout (3 s): a send the slave does not confirm is
     # answered FLUSH_SLAVE_TIMEOUT (stored here, not replicated) instead of timing out unanswered.
     replicas="totalReplicas = 2
-inSyncReplicas = $BROKER_IN_SYNC_REPLICAS
+inSyncReplicas = $in_sync
 slaveTimeout = 1000
 flushIntervalCommitLog = 20
 flushCommitLogThoroughInterval = 20"
   fi
   if [[ "$which" == *-s ]]; then
     [[ -n "$replicas" ]] || die "start broker $profile-$which: profile $profile has no slaves (make up PROFILE=cluster, or the pair profile)"
-    name="$name-s"; role=SLAVE; broker_id=1; BR_PORT=$((BR_PORT + 40))
+    name="$name-s"; role=SLAVE; broker_id=1; BR_PORT=$((BR_PORT + 40)); flush="$BROKER_FLUSH_DISK_TYPE"
     replicas="$replicas
 # The master's replication port; without it the slave waits for the name server to name it.
 haMasterAddress = \"$SECKILL_HOST:$master_ha\""
@@ -289,7 +303,7 @@ brokerId = $broker_id
 
 [store]
 storePathRootDir = "$home/store"
-flushDiskType = "$BROKER_FLUSH_DISK_TYPE"
+flushDiskType = "$flush"
 brokerRole = "$role"
 # Replication listens on loopback like everything else (the broker's default is 0.0.0.0).
 haListenAddress = "$SECKILL_HOST"
@@ -311,7 +325,7 @@ TOML
   RUST_LOG="${SECKILL_BROKER_LOG:-warn}" ROCKETMQ_HOME="$home" \
     start_bg "$name" "$SECKILL_TOOLS/bin/rocketmq-broker-rust" -c "$home/broker.toml"
   wait_port "$name" "$BR_PORT" 60
-  log "$name up on $SECKILL_HOST:$BR_PORT ($role of $broker_name, registered with $(namesrv_addrs "$profile"); $BROKER_FLUSH_DISK_TYPE)"
+  log "$name up on $SECKILL_HOST:$BR_PORT ($role of $broker_name, registered with $(namesrv_addrs "$profile"); $flush)"
 }
 
 # The host's disk use for Prometheus (node_exporter's filesystem collector only): where the
@@ -383,13 +397,13 @@ case "$cmd" in
       mysql) start_mysql ;;
       mq)
         profile="${2:-dev}"; brokers="${3:-1}"
-        [[ "$profile" == pair ]] && brokers=2m-2s
+        [[ "$profile" == pair || "$profile" == bench ]] && brokers=2m-2s
         [[ "$brokers" == 1 || "$brokers" == 2 || "$brokers" == 2m-2s ]] ||
           die "start mq $profile: brokers must be 1, 2 or 2m-2s, got '$brokers'"
         profile_ports "$profile"
         if [[ "$brokers" == 2m-2s ]]; then
           mkdir -p "$SECKILL_DATA"; touch "$SECKILL_DATA/broker-$profile.2m-2s"
-        elif [[ "$profile" != pair ]]; then
+        elif ! [[ "$profile" == pair || "$profile" == bench ]]; then
           rm -f "$SECKILL_DATA/broker-$profile.2m-2s"   # the layout asked for now
         fi
         start_namesrv "$profile"; has_slaves "$profile" && start_namesrv "$profile" 2
@@ -406,7 +420,7 @@ case "$cmd" in
         esac ;;
       prometheus) start_prometheus ;;
       node-exporter) start_node_exporter ;;
-      *) die "start what? redis | redis-cluster | mysql | mq dev|test|pair [2|2m-2s] | broker <profile>[-b][-s] | prometheus" ;;
+      *) die "start what? redis | redis-cluster | mysql | mq dev|test|pair|bench [2|2m-2s] | broker <profile>[-b][-s] | prometheus" ;;
     esac ;;
   stop)
     [[ -n "${1:-}" ]] || die "stop what? redis | mysql | namesrv-<profile>[-2] | broker-<profile>[-b][-s]"
