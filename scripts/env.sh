@@ -156,6 +156,12 @@ service_registry() {
   echo "broker-pair-b $pb test"
   echo "broker-pair-s $((${PAIR_BROKER_PORT:-10961} + 40)) test"
   echo "broker-pair-b-s $((pb + 40)) test"
+  echo "namesrv-bench ${BENCH_NAMESRV_PORT:-9879} bench"
+  echo "namesrv-bench-2 $((${BENCH_NAMESRV_PORT:-9879} + 10)) bench"
+  echo "broker-bench ${BENCH_BROKER_PORT:-11041} bench"
+  echo "broker-bench-b $((${BENCH_BROKER_PORT:-11041} + 20)) bench"
+  echo "broker-bench-s $((${BENCH_BROKER_PORT:-11041} + 40)) bench"
+  echo "broker-bench-b-s $((${BENCH_BROKER_PORT:-11041} + 60)) bench"
 }
 
 # port_open PORT: true if something accepts TCP connections on $SECKILL_HOST:PORT.

@@ -53,7 +53,8 @@ impl Stack {
         let s = &self.settings;
         let redis = host_port(&s.redis.url).unwrap_or_else(|| "127.0.0.1:6379".into());
         let mysql = format!("{}:{}", s.mysql.host, s.mysql.port);
-        let namesrv = s.rocketmq.namesrv_addr.clone();
+        // The first of the name servers (`a;b` on the cluster profile).
+        let namesrv = s.rocketmq.namesrv_addr.split(';').next().unwrap_or_default().trim().to_string();
         let mut problems = Vec::new();
         let needs_backends = cli.runs(Scenario::Ceilings) || cli.runs(Scenario::Origin) || cli.runs(Scenario::Writer);
         if needs_backends {

@@ -28,6 +28,9 @@ pub(crate) enum RowKey {
     /// Accepted buys (batched) on an origin that waits for a Redis replica (`redis.replica_acks`
     /// = 1, strict durability); only on a Redis Cluster with replicas.
     AcceptedReplicaAck,
+    /// Accepted buys (batched) on brokers whose masters do not wait for their slaves (the
+    /// bench profile, inSyncReplicas 1); only when the stack's masters are SYNC_MASTERs.
+    AcceptedUnreplicated,
     SoldOut,
     Writer,
     EdgeNoIo,
@@ -61,7 +64,7 @@ impl RowKey {
         match self {
             RedisCeiling | BrokerCeiling | OriginNoIo => "ceiling",
             AcceptedBatched | AcceptedTransaction | AcceptedTwoOrigins | AcceptedSharded | AcceptedReplicaAck
-            | SoldOut => "origin",
+            | AcceptedUnreplicated | SoldOut => "origin",
             Writer => "writer",
             EdgeNoIo | EdgeAccepted | EdgeSoldOut | EdgeRoomJoin | EdgeRoomPoll | EdgeProductList | EdgeRepeatBuy
             | EdgeStubAccepted | EdgeDirectNoIo | EdgeDirectSoldOut | EdgeDirectAccepted => "edge",

@@ -55,6 +55,11 @@ const SPECS: &[Spec] = &[
         target: Target::Info,
     },
     Spec {
+        label: "accepted buys (batched) on the stack's SYNC_MASTERs ÷ on masters not waiting for their slaves, req/s",
+        measure: Measure::Rate(RowKey::AcceptedBatched, &[RowKey::AcceptedUnreplicated]),
+        target: Target::Info,
+    },
+    Spec {
         label: "accepted buys batched ÷ transaction, req/s",
         measure: Measure::Rate(RowKey::AcceptedBatched, &[RowKey::AcceptedTransaction]),
         target: Target::AtLeast(10.0),

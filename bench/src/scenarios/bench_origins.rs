@@ -1,6 +1,7 @@
 //! The bench's own origins: the release `seckill-origin serve` started for this run, one per
 //! buy mode and more where a scenario needs them, on free ports from 18080.
 
+use seckill_origin::broker::Messaging;
 use seckill_origin::configuration::Settings;
 use seckill_origin::startup::Workers;
 
@@ -18,6 +19,18 @@ fn origin_config(ctx: &Ctx) -> anyhow::Result<OriginConfig> {
         admin_token: format!("bench-admin-{}", ctx.run),
         edge_secret: format!("bench-edge-secret-{}", ctx.run),
     })
+}
+
+/// Drops the bench origins' database and deletes their Redis keys, so this run's origins find
+/// only this run's sales. An earlier run's sales, whose Redis keys that run deleted, would each
+/// be frozen and healed by the fence of every origin started here once Redis has restarted,
+/// thousands of reconciles in the measured rows' time; and a fresh database numbers products
+/// from 1 again, so keys an earlier run left would make its sales look live.
+pub(super) async fn start_afresh(ctx: &Ctx) -> anyhow::Result<()> {
+    let mut settings = ctx.stack.settings.clone();
+    settings.mysql.database = DATABASE.to_owned();
+    super::writer::drop_database(&settings).await?;
+    super::origin::delete_all_keys(ctx).await
 }
 
 /// Migrates the bench database and starts one origin per mode, each on a free port from 18080.
@@ -44,6 +57,40 @@ pub(super) async fn start_replica_ack_origin(ctx: &Ctx, others: &[BenchOrigin]) 
     let port = crate::origin_proc::free_port(18080, &taken);
     eprintln!("starting the bench origin (batched, waiting for a Redis replica) on 127.0.0.1:{port}");
     config.start_with(BuyMode::Batched, port, &[("APP_REDIS__REPLICA_ACKS", "1".into())]).await
+}
+
+/// The name servers of the bench profile (`scripts/services.sh start mq bench`): two masters,
+/// each with a slave it does not wait for (inSyncReplicas 1).
+fn unreplicated_namesrv_addr() -> String {
+    let port: u16 = std::env::var("BENCH_NAMESRV_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(9879);
+    format!("127.0.0.1:{port};127.0.0.1:{}", port + 10)
+}
+
+/// True if the stack's broker masters wait for their slaves (`make up PROFILE=cluster`: each
+/// master is a SYNC_MASTER), as the name servers and the brokers themselves say.
+pub(super) async fn stack_brokers_replicate(ctx: &Ctx) -> anyhow::Result<bool> {
+    let messaging = Messaging::start(&ctx.stack.settings.rocketmq)?;
+    let brokers = seckill_origin::broker::cluster::describe(&messaging).await?;
+    Ok(brokers.iter().any(|b| b.role.as_deref() == Some("SYNC_MASTER")))
+}
+
+/// Starts the bench profile's brokers (`scripts/services.sh start mq bench`: the pair's layout
+/// whose masters do not wait for their slaves) and a batched origin like the others sending to
+/// them, on a port none of `others` uses: what synchronous replication costs is the stack's
+/// batched row beside this one's.
+pub(super) async fn start_unreplicated_origin(ctx: &Ctx, others: &[BenchOrigin]) -> anyhow::Result<BenchOrigin> {
+    let script = ctx.stack.root.join("scripts/services.sh");
+    eprintln!("starting the bench profile's brokers (masters not waiting for their slaves)");
+    let started = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash").arg(&script).args(["start", "mq", "bench"]).status()
+    })
+    .await??;
+    anyhow::ensure!(started.success(), "scripts/services.sh start mq bench failed (its output is above)");
+    let config = origin_config(ctx)?;
+    let taken: Vec<u16> = others.iter().filter_map(|o| o.url.rsplit(':').next()?.parse().ok()).collect();
+    let port = crate::origin_proc::free_port(18080, &taken);
+    eprintln!("starting the bench origin (batched, on masters not waiting for their slaves) on 127.0.0.1:{port}");
+    config.start_with(BuyMode::Batched, port, &[("APP_ROCKETMQ__NAMESRV_ADDR", unreplicated_namesrv_addr())]).await
 }
 
 /// A bench origin whose orders are written: a batched origin sending to topics of this run,

@@ -103,6 +103,15 @@ pub(crate) async fn run_all(ctx: &Ctx) -> Outcome {
          user per buy; latencies from an HDR histogram of every answered request.",
     );
 
+    if cli.runs(Scenario::Ceilings)
+        || cli.runs(Scenario::Origin)
+        || cli.runs(Scenario::Edge)
+        || cli.runs(Scenario::Order)
+    {
+        if let Err(e) = bench_origins::start_afresh(ctx).await {
+            out.note(format!("Could not clear the bench origins' database and Redis keys before the run: {e:#}"));
+        }
+    }
     // The bench's own origins: the ceiling's no-I/O route and the origin scenarios use them.
     let mut origins: Vec<BenchOrigin> = Vec::new();
     let mut bench_products: Vec<u64> = Vec::new();
@@ -128,6 +137,23 @@ pub(crate) async fn run_all(ctx: &Ctx) -> Outcome {
             Ok(o) => replica_ack_origin = Some(o),
             Err(e) => {
                 let _ = out.settle("bench origin waiting for a replica", Err(e));
+            }
+        }
+    }
+    // On broker masters that wait for their slaves (`make up PROFILE=cluster`), one more batched
+    // origin on the bench profile's brokers, whose masters do not: synchronous replication's cost.
+    let mut unreplicated_origin: Option<BenchOrigin> = None;
+    if cli.runs(Scenario::Origin) && cli.modes().contains(&BuyMode::Batched) && !origins.is_empty() {
+        match bench_origins::stack_brokers_replicate(ctx).await {
+            Ok(false) => {}
+            Ok(true) => match bench_origins::start_unreplicated_origin(ctx, &origins).await {
+                Ok(o) => unreplicated_origin = Some(o),
+                Err(e) => {
+                    let _ = out.settle("bench origin on masters not waiting for their slaves", Err(e));
+                }
+            },
+            Err(e) => {
+                let _ = out.settle("the stack's broker roles", Err(e));
             }
         }
     }
@@ -179,6 +205,10 @@ pub(crate) async fn run_all(ctx: &Ctx) -> Outcome {
             if let (Some(origin), false) = (replica_ack_origin.as_ref(), out.interrupted) {
                 let strict = origin::accepted_replica_ack(ctx, origin, &mut bench_products).await;
                 out.settle("origin: accepted buys waiting for a replica", strict);
+            }
+            if let (Some(origin), false) = (unreplicated_origin.as_ref(), out.interrupted) {
+                let unwaited = origin::accepted_unreplicated(ctx, origin, &mut bench_products).await;
+                out.settle("origin: accepted buys on masters not waiting for their slaves", unwaited);
             }
             if let (Some(origin), false) = (origins.first(), out.interrupted) {
                 let sold_out = origin::sold_out(ctx, origin, &mut bench_products).await;
@@ -233,7 +263,16 @@ pub(crate) async fn run_all(ctx: &Ctx) -> Outcome {
         ));
     }
 
-    for origin in origins.drain(..).chain(replica_ack_origin.take()) {
+    if unreplicated_origin.is_some() {
+        out.note(format!(
+            "Broker replication: the stack's masters are SYNC_MASTERs (inSyncReplicas {}: SEND_OK once the slave \
+             holds the batch); the row on masters not waiting for their slaves runs one more batched origin against \
+             the bench profile's brokers (`scripts/services.sh start mq bench`: the same two masters and two \
+             slaves on the same machine, inSyncReplicas 1), started by the bench and left running.",
+            std::env::var("BROKER_IN_SYNC_REPLICAS").unwrap_or_else(|_| "2".into())
+        ));
+    }
+    for origin in origins.drain(..).chain(replica_ack_origin.take()).chain(unreplicated_origin.take()) {
         let mode = origin.mode;
         match origin.stop().await {
             Ok(Some(status)) if !status.success() => {

@@ -51,6 +51,20 @@ pub(crate) async fn accepted_replica_ack(
     accepted_of(ctx, &[origin], product, RowKey::AcceptedReplicaAck, name).await
 }
 
+/// Accepted buys on `origin`, a batched origin on the bench profile's brokers, whose masters
+/// answer SEND_OK without waiting for their slaves. Records the product.
+pub(crate) async fn accepted_unreplicated(
+    ctx: &Ctx,
+    origin: &BenchOrigin,
+    products: &mut Vec<u64>,
+) -> anyhow::Result<Row> {
+    let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
+    products.push(product);
+    let name =
+        "accepted buys, batched mode, on broker masters not waiting for their slaves (inSyncReplicas = 1)".into();
+    accepted_of(ctx, &[origin], product, RowKey::AcceptedUnreplicated, name).await
+}
+
 /// Accepted buys on `origin` of one sale split into [`SHARDED_BUCKETS`] stock buckets (hot-
 /// product sharding; on a Redis Cluster each bucket is a slot of its own). Records the product.
 pub(crate) async fn accepted_sharded(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
@@ -146,7 +160,19 @@ pub(crate) fn joined(a: Option<String>, b: Option<String>) -> Option<String> {
 /// origins are stopped: nothing consumes their orders, so they would stay "in flight". On a
 /// cluster every seed node (each a master) is scanned for the keys it holds.
 pub(crate) async fn delete_keys(ctx: &Ctx, products: &[u64]) -> anyhow::Result<()> {
-    if products.is_empty() {
+    // `{P}:…` and a sharded sale's other buckets, `{P.b.n}:…` (but not `{P7}:…`).
+    let patterns: Vec<String> = products.iter().map(|id| format!("{KEY_PREFIX}:{{{id}[.}}]*")).collect();
+    delete_matching(ctx, &patterns).await
+}
+
+/// Deletes every key of the bench origins (prefix `seckill-bench`), of this run or an earlier.
+pub(crate) async fn delete_all_keys(ctx: &Ctx) -> anyhow::Result<()> {
+    delete_matching(ctx, &[format!("{KEY_PREFIX}:*")]).await
+}
+
+/// Deletes the keys matching each of `patterns` on every node of the stack's Redis.
+async fn delete_matching(ctx: &Ctx, patterns: &[String]) -> anyhow::Result<()> {
+    if patterns.is_empty() {
         return Ok(());
     }
     let redis = &ctx.stack.settings.redis;
@@ -157,16 +183,14 @@ pub(crate) async fn delete_keys(ctx: &Ctx, products: &[u64]) -> anyhow::Result<(
     for node in nodes {
         let client = redis::Client::open(node)?;
         let mut conn = client.get_multiplexed_async_connection().await?;
-        for id in products {
-            // `{P}:…` and a sharded sale's other buckets, `{P.b.n}:…` (but not `{P7}:…`).
-            let pattern = format!("{KEY_PREFIX}:{{{id}[.}}]*");
+        for pattern in patterns {
             let mut keys: Vec<String> = Vec::new();
             let mut cursor = 0u64;
             loop {
                 let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
-                    .arg(&pattern)
+                    .arg(pattern)
                     .arg("COUNT")
                     .arg(1000)
                     .query_async(&mut conn)

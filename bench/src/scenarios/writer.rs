@@ -163,7 +163,8 @@ async fn queue(ctx: &Ctx, settings: &Settings, n: u64, product: u64) -> anyhow::
     Ok(())
 }
 
-async fn drop_database(settings: &Settings) -> anyhow::Result<()> {
+/// Drops `settings.mysql.database` if it exists.
+pub(super) async fn drop_database(settings: &Settings) -> anyhow::Result<()> {
     let name = &settings.mysql.database;
     let mut conn = settings.mysql.server_options().connect().await.context("connect to MySQL")?;
     conn.execute(format!("DROP DATABASE IF EXISTS `{name}`").as_str())
