@@ -179,9 +179,12 @@ start_namesrv() {
   log "$name up on $SECKILL_HOST:$NS_PORT"
 }
 
+# always_2m_2s PROFILE: true for the profiles that run 2m-2s whatever `start mq` is asked.
+always_2m_2s() { [[ "$1" == pair || "$1" == bench ]]; }
+
 # has_slaves PROFILE: true if the profile runs 2m-2s (pair and bench always; dev under
 # PROFILE=cluster, which `start mq dev 2m-2s` records in its data folder).
-has_slaves() { [[ "$1" == pair || "$1" == bench || -f "$SECKILL_DATA/broker-$1.2m-2s" ]]; }
+has_slaves() { always_2m_2s "$1" || [[ -f "$SECKILL_DATA/broker-$1.2m-2s" ]]; }
 
 # namesrv_addrs PROFILE: what brokers and clients of the profile are given ("a;b" with slaves).
 namesrv_addrs() {
@@ -397,13 +400,13 @@ case "$cmd" in
       mysql) start_mysql ;;
       mq)
         profile="${2:-dev}"; brokers="${3:-1}"
-        [[ "$profile" == pair || "$profile" == bench ]] && brokers=2m-2s
+        always_2m_2s "$profile" && brokers=2m-2s
         [[ "$brokers" == 1 || "$brokers" == 2 || "$brokers" == 2m-2s ]] ||
           die "start mq $profile: brokers must be 1, 2 or 2m-2s, got '$brokers'"
         profile_ports "$profile"
         if [[ "$brokers" == 2m-2s ]]; then
           mkdir -p "$SECKILL_DATA"; touch "$SECKILL_DATA/broker-$profile.2m-2s"
-        elif ! [[ "$profile" == pair || "$profile" == bench ]]; then
+        else
           rm -f "$SECKILL_DATA/broker-$profile.2m-2s"   # the layout asked for now
         fi
         start_namesrv "$profile"; has_slaves "$profile" && start_namesrv "$profile" 2

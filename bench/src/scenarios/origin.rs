@@ -29,13 +29,12 @@ pub(crate) const SHARDED_BUCKETS: u32 = 4;
 
 /// Accepted buys on `origin`. Records the product it creates in `products`.
 pub(crate) async fn accepted(ctx: &Ctx, origin: &BenchOrigin, products: &mut Vec<u64>) -> anyhow::Result<Row> {
-    let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
-    products.push(product);
     let key = match origin.mode {
         BuyMode::Batched => RowKey::AcceptedBatched,
         BuyMode::Transaction => RowKey::AcceptedTransaction,
     };
-    accepted_of(ctx, &[origin], product, key, format!("accepted buys, {} mode", origin.mode.as_str())).await
+    let name = format!("accepted buys, {} mode", origin.mode.as_str());
+    accepted_as(ctx, origin, products, key, name).await
 }
 
 /// Accepted buys on `origin`, a batched origin started with `redis.replica_acks` = 1: each
@@ -45,10 +44,8 @@ pub(crate) async fn accepted_replica_ack(
     origin: &BenchOrigin,
     products: &mut Vec<u64>,
 ) -> anyhow::Result<Row> {
-    let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
-    products.push(product);
     let name = "accepted buys, batched mode, QUEUED once a Redis replica holds them (redis.replica_acks = 1)".into();
-    accepted_of(ctx, &[origin], product, RowKey::AcceptedReplicaAck, name).await
+    accepted_as(ctx, origin, products, RowKey::AcceptedReplicaAck, name).await
 }
 
 /// Accepted buys on `origin`, a batched origin on the bench profile's brokers, whose masters
@@ -58,11 +55,23 @@ pub(crate) async fn accepted_unreplicated(
     origin: &BenchOrigin,
     products: &mut Vec<u64>,
 ) -> anyhow::Result<Row> {
-    let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
-    products.push(product);
     let name =
         "accepted buys, batched mode, on broker masters not waiting for their slaves (inSyncReplicas = 1)".into();
-    accepted_of(ctx, &[origin], product, RowKey::AcceptedUnreplicated, name).await
+    accepted_as(ctx, origin, products, RowKey::AcceptedUnreplicated, name).await
+}
+
+/// Accepted buys on `origin` of a fresh product (recorded in `products`) with stock for every
+/// request: the row `key`, `name`.
+async fn accepted_as(
+    ctx: &Ctx,
+    origin: &BenchOrigin,
+    products: &mut Vec<u64>,
+    key: RowKey,
+    name: String,
+) -> anyhow::Result<Row> {
+    let product = origin.admin.create_product(stock_for(ctx.cli.stop())).await?;
+    products.push(product);
+    accepted_of(ctx, &[origin], product, key, name).await
 }
 
 /// Accepted buys on `origin` of one sale split into [`SHARDED_BUCKETS`] stock buckets (hot-
